@@ -1,0 +1,64 @@
+/*
+ * config: the options of `dptrain train`, from an INI file (parsed by inih)
+ * and the command line (which overrides the file), validated, and printed
+ * back as the resolved configuration (stored in every model file).
+ *
+ * One table in config.c holds every option: name, type, field, help. The
+ * same names serve as command-line options (--name) and INI keys (name).
+ */
+#ifndef DPT_CONFIG_H
+#define DPT_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dptrain/kernels.h"
+#include "dptrain/net.h"
+#include "dptrain/optim.h"
+#include "dptrain/status.h"
+
+#define DPT_PATH_MAX 1024
+
+typedef struct {
+    char config[DPT_PATH_MAX];          /* the INI file read, if any */
+    char data[DPT_PATH_MAX];            /* dataset file */
+    int sizes[DPT_MAX_LAYERS + 1];      /* --layers */
+    int n_sizes;
+    DptAct hidden, output;
+    DptCost cost;
+    DptOptHyper opt;                    /* --optimizer and its hyper-parameters */
+    double lr;                          /* eta */
+    double weight_decay;                /* lambda (L2 on weights) */
+    int64_t batch;                      /* global mini-batch; 0 = full batch */
+    int64_t epochs;
+    int64_t seed;
+    DptInit init;
+    char init_from[DPT_PATH_MAX];
+    int deterministic;
+    int64_t det_block;                  /* samples per fixed block in deterministic mode */
+    int64_t check_every;                /* steps between replica checks (0 = only at the end) */
+    int overlap;                        /* reduce buckets during backprop */
+    int eval_train;                     /* full pass over the training set each epoch */
+    char save[DPT_PATH_MAX];
+    char metrics[DPT_PATH_MAX];
+    int quiet;
+    int progress;                       /* progress bar on a terminal */
+    /* Options of later issues, recognised so that they can be refused clearly. */
+    char checkpoint_dir[DPT_PATH_MAX];
+    int64_t checkpoint_every;
+    int64_t keep;
+    char resume[DPT_PATH_MAX];
+    char trace[DPT_PATH_MAX];
+} DptConfig;
+
+void dpt_config_defaults(DptConfig *c);
+/* Applies --config FILE (if given) then the other options. args: the words
+ * after the command name. */
+DptStatus dpt_config_parse(DptConfig *c, int argc, char **argv);
+DptStatus dpt_config_load_ini(DptConfig *c, const char *path);
+DptStatus dpt_config_validate(const DptConfig *c);
+/* The resolved configuration as INI text; returns bytes written (or needed). */
+size_t dpt_config_format(const DptConfig *c, char *buf, size_t len);
+void dpt_config_help(FILE *out);
+
+#endif

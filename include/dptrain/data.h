@@ -1,0 +1,90 @@
+/*
+ * data: dataset files (HDF5, layout in DESIGN.md), their validation, the
+ * gathering of a batch, and the converters from IDX and CSV.
+ *
+ *   /<split>/x  [N, D] float32 (or float64, read as float32), or uint8 with an
+ *               optional attribute `scale` (x = scale * value; default 1)
+ *   /<split>/y  [N] integer class labels, or [N, K] float targets
+ *
+ * Loading is two-phase so that the node's ranks can share one copy: every
+ * rank probes the shapes (cheap), the caller provides memory (dist's shared
+ * window), one rank per node loads into it. Only this module and ckpt talk
+ * to HDF5. Not collective.
+ */
+#ifndef DPT_DATA_H
+#define DPT_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/status.h"
+
+typedef struct {
+    int present;          /* 0 if the split is not in the file */
+    size_t n, d;          /* rows, features */
+    int x_u8;             /* 1: stored as uint8 (kept so in memory), 0: float32 */
+    float x_scale;        /* uint8 only */
+    int y_labels;         /* 1: integer labels [n], 0: float targets [n, k] */
+    size_t k;             /* target columns (float targets) */
+} DptSplitInfo;
+
+typedef struct {
+    DptSplitInfo info;
+    const void *x;        /* [n, d] uint8 or float, not owned (shared window or heap) */
+    const int32_t *lab;   /* [n] labels, when info.y_labels */
+    const float *tgt;     /* [n, k] targets, otherwise */
+} DptSplit;
+
+/* Bytes of memory a split needs: x, then y, each padded to 64 bytes. */
+size_t dpt_data_bytes(const DptSplitInfo *info);
+
+/* Reads the shapes and types of /<split>. A missing split gives present = 0
+ * and DPT_OK unless `required`. Bad shapes or types give DPT_EINPUT. */
+DptStatus dpt_data_probe(const char *path, const char *split, int required, DptSplitInfo *info);
+
+/* Reads /<split> into mem (dpt_data_bytes(info) bytes) and points s into it. */
+DptStatus dpt_data_load(const char *path, const char *split, const DptSplitInfo *info, void *mem, DptSplit *s);
+/* Points s into memory already loaded (by another rank of the node). */
+void dpt_data_attach(DptSplit *s, const DptSplitInfo *info, void *mem);
+
+/* Checks values: finite x and targets, labels in [0, n_out) (or {0, 1} when
+ * n_out == 1), D == n_in, K == n_out. Names the file, dataset and row. */
+DptStatus dpt_data_validate(const DptSplit *s, const char *path, const char *split, int n_in, int n_out);
+
+/* Fills x[n, d], dense targets y[n, k_out] and classes cls[n] with rows
+ * idx[0..n) of s, or rows first..first+n when idx is NULL. */
+void dpt_data_gather(float *restrict x, float *restrict y, int32_t *restrict cls, const DptSplit *s,
+                     const uint32_t *idx, size_t first, size_t n, size_t k_out);
+
+/* Converters. idx: image and label files (gzip or plain), test pair optional. */
+DptStatus dpt_data_convert_idx(const char *train_images, const char *train_labels,
+                               const char *test_images, const char *test_labels,
+                               const char *out, const char *description);
+/* csv: numeric rows; the label column is `label_col` (0-based, -1 = last);
+ * `header` skips the first line. Test file optional. */
+DptStatus dpt_data_convert_csv(const char *train_csv, const char *test_csv, int label_col, int header,
+                               float scale, const char *out);
+
+/* Writes a dataset file from memory (used by converters, tools and tests).
+ * x is uint8 (with scale) when x_u8, else float; y labels or targets. */
+typedef struct {
+    const char *name;     /* "train", "test", "validation" */
+    size_t n, d;
+    int x_u8;
+    float x_scale;
+    const void *x;
+    int y_labels;
+    size_t k;
+    const int32_t *lab;
+    const float *tgt;
+} DptSplitData;
+DptStatus dpt_data_write(const char *out, const DptSplitData *splits, int n_splits, const char *description);
+
+/* Writes /predictions/output [n, k] float32 and /predictions/class [n] int32. */
+DptStatus dpt_data_write_predictions(const char *out, const float *outputs, const int32_t *cls, size_t n, size_t k,
+                                     const char *model, const char *split);
+
+/* Prints a description of an HDF5 file (dataset, model or checkpoint). */
+DptStatus dpt_data_describe_dataset(const char *path, void *stream);
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * h5util: the HDF5 helpers shared by data and ckpt (the only two modules that
+ * talk to HDF5). Every function checks every return and turns a failure into
+ * a one-line message naming the file and the object. Files we write go to a
+ * temporary name in the same directory, are flushed and fsync'd, then renamed
+ * over the target, and the directory is fsync'd: whole or not at all.
+ */
+#ifndef DPT_H5UTIL_H
+#define DPT_H5UTIL_H
+
+#include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/status.h"
+
+/* Opens an existing HDF5 file read-only, with a clear message for a missing,
+ * empty, unreadable or non-HDF5 file. Silences HDF5's own error printing. */
+DptStatus dpt_h5_open_read(const char *path, hid_t *f);
+/* Like dpt_h5_open_read, from a file image in memory (core driver). */
+DptStatus dpt_h5_open_image(const void *buf, size_t len, hid_t *f);
+/* Does the object at `path` (a/b/c, relative to loc) exist? */
+int dpt_h5_exists(hid_t loc, const char *path);
+
+DptStatus dpt_h5_read_attr_double(hid_t obj, const char *name, double *v);
+DptStatus dpt_h5_read_attr_int64(hid_t obj, const char *name, int64_t *v);
+/* Reads a 1-D integer attribute into v[cap]; *n = its length. */
+DptStatus dpt_h5_read_attr_ints(hid_t obj, const char *name, int *v, int cap, int *n);
+DptStatus dpt_h5_read_attr_string(hid_t obj, const char *name, char *buf, size_t len);
+
+DptStatus dpt_h5_write_attr_double(hid_t obj, const char *name, double v, const char *file);
+DptStatus dpt_h5_write_attr_int64(hid_t obj, const char *name, int64_t v, const char *file);
+DptStatus dpt_h5_write_attr_ints(hid_t obj, const char *name, const int *v, int n, const char *file);
+DptStatus dpt_h5_write_attr_string(hid_t obj, const char *name, const char *v, const char *file);
+
+/* Writes a whole dataset. Chunked with the Fletcher32 checksum filter, so that
+ * corruption is detected on read; `compress` adds deflate (level 1). */
+DptStatus dpt_h5_write_dataset(hid_t loc, const char *name, hid_t mem_type, int rank, const hsize_t *dims,
+                               const void *data, int compress, const char *file);
+
+/* Creates "<out>.tmp.<pid>" for writing; tmp receives its name. */
+DptStatus dpt_h5_create_tmp(const char *out, char *tmp, size_t tmp_len, hid_t *f);
+/* Flushes and closes *f, fsyncs, renames tmp over out, fsyncs the directory.
+ * On failure the temporary file is removed and out is left untouched. */
+DptStatus dpt_h5_commit_tmp(hid_t *f, const char *tmp, const char *out);
+
+#endif

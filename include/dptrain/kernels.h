@@ -1,0 +1,84 @@
+/*
+ * kernels: the dense products of backprop and the element-wise activations.
+ *
+ * Matrices are row-major float32. Every kernel partitions its OUTPUT among the
+ * OpenMP threads and reduces each output element in one fixed order (k
+ * ascending, in fixed KC blocks), so results do not depend on the number of
+ * threads, on how many rows are computed together, or on a tile's position:
+ * row i of X*W^T is the same whether it is computed in a batch of 1 or 1000.
+ * This is what deterministic mode and the "no unordered reduction across
+ * threads" rule rest on.
+ *
+ * Each kernel has a naive _ref twin (kernels_ref in tests) used as the oracle.
+ * dpt_kern_init() sizes the packing buffers once; no kernel allocates.
+ * Not collective; must be called outside any OpenMP parallel region.
+ */
+#ifndef DPT_KERNELS_H
+#define DPT_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/status.h"
+
+typedef enum {
+    DPT_ACT_SIGMOID = 0,
+    DPT_ACT_RELU,
+    DPT_ACT_TANH,
+    DPT_ACT_LINEAR,
+    DPT_ACT_SOFTMAX
+} DptAct;
+
+/* Allocates the packing buffers (idempotent). */
+DptStatus dpt_kern_init(void);
+void dpt_kern_free(void);
+/* Name of the micro-kernel chosen at run time ("avx512", "avx2", "generic", "cblas"). */
+const char *dpt_kern_name(void);
+
+/* C[M,N] (+)= A[M,K] * B[K,N]. A's element (i,k) is A[i*rsa + k*csa], B's (k,j)
+ * is B[k*rsb + j*csb]; C is row-major with leading dimension ldc. With
+ * accumulate = 0, C is overwritten. */
+void dpt_gemm(float *C, size_t ldc, int accumulate,
+              const float *A, size_t rsa, size_t csa,
+              const float *B, size_t rsb, size_t csb,
+              size_t M, size_t N, size_t K);
+
+/* Z[n,out] = X[n,in] * W[out,in]^T + b[out]  (forward, before the activation) */
+void dpt_kern_forward(float *restrict Z, const float *restrict X, const float *restrict W,
+                      const float *restrict b, size_t n, size_t in, size_t out);
+/* dW[out,in] (+)= D[n,out]^T * A[n,in]   (weight gradient, summed over samples) */
+void dpt_kern_weight_grad(float *restrict dW, int accumulate, const float *restrict D,
+                          const float *restrict A, size_t n, size_t in, size_t out);
+/* db[out] (+)= sum_r D[r,out]   (bias gradient; rows summed in order 0..n-1) */
+void dpt_kern_bias_grad(float *restrict db, int accumulate, const float *restrict D,
+                        size_t n, size_t out);
+/* dA[n,in] = D[n,out] * W[out,in]   (error propagated to the layer's input) */
+void dpt_kern_input_grad(float *restrict dA, const float *restrict D, const float *restrict W,
+                         size_t n, size_t in, size_t out);
+
+/* Deterministic-mode weight gradient, in 64-bit fixed point:
+ *   dWq[out,in] += sum over blocks b of llrint(scale * sum_{r in b} D[r,out] A[r,in])
+ * where the rows 0..n-1 are cut into consecutive blocks of `block` rows (the
+ * last may be shorter) and each block's float sum is computed in a fixed
+ * order. Integer addition is associative, so the total is the same however
+ * the blocks are spread over ranks and threads. block <= 256. */
+void dpt_kern_weight_grad_fixed(int64_t *restrict dWq, double scale, const float *restrict D,
+                                const float *restrict A, size_t n, size_t in, size_t out, size_t block);
+/* dbq[out] += sum over blocks of llrint(scale * sum_{r in block} D[r,out]) */
+void dpt_kern_bias_grad_fixed(int64_t *restrict dbq, double scale, const float *restrict D, size_t n,
+                              size_t out, size_t block);
+
+/* A[n,m] := f(A) in place; softmax is taken over each row. */
+void dpt_kern_activate(float *restrict A, DptAct f, size_t n, size_t m);
+/* D[n,m] *= f'(z), expressed through the activation a = f(z) (sigmoid: a(1-a),
+ * tanh: 1-a^2, relu: a>0, linear: 1). Not for softmax. */
+void dpt_kern_act_backward(float *restrict D, const float *restrict A, DptAct f, size_t n, size_t m);
+
+/* Naive twins, for tests. */
+void dpt_kern_forward_ref(float *Z, const float *X, const float *W, const float *b,
+                          size_t n, size_t in, size_t out);
+void dpt_kern_weight_grad_ref(float *dW, int accumulate, const float *D, const float *A,
+                              size_t n, size_t in, size_t out);
+void dpt_kern_input_grad_ref(float *dA, const float *D, const float *W, size_t n, size_t in, size_t out);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * optim: the update rules, each a flat loop over the contiguous parameter
+ * buffer; state vectors share the parameter layout. Every rank applies the
+ * same update to the same (averaged) gradient, so replicas stay identical.
+ *
+ *   sgd       w -= eta g
+ *   momentum  v = alpha v - eta g;  w += v       (the method's Delta-w form)
+ *   nesterov  v = alpha v - eta g;  w += alpha v - eta g
+ *             (Sutskever et al. 2013, written for the look-ahead parameters)
+ *   adagrad   G += g^2;  w -= eta g / (sqrt(G) + eps)                 (Duchi et al. 2011)
+ *   rmsprop   E = rho E + (1-rho) g^2;  w -= eta g / (sqrt(E) + eps)  (Hinton, lecture 6e)
+ *   adam      m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+ *             w -= eta (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)   (Kingma & Ba 2015)
+ *   nadam     Dozat 2016 with the momentum schedule mu_t = b1 (1 - 0.5 * 0.96^(0.004 t)):
+ *             w -= eta [ (1-mu_t)/(1-prod_{i<=t} mu_i) g + mu_{t+1}/(1-prod_{i<=t+1} mu_i) m ]
+ *                  / (sqrt(v / (1-b2^t)) + eps)
+ * eps always sits outside the square root.
+ */
+#ifndef DPT_OPTIM_H
+#define DPT_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/status.h"
+
+typedef enum {
+    DPT_OPT_SGD = 0,
+    DPT_OPT_MOMENTUM,
+    DPT_OPT_NESTEROV,
+    DPT_OPT_ADAGRAD,
+    DPT_OPT_RMSPROP,
+    DPT_OPT_ADAM,
+    DPT_OPT_NADAM
+} DptOptKind;
+
+typedef struct {
+    DptOptKind kind;
+    double momentum;   /* alpha, for momentum and nesterov */
+    double beta1, beta2;
+    double eps;
+    double decay;      /* rho, RMSprop's decay of the mean square */
+} DptOptHyper;
+
+typedef struct {
+    DptOptHyper h;
+    size_t n;          /* parameters */
+    int n_state;       /* state vectors in use (0, 1 or 2) */
+    float *state[2];   /* [n] each, parameter layout; owned */
+    int64_t t;         /* steps taken */
+    double mu_prod;    /* nadam: prod_{i<=t} mu_i */
+} DptOptim;
+
+const char *dpt_optim_name(DptOptKind k);
+int dpt_optim_parse(const char *s);
+/* Names of the state vectors ("velocity", "sum_sq", "m", "v", ...). */
+const char *dpt_optim_state_name(DptOptKind k, int i);
+
+DptStatus dpt_optim_init(DptOptim *o, const DptOptHyper *h, size_t n);
+void dpt_optim_free(DptOptim *o);
+
+/* One update of w[n] with the averaged gradient g[n] and step size eta. */
+void dpt_optim_step(DptOptim *o, float *restrict w, const float *restrict g, double eta);
+
+#endif

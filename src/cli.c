@@ -1,0 +1,225 @@
+#include "dptrain/cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dptrain/ckpt.h"
+#include "dptrain/config.h"
+#include "dptrain/data.h"
+#include "dptrain/log.h"
+#include "dptrain/train.h"
+
+static const char usage[] =
+    "Usage: dptrain COMMAND [options]\n\n"
+    "Commands:\n"
+    "  train    [--config FILE.ini] [options]           train a network (data-parallel under mpirun)\n"
+    "  eval     --model FILE.h5 --data FILE.h5          loss and accuracy of a model or checkpoint\n"
+    "  predict  --model FILE.h5 --data FILE.h5 --out FILE.h5\n"
+    "  convert  idx|csv ... -o FILE.h5                  make a dataset file from IDX or CSV files\n"
+    "  info     FILE.h5                                 describe a dataset, model or checkpoint\n\n"
+    "'dptrain COMMAND --help' gives the options of each command.\n";
+
+static const char eval_help[] =
+    "Usage: dptrain eval --model FILE.h5 --data FILE.h5 [--split train|test|validation]\n"
+    "Loss and accuracy of a model (or checkpoint) on one split of a dataset (default: test, else train).\n"
+    "Runs sharded over the ranks of an MPI launch.\n";
+static const char predict_help[] =
+    "Usage: dptrain predict --model FILE.h5 --data FILE.h5 --out FILE.h5 [--split NAME]\n"
+    "Writes /predictions/output [N, K] and /predictions/class [N] for one split (default: test, else train).\n";
+static const char convert_help[] =
+    "Usage: dptrain convert idx TRAIN_IMAGES TRAIN_LABELS [TEST_IMAGES TEST_LABELS] -o FILE.h5 [--description TEXT]\n"
+    "       dptrain convert csv TRAIN.csv [TEST.csv] -o FILE.h5 [--label-col N|last] [--header] [--scale S]\n"
+    "IDX files (MNIST format, gzip or plain) become uint8 x with scale 1/255 and integer labels.\n"
+    "CSV rows are numbers; the label column (default: last) holds class labels; features are multiplied by S.\n";
+static const char info_help[] = "Usage: dptrain info FILE.h5\nDescribes a dataset, model or checkpoint file.\n";
+
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+    return 0;
+}
+
+int dpt_cli_early(int argc, char **argv, DptStatus *st)
+{
+    *st = DPT_OK;
+    if (argc < 2) {
+        fputs(usage, stderr);
+        *st = DPT_EUSAGE;
+        return 1;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version") || (argc > 2 && !strcmp(argv[2], "--version"))) {
+        printf("dptrain %s\n", DPT_VERSION);
+        return 1;
+    }
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(usage, stdout);
+        return 1;
+    }
+    if (wants_help(argc - 2, argv + 2)) {
+        if (!strcmp(cmd, "train"))
+            dpt_config_help(stdout);
+        else if (!strcmp(cmd, "eval"))
+            fputs(eval_help, stdout);
+        else if (!strcmp(cmd, "predict"))
+            fputs(predict_help, stdout);
+        else if (!strcmp(cmd, "convert"))
+            fputs(convert_help, stdout);
+        else if (!strcmp(cmd, "info"))
+            fputs(info_help, stdout);
+        else
+            return 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* --name value pairs for the small commands. */
+typedef struct {
+    const char *name;
+    const char **value;
+} Opt;
+
+static DptStatus parse_opts(const char *cmd, int argc, char **argv, Opt *opts, int n_opts, const char **positional,
+                            int max_pos, int *n_pos)
+{
+    *n_pos = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] == '-' && a[1] != '\0') {
+            const char *name = a + (a[1] == '-' ? 2 : 1);
+            const char *eq = strchr(name, '=');
+            size_t len = eq ? (size_t)(eq - name) : strlen(name);
+            int found = 0;
+            for (int j = 0; j < n_opts && !found; j++) {
+                if (strlen(opts[j].name) != len || strncmp(opts[j].name, name, len) != 0)
+                    continue;
+                found = 1;
+                if (eq) {
+                    *opts[j].value = eq + 1;
+                } else if (!strcmp(opts[j].name, "header")) {
+                    *opts[j].value = "1";
+                } else {
+                    if (i + 1 >= argc)
+                        return dpt_err(DPT_EUSAGE, "%s: %s needs a value", cmd, a);
+                    *opts[j].value = argv[++i];
+                }
+            }
+            if (!found)
+                return dpt_err(DPT_EUSAGE, "%s: unknown option '%s' (see dptrain %s --help)", cmd, a, cmd);
+        } else {
+            if (*n_pos >= max_pos)
+                return dpt_err(DPT_EUSAGE, "%s: unexpected argument '%s'", cmd, a);
+            positional[(*n_pos)++] = a;
+        }
+    }
+    return DPT_OK;
+}
+
+static DptStatus cmd_train(int argc, char **argv, const DptDist *d)
+{
+    DptConfig cfg;
+    dpt_config_defaults(&cfg);
+    DptStatus st = dpt_dist_agree(d, dpt_config_parse(&cfg, argc, argv), NULL);
+    if (st != DPT_OK)
+        return st;
+    dpt_log_init(d->rank, d->world_size, cfg.quiet, cfg.progress);
+    return dpt_train_run(&cfg, d, NULL, NULL);
+}
+
+static DptStatus cmd_eval_predict(int argc, char **argv, const DptDist *d, int predict)
+{
+    const char *model = NULL, *data = NULL, *split = NULL, *out = NULL, *pos[1];
+    int n_pos;
+    Opt opts[] = {{"model", &model}, {"data", &data}, {"split", &split}, {"out", &out}};
+    const char *cmd = predict ? "predict" : "eval";
+    DptStatus st = parse_opts(cmd, argc, argv, opts, predict ? 4 : 3, pos, 0, &n_pos);
+    if (st == DPT_OK && !model)
+        st = dpt_err(DPT_EUSAGE, "%s: --model FILE.h5 is required", cmd);
+    if (st == DPT_OK && !data)
+        st = dpt_err(DPT_EUSAGE, "%s: --data FILE.h5 is required", cmd);
+    if (st == DPT_OK && predict && !out)
+        st = dpt_err(DPT_EUSAGE, "predict: --out FILE.h5 is required");
+    DPT_TRY(dpt_dist_agree(d, st, NULL));
+    dpt_log_init(d->rank, d->world_size, 0, 0);
+    return predict ? dpt_predict_run(model, data, split, out, d) : dpt_eval_run(model, data, split, d);
+}
+
+static DptStatus cmd_convert(int argc, char **argv)
+{
+    const char *out = NULL, *desc = NULL, *label = NULL, *header = NULL, *scale = NULL, *pos[5];
+    int n_pos;
+    if (argc < 1)
+        return dpt_err(DPT_EUSAGE, "convert: expected 'idx' or 'csv' (see dptrain convert --help)");
+    const char *kind = argv[0];
+    Opt opts[] = {{"o", &out}, {"out", &out}, {"description", &desc}, {"label-col", &label}, {"header", &header},
+                  {"scale", &scale}};
+    if (!strcmp(kind, "idx")) {
+        DPT_TRY(parse_opts("convert idx", argc - 1, argv + 1, opts, 3, pos, 4, &n_pos));
+        if (n_pos != 2 && n_pos != 4)
+            return dpt_err(DPT_EUSAGE, "convert idx: expected TRAIN_IMAGES TRAIN_LABELS [TEST_IMAGES TEST_LABELS], got %d files", n_pos);
+        if (!out)
+            return dpt_err(DPT_EUSAGE, "convert idx: -o FILE.h5 is required");
+        DPT_TRY(dpt_data_convert_idx(pos[0], pos[1], n_pos == 4 ? pos[2] : NULL, n_pos == 4 ? pos[3] : NULL, out,
+                                     desc));
+        printf("wrote %s\n", out);
+        return DPT_OK;
+    }
+    if (!strcmp(kind, "csv")) {
+        DPT_TRY(parse_opts("convert csv", argc - 1, argv + 1, opts, 6, pos, 2, &n_pos));
+        if (n_pos < 1)
+            return dpt_err(DPT_EUSAGE, "convert csv: expected TRAIN.csv [TEST.csv]");
+        if (!out)
+            return dpt_err(DPT_EUSAGE, "convert csv: -o FILE.h5 is required");
+        int col = -1;
+        if (label && strcmp(label, "last") != 0) {
+            char *end;
+            long v = strtol(label, &end, 10);
+            if (*end || end == label || v < 0 || v > 1000000)
+                return dpt_err(DPT_EUSAGE, "convert csv: --label-col '%s': expected a column number (0-based) or 'last'", label);
+            col = (int)v;
+        }
+        float sc = 1.0f;
+        if (scale) {
+            char *end;
+            sc = strtof(scale, &end);
+            if (*end || end == scale || !(sc > 0))
+                return dpt_err(DPT_EUSAGE, "convert csv: --scale '%s': expected a positive number", scale);
+        }
+        DPT_TRY(dpt_data_convert_csv(pos[0], n_pos > 1 ? pos[1] : NULL, col, header != NULL, sc, out));
+        printf("wrote %s\n", out);
+        return DPT_OK;
+    }
+    return dpt_err(DPT_EUSAGE, "convert: unknown format '%s'; expected idx or csv", kind);
+}
+
+static DptStatus cmd_info(int argc, char **argv)
+{
+    if (argc != 1)
+        return dpt_err(DPT_EUSAGE, "info: expected one file (dptrain info FILE.h5)");
+    if (dpt_ckpt_is_ours(argv[0]))
+        return dpt_ckpt_describe(argv[0], stdout);
+    return dpt_data_describe_dataset(argv[0], stdout);
+}
+
+DptStatus dpt_cli_run(int argc, char **argv, const DptDist *d)
+{
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "train"))
+        return cmd_train(argc - 2, argv + 2, d);
+    if (!strcmp(cmd, "eval"))
+        return cmd_eval_predict(argc - 2, argv + 2, d, 0);
+    if (!strcmp(cmd, "predict"))
+        return cmd_eval_predict(argc - 2, argv + 2, d, 1);
+    if (!strcmp(cmd, "convert") || !strcmp(cmd, "info")) {
+        /* File tools: rank 0 works, the others wait for its verdict. */
+        DptStatus st = DPT_OK;
+        if (d->rank == 0)
+            st = !strcmp(cmd, "convert") ? cmd_convert(argc - 2, argv + 2) : cmd_info(argc - 2, argv + 2);
+        return dpt_dist_agree(d, st, NULL);
+    }
+    return dpt_dist_agree(d, dpt_err(DPT_EUSAGE, "unknown command '%s' (expected train, eval, predict, convert or info)", cmd), NULL);
+}

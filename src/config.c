@@ -1,0 +1,418 @@
+#include "dptrain/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { T_STR, T_INT, T_DOUBLE, T_FLAG, T_LAYERS, T_BATCH, T_HIDDEN, T_OUTPUT, T_COST, T_OPT, T_INIT } OptType;
+
+typedef struct {
+    const char *name;
+    OptType type;
+    size_t offset;
+    const char *arg;
+    const char *help;
+    int later;          /* recognised, not yet supported: refused with a message */
+} Option;
+
+#define F(field) offsetof(DptConfig, field)
+
+static const Option options[] = {
+    {"data", T_STR, F(data), "FILE.h5", "dataset file (HDF5: /train/x, /train/y, optional /test)", 0},
+    {"layers", T_LAYERS, F(sizes), "N,N,...", "units per layer, inputs first (784,100,10)", 0},
+    {"hidden", T_HIDDEN, F(hidden), "ACT", "hidden units: sigmoid|relu|tanh|linear", 0},
+    {"output", T_OUTPUT, F(output), "ACT", "output units: sigmoid|softmax|linear", 0},
+    {"cost", T_COST, F(cost), "COST", "mse|bce|cce", 0},
+    {"optimizer", T_OPT, F(opt.kind), "NAME", "sgd|momentum|nesterov|adagrad|rmsprop|adam|nadam", 0},
+    {"lr", T_DOUBLE, F(lr), "ETA", "learning rate", 0},
+    {"momentum", T_DOUBLE, F(opt.momentum), "ALPHA", "momentum coefficient (momentum, nesterov)", 0},
+    {"beta1", T_DOUBLE, F(opt.beta1), "B1", "first-moment decay (adam, nadam)", 0},
+    {"beta2", T_DOUBLE, F(opt.beta2), "B2", "second-moment decay (adam, nadam)", 0},
+    {"eps", T_DOUBLE, F(opt.eps), "EPS", "denominator epsilon, outside the square root", 0},
+    {"decay", T_DOUBLE, F(opt.decay), "RHO", "RMSprop's decay of the mean square", 0},
+    {"weight-decay", T_DOUBLE, F(weight_decay), "LAMBDA", "L2 regularisation on weights: C += lambda/(2n) sum w^2", 0},
+    {"batch", T_BATCH, F(batch), "N|full", "global mini-batch (1 = SGD, full = full-batch GD)", 0},
+    {"epochs", T_INT, F(epochs), "N", "passes over the training set", 0},
+    {"seed", T_INT, F(seed), "N", "seed of initialisation and shuffling", 0},
+    {"init", T_INIT, F(init), "SCHEME", "nielsen|xavier|he", 0},
+    {"init-from", T_STR, F(init_from), "MODEL.h5", "start from the weights of a model file", 0},
+    {"deterministic", T_FLAG, F(deterministic), NULL, "bitwise-identical results for any ranks and threads", 0},
+    {"det-block", T_INT, F(det_block), "N", "samples per fixed block in deterministic mode", 0},
+    {"check-every", T_INT, F(check_every), "N", "steps between replica checks (0: at the end only)", 0},
+    {"overlap", T_FLAG, F(overlap), NULL, "reduce gradients layer by layer during backprop (--no-overlap: one allreduce)", 0},
+    {"eval-train", T_FLAG, F(eval_train), NULL, "evaluate the whole training set after each epoch", 0},
+    {"save", T_STR, F(save), "FILE.h5", "write the trained model", 0},
+    {"metrics", T_STR, F(metrics), "FILE.jsonl", "one JSON object per epoch", 0},
+    {"quiet", T_FLAG, F(quiet), NULL, "print errors only", 0},
+    {"progress", T_FLAG, F(progress), NULL, "progress bar on a terminal (default on)", 0},
+    {"checkpoint-dir", T_STR, F(checkpoint_dir), "DIR", "directory of checkpoints", 1},
+    {"checkpoint-every", T_INT, F(checkpoint_every), "N", "steps between checkpoints", 1},
+    {"keep", T_INT, F(keep), "N", "checkpoints kept", 1},
+    {"resume", T_STR, F(resume), "FILE|latest", "resume from a checkpoint", 1},
+    {"trace", T_STR, F(trace), "FILE.h5", "per-step trace of loss and gradient norms", 1},
+};
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+void dpt_config_defaults(DptConfig *c)
+{
+    memset(c, 0, sizeof *c);
+    c->hidden = DPT_ACT_SIGMOID;
+    c->output = DPT_ACT_SOFTMAX;
+    c->cost = DPT_COST_CCE;
+    c->opt.kind = DPT_OPT_SGD;
+    c->opt.momentum = 0.9;
+    c->opt.beta1 = 0.9;
+    c->opt.beta2 = 0.999;
+    c->opt.eps = 1e-8;
+    c->opt.decay = 0.9;
+    c->lr = 0.1;
+    c->batch = 10;
+    c->epochs = 10;
+    c->seed = 1;
+    c->init = DPT_INIT_NIELSEN;
+    c->det_block = 8;
+    c->check_every = 1000;
+    c->overlap = 1;
+    c->progress = 1;
+    c->keep = 3;
+}
+
+static const Option *find_option(const char *name, size_t len)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strlen(options[i].name) == len && strncmp(options[i].name, name, len) == 0)
+            return &options[i];
+    return NULL;
+}
+
+static DptStatus parse_int(const char *opt, const char *v, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (end == v || *end != '\0' || errno == ERANGE)
+        return dpt_err(DPT_EUSAGE, "--%s '%s': expected an integer", opt, v);
+    *out = x;
+    return DPT_OK;
+}
+
+static DptStatus parse_flag(const char *opt, const char *v, int *out)
+{
+    if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on"))
+        *out = 1;
+    else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off"))
+        *out = 0;
+    else
+        return dpt_err(DPT_EUSAGE, "%s '%s': expected true or false", opt, v);
+    return DPT_OK;
+}
+
+static DptStatus parse_layers(const char *v, DptConfig *c)
+{
+    int n = 0;
+    const char *p = v;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (end == p || (*end != ',' && *end != '\0'))
+            return dpt_err(DPT_EUSAGE, "--layers '%s': expected positive integers separated by commas (784,100,10)", v);
+        if (errno == ERANGE || x <= 0 || x > (1L << 24))
+            return dpt_err(DPT_EUSAGE, "--layers '%s': size %ld is out of range 1..16777216", v, x);
+        if (n > DPT_MAX_LAYERS)
+            return dpt_err(DPT_EUSAGE, "--layers '%s': at most %d sizes", v, DPT_MAX_LAYERS + 1);
+        c->sizes[n++] = (int)x;
+        if (*end == '\0')
+            break;
+        p = end + 1;
+    }
+    if (n < 2)
+        return dpt_err(DPT_EUSAGE, "--layers '%s': expected at least two sizes (inputs and outputs)", v);
+    c->n_sizes = n;
+    return DPT_OK;
+}
+
+static DptStatus set_option(DptConfig *c, const Option *o, const char *v)
+{
+    char *field = (char *)c + o->offset;
+    int k;
+    switch (o->type) {
+    case T_STR:
+        if (strlen(v) >= DPT_PATH_MAX)
+            return dpt_err(DPT_EUSAGE, "--%s: value longer than %d characters", o->name, DPT_PATH_MAX - 1);
+        if (v[0] == '\0')
+            return dpt_err(DPT_EUSAGE, "--%s: empty value", o->name);
+        strcpy(field, v);
+        return DPT_OK;
+    case T_INT:
+        return parse_int(o->name, v, (int64_t *)field);
+    case T_DOUBLE: {
+        char *end;
+        errno = 0;
+        double x = strtod(v, &end);
+        if (end == v || *end != '\0' || errno == ERANGE || !isfinite(x))
+            return dpt_err(DPT_EUSAGE, "--%s '%s': expected a finite number", o->name, v);
+        *(double *)field = x;
+        return DPT_OK;
+    }
+    case T_FLAG:
+        return parse_flag(o->name, v, (int *)field);
+    case T_LAYERS:
+        return parse_layers(v, c);
+    case T_BATCH:
+        if (!strcmp(v, "full")) {
+            c->batch = 0;
+            return DPT_OK;
+        }
+        DPT_TRY(parse_int(o->name, v, &c->batch));
+        if (c->batch < 1)
+            return dpt_err(DPT_EUSAGE, "--batch '%s': expected a positive integer or 'full'", v);
+        return DPT_OK;
+    case T_HIDDEN:
+        if ((k = dpt_act_parse(v)) < 0 || k == DPT_ACT_SOFTMAX)
+            return dpt_err(DPT_EUSAGE, "--hidden '%s': expected sigmoid, relu, tanh or linear", v);
+        c->hidden = (DptAct)k;
+        return DPT_OK;
+    case T_OUTPUT:
+        if ((k = dpt_act_parse(v)) < 0 || k == DPT_ACT_RELU || k == DPT_ACT_TANH)
+            return dpt_err(DPT_EUSAGE, "--output '%s': expected sigmoid, softmax or linear", v);
+        c->output = (DptAct)k;
+        return DPT_OK;
+    case T_COST:
+        if ((k = dpt_cost_parse(v)) < 0)
+            return dpt_err(DPT_EUSAGE, "--cost '%s': expected mse, bce or cce", v);
+        c->cost = (DptCost)k;
+        return DPT_OK;
+    case T_OPT:
+        if ((k = dpt_optim_parse(v)) < 0)
+            return dpt_err(DPT_EUSAGE, "--optimizer '%s': expected sgd, momentum, nesterov, adagrad, rmsprop, adam or nadam", v);
+        c->opt.kind = (DptOptKind)k;
+        return DPT_OK;
+    case T_INIT:
+        if ((k = dpt_init_parse(v)) < 0)
+            return dpt_err(DPT_EUSAGE, "--init '%s': expected nielsen, xavier or he", v);
+        c->init = (DptInit)k;
+        return DPT_OK;
+    }
+    return DPT_EINTERNAL;
+}
+
+typedef struct {
+    DptConfig *c;
+    const char *path;
+    DptStatus st;
+} IniCtx;
+
+static int config_ini_handler(void *user, const char *section, const char *name, const char *value)
+{
+    IniCtx *ctx = user;
+    (void)section;
+    const Option *o = find_option(name, strlen(name));
+    if (!o) {
+        ctx->st = dpt_err(DPT_EUSAGE, "%s: unknown key '%s'", ctx->path, name);
+        return 0;
+    }
+    if (!strcmp(name, "config")) {
+        ctx->st = dpt_err(DPT_EUSAGE, "%s: a config file cannot include another", ctx->path);
+        return 0;
+    }
+    DptStatus st = set_option(ctx->c, o, value);
+    if (st != DPT_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", dpt_err_message());
+        dpt_err_clear();
+        ctx->st = dpt_err(st, "%s: %s", ctx->path, why + (why[0] == '-' && why[1] == '-' ? 2 : 0));
+        return 0;
+    }
+    return 1;
+}
+
+DptStatus dpt_config_load_ini(DptConfig *c, const char *path)
+{
+    IniCtx ctx = {c, path, DPT_OK};
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return dpt_err(DPT_EUSAGE, "--config %s: cannot open (%s)", path, strerror(errno));
+    int line = ini_parse_file(fp, config_ini_handler, &ctx);
+    fclose(fp);
+    if (ctx.st != DPT_OK)
+        return ctx.st;
+    if (line != 0)
+        return dpt_err(DPT_EUSAGE, "%s:%d: syntax error; expected 'key = value'", path, line);
+    snprintf(c->config, sizeof c->config, "%s", path);
+    return DPT_OK;
+}
+
+DptStatus dpt_config_parse(DptConfig *c, int argc, char **argv)
+{
+    /* The file first, so that the command line overrides it. */
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--config")) {
+            if (i + 1 >= argc)
+                return dpt_err(DPT_EUSAGE, "--config needs a value (FILE.ini)");
+            DPT_TRY(dpt_config_load_ini(c, argv[i + 1]));
+        } else if (!strncmp(a, "--config=", 9)) {
+            DPT_TRY(dpt_config_load_ini(c, a + 9));
+        }
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0)
+            return dpt_err(DPT_EUSAGE, "unexpected argument '%s'; options start with --", a);
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        if (len == 6 && !strncmp(name, "config", 6)) {
+            if (!eq)
+                i++;
+            continue;
+        }
+        int negate = 0;
+        const Option *o = find_option(name, len);
+        if (!o && len > 3 && !strncmp(name, "no-", 3)) {
+            o = find_option(name + 3, len - 3);
+            if (o && o->type != T_FLAG)
+                o = NULL;
+            negate = 1;
+        }
+        if (!o)
+            return dpt_err(DPT_EUSAGE, "unknown option '--%.*s' (see dptrain train --help)", (int)len, name);
+        if (o->type == T_FLAG) {
+            if (eq) {
+                DPT_TRY(parse_flag(a, eq + 1, (int *)((char *)c + o->offset)));
+            } else {
+                *(int *)((char *)c + o->offset) = !negate;
+            }
+            continue;
+        }
+        const char *v;
+        if (eq) {
+            v = eq + 1;
+        } else {
+            if (i + 1 >= argc)
+                return dpt_err(DPT_EUSAGE, "--%s needs a value (%s)", o->name, o->arg);
+            v = argv[++i];
+        }
+        DPT_TRY(set_option(c, o, v));
+    }
+    return DPT_OK;
+}
+
+DptStatus dpt_config_validate(const DptConfig *c)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const Option *o = &options[i];
+        if (!o->later)
+            continue;
+        const char *field = (const char *)c + o->offset;
+        int set = o->type == T_STR ? field[0] != '\0' : 0;
+        if (o->type == T_INT && strcmp(o->name, "keep") != 0)
+            set = *(const int64_t *)field != 0;
+        if (set)
+            return dpt_err(DPT_EUSAGE, "--%s is not supported by this version of dptrain yet", o->name);
+    }
+    if (!c->data[0])
+        return dpt_err(DPT_EUSAGE, "--data is required (a dataset file, e.g. data/fashion-mnist.h5)");
+    if (c->n_sizes < 2 && !c->init_from[0])
+        return dpt_err(DPT_EUSAGE, "--layers is required (e.g. --layers 784,100,10)");
+    if (!(c->lr > 0))
+        return dpt_err(DPT_EUSAGE, "--lr %g: expected a positive number", c->lr);
+    if (c->epochs < 1 || c->epochs > 1000000000)
+        return dpt_err(DPT_EUSAGE, "--epochs %lld: expected 1 or more", (long long)c->epochs);
+    if (c->opt.momentum < 0 || c->opt.momentum >= 1)
+        return dpt_err(DPT_EUSAGE, "--momentum %g: expected 0 <= alpha < 1", c->opt.momentum);
+    if (c->opt.beta1 < 0 || c->opt.beta1 >= 1)
+        return dpt_err(DPT_EUSAGE, "--beta1 %g: expected 0 <= beta1 < 1", c->opt.beta1);
+    if (c->opt.beta2 < 0 || c->opt.beta2 >= 1)
+        return dpt_err(DPT_EUSAGE, "--beta2 %g: expected 0 <= beta2 < 1", c->opt.beta2);
+    if (c->opt.decay < 0 || c->opt.decay >= 1)
+        return dpt_err(DPT_EUSAGE, "--decay %g: expected 0 <= rho < 1", c->opt.decay);
+    if (!(c->opt.eps > 0))
+        return dpt_err(DPT_EUSAGE, "--eps %g: expected a positive number", c->opt.eps);
+    if (c->weight_decay < 0)
+        return dpt_err(DPT_EUSAGE, "--weight-decay %g: expected 0 or more", c->weight_decay);
+    if (c->det_block < 1 || c->det_block > 65536)
+        return dpt_err(DPT_EUSAGE, "--det-block %lld: expected 1..65536", (long long)c->det_block);
+    if (c->check_every < 0)
+        return dpt_err(DPT_EUSAGE, "--check-every %lld: expected 0 or more", (long long)c->check_every);
+    if (c->seed < 0)
+        return dpt_err(DPT_EUSAGE, "--seed %lld: expected 0 or more", (long long)c->seed);
+    if (c->batch > ((int64_t)1 << 31))
+        return dpt_err(DPT_EUSAGE, "--batch %lld: too large", (long long)c->batch);
+    if (c->n_sizes >= 2) {
+        DptArch arch;
+        DPT_TRY(dpt_arch_init(&arch, c->sizes, c->n_sizes, c->hidden, c->output, c->cost));
+    }
+    return DPT_OK;
+}
+
+size_t dpt_config_format(const DptConfig *c, char *buf, size_t len)
+{
+    size_t used = 0;
+#define OUT(...) used += (size_t)snprintf(buf + (used < len ? used : len), used < len ? len - used : 0, __VA_ARGS__)
+    OUT("[train]\n");
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const Option *o = &options[i];
+        const char *field = (const char *)c + o->offset;
+        if (o->later)
+            continue;
+        switch (o->type) {
+        case T_STR:
+            if (field[0])
+                OUT("%s = %s\n", o->name, field);
+            break;
+        case T_INT: OUT("%s = %lld\n", o->name, (long long)*(const int64_t *)field); break;
+        case T_DOUBLE: {
+            /* The shortest of %.15g / %.17g that reads back exactly. */
+            char num[40];
+            double v = *(const double *)field;
+            snprintf(num, sizeof num, "%.15g", v);
+            if (strtod(num, NULL) != v)
+                snprintf(num, sizeof num, "%.17g", v);
+            OUT("%s = %s\n", o->name, num);
+            break;
+        }
+        case T_FLAG: OUT("%s = %s\n", o->name, *(const int *)field ? "true" : "false"); break;
+        case T_LAYERS:
+            OUT("layers = ");
+            for (int l = 0; l < c->n_sizes; l++)
+                OUT("%s%d", l ? "," : "", c->sizes[l]);
+            OUT("\n");
+            break;
+        case T_BATCH:
+            if (c->batch == 0)
+                OUT("batch = full\n");
+            else
+                OUT("batch = %lld\n", (long long)c->batch);
+            break;
+        case T_HIDDEN: OUT("hidden = %s\n", dpt_act_name(c->hidden)); break;
+        case T_OUTPUT: OUT("output = %s\n", dpt_act_name(c->output)); break;
+        case T_COST: OUT("cost = %s\n", dpt_cost_name(c->cost)); break;
+        case T_OPT: OUT("optimizer = %s\n", dpt_optim_name(c->opt.kind)); break;
+        case T_INIT: OUT("init = %s\n", dpt_init_name(c->init)); break;
+        }
+    }
+#undef OUT
+    return used;
+}
+
+void dpt_config_help(FILE *out)
+{
+    DptConfig d;
+    dpt_config_defaults(&d);
+    char defaults[8192];
+    dpt_config_format(&d, defaults, sizeof defaults);
+    fprintf(out, "Usage: dptrain train [--config FILE.ini] [options]\n\n"
+                 "Every option may also be given as 'name = value' in the INI file; the command line wins.\n"
+                 "Threads per rank come from OMP_NUM_THREADS, ranks from the MPI launcher.\n\nOptions:\n");
+    fprintf(out, "  --%-18s %s\n", "config FILE.ini", "read options from an INI file");
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s", options[i].name, options[i].arg ? " " : "", options[i].arg ? options[i].arg : "");
+        fprintf(out, "  --%-18s %s%s\n", left, options[i].help, options[i].later ? " (not yet supported)" : "");
+    }
+    fprintf(out, "\nDefaults:\n%s", defaults);
+}

@@ -1,0 +1,644 @@
+#include "dptrain/data.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "dptrain/h5util.h"
+
+/* Dataset and attribute names: defined once. */
+#define DS_X "x"
+#define DS_Y "y"
+#define ATTR_SCALE "scale"
+#define ATTR_DESCRIPTION "description"
+
+static size_t pad64(size_t b) { return (b + 63) / 64 * 64; }
+
+size_t dpt_data_bytes(const DptSplitInfo *info)
+{
+    size_t xb = info->n * info->d * (info->x_u8 ? 1 : sizeof(float));
+    size_t yb = info->y_labels ? info->n * sizeof(int32_t) : info->n * info->k * sizeof(float);
+    return pad64(xb) + pad64(yb);
+}
+
+DptStatus dpt_data_probe(const char *path, const char *split, int required, DptSplitInfo *info)
+{
+    DptStatus st = DPT_OK;
+    hid_t f = H5I_INVALID_HID, dx = H5I_INVALID_HID, dy = H5I_INVALID_HID;
+    hid_t sx = H5I_INVALID_HID, sy = H5I_INVALID_HID, tx = H5I_INVALID_HID, ty = H5I_INVALID_HID;
+    char name[256];
+    memset(info, 0, sizeof *info);
+    DPT_TRY_GOTO(st, dpt_h5_open_read(path, &f), done);
+    if (!dpt_h5_exists(f, split)) {
+        if (required)
+            st = dpt_err(DPT_EINPUT, "%s: no group /%s (expected /%s/x and /%s/y)", path, split, split, split);
+        goto done;
+    }
+    snprintf(name, sizeof name, "%s/%s", split, DS_X);
+    if (!dpt_h5_exists(f, name) || (dx = H5Dopen2(f, name, H5P_DEFAULT)) < 0) {
+        st = dpt_err(DPT_EINPUT, "%s: missing dataset /%s", path, name);
+        goto done;
+    }
+    sx = H5Dget_space(dx);
+    tx = H5Dget_type(dx);
+    hsize_t dims[2] = {0, 0};
+    if (H5Sget_simple_extent_ndims(sx) != 2) {
+        st = dpt_err(DPT_EINPUT, "%s: /%s has rank %d; expected a 2-D array [N, D]", path, name,
+                     H5Sget_simple_extent_ndims(sx));
+        goto done;
+    }
+    H5Sget_simple_extent_dims(sx, dims, NULL);
+    info->n = (size_t)dims[0];
+    info->d = (size_t)dims[1];
+    H5T_class_t cls = H5Tget_class(tx);
+    if (cls == H5T_FLOAT) {
+        info->x_u8 = 0;
+    } else if (cls == H5T_INTEGER && H5Tget_size(tx) == 1 && H5Tget_sign(tx) == H5T_SGN_NONE) {
+        info->x_u8 = 1;
+        info->x_scale = 1.0f;
+        if (H5Aexists(dx, ATTR_SCALE) > 0) {
+            double sc = 0;
+            if (dpt_h5_read_attr_double(dx, ATTR_SCALE, &sc) != DPT_OK || !isfinite(sc) || sc <= 0) {
+                st = dpt_err(DPT_EINPUT, "%s: attribute %s of /%s must be a positive finite number", path,
+                             ATTR_SCALE, name);
+                goto done;
+            }
+            info->x_scale = (float)sc;
+        }
+    } else {
+        st = dpt_err(DPT_EINPUT, "%s: /%s has an unsupported type; expected float32 or uint8", path, name);
+        goto done;
+    }
+    if (info->n == 0 || info->d == 0) {
+        st = dpt_err(DPT_EINPUT, "%s: /%s is empty (%zu rows, %zu columns)", path, name, info->n, info->d);
+        goto done;
+    }
+    if (info->n > UINT32_MAX || info->d > ((size_t)1 << 31) / 1 || info->n * info->d / info->d != info->n) {
+        st = dpt_err(DPT_EINPUT, "%s: /%s is too large (%zu x %zu)", path, name, info->n, info->d);
+        goto done;
+    }
+    snprintf(name, sizeof name, "%s/%s", split, DS_Y);
+    if (!dpt_h5_exists(f, name) || (dy = H5Dopen2(f, name, H5P_DEFAULT)) < 0) {
+        st = dpt_err(DPT_EINPUT, "%s: missing dataset /%s", path, name);
+        goto done;
+    }
+    sy = H5Dget_space(dy);
+    ty = H5Dget_type(dy);
+    int ry = H5Sget_simple_extent_ndims(sy);
+    hsize_t ydims[2] = {0, 0};
+    if (ry == 1 || ry == 2)
+        H5Sget_simple_extent_dims(sy, ydims, NULL);
+    if (ry == 1 && H5Tget_class(ty) == H5T_INTEGER) {
+        info->y_labels = 1;
+        info->k = 0;
+    } else if (ry == 2 && H5Tget_class(ty) == H5T_FLOAT) {
+        info->y_labels = 0;
+        info->k = (size_t)ydims[1];
+        if (info->k == 0) {
+            st = dpt_err(DPT_EINPUT, "%s: /%s has zero columns", path, name);
+            goto done;
+        }
+    } else {
+        st = dpt_err(DPT_EINPUT, "%s: /%s must be [N] integer labels or [N, K] float targets", path, name);
+        goto done;
+    }
+    if ((size_t)ydims[0] != info->n) {
+        st = dpt_err(DPT_EINPUT, "%s: /%s has %zu rows but /%s/%s has %zu", path, name, (size_t)ydims[0], split,
+                     DS_X, info->n);
+        goto done;
+    }
+    info->present = 1;
+done:
+    if (ty >= 0) H5Tclose(ty);
+    if (sy >= 0) H5Sclose(sy);
+    if (dy >= 0) H5Dclose(dy);
+    if (tx >= 0) H5Tclose(tx);
+    if (sx >= 0) H5Sclose(sx);
+    if (dx >= 0) H5Dclose(dx);
+    if (f >= 0) H5Fclose(f);
+    return st;
+}
+
+void dpt_data_attach(DptSplit *s, const DptSplitInfo *info, void *mem)
+{
+    size_t xb = info->n * info->d * (info->x_u8 ? 1 : sizeof(float));
+    s->info = *info;
+    s->x = mem;
+    s->lab = info->y_labels ? (const int32_t *)((char *)mem + pad64(xb)) : NULL;
+    s->tgt = info->y_labels ? NULL : (const float *)((char *)mem + pad64(xb));
+}
+
+DptStatus dpt_data_load(const char *path, const char *split, const DptSplitInfo *info, void *mem, DptSplit *s)
+{
+    DptStatus st = DPT_OK;
+    hid_t f = H5I_INVALID_HID, d = H5I_INVALID_HID;
+    char name[256];
+    dpt_data_attach(s, info, mem);
+    DPT_TRY_GOTO(st, dpt_h5_open_read(path, &f), done);
+    snprintf(name, sizeof name, "%s/%s", split, DS_X);
+    d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0 || H5Dread(d, info->x_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                         (void *)s->x) < 0) {
+        st = dpt_err(DPT_EINPUT, "%s: cannot read /%s (damaged file?)", path, name);
+        goto done;
+    }
+    H5Dclose(d);
+    snprintf(name, sizeof name, "%s/%s", split, DS_Y);
+    d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0 || H5Dread(d, info->y_labels ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                         info->y_labels ? (void *)s->lab : (void *)s->tgt) < 0) {
+        st = dpt_err(DPT_EINPUT, "%s: cannot read /%s (damaged file?)", path, name);
+        goto done;
+    }
+done:
+    if (d >= 0) H5Dclose(d);
+    if (f >= 0) H5Fclose(f);
+    return st;
+}
+
+DptStatus dpt_data_validate(const DptSplit *s, const char *path, const char *split, int n_in, int n_out)
+{
+    const DptSplitInfo *in = &s->info;
+    if (in->d != (size_t)n_in)
+        return dpt_err(DPT_EINPUT, "%s: /%s/x has %zu columns but --layers starts with %d inputs", path, split,
+                       in->d, n_in);
+    if (!in->y_labels && in->k != (size_t)n_out)
+        return dpt_err(DPT_EINPUT, "%s: /%s/y has %zu target columns but --layers ends with %d outputs", path,
+                       split, in->k, n_out);
+    if (!in->x_u8) {
+        const float *x = s->x;
+        size_t total = in->n * in->d, bad = total;
+#pragma omp parallel for schedule(static) reduction(min : bad)
+        for (size_t i = 0; i < total; i++)
+            if (!isfinite(x[i]) && i < bad)
+                bad = i;
+        if (bad < total)
+            return dpt_err(DPT_EINPUT, "%s: /%s/x row %zu column %zu is %s; expected finite values", path, split,
+                           bad / in->d, bad % in->d, isnan(x[bad]) ? "NaN" : "Inf");
+    }
+    if (in->y_labels) {
+        int32_t hi = n_out == 1 ? 1 : n_out - 1;
+        for (size_t r = 0; r < in->n; r++)
+            if (s->lab[r] < 0 || s->lab[r] > hi)
+                return dpt_err(DPT_EINPUT, "%s: /%s/y row %zu has label %d; expected 0..%d for %d output unit%s",
+                               path, split, r, s->lab[r], hi, n_out, n_out == 1 ? "" : "s");
+    } else {
+        size_t total = in->n * in->k;
+        for (size_t i = 0; i < total; i++)
+            if (!isfinite(s->tgt[i]))
+                return dpt_err(DPT_EINPUT, "%s: /%s/y row %zu column %zu is not finite", path, split, i / in->k,
+                               i % in->k);
+    }
+    return DPT_OK;
+}
+
+void dpt_data_gather(float *restrict x, float *restrict y, int32_t *restrict cls, const DptSplit *s,
+                     const uint32_t *idx, size_t first, size_t n, size_t k_out)
+{
+    const size_t d = s->info.d;
+    const float scale = s->info.x_scale;
+    /* Rows are independent: each thread fills its own rows. */
+#pragma omp parallel for schedule(static) if (n * d > 65536)
+    for (size_t r = 0; r < n; r++) {
+        size_t src = idx ? idx[r] : first + r;
+        float *xr = x + r * d;
+        if (s->info.x_u8) {
+            const uint8_t *p = (const uint8_t *)s->x + src * d;
+            for (size_t j = 0; j < d; j++)
+                xr[j] = scale * (float)p[j];
+        } else {
+            memcpy(xr, (const float *)s->x + src * d, d * sizeof(float));
+        }
+        float *yr = y + r * k_out;
+        if (s->info.y_labels) {
+            int32_t c = s->lab[src];
+            if (k_out == 1) {
+                yr[0] = (float)c;
+            } else {
+                for (size_t j = 0; j < k_out; j++)
+                    yr[j] = 0.0f;
+                yr[c] = 1.0f;
+            }
+            cls[r] = c;
+        } else {
+            const float *t = s->tgt + src * k_out;
+            memcpy(yr, t, k_out * sizeof(float));
+            if (k_out == 1) {
+                cls[r] = t[0] > 0.5f;
+            } else {
+                size_t best = 0;
+                for (size_t j = 1; j < k_out; j++)
+                    if (t[j] > t[best])
+                        best = j;
+                cls[r] = (int32_t)best;
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- writing */
+
+static DptStatus write_split(hid_t f, const char *out, const DptSplitData *sp)
+{
+    DptStatus st = DPT_OK;
+    hid_t g = H5I_INVALID_HID;
+    if ((g = H5Gcreate2(f, sp->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+        return dpt_err(DPT_EOUTPUT, "%s: cannot create group /%s", out, sp->name);
+    hsize_t xd[2] = {sp->n, sp->d};
+    DPT_TRY_GOTO(st, dpt_h5_write_dataset(g, DS_X, sp->x_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, 2, xd, sp->x, 1, out),
+                 done);
+    if (sp->x_u8) {
+        hid_t dx = H5Dopen2(g, DS_X, H5P_DEFAULT);
+        st = dpt_h5_write_attr_double(dx, ATTR_SCALE, sp->x_scale, out);
+        H5Dclose(dx);
+        if (st != DPT_OK)
+            goto done;
+    }
+    if (sp->y_labels) {
+        hsize_t yd[1] = {sp->n};
+        DPT_TRY_GOTO(st, dpt_h5_write_dataset(g, DS_Y, H5T_NATIVE_INT32, 1, yd, sp->lab, 1, out), done);
+    } else {
+        hsize_t yd[2] = {sp->n, sp->k};
+        DPT_TRY_GOTO(st, dpt_h5_write_dataset(g, DS_Y, H5T_NATIVE_FLOAT, 2, yd, sp->tgt, 1, out), done);
+    }
+done:
+    H5Gclose(g);
+    return st;
+}
+
+DptStatus dpt_data_write(const char *out, const DptSplitData *splits, int n_splits, const char *description)
+{
+    DptStatus st = DPT_OK;
+    char tmp[4096];
+    hid_t f = H5I_INVALID_HID;
+    DPT_TRY_GOTO(st, dpt_h5_create_tmp(out, tmp, sizeof tmp, &f), done);
+    if (description)
+        DPT_TRY_GOTO(st, dpt_h5_write_attr_string(f, ATTR_DESCRIPTION, description, out), done);
+    for (int i = 0; i < n_splits; i++)
+        DPT_TRY_GOTO(st, write_split(f, out, &splits[i]), done);
+    st = dpt_h5_commit_tmp(&f, tmp, out);
+    return st;
+done:
+    if (f >= 0)
+        H5Fclose(f);
+    unlink(tmp);
+    return st;
+}
+
+DptStatus dpt_data_write_predictions(const char *out, const float *outputs, const int32_t *cls, size_t n, size_t k,
+                                     const char *model, const char *split)
+{
+    DptStatus st = DPT_OK;
+    char tmp[4096], desc[2048];
+    hid_t f = H5I_INVALID_HID, g = H5I_INVALID_HID;
+    DPT_TRY(dpt_h5_create_tmp(out, tmp, sizeof tmp, &f));
+    snprintf(desc, sizeof desc, "predictions of %s on /%s", model, split);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_string(f, ATTR_DESCRIPTION, desc, out), fail);
+    if ((g = H5Gcreate2(f, "predictions", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
+        st = dpt_err(DPT_EOUTPUT, "%s: cannot create /predictions", out);
+        goto fail;
+    }
+    hsize_t od[2] = {n, k}, cd[1] = {n};
+    DPT_TRY_GOTO(st, dpt_h5_write_dataset(g, "output", H5T_NATIVE_FLOAT, 2, od, outputs, 0, out), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_dataset(g, "class", H5T_NATIVE_INT32, 1, cd, cls, 0, out), fail);
+    H5Gclose(g);
+    return dpt_h5_commit_tmp(&f, tmp, out);
+fail:
+    if (g >= 0)
+        H5Gclose(g);
+    H5Fclose(f);
+    unlink(tmp);
+    return st;
+}
+
+/* ---------------------------------------------------------------- IDX */
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Reads a whole IDX file of unsigned bytes (type 0x08) with `want_dims`
+ * dimensions. *count = first dimension, *row = product of the others. */
+static DptStatus read_idx(const char *path, int want_dims, uint8_t **data, size_t *count, size_t *row)
+{
+    DptStatus st = DPT_OK;
+    unsigned char hdr[4 + 4 * 3];
+    *data = NULL;
+    gzFile gz = gzopen(path, "rb");
+    if (!gz)
+        return dpt_err(DPT_EINPUT, "%s: cannot open (%s)", path, strerror(errno ? errno : ENOENT));
+    if (gzread(gz, hdr, 4) != 4 || hdr[0] != 0 || hdr[1] != 0) {
+        st = dpt_err(DPT_EINPUT, "%s: not an IDX file (bad magic number)", path);
+        goto done;
+    }
+    if (hdr[2] != 0x08) {
+        st = dpt_err(DPT_EINPUT, "%s: IDX element type 0x%02x; expected 0x08 (unsigned byte)", path, hdr[2]);
+        goto done;
+    }
+    if (hdr[3] != want_dims) {
+        st = dpt_err(DPT_EINPUT, "%s: IDX file has %d dimensions; expected %d", path, hdr[3], want_dims);
+        goto done;
+    }
+    if (gzread(gz, hdr + 4, 4 * (unsigned)want_dims) != 4 * want_dims) {
+        st = dpt_err(DPT_EINPUT, "%s: truncated IDX header", path);
+        goto done;
+    }
+    *count = be32(hdr + 4);
+    *row = 1;
+    for (int i = 1; i < want_dims; i++) {
+        uint32_t dim = be32(hdr + 4 + 4 * i);
+        if (dim == 0 || *row > (1u << 24) / dim) {
+            st = dpt_err(DPT_EINPUT, "%s: IDX dimension %d is %u; expected 1..16M elements per item", path, i, dim);
+            goto done;
+        }
+        *row *= dim;
+    }
+    if (*count == 0 || *count > (1u << 28) || *count * *row > ((size_t)1 << 34)) {
+        st = dpt_err(DPT_EINPUT, "%s: IDX file claims %zu items of %zu bytes; expected a plausible size", path, *count,
+                     *row);
+        goto done;
+    }
+    size_t total = *count * *row;
+    *data = malloc(total);
+    if (!*data) {
+        st = dpt_err(DPT_ENOMEM, "%s: cannot allocate %zu bytes", path, total);
+        goto done;
+    }
+    size_t got = 0;
+    while (got < total) {
+        unsigned chunk = total - got > (1u << 30) ? (1u << 30) : (unsigned)(total - got);
+        int r = gzread(gz, *data + got, chunk);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    if (got != total) {
+        st = dpt_err(DPT_EINPUT, "%s: truncated IDX data (%zu of %zu bytes)", path, got, total);
+        goto done;
+    }
+done:
+    gzclose(gz);
+    if (st != DPT_OK) {
+        free(*data);
+        *data = NULL;
+    }
+    return st;
+}
+
+static DptStatus idx_pair(const char *images, const char *labels, const char *name, DptSplitData *sp,
+                          uint8_t **img, int32_t **lab)
+{
+    uint8_t *lb = NULL;
+    size_t ni = 0, d = 0, nl = 0, one = 0;
+    DPT_TRY(read_idx(images, 3, img, &ni, &d));
+    DptStatus st = read_idx(labels, 1, &lb, &nl, &one);
+    if (st != DPT_OK)
+        return st;
+    if (nl != ni) {
+        free(lb);
+        return dpt_err(DPT_EINPUT, "%s has %zu images but %s has %zu labels", images, ni, labels, nl);
+    }
+    *lab = malloc(nl * sizeof(int32_t));
+    if (!*lab) {
+        free(lb);
+        return dpt_err(DPT_ENOMEM, "cannot allocate labels");
+    }
+    for (size_t i = 0; i < nl; i++)
+        (*lab)[i] = lb[i];
+    free(lb);
+    *sp = (DptSplitData){.name = name, .n = ni, .d = d, .x_u8 = 1, .x_scale = 1.0f / 255.0f, .x = *img,
+                         .y_labels = 1, .lab = *lab};
+    return DPT_OK;
+}
+
+DptStatus dpt_data_convert_idx(const char *train_images, const char *train_labels,
+                               const char *test_images, const char *test_labels,
+                               const char *out, const char *description)
+{
+    DptStatus st;
+    DptSplitData sp[2];
+    uint8_t *img[2] = {NULL, NULL};
+    int32_t *lab[2] = {NULL, NULL};
+    int n = 1;
+    st = idx_pair(train_images, train_labels, "train", &sp[0], &img[0], &lab[0]);
+    if (st == DPT_OK && test_images) {
+        st = idx_pair(test_images, test_labels, "test", &sp[1], &img[1], &lab[1]);
+        if (st == DPT_OK && sp[1].d != sp[0].d)
+            st = dpt_err(DPT_EINPUT, "%s has %zu values per image but %s has %zu", test_images, sp[1].d,
+                         train_images, sp[0].d);
+        n = 2;
+    }
+    if (st == DPT_OK)
+        st = dpt_data_write(out, sp, n, description);
+    for (int i = 0; i < 2; i++) {
+        free(img[i]);
+        free(lab[i]);
+    }
+    return st;
+}
+
+/* ---------------------------------------------------------------- CSV */
+
+typedef struct {
+    float *x;
+    int32_t *lab;
+    size_t n, d, cap;
+} CsvTable;
+
+static DptStatus read_csv(const char *path, int label_col, int header, float scale, CsvTable *t)
+{
+    DptStatus st = DPT_OK;
+    memset(t, 0, sizeof *t);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return dpt_err(DPT_EINPUT, "%s: cannot open (%s)", path, strerror(errno));
+    char *line = NULL;
+    size_t linecap = 0;
+    ssize_t len;
+    size_t lineno = 0, cols = 0;
+    float *vals = NULL;
+    size_t vals_cap = 0;
+    while ((len = getline(&line, &linecap, fp)) >= 0) {
+        lineno++;
+        if (header && lineno == 1)
+            continue;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0)
+            continue;
+        size_t c = 0;
+        char *p = line;
+        for (;;) {
+            char *end;
+            errno = 0;
+            double v = strtod(p, &end);
+            while (end && (*end == ' ' || *end == '\t'))
+                end++;
+            if (end == p || (*end != ',' && *end != '\0') || errno == ERANGE || !isfinite(v)) {
+                st = dpt_err(DPT_EINPUT, "%s:%zu: field %zu is not a finite number", path, lineno, c + 1);
+                goto done;
+            }
+            if (c >= vals_cap) {
+                vals_cap = vals_cap ? 2 * vals_cap : 64;
+                if (vals_cap > (1u << 24)) {
+                    st = dpt_err(DPT_EINPUT, "%s:%zu: more than 16M fields", path, lineno);
+                    goto done;
+                }
+                float *nv = realloc(vals, vals_cap * sizeof *nv);
+                if (!nv) {
+                    st = dpt_err(DPT_ENOMEM, "%s: out of memory", path);
+                    goto done;
+                }
+                vals = nv;
+            }
+            vals[c++] = (float)v;
+            if (*end == '\0')
+                break;
+            p = end + 1;
+        }
+        if (cols == 0) {
+            cols = c;
+            if (cols < 2) {
+                st = dpt_err(DPT_EINPUT, "%s:%zu: expected a label and at least one feature", path, lineno);
+                goto done;
+            }
+            if (label_col >= (int)cols) {
+                st = dpt_err(DPT_EUSAGE, "--label-col %d: %s has only %zu columns", label_col, path, cols);
+                goto done;
+            }
+            t->d = cols - 1;
+        } else if (c != cols) {
+            st = dpt_err(DPT_EINPUT, "%s:%zu: %zu fields; the first row has %zu", path, lineno, c, cols);
+            goto done;
+        }
+        size_t lc = label_col < 0 ? cols - 1 : (size_t)label_col;
+        float lv = vals[lc];
+        if (lv < 0 || lv > 1e9f || lv != floorf(lv)) {
+            st = dpt_err(DPT_EINPUT, "%s:%zu: label %g is not a non-negative integer", path, lineno, lv);
+            goto done;
+        }
+        if (t->n == t->cap) {
+            size_t ncap = t->cap ? 2 * t->cap : 1024;
+            float *nx = realloc(t->x, ncap * t->d * sizeof(float));
+            if (nx) t->x = nx;
+            int32_t *nl = realloc(t->lab, ncap * sizeof(int32_t));
+            if (nl) t->lab = nl;
+            if (!nx || !nl) {
+                st = dpt_err(DPT_ENOMEM, "%s: out of memory at line %zu", path, lineno);
+                goto done;
+            }
+            t->cap = ncap;
+        }
+        float *xr = t->x + t->n * t->d;
+        for (size_t j = 0, o = 0; j < cols; j++)
+            if (j != lc)
+                xr[o++] = vals[j] * scale;
+        t->lab[t->n++] = (int32_t)lv;
+    }
+    if (t->n == 0)
+        st = dpt_err(DPT_EINPUT, "%s: no data rows", path);
+done:
+    free(line);
+    free(vals);
+    fclose(fp);
+    if (st != DPT_OK) {
+        free(t->x);
+        free(t->lab);
+        memset(t, 0, sizeof *t);
+    }
+    return st;
+}
+
+DptStatus dpt_data_convert_csv(const char *train_csv, const char *test_csv, int label_col, int header,
+                               float scale, const char *out)
+{
+    CsvTable t[2];
+    memset(t, 0, sizeof t);
+    DptSplitData sp[2];
+    int n = 0;
+    DptStatus st = read_csv(train_csv, label_col, header, scale, &t[0]);
+    if (st == DPT_OK && test_csv) {
+        st = read_csv(test_csv, label_col, header, scale, &t[1]);
+        if (st == DPT_OK && t[1].d != t[0].d)
+            st = dpt_err(DPT_EINPUT, "%s has %zu features but %s has %zu", test_csv, t[1].d, train_csv, t[0].d);
+    }
+    if (st == DPT_OK) {
+        const char *names[2] = {"train", "test"};
+        for (int i = 0; i < (test_csv ? 2 : 1); i++, n++)
+            sp[i] = (DptSplitData){.name = names[i], .n = t[i].n, .d = t[i].d, .x = t[i].x, .y_labels = 1,
+                                   .lab = t[i].lab};
+        st = dpt_data_write(out, sp, n, NULL);
+    }
+    for (int i = 0; i < 2; i++) {
+        free(t[i].x);
+        free(t[i].lab);
+    }
+    return st;
+}
+
+/* ---------------------------------------------------------------- info */
+
+DptStatus dpt_data_describe_dataset(const char *path, void *stream)
+{
+    FILE *out = stream;
+    hid_t f;
+    DPT_TRY(dpt_h5_open_read(path, &f));
+    char desc[512] = "";
+    if (H5Aexists(f, ATTR_DESCRIPTION) > 0)
+        dpt_h5_read_attr_string(f, ATTR_DESCRIPTION, desc, sizeof desc);
+    H5Fclose(f);
+    fprintf(out, "%s: dataset%s%s\n", path, desc[0] ? " - " : "", desc);
+    const char *splits[] = {"train", "validation", "test"};
+    int any = 0;
+    for (int i = 0; i < 3; i++) {
+        DptSplitInfo in;
+        DptStatus st = dpt_data_probe(path, splits[i], 0, &in);
+        if (st != DPT_OK)
+            return st;
+        if (!in.present)
+            continue;
+        any = 1;
+        fprintf(out, "  /%-10s x [%zu, %zu] %s", splits[i], in.n, in.d, in.x_u8 ? "uint8" : "float32");
+        if (in.x_u8)
+            fprintf(out, " (scale %g)", (double)in.x_scale);
+        if (in.y_labels) {
+            /* Count the classes: load the labels only. */
+            DptSplitInfo li = in;
+            li.d = 0;
+            void *mem = malloc(dpt_data_bytes(&li) + 64);
+            int32_t lo = 0, hi = -1;
+            if (mem) {
+                hid_t f2, d2;
+                char name[64];
+                snprintf(name, sizeof name, "%s/y", splits[i]);
+                if (dpt_h5_open_read(path, &f2) == DPT_OK) {
+                    d2 = H5Dopen2(f2, name, H5P_DEFAULT);
+                    if (d2 >= 0 && H5Dread(d2, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, mem) >= 0) {
+                        const int32_t *lab = mem;
+                        lo = hi = lab[0];
+                        for (size_t r = 1; r < in.n; r++) {
+                            lo = lab[r] < lo ? lab[r] : lo;
+                            hi = lab[r] > hi ? lab[r] : hi;
+                        }
+                    }
+                    if (d2 >= 0) H5Dclose(d2);
+                    H5Fclose(f2);
+                }
+                free(mem);
+            }
+            fprintf(out, ", y [%zu] labels %d..%d\n", in.n, lo, hi);
+        } else {
+            fprintf(out, ", y [%zu, %zu] float32 targets\n", in.n, in.k);
+        }
+    }
+    if (!any)
+        fprintf(out, "  (no train, validation or test group)\n");
+    return DPT_OK;
+}

@@ -1,0 +1,223 @@
+#include "dptrain/dist.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_REQUESTS 4096
+
+static MPI_Comm node_comm = MPI_COMM_NULL;
+static MPI_Request requests[MAX_REQUESTS];
+static int n_requests;
+
+DptStatus dpt_dist_init(DptDist *d, int *argc, char ***argv)
+{
+    int inited = 0, provided = 0;
+    memset(d, 0, sizeof *d);
+    MPI_Initialized(&inited);
+    if (!inited) {
+        if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+            return dpt_err(DPT_EMPI, "MPI_Init_thread failed");
+        d->initialised_here = 1;
+    } else {
+        MPI_Query_thread(&provided);
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &d->world_size);
+    if (provided < MPI_THREAD_FUNNELED)
+        return dpt_err(DPT_EMPI, "the MPI library provides thread level %d; dptrain needs MPI_THREAD_FUNNELED",
+                       provided);
+    if (node_comm == MPI_COMM_NULL)
+        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &node_comm);
+    MPI_Comm_rank(node_comm, &d->node_rank);
+    MPI_Comm_size(node_comm, &d->node_size);
+    int leader = d->node_rank == 0;
+    MPI_Allreduce(&leader, &d->n_nodes, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    return DPT_OK;
+}
+
+void dpt_dist_finalize(DptDist *d)
+{
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (fin)
+        return;
+    if (node_comm != MPI_COMM_NULL)
+        MPI_Comm_free(&node_comm);
+    if (d->initialised_here)
+        MPI_Finalize();
+}
+
+void dpt_dist_abort(int code)
+{
+    int inited = 0, fin = 0;
+    MPI_Initialized(&inited);
+    MPI_Finalized(&fin);
+    if (inited && !fin)
+        MPI_Abort(MPI_COMM_WORLD, code);
+    exit(code);
+}
+
+static int last_reporter = -1;
+
+DptStatus dpt_dist_agree(const DptDist *d, DptStatus local, int *reporter)
+{
+    /* The reporter: the lowest failing rank that holds a message, else the
+     * lowest failing rank. Encoded so that one MAX finds it. */
+    int P = d->world_size, has_msg = dpt_err_message()[0] != '\0';
+    int key = local == DPT_OK ? -3 * P : has_msg ? -d->rank : -(P + d->rank);
+    int mine[2] = {(int)local, key}, worst[2];
+    MPI_Allreduce(mine, worst, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    int v = -worst[1];
+    last_reporter = worst[0] == DPT_OK ? -1 : v < P ? v : v - P;
+    if (reporter)
+        *reporter = last_reporter;
+    return (DptStatus)worst[0];
+}
+
+int dpt_dist_reporter(void) { return last_reporter; }
+
+void dpt_dist_barrier(const DptDist *d)
+{
+    (void)d;
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
+void dpt_dist_bcast(const DptDist *d, void *buf, size_t bytes, int root)
+{
+    (void)d;
+    char *p = buf;
+    while (bytes > 0) {
+        int chunk = bytes > (1u << 30) ? (1 << 30) : (int)bytes;
+        MPI_Bcast(p, chunk, MPI_BYTE, root, MPI_COMM_WORLD);
+        p += chunk;
+        bytes -= (size_t)chunk;
+    }
+}
+
+/* MPI counts are int: large buffers go in pieces of at most 2^30 elements. */
+static void allreduce_chunked(void *buf, size_t n, size_t elem, MPI_Datatype t, MPI_Op op)
+{
+    char *p = buf;
+    while (n > 0) {
+        int chunk = n > (1u << 30) ? (1 << 30) : (int)n;
+        MPI_Allreduce(MPI_IN_PLACE, p, chunk, t, op, MPI_COMM_WORLD);
+        p += (size_t)chunk * elem;
+        n -= (size_t)chunk;
+    }
+}
+
+void dpt_dist_sum_floats(const DptDist *d, float *buf, size_t n)
+{
+    if (d->world_size > 1)
+        allreduce_chunked(buf, n, sizeof(float), MPI_FLOAT, MPI_SUM);
+}
+
+void dpt_dist_sum_doubles(const DptDist *d, double *buf, size_t n)
+{
+    if (d->world_size > 1)
+        allreduce_chunked(buf, n, sizeof(double), MPI_DOUBLE, MPI_SUM);
+}
+
+void dpt_dist_sum_i64(const DptDist *d, int64_t *buf, size_t n)
+{
+    if (d->world_size > 1)
+        allreduce_chunked(buf, n, sizeof(int64_t), MPI_INT64_T, MPI_SUM);
+}
+
+void dpt_dist_max_doubles(const DptDist *d, double *buf, size_t n)
+{
+    if (d->world_size > 1)
+        allreduce_chunked(buf, n, sizeof(double), MPI_DOUBLE, MPI_MAX);
+}
+
+void dpt_dist_stats(const DptDist *d, double v, double out[3])
+{
+    double mm[2] = {-v, v}, sum = v;
+    if (d->world_size > 1) {
+        MPI_Allreduce(MPI_IN_PLACE, mm, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+        MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    }
+    out[0] = -mm[0];
+    out[1] = sum / d->world_size;
+    out[2] = mm[1];
+}
+
+int dpt_dist_same_hash(const DptDist *d, uint64_t hash)
+{
+    /* max(h) and max(~h) = ~min(h) in one allreduce: equal iff min == max. */
+    uint64_t v[2] = {hash, ~hash};
+    if (d->world_size > 1)
+        MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+    return v[0] == ~v[1];
+}
+
+void dpt_dist_isum_floats(const DptDist *d, float *buf, size_t n, int slot)
+{
+    if (d->world_size == 1 || n == 0)
+        return;
+    if (n_requests >= MAX_REQUESTS || n > (1u << 30)) {
+        /* Out of slots or too large for one request: reduce now. */
+        dpt_dist_sum_floats(d, buf, n);
+        return;
+    }
+    (void)slot;
+    MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &requests[n_requests++]);
+}
+
+void dpt_dist_wait_all(const DptDist *d)
+{
+    (void)d;
+    if (n_requests > 0)
+        MPI_Waitall(n_requests, requests, MPI_STATUSES_IGNORE);
+    n_requests = 0;
+}
+
+void dpt_dist_progress(const DptDist *d)
+{
+    (void)d;
+    int flag;
+    if (n_requests > 0)
+        MPI_Testall(n_requests, requests, &flag, MPI_STATUSES_IGNORE);
+}
+
+DptStatus dpt_dist_shared_alloc(const DptDist *d, size_t bytes, void **ptr, void **handle)
+{
+    MPI_Win *win = malloc(sizeof *win);
+    if (!win)
+        return dpt_err(DPT_ENOMEM, "cannot allocate a window handle");
+    MPI_Aint size = d->node_rank == 0 ? (MPI_Aint)(bytes ? bytes : 1) : 0;
+    void *base = NULL;
+    int rc = MPI_Win_allocate_shared(size, 1, MPI_INFO_NULL, node_comm, &base, win);
+    if (rc != MPI_SUCCESS) {
+        free(win);
+        return dpt_err(DPT_ENOMEM, "cannot allocate %zu bytes of node-shared memory", bytes);
+    }
+    MPI_Aint qsize;
+    int disp;
+    MPI_Win_shared_query(*win, 0, &qsize, &disp, ptr);
+    *handle = win;
+    return DPT_OK;
+}
+
+void dpt_dist_shared_free(void **handle)
+{
+    if (!handle || !*handle)
+        return;
+    MPI_Win *win = *handle;
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin)
+        MPI_Win_free(win);
+    free(win);
+    *handle = NULL;
+}
+
+void dpt_dist_node_barrier(const DptDist *d)
+{
+    (void)d;
+    MPI_Barrier(node_comm);
+}
+
+double dpt_dist_time(void) { return MPI_Wtime(); }

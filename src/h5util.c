@@ -1,0 +1,294 @@
+#include "dptrain/h5util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void quiet_hdf5(void)
+{
+    static int done;
+    if (!done) {
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        done = 1;
+    }
+}
+
+DptStatus dpt_h5_open_read(const char *path, hid_t *f)
+{
+    struct stat sb;
+    quiet_hdf5();
+    *f = H5I_INVALID_HID;
+    if (stat(path, &sb) != 0)
+        return dpt_err(DPT_EINPUT, "%s: cannot open (%s)", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode))
+        return dpt_err(DPT_EINPUT, "%s: is a directory; expected an HDF5 file", path);
+    if (sb.st_size == 0)
+        return dpt_err(DPT_EINPUT, "%s: empty file; expected an HDF5 file", path);
+    if (access(path, R_OK) != 0)
+        return dpt_err(DPT_EINPUT, "%s: cannot read (%s)", path, strerror(errno));
+    htri_t is = H5Fis_hdf5(path);
+    if (is <= 0)
+        return dpt_err(DPT_EINPUT, "%s: not an HDF5 file", path);
+    *f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (*f < 0)
+        return dpt_err(DPT_EINPUT, "%s: cannot open as HDF5 (truncated or damaged?)", path);
+    return DPT_OK;
+}
+
+DptStatus dpt_h5_open_image(const void *buf, size_t len, hid_t *f)
+{
+    quiet_hdf5();
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fapl_core(fapl, 1 << 20, 0);
+    H5Pset_file_image(fapl, (void *)buf, len);
+    static unsigned serial;
+    char name[64];
+    snprintf(name, sizeof name, "dptrain-image-%u", serial++);
+    *f = H5Fopen(name, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (*f < 0)
+        return dpt_err(DPT_EINPUT, "file image: not a readable HDF5 file");
+    return DPT_OK;
+}
+
+int dpt_h5_exists(hid_t loc, const char *path)
+{
+    char buf[512];
+    size_t len = strlen(path);
+    if (len >= sizeof buf)
+        return 0;
+    memcpy(buf, path, len + 1);
+    for (size_t i = 0; i <= len; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (i > 0 && H5Lexists(loc, buf, H5P_DEFAULT) <= 0)
+                return 0;
+            if (i > 0 && c == '/' && H5Oexists_by_name(loc, buf, H5P_DEFAULT) <= 0)
+                return 0;
+            buf[i] = c;
+        }
+    }
+    return H5Oexists_by_name(loc, path, H5P_DEFAULT) > 0;
+}
+
+static DptStatus read_attr(hid_t obj, const char *name, hid_t mem_type, void *v, hssize_t want)
+{
+    DptStatus st = DPT_OK;
+    hid_t a = H5I_INVALID_HID, sp = H5I_INVALID_HID;
+    if (H5Aexists(obj, name) <= 0)
+        return dpt_err(DPT_EINPUT, "missing attribute '%s'", name);
+    a = H5Aopen(obj, name, H5P_DEFAULT);
+    sp = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
+    if (a < 0 || sp < 0 || H5Sget_simple_extent_npoints(sp) != want || H5Aread(a, mem_type, v) < 0)
+        st = dpt_err(DPT_EINPUT, "attribute '%s' is unreadable or has the wrong size", name);
+    if (sp >= 0) H5Sclose(sp);
+    if (a >= 0) H5Aclose(a);
+    return st;
+}
+
+DptStatus dpt_h5_read_attr_double(hid_t obj, const char *name, double *v)
+{
+    return read_attr(obj, name, H5T_NATIVE_DOUBLE, v, 1);
+}
+
+DptStatus dpt_h5_read_attr_int64(hid_t obj, const char *name, int64_t *v)
+{
+    return read_attr(obj, name, H5T_NATIVE_INT64, v, 1);
+}
+
+DptStatus dpt_h5_read_attr_ints(hid_t obj, const char *name, int *v, int cap, int *n)
+{
+    DptStatus st = DPT_OK;
+    hid_t a = H5I_INVALID_HID, sp = H5I_INVALID_HID;
+    if (H5Aexists(obj, name) <= 0)
+        return dpt_err(DPT_EINPUT, "missing attribute '%s'", name);
+    a = H5Aopen(obj, name, H5P_DEFAULT);
+    sp = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
+    hssize_t np = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (np < 1 || np > cap) {
+        st = dpt_err(DPT_EINPUT, "attribute '%s' has %lld values; expected 1..%d", name, (long long)np, cap);
+    } else if (H5Aread(a, H5T_NATIVE_INT, v) < 0) {
+        st = dpt_err(DPT_EINPUT, "attribute '%s' is unreadable", name);
+    } else {
+        *n = (int)np;
+    }
+    if (sp >= 0) H5Sclose(sp);
+    if (a >= 0) H5Aclose(a);
+    return st;
+}
+
+DptStatus dpt_h5_read_attr_string(hid_t obj, const char *name, char *buf, size_t len)
+{
+    DptStatus st = DPT_OK;
+    hid_t a = H5I_INVALID_HID, t = H5I_INVALID_HID, mt = H5I_INVALID_HID;
+    buf[0] = '\0';
+    if (H5Aexists(obj, name) <= 0)
+        return dpt_err(DPT_EINPUT, "missing attribute '%s'", name);
+    a = H5Aopen(obj, name, H5P_DEFAULT);
+    t = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
+    if (t < 0 || H5Tget_class(t) != H5T_STRING) {
+        st = dpt_err(DPT_EINPUT, "attribute '%s' is not a string", name);
+        goto done;
+    }
+    if (H5Tis_variable_str(t) > 0) {
+        char *s = NULL;
+        mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(t));
+        if (H5Aread(a, mt, &s) < 0 || !s) {
+            st = dpt_err(DPT_EINPUT, "attribute '%s' is unreadable", name);
+            goto done;
+        }
+        snprintf(buf, len, "%s", s);
+        H5free_memory(s);
+    } else {
+        size_t sz = H5Tget_size(t);
+        char *tmp = calloc(sz + 1, 1);
+        mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, sz + 1);
+        H5Tset_cset(mt, H5Tget_cset(t));
+        if (!tmp || H5Aread(a, mt, tmp) < 0) {
+            free(tmp);
+            st = dpt_err(DPT_EINPUT, "attribute '%s' is unreadable", name);
+            goto done;
+        }
+        snprintf(buf, len, "%s", tmp);
+        free(tmp);
+    }
+done:
+    if (mt >= 0) H5Tclose(mt);
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+    return st;
+}
+
+static DptStatus write_attr(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, hsize_t n,
+                            const void *v, const char *file)
+{
+    DptStatus st = DPT_OK;
+    hid_t sp = n == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
+    if (H5Aexists(obj, name) > 0)
+        H5Adelete(obj, name);
+    hid_t a = H5Acreate2(obj, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, mem_type, v) < 0)
+        st = dpt_err(DPT_EOUTPUT, "%s: cannot write attribute '%s'", file, name);
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    return st;
+}
+
+DptStatus dpt_h5_write_attr_double(hid_t obj, const char *name, double v, const char *file)
+{
+    return write_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, &v, file);
+}
+
+DptStatus dpt_h5_write_attr_int64(hid_t obj, const char *name, int64_t v, const char *file)
+{
+    return write_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &v, file);
+}
+
+DptStatus dpt_h5_write_attr_ints(hid_t obj, const char *name, const int *v, int n, const char *file)
+{
+    return write_attr(obj, name, H5T_STD_I32LE, H5T_NATIVE_INT, (hsize_t)n, v, file);
+}
+
+DptStatus dpt_h5_write_attr_string(hid_t obj, const char *name, const char *v, const char *file)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    DptStatus st = write_attr(obj, name, t, t, 0, &v, file);
+    H5Tclose(t);
+    return st;
+}
+
+DptStatus dpt_h5_write_dataset(hid_t loc, const char *name, hid_t mem_type, int rank, const hsize_t *dims,
+                               const void *data, int compress, const char *file)
+{
+    DptStatus st = DPT_OK;
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hid_t ftype = H5Tget_class(mem_type) == H5T_FLOAT ? H5T_IEEE_F32LE
+                  : H5Tget_size(mem_type) == 1        ? H5T_STD_U8LE
+                  : H5Tget_size(mem_type) == 8        ? H5T_STD_I64LE
+                                                      : H5T_STD_I32LE;
+    size_t elem = H5Tget_size(mem_type);
+    hsize_t total = 1;
+    for (int i = 0; i < rank; i++)
+        total *= dims[i];
+    if (total > 0) {
+        /* Chunks of about 1 MiB, whole rows where a row fits. */
+        hsize_t chunk[8];
+        hsize_t row = 1;
+        for (int i = 1; i < rank; i++) {
+            chunk[i] = dims[i] > 262144 ? 262144 : dims[i];
+            row *= chunk[i];
+        }
+        hsize_t rows = (1u << 20) / (row * elem);
+        chunk[0] = rows < 1 ? 1 : rows > dims[0] ? dims[0] : rows;
+        H5Pset_chunk(dcpl, rank, chunk);
+        if (compress)
+            H5Pset_deflate(dcpl, 1);
+        H5Pset_fletcher32(dcpl);
+    }
+    hid_t d = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (d < 0 || (total > 0 && H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0))
+        st = dpt_err(DPT_EOUTPUT, "%s: cannot write dataset '%s' (disk full?)", file, name);
+    if (d >= 0) H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    return st;
+}
+
+DptStatus dpt_h5_create_tmp(const char *out, char *tmp, size_t tmp_len, hid_t *f)
+{
+    quiet_hdf5();
+    if ((size_t)snprintf(tmp, tmp_len, "%s.tmp.%ld", out, (long)getpid()) >= tmp_len)
+        return dpt_err(DPT_EOUTPUT, "%s: path too long", out);
+    *f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (*f < 0) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", out);
+        return dpt_err(DPT_EOUTPUT, "%s: cannot create (%s)", tmp,
+                       access(dirname(dir), W_OK) != 0 ? strerror(errno) : "HDF5 refused");
+    }
+    return DPT_OK;
+}
+
+static int fsync_path(const char *path, int dir)
+{
+    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0)
+        return -1;
+    int r = fsync(fd);
+    close(fd);
+    return r;
+}
+
+DptStatus dpt_h5_commit_tmp(hid_t *f, const char *tmp, const char *out)
+{
+    DptStatus st = DPT_OK;
+    if (H5Fflush(*f, H5F_SCOPE_GLOBAL) < 0)
+        st = dpt_err(DPT_EOUTPUT, "%s: cannot flush (disk full?)", tmp);
+    if (H5Fclose(*f) < 0 && st == DPT_OK)
+        st = dpt_err(DPT_EOUTPUT, "%s: cannot close (disk full?)", tmp);
+    *f = H5I_INVALID_HID;
+    if (st == DPT_OK && fsync_path(tmp, 0) != 0)
+        st = dpt_err(DPT_EOUTPUT, "%s: fsync failed (%s)", tmp, strerror(errno));
+    if (st == DPT_OK && rename(tmp, out) != 0)
+        st = dpt_err(DPT_EOUTPUT, "%s: cannot rename to %s (%s)", tmp, out, strerror(errno));
+    if (st != DPT_OK) {
+        unlink(tmp);
+        return st;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", out);
+    fsync_path(dirname(dir), 1); /* best effort: some file systems refuse fsync on directories */
+    return DPT_OK;
+}

@@ -1,0 +1,515 @@
+/*
+ * Packed, cache-blocked GEMM in the manner of BLIS/GotoBLAS: B is packed into
+ * KC x NR column panels, A into MR x KC row panels, and an MR x NR register
+ * tile is computed by a micro-kernel chosen at run time (AVX-512, AVX2+FMA or
+ * portable C). Each C element is reduced over k ascending within a KC block,
+ * and the KC blocks are added to C in ascending order, whatever the thread
+ * count or tile position: the determinism contract of kernels.h.
+ */
+#include "dptrain/kernels.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef DPT_USE_CBLAS
+#include <cblas.h>
+#endif
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define DPT_X86 1
+#endif
+
+enum { MR = 8, NR = 32, KC = 256, MC = 128, NC = 2048 };
+
+typedef void (*UKernel)(size_t kc, const float *restrict a, const float *restrict b, float *restrict c);
+
+static float *pack_a;   /* [MC/MR panels][KC][MR] */
+static float *pack_b;   /* [NC/NR panels][KC][NR] */
+static UKernel ukernel;
+static const char *ukernel_name = "none";
+
+/* ---------------------------------------------------------------- micro-kernels
+ * c[MR][NR] := sum_k a[k][0..MR) (outer) b[k][0..NR), k ascending. */
+
+static void ukernel_generic(size_t kc, const float *restrict a, const float *restrict b, float *restrict c)
+{
+    float acc[MR][NR];
+    memset(acc, 0, sizeof acc);
+    for (size_t k = 0; k < kc; k++) {
+        for (int r = 0; r < MR; r++) {
+            float ar = a[r];
+            for (int j = 0; j < NR; j++)
+                acc[r][j] += ar * b[j];
+        }
+        a += MR;
+        b += NR;
+    }
+    memcpy(c, acc, sizeof acc);
+}
+
+#ifdef DPT_X86
+__attribute__((target("avx2,fma")))
+static void ukernel_avx2(size_t kc, const float *restrict a0, const float *restrict b0, float *restrict c)
+{
+    /* Four 4 x 16 sub-tiles: 8 accumulators + 2 B vectors fit the 16 ymm registers. */
+    for (int rh = 0; rh < MR; rh += 4) {
+        for (int ch = 0; ch < NR; ch += 16) {
+            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+            const float *a = a0 + rh, *b = b0 + ch;
+            for (size_t k = 0; k < kc; k++) {
+                __m256 bv0 = _mm256_loadu_ps(b), bv1 = _mm256_loadu_ps(b + 8);
+                __m256 av = _mm256_broadcast_ss(a + 0);
+                c00 = _mm256_fmadd_ps(av, bv0, c00); c01 = _mm256_fmadd_ps(av, bv1, c01);
+                av = _mm256_broadcast_ss(a + 1);
+                c10 = _mm256_fmadd_ps(av, bv0, c10); c11 = _mm256_fmadd_ps(av, bv1, c11);
+                av = _mm256_broadcast_ss(a + 2);
+                c20 = _mm256_fmadd_ps(av, bv0, c20); c21 = _mm256_fmadd_ps(av, bv1, c21);
+                av = _mm256_broadcast_ss(a + 3);
+                c30 = _mm256_fmadd_ps(av, bv0, c30); c31 = _mm256_fmadd_ps(av, bv1, c31);
+                a += MR;
+                b += NR;
+            }
+            float *cc = c + rh * NR + ch;
+            _mm256_storeu_ps(cc + 0 * NR, c00); _mm256_storeu_ps(cc + 0 * NR + 8, c01);
+            _mm256_storeu_ps(cc + 1 * NR, c10); _mm256_storeu_ps(cc + 1 * NR + 8, c11);
+            _mm256_storeu_ps(cc + 2 * NR, c20); _mm256_storeu_ps(cc + 2 * NR + 8, c21);
+            _mm256_storeu_ps(cc + 3 * NR, c30); _mm256_storeu_ps(cc + 3 * NR + 8, c31);
+        }
+    }
+}
+
+__attribute__((target("avx512f")))
+static void ukernel_avx512(size_t kc, const float *restrict a, const float *restrict b, float *restrict c)
+{
+    /* 8 x 32 tile: 16 zmm accumulators, 2 B vectors, 1 broadcast. */
+    __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
+    __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
+    __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();
+    __m512 c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
+    __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps();
+    __m512 c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
+    __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps();
+    __m512 c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
+    for (size_t k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        __m512 av;
+#define DPT_ROW(r)                                  \
+        av = _mm512_set1_ps(a[r]);                  \
+        c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0); \
+        c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);
+        DPT_ROW(0) DPT_ROW(1) DPT_ROW(2) DPT_ROW(3)
+        DPT_ROW(4) DPT_ROW(5) DPT_ROW(6) DPT_ROW(7)
+#undef DPT_ROW
+        a += MR;
+        b += NR;
+    }
+#define DPT_STORE(r)                                   \
+    _mm512_storeu_ps(c + r * NR, c##r##0);             \
+    _mm512_storeu_ps(c + r * NR + 16, c##r##1);
+    DPT_STORE(0) DPT_STORE(1) DPT_STORE(2) DPT_STORE(3)
+    DPT_STORE(4) DPT_STORE(5) DPT_STORE(6) DPT_STORE(7)
+#undef DPT_STORE
+}
+#endif
+
+static void choose_ukernel(void)
+{
+    const char *force = getenv("DPT_KERNEL");
+    ukernel = ukernel_generic;
+    ukernel_name = "generic";
+#ifdef DPT_X86
+    __builtin_cpu_init();
+    int has512 = __builtin_cpu_supports("avx512f");
+    int has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (force && strcmp(force, "generic") == 0)
+        return;
+    if (has512 && !(force && strcmp(force, "avx2") == 0)) {
+        ukernel = ukernel_avx512;
+        ukernel_name = "avx512";
+    } else if (has2) {
+        ukernel = ukernel_avx2;
+        ukernel_name = "avx2";
+    }
+#else
+    (void)force;
+#endif
+}
+
+DptStatus dpt_kern_init(void)
+{
+    if (pack_a)
+        return DPT_OK;
+    choose_ukernel();
+    pack_a = dpt_aligned_alloc(sizeof(float) * MC * KC, "GEMM packing buffer A");
+    pack_b = dpt_aligned_alloc(sizeof(float) * KC * NC, "GEMM packing buffer B");
+    if (!pack_a || !pack_b) {
+        dpt_kern_free();
+        return DPT_ENOMEM;
+    }
+    return DPT_OK;
+}
+
+void dpt_kern_free(void)
+{
+    free(pack_a);
+    free(pack_b);
+    pack_a = pack_b = NULL;
+}
+
+const char *dpt_kern_name(void)
+{
+#ifdef DPT_USE_CBLAS
+    return "cblas";
+#else
+    if (!ukernel)
+        choose_ukernel();
+    return ukernel_name;
+#endif
+}
+
+/* ---------------------------------------------------------------- GEMM */
+
+void dpt_gemm(float *C, size_t ldc, int accumulate,
+              const float *A, size_t rsa, size_t csa,
+              const float *B, size_t rsb, size_t csb,
+              size_t M, size_t N, size_t K)
+{
+    if (M == 0 || N == 0)
+        return;
+    if (K == 0) {
+        if (!accumulate)
+            for (size_t i = 0; i < M; i++)
+                memset(C + i * ldc, 0, N * sizeof(float));
+        return;
+    }
+    const int small = M * N * K < 32768;  /* not worth waking the team */
+#pragma omp parallel if (!small)
+    {
+        float tile[MR * NR] __attribute__((aligned(64)));
+        for (size_t jc = 0; jc < N; jc += NC) {
+            size_t nc = N - jc < NC ? N - jc : NC;
+            size_t n_panels_b = (nc + NR - 1) / NR;
+            for (size_t pc = 0; pc < K; pc += KC) {
+                size_t kc = K - pc < KC ? K - pc : KC;
+                const int first = (pc == 0) && !accumulate;
+                /* Pack B[pc:pc+kc, jc:jc+nc] in NR-wide panels, zero-padded.
+                 * Race-free: each thread writes whole panels of its own. */
+#pragma omp for schedule(static)
+                for (size_t q = 0; q < n_panels_b; q++) {
+                    float *dst = pack_b + q * NR * kc;
+                    size_t j0 = jc + q * NR;
+                    size_t nj = N - j0 < NR ? N - j0 : NR;
+                    for (size_t k = 0; k < kc; k++) {
+                        const float *src = B + (pc + k) * rsb + j0 * csb;
+                        size_t j = 0;
+                        if (csb == 1)
+                            for (; j < nj; j++) dst[j] = src[j];
+                        else
+                            for (; j < nj; j++) dst[j] = src[j * csb];
+                        for (; j < NR; j++) dst[j] = 0.0f;
+                        dst += NR;
+                    }
+                }
+                for (size_t ic = 0; ic < M; ic += MC) {
+                    size_t mc = M - ic < MC ? M - ic : MC;
+                    size_t n_panels_a = (mc + MR - 1) / MR;
+                    /* Pack A[ic:ic+mc, pc:pc+kc] in MR-tall panels, zero-padded. */
+#pragma omp for schedule(static)
+                    for (size_t p = 0; p < n_panels_a; p++) {
+                        float *dst = pack_a + p * MR * kc;
+                        size_t i0 = ic + p * MR;
+                        size_t ni = M - i0 < MR ? M - i0 : MR;
+                        for (size_t r = 0; r < ni; r++) {
+                            const float *src = A + (i0 + r) * rsa + pc * csa;
+                            for (size_t k = 0; k < kc; k++)
+                                dst[k * MR + r] = src[k * csa];
+                        }
+                        for (size_t r = ni; r < MR; r++)
+                            for (size_t k = 0; k < kc; k++)
+                                dst[k * MR + r] = 0.0f;
+                    }
+                    /* Tiles of C: each thread owns whole tiles, so writes never overlap. */
+#pragma omp for collapse(2) schedule(static)
+                    for (size_t q = 0; q < n_panels_b; q++) {
+                        for (size_t p = 0; p < n_panels_a; p++) {
+                            ukernel(kc, pack_a + p * MR * kc, pack_b + q * NR * kc, tile);
+                            size_t i0 = ic + p * MR, j0 = jc + q * NR;
+                            size_t ni = M - i0 < MR ? M - i0 : MR;
+                            size_t nj = N - j0 < NR ? N - j0 : NR;
+                            for (size_t r = 0; r < ni; r++) {
+                                float *crow = C + (i0 + r) * ldc + j0;
+                                const float *trow = tile + r * NR;
+                                if (first)
+                                    for (size_t j = 0; j < nj; j++) crow[j] = trow[j];
+                                else
+                                    for (size_t j = 0; j < nj; j++) crow[j] += trow[j];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- fixed-point GEMM
+ * C (int64) += sum over k-blocks of llrint(scale * A[:, kblock] * B[kblock, :]).
+ * The KC slab is a whole number of blocks, so blocks never straddle slabs. */
+
+static inline int64_t to_fixed(float v, double scale) { return (int64_t)llrint((double)v * scale); }
+
+static void gemm_fixed(int64_t *C, size_t ldc, double scale,
+                       const float *A, size_t rsa, size_t csa,
+                       const float *B, size_t rsb, size_t csb,
+                       size_t M, size_t N, size_t K, size_t block)
+{
+    if (M == 0 || N == 0 || K == 0)
+        return;
+    const size_t kcf = KC / block * block;
+    const int small = M * N * K < 32768;
+#pragma omp parallel if (!small)
+    {
+        float tile[MR * NR] __attribute__((aligned(64)));
+        for (size_t jc = 0; jc < N; jc += NC) {
+            size_t nc = N - jc < NC ? N - jc : NC;
+            size_t n_panels_b = (nc + NR - 1) / NR;
+            for (size_t pc = 0; pc < K; pc += kcf) {
+                size_t kc = K - pc < kcf ? K - pc : kcf;
+#pragma omp for schedule(static)
+                for (size_t q = 0; q < n_panels_b; q++) {
+                    float *dst = pack_b + q * NR * kc;
+                    size_t j0 = jc + q * NR;
+                    size_t nj = N - j0 < NR ? N - j0 : NR;
+                    for (size_t k = 0; k < kc; k++) {
+                        const float *src = B + (pc + k) * rsb + j0 * csb;
+                        size_t j = 0;
+                        for (; j < nj; j++) dst[j] = src[j * csb];
+                        for (; j < NR; j++) dst[j] = 0.0f;
+                        dst += NR;
+                    }
+                }
+                for (size_t ic = 0; ic < M; ic += MC) {
+                    size_t mc = M - ic < MC ? M - ic : MC;
+                    size_t n_panels_a = (mc + MR - 1) / MR;
+#pragma omp for schedule(static)
+                    for (size_t p = 0; p < n_panels_a; p++) {
+                        float *dst = pack_a + p * MR * kc;
+                        size_t i0 = ic + p * MR;
+                        size_t ni = M - i0 < MR ? M - i0 : MR;
+                        for (size_t r = 0; r < MR; r++)
+                            for (size_t k = 0; k < kc; k++)
+                                dst[k * MR + r] = r < ni ? A[(i0 + r) * rsa + (pc + k) * csa] : 0.0f;
+                    }
+                    /* Each thread owns whole tiles of C. */
+#pragma omp for collapse(2) schedule(static)
+                    for (size_t q = 0; q < n_panels_b; q++) {
+                        for (size_t p = 0; p < n_panels_a; p++) {
+                            size_t i0 = ic + p * MR, j0 = jc + q * NR;
+                            size_t ni = M - i0 < MR ? M - i0 : MR;
+                            size_t nj = N - j0 < NR ? N - j0 : NR;
+                            for (size_t kb = 0; kb < kc; kb += block) {
+                                size_t kn = kc - kb < block ? kc - kb : block;
+                                ukernel(kn, pack_a + p * MR * kc + kb * MR, pack_b + q * NR * kc + kb * NR, tile);
+                                for (size_t r = 0; r < ni; r++) {
+                                    int64_t *crow = C + (i0 + r) * ldc + j0;
+                                    const float *trow = tile + r * NR;
+                                    for (size_t j = 0; j < nj; j++)
+                                        crow[j] += to_fixed(trow[j], scale);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+void dpt_kern_weight_grad_fixed(int64_t *restrict dWq, double scale, const float *restrict D,
+                                const float *restrict A, size_t n, size_t in, size_t out, size_t block)
+{
+    gemm_fixed(dWq, in, scale, D, 1, out, A, in, 1, out, in, n, block);
+}
+
+void dpt_kern_bias_grad_fixed(int64_t *restrict dbq, double scale, const float *restrict D, size_t n,
+                              size_t out, size_t block)
+{
+    /* Each thread owns a range of units; blocks of rows summed in order. */
+#pragma omp parallel for schedule(static) if (n * out > 65536)
+    for (size_t o = 0; o < out; o++) {
+        int64_t acc = 0;
+        for (size_t r0 = 0; r0 < n; r0 += block) {
+            size_t r1 = r0 + block < n ? r0 + block : n;
+            float s = 0.0f;
+            for (size_t r = r0; r < r1; r++)
+                s += D[r * out + o];
+            acc += to_fixed(s, scale);
+        }
+        dbq[o] += acc;
+    }
+}
+
+/* ---------------------------------------------------------------- the three products */
+
+void dpt_kern_forward(float *restrict Z, const float *restrict X, const float *restrict W,
+                      const float *restrict b, size_t n, size_t in, size_t out)
+{
+#ifdef DPT_USE_CBLAS
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in,
+                1.0f, X, (int)in, W, (int)in, 0.0f, Z, (int)out);
+#else
+    dpt_gemm(Z, out, 0, X, in, 1, W, 1, in, n, out, in);
+#endif
+    /* Rows are independent: each thread adds the bias to its own rows. */
+#pragma omp parallel for schedule(static) if (n * out > 65536)
+    for (size_t r = 0; r < n; r++)
+        for (size_t o = 0; o < out; o++)
+            Z[r * out + o] += b[o];
+}
+
+void dpt_kern_weight_grad(float *restrict dW, int accumulate, const float *restrict D,
+                          const float *restrict A, size_t n, size_t in, size_t out)
+{
+#ifdef DPT_USE_CBLAS
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)n,
+                1.0f, D, (int)out, A, (int)in, accumulate ? 1.0f : 0.0f, dW, (int)in);
+#else
+    dpt_gemm(dW, in, accumulate, D, 1, out, A, in, 1, out, in, n);
+#endif
+}
+
+void dpt_kern_bias_grad(float *restrict db, int accumulate, const float *restrict D,
+                        size_t n, size_t out)
+{
+    /* Each thread owns a range of output units and sums rows 0..n-1 in order. */
+#pragma omp parallel for schedule(static) if (n * out > 65536)
+    for (size_t o = 0; o < out; o++) {
+        float s = accumulate ? db[o] : 0.0f;
+        for (size_t r = 0; r < n; r++)
+            s += D[r * out + o];
+        db[o] = s;
+    }
+}
+
+void dpt_kern_input_grad(float *restrict dA, const float *restrict D, const float *restrict W,
+                         size_t n, size_t in, size_t out)
+{
+#ifdef DPT_USE_CBLAS
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)in, (int)out,
+                1.0f, D, (int)out, W, (int)in, 0.0f, dA, (int)in);
+#else
+    dpt_gemm(dA, in, 0, D, out, 1, W, in, 1, n, in, out);
+#endif
+}
+
+/* ---------------------------------------------------------------- activations */
+
+void dpt_kern_activate(float *restrict A, DptAct f, size_t n, size_t m)
+{
+    size_t total = n * m;
+    switch (f) {
+    case DPT_ACT_SIGMOID:
+#pragma omp parallel for schedule(static) if (total > 65536)
+        for (size_t i = 0; i < total; i++)
+            A[i] = 1.0f / (1.0f + expf(-A[i]));
+        break;
+    case DPT_ACT_RELU:
+#pragma omp parallel for schedule(static) if (total > 65536)
+        for (size_t i = 0; i < total; i++)
+            A[i] = A[i] > 0.0f ? A[i] : 0.0f;
+        break;
+    case DPT_ACT_TANH:
+#pragma omp parallel for schedule(static) if (total > 65536)
+        for (size_t i = 0; i < total; i++)
+            A[i] = tanhf(A[i]);
+        break;
+    case DPT_ACT_LINEAR:
+        break;
+    case DPT_ACT_SOFTMAX:
+        /* Row-wise, shifted by the row maximum so that exp never overflows. */
+#pragma omp parallel for schedule(static) if (total > 65536)
+        for (size_t r = 0; r < n; r++) {
+            float *row = A + r * m;
+            float mx = row[0];
+            for (size_t j = 1; j < m; j++)
+                mx = row[j] > mx ? row[j] : mx;
+            float s = 0.0f;
+            for (size_t j = 0; j < m; j++) {
+                row[j] = expf(row[j] - mx);
+                s += row[j];
+            }
+            float inv = 1.0f / s;
+            for (size_t j = 0; j < m; j++)
+                row[j] *= inv;
+        }
+        break;
+    }
+}
+
+void dpt_kern_act_backward(float *restrict D, const float *restrict A, DptAct f, size_t n, size_t m)
+{
+    size_t total = n * m;
+    switch (f) {
+    case DPT_ACT_SIGMOID:
+#pragma omp parallel for schedule(static) if (total > 65536)
+        for (size_t i = 0; i < total; i++)
+            D[i] *= A[i] * (1.0f - A[i]);
+        break;
+    case DPT_ACT_RELU:
+#pragma omp parallel for schedule(static) if (total > 65536)
+        for (size_t i = 0; i < total; i++)
+            D[i] = A[i] > 0.0f ? D[i] : 0.0f;
+        break;
+    case DPT_ACT_TANH:
+#pragma omp parallel for schedule(static) if (total > 65536)
+        for (size_t i = 0; i < total; i++)
+            D[i] *= 1.0f - A[i] * A[i];
+        break;
+    case DPT_ACT_LINEAR:
+    case DPT_ACT_SOFTMAX:
+        break;
+    }
+}
+
+/* ---------------------------------------------------------------- naive twins */
+
+void dpt_kern_forward_ref(float *Z, const float *X, const float *W, const float *b,
+                          size_t n, size_t in, size_t out)
+{
+    for (size_t r = 0; r < n; r++)
+        for (size_t o = 0; o < out; o++) {
+            double s = 0.0;
+            for (size_t i = 0; i < in; i++)
+                s += (double)X[r * in + i] * W[o * in + i];
+            Z[r * out + o] = (float)(s + b[o]);
+        }
+}
+
+void dpt_kern_weight_grad_ref(float *dW, int accumulate, const float *D, const float *A,
+                              size_t n, size_t in, size_t out)
+{
+    for (size_t o = 0; o < out; o++)
+        for (size_t i = 0; i < in; i++) {
+            double s = accumulate ? dW[o * in + i] : 0.0;
+            for (size_t r = 0; r < n; r++)
+                s += (double)D[r * out + o] * A[r * in + i];
+            dW[o * in + i] = (float)s;
+        }
+}
+
+void dpt_kern_input_grad_ref(float *dA, const float *D, const float *W, size_t n, size_t in, size_t out)
+{
+    for (size_t r = 0; r < n; r++)
+        for (size_t i = 0; i < in; i++) {
+            double s = 0.0;
+            for (size_t o = 0; o < out; o++)
+                s += (double)D[r * out + o] * W[o * in + i];
+            dA[r * in + i] = (float)s;
+        }
+}

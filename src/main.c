@@ -1,0 +1,43 @@
+/*
+ * dptrain: data-parallel training of multilayer perceptrons.
+ *
+ * main reads as a table of contents: MPI up, run the command, report the one
+ * error line (once, from the rank that holds it), MPI down, exit status.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "dptrain/cli.h"
+#include "dptrain/dist.h"
+#include "dptrain/kernels.h"
+#include "dptrain/log.h"
+#include "dptrain/status.h"
+
+int main(int argc, char **argv)
+{
+    DptStatus st;
+    if (dpt_cli_early(argc, argv, &st))
+        return (int)st;
+
+    DptDist dist;
+    st = dpt_dist_init(&dist, &argc, &argv);
+    if (st != DPT_OK) {
+        dpt_log_error(dpt_err_message());
+        return (int)st;
+    }
+    dpt_log_init(dist.rank, dist.world_size, 0, 0);
+
+    st = dpt_cli_run(argc, argv, &dist);
+
+    if (st != DPT_OK) {
+        int reporter = dpt_dist_reporter();
+        if (reporter == dist.rank || (reporter < 0 && dpt_err_message()[0])) {
+            dpt_log_error(dpt_err_message()[0] ? dpt_err_message() : dpt_status_name(st));
+            if (getenv("DPT_DEBUG") && dpt_err_trace()[0])
+                fprintf(stderr, "dptrain: trace: %s\n", dpt_err_trace());
+        }
+    }
+    dpt_kern_free();
+    dpt_dist_finalize(&dist);
+    return (int)st;
+}

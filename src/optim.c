@@ -1,0 +1,155 @@
+#include "dptrain/optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *names[] = {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "nadam"};
+
+const char *dpt_optim_name(DptOptKind k) { return names[k]; }
+
+int dpt_optim_parse(const char *s)
+{
+    for (int i = 0; i < 7; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static int state_count(DptOptKind k)
+{
+    switch (k) {
+    case DPT_OPT_SGD: return 0;
+    case DPT_OPT_MOMENTUM:
+    case DPT_OPT_NESTEROV:
+    case DPT_OPT_ADAGRAD:
+    case DPT_OPT_RMSPROP: return 1;
+    case DPT_OPT_ADAM:
+    case DPT_OPT_NADAM: return 2;
+    }
+    return 0;
+}
+
+const char *dpt_optim_state_name(DptOptKind k, int i)
+{
+    switch (k) {
+    case DPT_OPT_MOMENTUM:
+    case DPT_OPT_NESTEROV: return "velocity";
+    case DPT_OPT_ADAGRAD: return "sum_sq";
+    case DPT_OPT_RMSPROP: return "mean_sq";
+    case DPT_OPT_ADAM:
+    case DPT_OPT_NADAM: return i == 0 ? "m" : "v";
+    default: return "none";
+    }
+}
+
+DptStatus dpt_optim_init(DptOptim *o, const DptOptHyper *h, size_t n)
+{
+    memset(o, 0, sizeof *o);
+    o->h = *h;
+    o->n = n;
+    o->n_state = state_count(h->kind);
+    o->mu_prod = 1.0;
+    for (int i = 0; i < o->n_state; i++) {
+        o->state[i] = dpt_aligned_alloc(n * sizeof(float), "optimizer state");
+        if (!o->state[i]) {
+            dpt_optim_free(o);
+            return DPT_ENOMEM;
+        }
+    }
+    return DPT_OK;
+}
+
+void dpt_optim_free(DptOptim *o)
+{
+    if (!o)
+        return;
+    for (int i = 0; i < 2; i++)
+        free(o->state[i]);
+    memset(o, 0, sizeof *o);
+}
+
+static double nadam_mu(double beta1, int64_t t)
+{
+    return beta1 * (1.0 - 0.5 * pow(0.96, 0.004 * (double)t));
+}
+
+void dpt_optim_step(DptOptim *o, float *restrict w, const float *restrict g, double eta)
+{
+    const size_t n = o->n;
+    const float lr = (float)eta;
+    float *restrict s0 = o->state[0];
+    float *restrict s1 = o->state[1];
+    o->t++;
+    /* Element-wise loops: each thread owns a contiguous range of parameters. */
+    switch (o->h.kind) {
+    case DPT_OPT_SGD:
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++)
+            w[i] -= lr * g[i];
+        break;
+    case DPT_OPT_MOMENTUM: {
+        const float a = (float)o->h.momentum;
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) {
+            s0[i] = a * s0[i] - lr * g[i];
+            w[i] += s0[i];
+        }
+        break;
+    }
+    case DPT_OPT_NESTEROV: {
+        const float a = (float)o->h.momentum;
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) {
+            s0[i] = a * s0[i] - lr * g[i];
+            w[i] += a * s0[i] - lr * g[i];
+        }
+        break;
+    }
+    case DPT_OPT_ADAGRAD: {
+        const float eps = (float)o->h.eps;
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) {
+            s0[i] += g[i] * g[i];
+            w[i] -= lr * g[i] / (sqrtf(s0[i]) + eps);
+        }
+        break;
+    }
+    case DPT_OPT_RMSPROP: {
+        const float rho = (float)o->h.decay, eps = (float)o->h.eps;
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) {
+            s0[i] = rho * s0[i] + (1.0f - rho) * g[i] * g[i];
+            w[i] -= lr * g[i] / (sqrtf(s0[i]) + eps);
+        }
+        break;
+    }
+    case DPT_OPT_ADAM: {
+        const float b1 = (float)o->h.beta1, b2 = (float)o->h.beta2, eps = (float)o->h.eps;
+        const float c1 = (float)(1.0 / (1.0 - pow(o->h.beta1, (double)o->t)));
+        const float c2 = (float)(1.0 / (1.0 - pow(o->h.beta2, (double)o->t)));
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) {
+            s0[i] = b1 * s0[i] + (1.0f - b1) * g[i];
+            s1[i] = b2 * s1[i] + (1.0f - b2) * g[i] * g[i];
+            w[i] -= lr * (s0[i] * c1) / (sqrtf(s1[i] * c2) + eps);
+        }
+        break;
+    }
+    case DPT_OPT_NADAM: {
+        const double mu_t = nadam_mu(o->h.beta1, o->t), mu_next = nadam_mu(o->h.beta1, o->t + 1);
+        o->mu_prod *= mu_t;
+        const float b1 = (float)o->h.beta1, b2 = (float)o->h.beta2, eps = (float)o->h.eps;
+        const float cg = (float)((1.0 - mu_t) / (1.0 - o->mu_prod));
+        const float cm = (float)(mu_next / (1.0 - o->mu_prod * mu_next));
+        const float c2 = (float)(1.0 / (1.0 - pow(o->h.beta2, (double)o->t)));
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) {
+            s0[i] = b1 * s0[i] + (1.0f - b1) * g[i];
+            s1[i] = b2 * s1[i] + (1.0f - b2) * g[i] * g[i];
+            w[i] -= lr * (cg * g[i] + cm * s0[i]) / (sqrtf(s1[i] * c2) + eps);
+        }
+        break;
+    }
+    }
+}
