@@ -7,6 +7,7 @@
 
 #define MAX_REQUESTS 4096
 
+static MPI_Comm world_comm = MPI_COMM_NULL;  /* MPI_COMM_WORLD, or a subset (tests) */
 static MPI_Comm node_comm = MPI_COMM_NULL;
 static MPI_Request requests[MAX_REQUESTS];
 static int n_requests;
@@ -23,18 +24,46 @@ DptStatus dpt_dist_init(DptDist *d, int *argc, char ***argv)
     } else {
         MPI_Query_thread(&provided);
     }
-    MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &d->world_size);
+    if (world_comm == MPI_COMM_NULL)
+        world_comm = MPI_COMM_WORLD;
+    MPI_Comm_rank(world_comm, &d->rank);
+    MPI_Comm_size(world_comm, &d->world_size);
     if (provided < MPI_THREAD_FUNNELED)
         return dpt_err(DPT_EMPI, "the MPI library provides thread level %d; dptrain needs MPI_THREAD_FUNNELED",
                        provided);
     if (node_comm == MPI_COMM_NULL)
-        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &node_comm);
+        MPI_Comm_split_type(world_comm, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &node_comm);
     MPI_Comm_rank(node_comm, &d->node_rank);
     MPI_Comm_size(node_comm, &d->node_size);
     int leader = d->node_rank == 0;
-    MPI_Allreduce(&leader, &d->n_nodes, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Allreduce(&leader, &d->n_nodes, 1, MPI_INT, MPI_SUM, world_comm);
     return DPT_OK;
+}
+
+int dpt_dist_subset(DptDist *d, int n)
+{
+    int world_rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+    if (world_comm != MPI_COMM_WORLD && world_comm != MPI_COMM_NULL)
+        MPI_Comm_free(&world_comm);
+    if (node_comm != MPI_COMM_NULL)
+        MPI_Comm_free(&node_comm);
+    MPI_Comm sub;
+    MPI_Comm_split(MPI_COMM_WORLD, world_rank < n ? 0 : MPI_UNDEFINED, world_rank, &sub);
+    int in = sub != MPI_COMM_NULL;
+    world_comm = in ? sub : MPI_COMM_WORLD;
+    MPI_Comm_split_type(world_comm, MPI_COMM_TYPE_SHARED, world_rank, MPI_INFO_NULL, &node_comm);
+    int provided, init_here = d->initialised_here;
+    MPI_Query_thread(&provided);
+    memset(d, 0, sizeof *d);
+    d->initialised_here = init_here;
+    MPI_Comm_rank(world_comm, &d->rank);
+    MPI_Comm_size(world_comm, &d->world_size);
+    MPI_Comm_rank(node_comm, &d->node_rank);
+    MPI_Comm_size(node_comm, &d->node_size);
+    int leader = d->node_rank == 0;
+    MPI_Allreduce(&leader, &d->n_nodes, 1, MPI_INT, MPI_SUM, world_comm);
+    return in;
 }
 
 void dpt_dist_finalize(DptDist *d)
@@ -45,6 +74,9 @@ void dpt_dist_finalize(DptDist *d)
         return;
     if (node_comm != MPI_COMM_NULL)
         MPI_Comm_free(&node_comm);
+    if (world_comm != MPI_COMM_WORLD && world_comm != MPI_COMM_NULL)
+        MPI_Comm_free(&world_comm);
+    world_comm = MPI_COMM_NULL;
     if (d->initialised_here)
         MPI_Finalize();
 }
@@ -68,7 +100,7 @@ DptStatus dpt_dist_agree(const DptDist *d, DptStatus local, int *reporter)
     int P = d->world_size, has_msg = dpt_err_message()[0] != '\0';
     int key = local == DPT_OK ? -3 * P : has_msg ? -d->rank : -(P + d->rank);
     int mine[2] = {(int)local, key}, worst[2];
-    MPI_Allreduce(mine, worst, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Allreduce(mine, worst, 2, MPI_INT, MPI_MAX, world_comm);
     int v = -worst[1];
     last_reporter = worst[0] == DPT_OK ? -1 : v < P ? v : v - P;
     if (reporter)
@@ -81,7 +113,7 @@ int dpt_dist_reporter(void) { return last_reporter; }
 void dpt_dist_barrier(const DptDist *d)
 {
     (void)d;
-    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_Barrier(world_comm);
 }
 
 void dpt_dist_bcast(const DptDist *d, void *buf, size_t bytes, int root)
@@ -90,7 +122,7 @@ void dpt_dist_bcast(const DptDist *d, void *buf, size_t bytes, int root)
     char *p = buf;
     while (bytes > 0) {
         int chunk = bytes > (1u << 30) ? (1 << 30) : (int)bytes;
-        MPI_Bcast(p, chunk, MPI_BYTE, root, MPI_COMM_WORLD);
+        MPI_Bcast(p, chunk, MPI_BYTE, root, world_comm);
         p += chunk;
         bytes -= (size_t)chunk;
     }
@@ -102,7 +134,7 @@ static void allreduce_chunked(void *buf, size_t n, size_t elem, MPI_Datatype t, 
     char *p = buf;
     while (n > 0) {
         int chunk = n > (1u << 30) ? (1 << 30) : (int)n;
-        MPI_Allreduce(MPI_IN_PLACE, p, chunk, t, op, MPI_COMM_WORLD);
+        MPI_Allreduce(MPI_IN_PLACE, p, chunk, t, op, world_comm);
         p += (size_t)chunk * elem;
         n -= (size_t)chunk;
     }
@@ -136,8 +168,8 @@ void dpt_dist_stats(const DptDist *d, double v, double out[3])
 {
     double mm[2] = {-v, v}, sum = v;
     if (d->world_size > 1) {
-        MPI_Allreduce(MPI_IN_PLACE, mm, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-        MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        MPI_Allreduce(MPI_IN_PLACE, mm, 2, MPI_DOUBLE, MPI_MAX, world_comm);
+        MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_DOUBLE, MPI_SUM, world_comm);
     }
     out[0] = -mm[0];
     out[1] = sum / d->world_size;
@@ -149,7 +181,7 @@ int dpt_dist_same_hash(const DptDist *d, uint64_t hash)
     /* max(h) and max(~h) = ~min(h) in one allreduce: equal iff min == max. */
     uint64_t v[2] = {hash, ~hash};
     if (d->world_size > 1)
-        MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+        MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_UINT64_T, MPI_MAX, world_comm);
     return v[0] == ~v[1];
 }
 
@@ -163,7 +195,7 @@ void dpt_dist_isum_floats(const DptDist *d, float *buf, size_t n, int slot)
         return;
     }
     (void)slot;
-    MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &requests[n_requests++]);
+    MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, world_comm, &requests[n_requests++]);
 }
 
 void dpt_dist_wait_all(const DptDist *d)

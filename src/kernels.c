@@ -118,9 +118,17 @@ static void ukernel_avx512(size_t kc, const float *restrict a, const float *rest
 }
 #endif
 
-static void choose_ukernel(void)
+static void choose_ukernel_named(const char *force);
+static void choose_ukernel(void) { choose_ukernel_named(getenv("DPT_KERNEL")); }
+
+int dpt_kern_select(const char *name)
 {
-    const char *force = getenv("DPT_KERNEL");
+    choose_ukernel_named(name);
+    return strcmp(ukernel_name, name) == 0;
+}
+
+static void choose_ukernel_named(const char *force)
+{
     ukernel = ukernel_generic;
     ukernel_name = "generic";
 #ifdef DPT_X86

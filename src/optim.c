@@ -116,22 +116,23 @@ void dpt_optim_step(DptOptim *o, float *restrict w, const float *restrict g, dou
         break;
     }
     case DPT_OPT_RMSPROP: {
-        const float rho = (float)o->h.decay, eps = (float)o->h.eps;
+        const float rho = (float)o->h.decay, one_m_rho = (float)(1.0 - o->h.decay), eps = (float)o->h.eps;
 #pragma omp parallel for schedule(static) if (n > 65536)
         for (size_t i = 0; i < n; i++) {
-            s0[i] = rho * s0[i] + (1.0f - rho) * g[i] * g[i];
+            s0[i] = rho * s0[i] + one_m_rho * g[i] * g[i];
             w[i] -= lr * g[i] / (sqrtf(s0[i]) + eps);
         }
         break;
     }
     case DPT_OPT_ADAM: {
         const float b1 = (float)o->h.beta1, b2 = (float)o->h.beta2, eps = (float)o->h.eps;
+        const float m1 = (float)(1.0 - o->h.beta1), m2 = (float)(1.0 - o->h.beta2);
         const float c1 = (float)(1.0 / (1.0 - pow(o->h.beta1, (double)o->t)));
         const float c2 = (float)(1.0 / (1.0 - pow(o->h.beta2, (double)o->t)));
 #pragma omp parallel for schedule(static) if (n > 65536)
         for (size_t i = 0; i < n; i++) {
-            s0[i] = b1 * s0[i] + (1.0f - b1) * g[i];
-            s1[i] = b2 * s1[i] + (1.0f - b2) * g[i] * g[i];
+            s0[i] = b1 * s0[i] + m1 * g[i];
+            s1[i] = b2 * s1[i] + m2 * g[i] * g[i];
             w[i] -= lr * (s0[i] * c1) / (sqrtf(s1[i] * c2) + eps);
         }
         break;
@@ -140,13 +141,14 @@ void dpt_optim_step(DptOptim *o, float *restrict w, const float *restrict g, dou
         const double mu_t = nadam_mu(o->h.beta1, o->t), mu_next = nadam_mu(o->h.beta1, o->t + 1);
         o->mu_prod *= mu_t;
         const float b1 = (float)o->h.beta1, b2 = (float)o->h.beta2, eps = (float)o->h.eps;
+        const float m1 = (float)(1.0 - o->h.beta1), m2 = (float)(1.0 - o->h.beta2);
         const float cg = (float)((1.0 - mu_t) / (1.0 - o->mu_prod));
         const float cm = (float)(mu_next / (1.0 - o->mu_prod * mu_next));
         const float c2 = (float)(1.0 / (1.0 - pow(o->h.beta2, (double)o->t)));
 #pragma omp parallel for schedule(static) if (n > 65536)
         for (size_t i = 0; i < n; i++) {
-            s0[i] = b1 * s0[i] + (1.0f - b1) * g[i];
-            s1[i] = b2 * s1[i] + (1.0f - b2) * g[i] * g[i];
+            s0[i] = b1 * s0[i] + m1 * g[i];
+            s1[i] = b2 * s1[i] + m2 * g[i] * g[i];
             w[i] -= lr * (cg * g[i] + cm * s0[i]) / (sqrtf(s1[i] * c2) + eps);
         }
         break;

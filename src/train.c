@@ -491,6 +491,15 @@ static void print_header(const Trainer *t)
     dpt_log_info("resolved configuration:\n%s\n", text);
 }
 
+/* A JSON number, or null for NaN (a value that was not measured). */
+static void json_number(char *buf, size_t len, double v)
+{
+    if (isfinite(v))
+        snprintf(buf, len, "%.8g", v);
+    else
+        snprintf(buf, len, "null");
+}
+
 static size_t format_timing(const DptDist *d, const DptTimers *tm, char *buf, size_t len, int json)
 {
     size_t used = 0;
@@ -601,16 +610,17 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
         dpt_log_info("%s\n", line);
         char timing[2048];
         format_timing(d, &t.timers, timing, sizeof timing, 1);
-#define JNUM(x) (isfinite(x) ? (x) : -1.0)
+        char nums[6][32];
+        const double vals[6] = {full_loss, full_acc, test_loss, test_acc, val_loss, val_acc};
+        for (int i = 0; i < 6; i++)
+            json_number(nums[i], sizeof nums[i], vals[i]);
         snprintf(json, sizeof json,
-                 "{\"epoch\":%lld,\"step\":%lld,\"train_loss\":%.8g,\"train_acc\":%.8g,\"train_eval_loss\":%.8g,"
-                 "\"train_eval_acc\":%.8g,\"test_loss\":%.8g,\"test_acc\":%.8g,\"val_loss\":%.8g,\"val_acc\":%.8g,"
+                 "{\"epoch\":%lld,\"step\":%lld,\"train_loss\":%.8g,\"train_acc\":%.8g,\"train_eval_loss\":%s,"
+                 "\"train_eval_acc\":%s,\"test_loss\":%s,\"test_acc\":%s,\"val_loss\":%s,\"val_acc\":%s,"
                  "\"samples_per_s\":%.3f,\"epoch_s\":%.6f,\"elapsed_s\":%.6f,\"lr\":%.8g,\"ranks\":%d,\"threads\":%d,"
                  "\"time\":{%s}}",
-                 (long long)epoch + 1, (long long)global_step, last_train_loss, train_acc, JNUM(full_loss),
-                 JNUM(full_acc), JNUM(test_loss), JNUM(test_acc), JNUM(val_loss), JNUM(val_acc), sps, e_time, elapsed,
-                 cfg->lr, d->world_size, omp_get_max_threads(), timing);
-#undef JNUM
+                 (long long)epoch + 1, (long long)global_step, last_train_loss, train_acc, nums[0], nums[1], nums[2],
+                 nums[3], nums[4], nums[5], sps, e_time, elapsed, cfg->lr, d->world_size, omp_get_max_threads(), timing);
         if (d->rank == 0 && (st = dpt_metrics_write(&mf, json)) != DPT_OK)
             dpt_log_warn("%s", dpt_err_message());
         st = dpt_dist_agree(d, st, NULL);
@@ -650,6 +660,39 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
     }
     if (d->rank == 0)
         dpt_metrics_close(&mf);
+    trainer_free(&t);
+    return st;
+}
+
+DptStatus dpt_train_gradient(const DptConfig *cfg, const DptDist *d, size_t count, float *grad, double *loss)
+{
+    Trainer t;
+    memset(&t, 0, sizeof t);
+    t.cfg = cfg;
+    t.d = d;
+    DptStatus st = dpt_dist_agree(d, dpt_config_validate(cfg), NULL);
+    if (st == DPT_OK)
+        st = dpt_dist_agree(d, dpt_kern_init(), NULL);
+    if (st == DPT_OK)
+        st = setup(&t);
+    if (st == DPT_OK && (count == 0 || count > t.batch))
+        st = dpt_err(DPT_EUSAGE, "gradient of %zu samples: expected 1..%zu", count, t.batch);
+    if (st == DPT_OK) {
+        DptRng rng;
+        dpt_rng_stream(&rng, (uint64_t)cfg->seed, DPT_STREAM_SHUFFLE, 0);
+        dpt_rng_permutation(&rng, t.perm, t.split[SPLIT_TRAIN].info.n);
+        if (cfg->deterministic)
+            step_deterministic(&t, t.perm, count);
+        else
+            step_default(&t, t.perm, count);
+        const float *ctrl = t.grad + t.arch.n_params;
+        double n = (double)ctrl[C_COUNT_LO] + 4096.0 * (double)ctrl[C_COUNT_HI];
+        if (!average_gradient(&t, n, t.split[SPLIT_TRAIN].info.n))
+            st = dpt_err(DPT_EDIVERGED, "non-finite gradient");
+        memcpy(grad, t.grad, t.arch.n_params * sizeof(float));
+        if (loss)
+            *loss = ctrl[C_LOSS] / n;
+    }
     trainer_free(&t);
     return st;
 }

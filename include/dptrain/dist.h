@@ -27,6 +27,11 @@ typedef struct {
 DptStatus dpt_dist_init(DptDist *d, int *argc, char ***argv);
 /* Collective. */
 void dpt_dist_finalize(DptDist *d);
+/* Collective over MPI_COMM_WORLD (for tests): from now on "the world" is its
+ * first n ranks (n >= world size: all of them). Returns 1 on the ranks inside,
+ * whose d is refilled; the others keep a world of the ranks outside and
+ * should only call dpt_dist_subset again. */
+int dpt_dist_subset(DptDist *d, int n);
 /* Ends every rank at once (for errors in the middle of a step). */
 void dpt_dist_abort(int code) __attribute__((noreturn));
 

@@ -32,6 +32,10 @@ typedef enum {
 /* Allocates the packing buffers (idempotent). */
 DptStatus dpt_kern_init(void);
 void dpt_kern_free(void);
+/* Selects a micro-kernel by name ("avx512", "avx2", "generic"); returns 0 if
+ * this CPU cannot run it (the best one available is then in use). The
+ * environment variable DPT_KERNEL does the same at start-up. */
+int dpt_kern_select(const char *name);
 /* Name of the micro-kernel chosen at run time ("avx512", "avx2", "generic", "cblas"). */
 const char *dpt_kern_name(void);
 

@@ -26,6 +26,11 @@ typedef struct {
  * final_params is not NULL it receives a malloc'd copy of the parameters. */
 DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *res, float **final_params);
 
+/* The averaged gradient (and mean cost) of the first `count` samples of
+ * epoch 0's order, at the initial parameters, computed and reduced exactly as
+ * a training step does it. grad has room for the network's parameters. */
+DptStatus dpt_train_gradient(const DptConfig *cfg, const DptDist *d, size_t count, float *grad, double *loss);
+
 /* `dptrain eval`: loss and accuracy of a model on a split ("" = test if
  * present, else train). */
 DptStatus dpt_eval_run(const char *model, const char *data, const char *split, const DptDist *d);

@@ -1,0 +1,197 @@
+/* Optimised kernels against their naive twins, for every micro-kernel this CPU
+ * runs; thread-count and row-subset invariance (bitwise); the fixed-point
+ * weight gradient's block invariance. */
+#include <math.h>
+#include <omp.h>
+
+#include "testutil.h"
+#include "dptrain/kernels.h"
+
+static const char *const kernels[] = {"generic", "avx2", "avx512"};
+
+typedef struct {
+    size_t n, in, out;
+} Shape;
+
+static const Shape shapes[] = {{1, 1, 1},    {3, 5, 7},     {10, 784, 30}, {17, 33, 65},
+                               {130, 300, 40}, {9, 600, 1030}, {64, 257, 33}, {2, 2100, 3}};
+#define N_SHAPES (sizeof shapes / sizeof shapes[0])
+
+/* |got - want| <= 2 K eps sum|terms| (+ tiny), the classical bound for a
+ * float dot product of length K (Higham, gamma_K). */
+static void assert_close(const float *got, const float *want, const float *bound, size_t n, size_t K, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        double tol = 2.0 * (double)K * 0x1p-24 * bound[i] + 1e-30;
+        if (fabs((double)got[i] - want[i]) > tol) {
+            print_error("%s: element %zu is %.9g, expected %.9g (tol %.3g)\n", what, i, got[i], want[i], tol);
+            fail();
+        }
+    }
+}
+
+static void test_products_against_ref(void **state)
+{
+    (void)state;
+    for (size_t kk = 0; kk < 3; kk++) {
+        if (!dpt_kern_select(kernels[kk]))
+            continue;
+        for (size_t s = 0; s < N_SHAPES; s++) {
+            size_t n = shapes[s].n, in = shapes[s].in, out = shapes[s].out;
+            float *X = malloc(n * in * 4), *W = malloc(out * in * 4), *b = malloc(out * 4), *D = malloc(n * out * 4);
+            float *Z = malloc(n * out * 4), *Zr = malloc(n * out * 4), *bz = malloc(n * out * 4);
+            float *dW = malloc(out * in * 4), *dWr = malloc(out * in * 4), *bw = malloc(out * in * 4);
+            float *dA = malloc(n * in * 4), *dAr = malloc(n * in * 4), *ba = malloc(n * in * 4);
+            tu_fill(X, n * in, 1 + s, -1, 1);
+            tu_fill(W, out * in, 2 + s, -1, 1);
+            tu_fill(b, out, 3 + s, -1, 1);
+            tu_fill(D, n * out, 4 + s, -1, 1);
+            /* Bounds: the same products on absolute values. */
+            float *aX = malloc(n * in * 4), *aW = malloc(out * in * 4), *aD = malloc(n * out * 4), *ab = malloc(out * 4);
+            for (size_t i = 0; i < n * in; i++) aX[i] = fabsf(X[i]);
+            for (size_t i = 0; i < out * in; i++) aW[i] = fabsf(W[i]);
+            for (size_t i = 0; i < n * out; i++) aD[i] = fabsf(D[i]);
+            for (size_t i = 0; i < out; i++) ab[i] = fabsf(b[i]);
+            dpt_kern_forward_ref(bz, aX, aW, ab, n, in, out);
+            dpt_kern_weight_grad_ref(bw, 0, aD, aX, n, in, out);
+            dpt_kern_input_grad_ref(ba, aD, aW, n, in, out);
+
+            dpt_kern_forward(Z, X, W, b, n, in, out);
+            dpt_kern_forward_ref(Zr, X, W, b, n, in, out);
+            assert_close(Z, Zr, bz, n * out, in + 1, "forward");
+            dpt_kern_weight_grad(dW, 0, D, X, n, in, out);
+            dpt_kern_weight_grad_ref(dWr, 0, D, X, n, in, out);
+            assert_close(dW, dWr, bw, out * in, n, "weight_grad");
+            /* accumulate: dW += D^T X once more = 2 dWr */
+            dpt_kern_weight_grad(dW, 1, D, X, n, in, out);
+            dpt_kern_weight_grad_ref(dWr, 1, D, X, n, in, out);
+            for (size_t i = 0; i < out * in; i++) bw[i] *= 2;
+            assert_close(dW, dWr, bw, out * in, 2 * n, "weight_grad accumulate");
+            dpt_kern_input_grad(dA, D, W, n, in, out);
+            dpt_kern_input_grad_ref(dAr, D, W, n, in, out);
+            assert_close(dA, dAr, ba, n * in, out, "input_grad");
+            free(X); free(W); free(b); free(D); free(Z); free(Zr); free(bz); free(dW); free(dWr); free(bw);
+            free(dA); free(dAr); free(ba); free(aX); free(aW); free(aD); free(ab);
+        }
+    }
+    dpt_kern_select("avx512");
+}
+
+/* Same bits whatever the thread count, and a row's result does not depend on
+ * the other rows computed with it. */
+static void test_thread_and_row_invariance(void **state)
+{
+    (void)state;
+    size_t n = 45, in = 300, out = 70;
+    float *X = malloc(n * in * 4), *W = malloc(out * in * 4), *b = malloc(out * 4), *D = malloc(n * out * 4);
+    float *Z1 = malloc(n * out * 4), *Z2 = malloc(n * out * 4), *Zs = malloc(n * out * 4);
+    float *G1 = malloc(out * in * 4), *G2 = malloc(out * in * 4), *A1 = malloc(n * in * 4), *A2 = malloc(n * in * 4);
+    tu_fill(X, n * in, 11, -1, 1);
+    tu_fill(W, out * in, 12, -1, 1);
+    tu_fill(b, out, 13, -1, 1);
+    tu_fill(D, n * out, 14, -1, 1);
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    dpt_kern_forward(Z1, X, W, b, n, in, out);
+    dpt_kern_weight_grad(G1, 0, D, X, n, in, out);
+    dpt_kern_input_grad(A1, D, W, n, in, out);
+    omp_set_num_threads(2);
+    dpt_kern_forward(Z2, X, W, b, n, in, out);
+    dpt_kern_weight_grad(G2, 0, D, X, n, in, out);
+    dpt_kern_input_grad(A2, D, W, n, in, out);
+    omp_set_num_threads(3);
+    dpt_kern_forward(Zs, X + 7 * in, W, b, n - 7, in, out);
+    omp_set_num_threads(saved);
+    assert_memory_equal(Z1, Z2, n * out * 4);
+    assert_memory_equal(G1, G2, out * in * 4);
+    assert_memory_equal(A1, A2, n * in * 4);
+    assert_memory_equal(Z1 + 7 * out, Zs, (n - 7) * out * 4);
+    free(X); free(W); free(b); free(D); free(Z1); free(Z2); free(Zs); free(G1); free(G2); free(A1); free(A2);
+}
+
+/* Fixed point: close to the float product; identical sums however the blocks
+ * are split into calls or threads. */
+static void test_fixed_point_weight_grad(void **state)
+{
+    (void)state;
+    size_t n = 37, in = 90, out = 41, blk = 8;
+    double scale = 0x1p40;
+    float *D = malloc(n * out * 4), *A = malloc(n * in * 4), *ref = malloc(out * in * 4), *db = malloc(out * 4);
+    int64_t *q1 = calloc(out * in, 8), *q2 = calloc(out * in, 8), *b1 = calloc(out, 8), *b2 = calloc(out, 8);
+    tu_fill(D, n * out, 21, -1, 1);
+    tu_fill(A, n * in, 22, -1, 1);
+    dpt_kern_weight_grad_ref(ref, 0, D, A, n, in, out);
+    omp_set_num_threads(2);
+    dpt_kern_weight_grad_fixed(q1, scale, D, A, n, in, out, blk);
+    dpt_kern_bias_grad_fixed(b1, scale, D, n, out, blk);
+    /* The same blocks in three calls (split at block boundaries), one thread. */
+    omp_set_num_threads(1);
+    size_t cuts[] = {0, 16, 24, n};
+    for (int c = 0; c < 3; c++) {
+        size_t r0 = cuts[c], r1 = cuts[c + 1];
+        dpt_kern_weight_grad_fixed(q2, scale, D + r0 * out, A + r0 * in, r1 - r0, in, out, blk);
+        dpt_kern_bias_grad_fixed(b2, scale, D + r0 * out, r1 - r0, out, blk);
+    }
+    omp_set_num_threads(2);
+    assert_memory_equal(q1, q2, out * in * 8);
+    assert_memory_equal(b1, b2, out * 8);
+    for (size_t i = 0; i < out * in; i++)
+        assert_true(fabs((double)q1[i] / scale - ref[i]) <= 1e-5 * (1 + fabs(ref[i])));
+    dpt_kern_bias_grad(db, 0, D, n, out);
+    for (size_t o = 0; o < out; o++)
+        assert_true(fabs((double)b1[o] / scale - db[o]) <= 1e-5);
+    free(D); free(A); free(ref); free(db); free(q1); free(q2); free(b1); free(b2);
+}
+
+static void test_activations(void **state)
+{
+    (void)state;
+    float z[6] = {-100.0f, -2.0f, 0.0f, 0.5f, 3.0f, 100.0f};
+    float a[6];
+    memcpy(a, z, sizeof z);
+    dpt_kern_activate(a, DPT_ACT_SIGMOID, 1, 6);
+    for (int i = 0; i < 6; i++)
+        assert_float_equal(a[i], 1.0 / (1.0 + exp(-(double)z[i])), 1e-7);
+    memcpy(a, z, sizeof z);
+    dpt_kern_activate(a, DPT_ACT_TANH, 2, 3);
+    for (int i = 0; i < 6; i++)
+        assert_float_equal(a[i], tanh((double)z[i]), 1e-7);
+    memcpy(a, z, sizeof z);
+    dpt_kern_activate(a, DPT_ACT_RELU, 3, 2);
+    for (int i = 0; i < 6; i++)
+        assert_true(a[i] == (z[i] > 0 ? z[i] : 0.0f));
+    /* softmax over rows of 3, with a huge logit: no overflow, rows sum to 1 */
+    memcpy(a, z, sizeof z);
+    dpt_kern_activate(a, DPT_ACT_SOFTMAX, 2, 3);
+    double e0 = exp(-100.0 - 0.0), e1 = exp(-2.0), e2 = exp(0.0), s = e0 + e1 + e2;
+    assert_float_equal(a[1], e1 / s, 1e-7);
+    assert_float_equal(a[2], e2 / s, 1e-7);
+    assert_float_equal(a[5], 1.0, 1e-7);
+    assert_float_equal(a[3] + a[4] + a[5], 1.0, 1e-6);
+    /* derivatives through the activation value */
+    float d[3] = {1, 1, 1}, av[3] = {0.25f, 0.5f, 0.9f};
+    dpt_kern_act_backward(d, av, DPT_ACT_SIGMOID, 1, 3);
+    assert_float_equal(d[0], 0.25 * 0.75, 1e-7);
+    assert_float_equal(d[2], 0.9 * 0.1, 1e-6);
+    float d2[3] = {2, 2, 2}, at[3] = {-0.5f, 0.0f, 0.8f};
+    dpt_kern_act_backward(d2, at, DPT_ACT_TANH, 1, 3);
+    assert_float_equal(d2[0], 2 * 0.75, 1e-6);
+    assert_float_equal(d2[2], 2 * (1 - 0.64), 1e-6);
+    float d3[3] = {2, 2, 2}, ar[3] = {0.0f, 1.0f, 3.0f};
+    dpt_kern_act_backward(d3, ar, DPT_ACT_RELU, 1, 3);
+    assert_true(d3[0] == 0 && d3[1] == 2 && d3[2] == 2);
+}
+
+int main(void)
+{
+    assert_int_equal(dpt_kern_init(), DPT_OK);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_products_against_ref),
+        cmocka_unit_test(test_thread_and_row_invariance),
+        cmocka_unit_test(test_fixed_point_weight_grad),
+        cmocka_unit_test(test_activations),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    dpt_kern_free();
+    return rc;
+}
