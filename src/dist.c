@@ -52,6 +52,8 @@ int dpt_dist_subset(DptDist *d, int n)
     MPI_Comm_split(MPI_COMM_WORLD, world_rank < n ? 0 : MPI_UNDEFINED, world_rank, &sub);
     int in = sub != MPI_COMM_NULL;
     world_comm = in ? sub : MPI_COMM_WORLD;
+    if (!in)
+        return 0; /* outside: no collective until the next dpt_dist_subset */
     MPI_Comm_split_type(world_comm, MPI_COMM_TYPE_SHARED, world_rank, MPI_INFO_NULL, &node_comm);
     int provided, init_here = d->initialised_here;
     MPI_Query_thread(&provided);

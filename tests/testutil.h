@@ -26,15 +26,28 @@ static inline void tu_fill(float *x, size_t n, uint64_t seed, float lo, float hi
         x[i] = lo + (hi - lo) * (float)dpt_rng_uniform(&r);
 }
 
-/* A directory for this test program's files, under the current directory. */
+static char tu_dir_name[256];
+
+static inline void tu_cleanup(void)
+{
+    char cmd[300];
+    if (tu_dir_name[0] && !getenv("DPT_KEEP_TEST_FILES")) {
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tu_dir_name);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", tu_dir_name);
+    }
+}
+
+/* A directory for this test program's files, under the current directory,
+ * removed at exit (unless DPT_KEEP_TEST_FILES is set). */
 static inline const char *tu_dir(void)
 {
-    static char dir[256];
-    if (!dir[0]) {
-        snprintf(dir, sizeof dir, "tmp-%ld", (long)getpid());
-        mkdir(dir, 0755);
+    if (!tu_dir_name[0]) {
+        snprintf(tu_dir_name, sizeof tu_dir_name, "tmp-%ld", (long)getpid());
+        mkdir(tu_dir_name, 0755);
+        atexit(tu_cleanup);
     }
-    return dir;
+    return tu_dir_name;
 }
 
 static inline const char *tu_path(const char *name)

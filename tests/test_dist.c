@@ -1,0 +1,235 @@
+/* Data parallelism under mpiexec (run with 1 to 4 ranks). Each check runs the
+ * same work on the first P ranks for every P up to the world size, so that one
+ * launch compares layouts: the reduced gradient equals the one-rank gradient
+ * (bitwise in deterministic mode), replicas stay identical, deterministic
+ * training gives the same bits for every P and thread count, and empty slices
+ * do not hang. Assertions run after the collectives, on world rank 0. */
+#include <math.h>
+#include <mpi.h>
+#include <omp.h>
+
+#include "testutil.h"
+#include "dptrain/config.h"
+#include "dptrain/dist.h"
+#include "dptrain/net.h"
+#include "dptrain/train.h"
+
+static DptDist dist;
+static int world_rank, world_size;
+static char data_path[512];
+
+static void base_config(DptConfig *c)
+{
+    dpt_config_defaults(c);
+    snprintf(c->data, sizeof c->data, "%s", data_path);
+    c->n_sizes = 3;
+    c->sizes[0] = 6;
+    c->sizes[1] = 7;
+    c->sizes[2] = 3;
+    c->hidden = DPT_ACT_TANH;
+    c->quiet = 1;
+    c->seed = 11;
+    c->batch = 10;
+    c->lr = 0.2;
+    c->det_block = 4;
+}
+
+static size_t n_params(void) { return 6 * 7 + 7 + 7 * 3 + 3; }
+
+/* Runs fn on the first P ranks for P = 1..world_size; fn's result on world
+ * rank 0 lands in out[P]. */
+typedef DptStatus (*Work)(const DptConfig *c, int threads, float *out);
+
+static void over_layouts(Work fn, const DptConfig *c, int threads, float **out, DptStatus *st)
+{
+    for (int P = 1; P <= world_size; P++) {
+        if (dpt_dist_subset(&dist, P)) {
+            omp_set_num_threads(threads);
+            st[P] = fn(c, threads, out[P]);
+            omp_set_num_threads(2);
+        }
+        dpt_dist_subset(&dist, world_size);
+    }
+}
+
+static DptStatus grad_work(const DptConfig *c, int threads, float *out)
+{
+    (void)threads;
+    return dpt_train_gradient(c, &dist, (size_t)c->batch, out, NULL);
+}
+
+static DptStatus train_work(const DptConfig *c, int threads, float *out)
+{
+    (void)threads;
+    float *p = NULL;
+    DptStatus st = dpt_train_run(c, &dist, NULL, &p);
+    if (st == DPT_OK) {
+        memcpy(out, p, n_params() * sizeof(float));
+        free(p);
+    }
+    return st;
+}
+
+static float **alloc_outs(void)
+{
+    float **o = calloc((size_t)world_size + 1, sizeof *o);
+    for (int i = 0; i <= world_size; i++)
+        o[i] = calloc(n_params(), sizeof(float));
+    return o;
+}
+
+static void free_outs(float **o)
+{
+    for (int i = 0; i <= world_size; i++)
+        free(o[i]);
+    free(o);
+}
+
+static void check_gradients(int deterministic, int batch)
+{
+    DptConfig c;
+    base_config(&c);
+    c.deterministic = deterministic;
+    c.batch = batch;
+    float **g = alloc_outs();
+    DptStatus st[8] = {0};
+    over_layouts(grad_work, &c, 2, g, st);
+    if (world_rank != 0) {
+        free_outs(g);
+        return;
+    }
+    for (int P = 1; P <= world_size; P++) {
+        assert_int_equal(st[P], DPT_OK);
+        if (deterministic) {
+            assert_memory_equal(g[P], g[1], n_params() * sizeof(float));
+        } else {
+            for (size_t i = 0; i < n_params(); i++)
+                assert_float_equal(g[P][i], g[1][i], 1e-6 * (1 + fabs(g[1][i])));
+        }
+    }
+    /* deterministic and default agree to float precision */
+    free_outs(g);
+}
+
+/* B = 10 on 1..4 ranks: slices of 10, 5+5, 3+3+4, 2+3+2+3 (det: blocks of 4). */
+static void test_gradient_default(void **s) { (void)s; check_gradients(0, 10); }
+static void test_gradient_deterministic(void **s) { (void)s; check_gradients(1, 10); }
+/* B = 2 on up to 4 ranks: empty slices. */
+static void test_gradient_empty_slices(void **s)
+{
+    (void)s;
+    check_gradients(0, 2);
+    check_gradients(1, 2);
+}
+
+static void test_deterministic_training_any_layout(void **state)
+{
+    (void)state;
+    DptConfig c;
+    base_config(&c);
+    c.deterministic = 1;
+    c.epochs = 3;
+    c.opt.kind = DPT_OPT_MOMENTUM;
+    float **p1 = alloc_outs(), **p2 = alloc_outs();
+    DptStatus st1[8] = {0}, st2[8] = {0};
+    over_layouts(train_work, &c, 1, p1, st1);
+    over_layouts(train_work, &c, 2, p2, st2);
+    if (world_rank == 0) {
+        for (int P = 1; P <= world_size; P++) {
+            assert_int_equal(st1[P], DPT_OK);
+            assert_int_equal(st2[P], DPT_OK);
+            assert_memory_equal(p1[P], p1[1], n_params() * sizeof(float));
+            assert_memory_equal(p2[P], p1[1], n_params() * sizeof(float));
+        }
+    }
+    free_outs(p1);
+    free_outs(p2);
+}
+
+/* Default mode: after several epochs every rank holds the same bits (the
+ * trainer also checks this itself), with overlap on and off. */
+static void test_replicas_identical(void **state)
+{
+    (void)state;
+    DptConfig c;
+    base_config(&c);
+    c.epochs = 4;
+    c.batch = 7;
+    c.check_every = 3;
+    c.opt.kind = DPT_OPT_ADAM;
+    c.lr = 0.01;
+    int same[2];
+    DptStatus st[2];
+    for (int ov = 0; ov < 2; ov++) {
+        c.overlap = ov;
+        float *p = NULL;
+        st[ov] = dpt_train_run(&c, &dist, NULL, &p);
+        uint64_t h = p ? dpt_train_hash(p, n_params(), DPT_HASH_INIT) : 0;
+        same[ov] = dpt_dist_same_hash(&dist, h);
+        free(p);
+    }
+    for (int ov = 0; ov < 2; ov++) {
+        assert_int_equal(st[ov], DPT_OK);
+        assert_true(same[ov]);
+    }
+}
+
+/* Full runs that leave ranks without samples in some steps finish. */
+static void test_no_hang_with_empty_slices(void **state)
+{
+    (void)state;
+    DptConfig c;
+    base_config(&c);
+    c.batch = 1;
+    c.epochs = 1;
+    DptStatus a = dpt_train_run(&c, &dist, NULL, NULL);
+    c.deterministic = 1;
+    c.batch = 3;
+    DptStatus b = dpt_train_run(&c, &dist, NULL, NULL);
+    assert_int_equal(a, DPT_OK);
+    assert_int_equal(b, DPT_OK);
+}
+
+/* A bad option on one rank only: every rank gets the error, nobody hangs. */
+static void test_error_agreed(void **state)
+{
+    (void)state;
+    DptConfig c;
+    base_config(&c);
+    if (world_rank == world_size - 1)
+        c.lr = -1;
+    dpt_err_clear();
+    DptStatus st = dpt_train_run(&c, &dist, NULL, NULL);
+    assert_int_equal(st, DPT_EUSAGE);
+    assert_int_equal(dpt_dist_reporter(), world_size - 1);
+    dpt_err_clear();
+}
+
+int main(int argc, char **argv)
+{
+    assert_int_equal(dpt_dist_init(&dist, &argc, &argv), DPT_OK);
+    world_rank = dist.rank;
+    world_size = dist.world_size;
+    assert_true(world_size <= 7);
+    /* One dataset for all ranks, written by rank 0. */
+    snprintf(data_path, sizeof data_path, "dist-%d.h5", world_size);
+    if (world_rank == 0)
+        tu_make_dataset(data_path, 37, 6, 3, 2);
+    MPI_Barrier(MPI_COMM_WORLD);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gradient_default),
+        cmocka_unit_test(test_gradient_deterministic),
+        cmocka_unit_test(test_gradient_empty_slices),
+        cmocka_unit_test(test_deterministic_training_any_layout),
+        cmocka_unit_test(test_replicas_identical),
+        cmocka_unit_test(test_no_hang_with_empty_slices),
+        cmocka_unit_test(test_error_agreed),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int worst = 0;
+    MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (world_rank == 0)
+        remove(data_path);
+    dpt_dist_finalize(&dist);
+    return worst;
+}

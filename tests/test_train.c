@@ -1,0 +1,227 @@
+/* The training loop on one rank, against values worked out by hand:
+ * Nielsen's single neuron with two momentum steps, full-batch descent as the
+ * mean gradient over all N, SGD visiting every sample once per epoch. */
+#include <math.h>
+
+#include "testutil.h"
+#include "dptrain/ckpt.h"
+#include "dptrain/config.h"
+#include "dptrain/dist.h"
+#include "dptrain/train.h"
+
+static DptDist dist;
+
+static void write_model(const char *path, const int *sizes, int n, DptAct hidden, DptAct out, DptCost cost,
+                        const float *params)
+{
+    DptArch a;
+    assert_int_equal(dpt_arch_init(&a, sizes, n, hidden, out, cost), DPT_OK);
+    assert_int_equal(dpt_ckpt_save_model(path, &a, params, NULL), DPT_OK);
+}
+
+static void load_params(const char *path, float **p, DptArch *a)
+{
+    assert_int_equal(dpt_ckpt_load_model(path, a, p), DPT_OK);
+}
+
+/* One input x = 1, target y = 0, w = 0.6, b = 0.9, quadratic cost, eta = 0.15.
+ *   z = 1.5, a = s(1.5) = 0.8175744762, dC/dw = dC/db = (a - y) a (1 - a) = 0.1219383324
+ *   Dw(1) = -0.15 * 0.1219383324 = -0.0182907499: w1 = 0.5817092501, b1 = 0.8817092501
+ *   at w1 + b1 = 1.4634185002: a = 0.8120607, gradient 0.1239372070
+ *   Dw(2) = -0.15 * 0.1239372070 + 0.9 * Dw(1) = -0.0350524559: w2 = 0.5466569942, b2 = 0.8466569942 */
+static void test_single_neuron_momentum(void **state)
+{
+    (void)state;
+    float x[1] = {1.0f}, y[1] = {0.0f}, p[2] = {0.6f, 0.9f};
+    DptSplitData s = {.name = "train", .n = 1, .d = 1, .x = x, .y_labels = 0, .k = 1, .tgt = y};
+    assert_int_equal(dpt_data_write(tu_path("neuron.h5"), &s, 1, NULL), DPT_OK);
+    const int sizes[] = {1, 1};
+    write_model(tu_path("neuron0.h5"), sizes, 2, DPT_ACT_SIGMOID, DPT_ACT_SIGMOID, DPT_COST_MSE, p);
+    DptConfig c;
+    dpt_config_defaults(&c);
+    snprintf(c.data, sizeof c.data, "%s", tu_path("neuron.h5"));
+    snprintf(c.init_from, sizeof c.init_from, "%s", tu_path("neuron0.h5"));
+    snprintf(c.save, sizeof c.save, "%s", tu_path("neuron2.h5"));
+    c.output = DPT_ACT_SIGMOID;
+    c.cost = DPT_COST_MSE;
+    c.opt.kind = DPT_OPT_MOMENTUM;
+    c.opt.momentum = 0.9;
+    c.lr = 0.15;
+    c.batch = 1;
+    c.epochs = 1;
+    c.quiet = 1;
+    DptTrainResult r;
+    assert_int_equal(dpt_train_run(&c, &dist, &r, NULL), DPT_OK);
+    float *q;
+    DptArch a;
+    load_params(tu_path("neuron2.h5"), &q, &a);
+    assert_float_equal(q[0], 0.5817092501, 2e-7);
+    assert_float_equal(q[1], 0.8817092501, 2e-7);
+    free(q);
+    c.epochs = 2;
+    assert_int_equal(dpt_train_run(&c, &dist, &r, NULL), DPT_OK);
+    assert_int_equal(r.steps, 2);
+    load_params(tu_path("neuron2.h5"), &q, &a);
+    assert_float_equal(q[0], 0.5466569942, 2e-7);
+    assert_float_equal(q[1], 0.8466569942, 2e-7);
+    free(q);
+    /* 300 epochs of plain descent bring the output to about 0.09 (Nielsen, ch. 3) */
+    c.opt.kind = DPT_OPT_SGD;
+    c.epochs = 300;
+    assert_int_equal(dpt_train_run(&c, &dist, &r, NULL), DPT_OK);
+    load_params(tu_path("neuron2.h5"), &q, &a);
+    double out = 1.0 / (1.0 + exp(-(double)(q[0] + q[1])));
+    assert_float_equal(out, 0.0939557, 1e-5);
+    free(q);
+}
+
+/* With --batch full and sgd at eta = 1, one epoch is one step: the parameters
+ * move by exactly the mean of the per-sample gradients. */
+static void test_full_batch_is_mean_gradient(void **state)
+{
+    (void)state;
+    const char *data = tu_path("syn.h5");
+    tu_make_dataset(data, 23, 4, 3, 5);
+    DptConfig c;
+    dpt_config_defaults(&c);
+    snprintf(c.data, sizeof c.data, "%s", data);
+    c.n_sizes = 3;
+    c.sizes[0] = 4;
+    c.sizes[1] = 5;
+    c.sizes[2] = 3;
+    c.quiet = 1;
+    c.seed = 3;
+    DptArch a;
+    const int sizes[] = {4, 5, 3};
+    assert_int_equal(dpt_arch_init(&a, sizes, 3, c.hidden, c.output, c.cost), DPT_OK);
+    float *g_full = malloc(a.n_params * 4), *g_one = malloc(a.n_params * 4);
+    double *mean = calloc(a.n_params, sizeof(double));
+    c.batch = 0;
+    assert_int_equal(dpt_train_gradient(&c, &dist, 23, g_full, NULL), DPT_OK);
+    /* Per-sample gradients: one single-sample dataset file per sample. */
+    float *x = NULL;
+    int32_t *lab = NULL;
+    {
+        DptSplitInfo info;
+        DptSplit s;
+        assert_int_equal(dpt_data_probe(data, "train", 1, &info), DPT_OK);
+        void *mem = aligned_alloc(64, (dpt_data_bytes(&info) + 63) / 64 * 64);
+        assert_int_equal(dpt_data_load(data, "train", &info, mem, &s), DPT_OK);
+        x = malloc(23 * 4 * 4);
+        lab = malloc(23 * 4);
+        memcpy(x, s.x, 23 * 4 * 4);
+        memcpy(lab, s.lab, 23 * 4);
+        free(mem);
+    }
+    for (int i = 0; i < 23; i++) {
+        DptSplitData one = {.name = "train", .n = 1, .d = 4, .x = x + 4 * i, .y_labels = 1, .lab = lab + i};
+        assert_int_equal(dpt_data_write(tu_path("one.h5"), &one, 1, NULL), DPT_OK);
+        DptConfig c1 = c;
+        snprintf(c1.data, sizeof c1.data, "%s", tu_path("one.h5"));
+        c1.batch = 1;
+        assert_int_equal(dpt_train_gradient(&c1, &dist, 1, g_one, NULL), DPT_OK);
+        for (size_t j = 0; j < a.n_params; j++)
+            mean[j] += g_one[j] / 23.0;
+    }
+    for (size_t j = 0; j < a.n_params; j++)
+        assert_float_equal(g_full[j], mean[j], 1e-6 * (1 + fabs(mean[j])));
+    /* and one full-batch epoch of sgd at eta = 1 moves the weights by it */
+    float *p0 = malloc(a.n_params * 4), *p1 = NULL;
+    dpt_net_init_params(p0, &a, c.init, (uint64_t)c.seed);
+    c.opt.kind = DPT_OPT_SGD;
+    c.lr = 1.0;
+    c.epochs = 1;
+    DptTrainResult r;
+    assert_int_equal(dpt_train_run(&c, &dist, &r, &p1), DPT_OK);
+    assert_int_equal(r.steps, 1);
+    for (size_t j = 0; j < a.n_params; j++)
+        assert_float_equal(p1[j], p0[j] - mean[j], 1e-6 * (1 + fabs(p0[j])));
+    free(p0);
+    free(p1);
+    free(g_full);
+    free(g_one);
+    free(mean);
+    free(x);
+    free(lab);
+}
+
+/* [N, 1] linear unit, input x_i = e_i, target 1, weights and bias 0: a step on
+ * sample i moves w_i and b by the same amount. After one epoch of batch-1 SGD,
+ * every w_i has moved (every sample was visited) and the moves add up to b's
+ * (no sample twice: N steps, N distinct weights). */
+static void test_sgd_visits_every_sample_once(void **state)
+{
+    (void)state;
+    enum { N = 17 };
+    float x[N * N] = {0}, y[N], p[N + 1] = {0};
+    for (int i = 0; i < N; i++) {
+        x[i * N + i] = 1.0f;
+        y[i] = 1.0f;
+    }
+    DptSplitData s = {.name = "train", .n = N, .d = N, .x = x, .y_labels = 0, .k = 1, .tgt = y};
+    assert_int_equal(dpt_data_write(tu_path("eye.h5"), &s, 1, NULL), DPT_OK);
+    const int sizes[] = {N, 1};
+    write_model(tu_path("zero.h5"), sizes, 2, DPT_ACT_SIGMOID, DPT_ACT_LINEAR, DPT_COST_MSE, p);
+    DptConfig c;
+    dpt_config_defaults(&c);
+    snprintf(c.data, sizeof c.data, "%s", tu_path("eye.h5"));
+    snprintf(c.init_from, sizeof c.init_from, "%s", tu_path("zero.h5"));
+    c.output = DPT_ACT_LINEAR;
+    c.cost = DPT_COST_MSE;
+    c.lr = 0.1;
+    c.batch = 1;
+    c.epochs = 1;
+    c.quiet = 1;
+    float *q = NULL;
+    DptTrainResult r;
+    assert_int_equal(dpt_train_run(&c, &dist, &r, &q), DPT_OK);
+    assert_int_equal(r.steps, N);
+    double sum = 0;
+    for (int i = 0; i < N; i++) {
+        assert_true(q[i] > 0.0f);
+        sum += q[i];
+    }
+    assert_float_equal(sum, q[N], 1e-5);
+    free(q);
+}
+
+static void test_init_from_mismatch(void **state)
+{
+    (void)state;
+    float p[2] = {0};
+    const int sizes[] = {1, 1};
+    write_model(tu_path("tiny.h5"), sizes, 2, DPT_ACT_SIGMOID, DPT_ACT_SIGMOID, DPT_COST_MSE, p);
+    tu_make_dataset(tu_path("syn2.h5"), 10, 4, 3, 1);
+    DptConfig c;
+    dpt_config_defaults(&c);
+    snprintf(c.data, sizeof c.data, "%s", tu_path("syn2.h5"));
+    snprintf(c.init_from, sizeof c.init_from, "%s", tu_path("tiny.h5"));
+    c.n_sizes = 2;
+    c.sizes[0] = 4;
+    c.sizes[1] = 3;
+    c.quiet = 1;
+    dpt_err_clear();
+    assert_int_equal(dpt_train_run(&c, &dist, NULL, NULL), DPT_EUSAGE);
+    assert_non_null(strstr(dpt_err_message(), "the model has layers 1,1, which differ from --layers"));
+    dpt_err_clear();
+    /* batch larger than the data */
+    c.init_from[0] = '\0';
+    c.batch = 11;
+    assert_int_equal(dpt_train_run(&c, &dist, NULL, NULL), DPT_EUSAGE);
+    assert_non_null(strstr(dpt_err_message(), "--batch 11 is larger than the training set (10 samples"));
+    dpt_err_clear();
+}
+
+int main(int argc, char **argv)
+{
+    assert_int_equal(dpt_dist_init(&dist, &argc, &argv), DPT_OK);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_single_neuron_momentum),
+        cmocka_unit_test(test_full_batch_is_mean_gradient),
+        cmocka_unit_test(test_sgd_visits_every_sample_once),
+        cmocka_unit_test(test_init_from_mismatch),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    dpt_dist_finalize(&dist);
+    return rc;
+}
