@@ -1,0 +1,90 @@
+#!/bin/bash
+# Table-driven bad-input suite for the dptrain command line.
+# Each case: the expected exit status, a fragment of the expected error line,
+# and the arguments. Every case runs once as a plain process and once under
+# `mpiexec -n 2`; the error must be printed exactly once, on one line.
+# Usage: cli_bad_input.sh DPTRAIN MAKE_BAD_DATA MPIEXEC
+set -u
+DPTRAIN=$1
+MAKE_BAD=$2
+MPIEXEC=${3:-mpiexec}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+"$MAKE_BAD" "$T" || { echo "make_bad_data failed"; exit 1; }
+echo "this is not HDF5" > "$T/text.h5"
+: > "$T/empty.h5"
+mkdir "$T/dir.h5"
+G="$T/good.h5"
+TRAIN="train --quiet --epochs 1 --layers 2,3"
+
+# status | fragment | arguments
+CASES=$(cat <<CASES_END
+3|$T/missing.h5: cannot open (No such file or directory)|$TRAIN --data $T/missing.h5
+3|not an HDF5 file|$TRAIN --data $T/text.h5
+3|empty file; expected an HDF5 file|$TRAIN --data $T/empty.h5
+3|is a directory|$TRAIN --data $T/dir.h5
+3|no group /train|$TRAIN --data $T/no-train.h5
+3|missing dataset /train/y|$TRAIN --data $T/no-labels.h5
+3|/train/x has rank 3; expected a 2-D array|$TRAIN --data $T/wrong-rank.h5
+3|/train/x has an unsupported type; expected float32 or uint8|$TRAIN --data $T/wrong-type.h5
+3|/train/x is empty (0 rows|$TRAIN --data $T/zero-rows.h5
+3|/train/y has 3 rows but /train/x has 4|$TRAIN --data $T/mismatched.h5
+3|/train/y row 2 has label 7; expected 0..2|$TRAIN --data $T/labels-out-of-range.h5
+3|/train/x row 2 column 1 is NaN; expected finite values|$TRAIN --data $T/nan.h5
+3|/train/x row 2 column 1 is Inf|$TRAIN --data $T/inf.h5
+3|/train/x has 1000000 columns but --layers starts with 2 inputs|$TRAIN --data $T/million-columns.h5
+3|/train/x has 2 columns but --layers starts with 784 inputs|train --quiet --data $G --layers 784,100,10
+2|--batch 5 is larger than the training set (4 samples|$TRAIN --data $G --batch 5
+2|unknown option '--frobnicate'|$TRAIN --data $G --frobnicate 1
+2|--hidden 'softmax': expected sigmoid, relu, tanh or linear|$TRAIN --data $G --hidden softmax
+2|--cost 'hinge': expected mse, bce or cce|$TRAIN --data $G --cost hinge
+2|--layers '784,,10': expected positive integers|train --data $G --layers 784,,10
+2|--lr -0.5: expected a positive number|$TRAIN --data $G --lr -0.5
+2|--epochs 0: expected 1 or more|train --data $G --layers 2,3 --epochs 0
+2|--batch '0': expected a positive integer or 'full'|$TRAIN --data $G --batch 0
+2|--layers '2,99999999999': size|train --data $G --layers 2,99999999999
+2|--cost bce needs --output sigmoid|$TRAIN --data $G --cost bce
+2|--data is required|train --layers 2,3
+2|--resume is not supported by this version of dptrain yet|$TRAIN --data $G --resume latest
+2|--config $T/none.ini: cannot open|train --config $T/none.ini
+2|unknown command 'fly'|fly
+2|eval: --model FILE.h5 is required|eval --data $G
+3|$T/missing.h5: cannot open|eval --model $T/missing.h5 --data $G
+3|not a dptrain model or checkpoint|eval --model $G --data $G
+2|predict: --out FILE.h5 is required|predict --model $G --data $G
+3|$T/none.gz: cannot open|convert idx $T/none.gz $T/none2.gz -o $T/x.h5
+3|not an IDX file|convert idx $T/text.h5 $T/text.h5 -o $T/x.h5
+2|convert: unknown format 'xls'|convert xls a -o b
+3|not an HDF5 file|info $T/text.h5
+CASES_END
+)
+
+pass=0
+fail=0
+run_case() {
+    local launcher=$1 status=$2 frag=$3 args=$4
+    local out rc lines
+    # shellcheck disable=SC2086
+    out=$(timeout 60 $launcher "$DPTRAIN" $args 2>&1 >/dev/null </dev/null)
+    rc=$?
+    lines=$(printf '%s\n' "$out" | grep -c '^dptrain: error: ')
+    if [ "$rc" -eq "$status" ] && [ "$lines" -eq 1 ] && printf '%s' "$out" | grep -qF -- "$frag"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "FAIL [$launcher] dptrain $args"
+        echo "     expected status $status and one line with: $frag"
+        echo "     got status $rc, $lines error line(s):"
+        printf '%s\n' "$out" | sed 's/^/       | /' | head -8
+    fi
+}
+
+while IFS='|' read -r status frag args; do
+    [ -n "$status" ] || continue
+    run_case "" "$status" "$frag" "$args"
+    run_case "$MPIEXEC -n 2 --oversubscribe" "$status" "$frag" "$args"
+done <<< "$CASES"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
