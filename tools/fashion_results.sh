@@ -12,7 +12,7 @@ mkdir -p "$ROOT/runs"
 COMMON=(--data "$ROOT/data/fashion-mnist.h5" --layers 784,100,10 --hidden sigmoid --batch 10 --epochs 10 --quiet)
 declare -A ARGS=(
   [softmax-cce]="--output softmax --cost cce --lr 0.1"
-  [sigmoid-mse]="--output sigmoid --cost mse --lr 3.0"
+  [sigmoid-mse]="--output sigmoid --cost mse --lr 1.0"
 )
 echo "| output, cost | eta | test accuracy, epoch 1 | epoch 5 | epoch 10 | best (epoch) | samples/s | command |"
 echo "|---|---:|---:|---:|---:|---:|---:|---|"
