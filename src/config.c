@@ -36,13 +36,14 @@ static const Option options[] = {
     {"weight-decay", T_DOUBLE, F(weight_decay), "LAMBDA", "L2 regularisation on weights: C += lambda/(2n) sum w^2", 0},
     {"batch", T_BATCH, F(batch), "N|full", "global mini-batch (1 = SGD, full = full-batch GD)", 0},
     {"epochs", T_INT, F(epochs), "N", "passes over the training set", 0},
+    {"max-steps", T_INT, F(max_steps), "N", "stop after N optimiser steps (0: no limit; for benchmarks)", 0},
     {"seed", T_INT, F(seed), "N", "seed of initialisation and shuffling", 0},
     {"init", T_INIT, F(init), "SCHEME", "nielsen|xavier|he", 0},
     {"init-from", T_STR, F(init_from), "MODEL.h5", "start from the weights of a model file", 0},
     {"deterministic", T_FLAG, F(deterministic), NULL, "bitwise-identical results for any ranks and threads", 0},
     {"det-block", T_INT, F(det_block), "N", "samples per fixed block in deterministic mode", 0},
     {"check-every", T_INT, F(check_every), "N", "steps between replica checks (0: at the end only)", 0},
-    {"overlap", T_FLAG, F(overlap), NULL, "reduce gradients layer by layer during backprop (--no-overlap: one allreduce)", 0},
+    {"overlap", T_FLAG, F(overlap), NULL, "reduce each layer's gradient (MPI_Iallreduce) while backprop continues (default: one allreduce)", 0},
     {"eval-train", T_FLAG, F(eval_train), NULL, "evaluate the whole training set after each epoch", 0},
     {"save", T_STR, F(save), "FILE.h5", "write the trained model", 0},
     {"metrics", T_STR, F(metrics), "FILE.jsonl", "one JSON object per epoch", 0},
@@ -75,7 +76,7 @@ void dpt_config_defaults(DptConfig *c)
     c->init = DPT_INIT_NIELSEN;
     c->det_block = 8;
     c->check_every = 1000;
-    c->overlap = 1;
+    c->overlap = 0;
     c->progress = 1;
     c->keep = 3;
 }
@@ -334,8 +335,10 @@ DptStatus dpt_config_validate(const DptConfig *c)
         return dpt_err(DPT_EUSAGE, "--eps %g: expected a positive number", c->opt.eps);
     if (c->weight_decay < 0)
         return dpt_err(DPT_EUSAGE, "--weight-decay %g: expected 0 or more", c->weight_decay);
-    if (c->det_block < 1 || c->det_block > 65536)
-        return dpt_err(DPT_EUSAGE, "--det-block %lld: expected 1..65536", (long long)c->det_block);
+    if (c->det_block < 1 || c->det_block > 256)
+        return dpt_err(DPT_EUSAGE, "--det-block %lld: expected 1..256", (long long)c->det_block);
+    if (c->max_steps < 0)
+        return dpt_err(DPT_EUSAGE, "--max-steps %lld: expected 0 or more", (long long)c->max_steps);
     if (c->check_every < 0)
         return dpt_err(DPT_EUSAGE, "--check-every %lld: expected 0 or more", (long long)c->check_every);
     if (c->seed < 0)

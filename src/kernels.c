@@ -118,6 +118,43 @@ static void ukernel_avx512(size_t kc, const float *restrict a, const float *rest
 }
 #endif
 
+static inline int64_t to_fixed(float v, double scale) { return (int64_t)llrint((double)v * scale); }
+
+/* c[0..n) += round(scale * t[0..n)) (round to nearest even, as llrint). */
+typedef void (*FixedAdd)(int64_t *restrict c, const float *restrict t, size_t n, double scale);
+
+static void fixed_add_generic(int64_t *restrict c, const float *restrict t, size_t n, double scale)
+{
+    for (size_t j = 0; j < n; j++)
+        c[j] += to_fixed(t[j], scale);
+}
+
+static void fixed_store(int64_t *restrict c, const float *restrict t, size_t n, double scale)
+{
+    for (size_t j = 0; j < n; j++)
+        c[j] = to_fixed(t[j], scale);
+}
+
+#ifdef DPT_X86
+__attribute__((target("avx512f,avx512dq")))
+static void fixed_add_avx512(int64_t *restrict c, const float *restrict t, size_t n, double scale)
+{
+    /* float -> double is exact and the scale a power of two, so the product is
+     * exact and vcvtpd2qq rounds it as llrint does (MXCSR: nearest even). */
+    const __m512d s = _mm512_set1_pd(scale);
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m512d v = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(t + j)), s);
+        __m512i q = _mm512_add_epi64(_mm512_loadu_si512((const void *)(c + j)), _mm512_cvtpd_epi64(v));
+        _mm512_storeu_si512((void *)(c + j), q);
+    }
+    for (; j < n; j++)
+        c[j] += to_fixed(t[j], scale);
+}
+#endif
+
+static FixedAdd fixed_add = fixed_add_generic;
+
 static void choose_ukernel_named(const char *force);
 static void choose_ukernel(void) { choose_ukernel_named(getenv("DPT_KERNEL")); }
 
@@ -137,9 +174,12 @@ static void choose_ukernel_named(const char *force)
     int has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if (force && strcmp(force, "generic") == 0)
         return;
+    fixed_add = fixed_add_generic;
     if (has512 && !(force && strcmp(force, "avx2") == 0)) {
         ukernel = ukernel_avx512;
         ukernel_name = "avx512";
+        if (__builtin_cpu_supports("avx512dq"))
+            fixed_add = fixed_add_avx512;
     } else if (has2) {
         ukernel = ukernel_avx2;
         ukernel_name = "avx2";
@@ -270,15 +310,20 @@ void dpt_gemm(float *C, size_t ldc, int accumulate,
  * C (int64) += sum over k-blocks of llrint(scale * A[:, kblock] * B[kblock, :]).
  * The KC slab is a whole number of blocks, so blocks never straddle slabs. */
 
-static inline int64_t to_fixed(float v, double scale) { return (int64_t)llrint((double)v * scale); }
 
-static void gemm_fixed(int64_t *C, size_t ldc, double scale,
+static void gemm_fixed(int64_t *C, size_t ldc, int accumulate, double scale,
                        const float *A, size_t rsa, size_t csa,
                        const float *B, size_t rsb, size_t csb,
                        size_t M, size_t N, size_t K, size_t block)
 {
-    if (M == 0 || N == 0 || K == 0)
+    if (M == 0 || N == 0)
         return;
+    if (K == 0) {
+        if (!accumulate)
+            for (size_t i = 0; i < M; i++)
+                memset(C + i * ldc, 0, N * sizeof *C);
+        return;
+    }
     const size_t kcf = KC / block * block;
     const int small = M * N * K < 32768;
 #pragma omp parallel if (!small)
@@ -323,13 +368,10 @@ static void gemm_fixed(int64_t *C, size_t ldc, double scale,
                             size_t nj = N - j0 < NR ? N - j0 : NR;
                             for (size_t kb = 0; kb < kc; kb += block) {
                                 size_t kn = kc - kb < block ? kc - kb : block;
+                                int first = !accumulate && pc == 0 && kb == 0;
                                 ukernel(kn, pack_a + p * MR * kc + kb * MR, pack_b + q * NR * kc + kb * NR, tile);
-                                for (size_t r = 0; r < ni; r++) {
-                                    int64_t *crow = C + (i0 + r) * ldc + j0;
-                                    const float *trow = tile + r * NR;
-                                    for (size_t j = 0; j < nj; j++)
-                                        crow[j] += to_fixed(trow[j], scale);
-                                }
+                                for (size_t r = 0; r < ni; r++)
+                                    (first ? fixed_store : fixed_add)(C + (i0 + r) * ldc + j0, tile + r * NR, nj, scale);
                             }
                         }
                     }
@@ -339,14 +381,14 @@ static void gemm_fixed(int64_t *C, size_t ldc, double scale,
     }
 }
 
-void dpt_kern_weight_grad_fixed(int64_t *restrict dWq, double scale, const float *restrict D,
+void dpt_kern_weight_grad_fixed(int64_t *restrict dWq, int accumulate, double scale, const float *restrict D,
                                 const float *restrict A, size_t n, size_t in, size_t out, size_t block)
 {
-    gemm_fixed(dWq, in, scale, D, 1, out, A, in, 1, out, in, n, block);
+    gemm_fixed(dWq, in, accumulate, scale, D, 1, out, A, in, 1, out, in, n, block);
 }
 
-void dpt_kern_bias_grad_fixed(int64_t *restrict dbq, double scale, const float *restrict D, size_t n,
-                              size_t out, size_t block)
+void dpt_kern_bias_grad_fixed(int64_t *restrict dbq, int accumulate, double scale, const float *restrict D,
+                              size_t n, size_t out, size_t block)
 {
     /* Each thread owns a range of units; blocks of rows summed in order. */
 #pragma omp parallel for schedule(static) if (n * out > 65536)
@@ -359,7 +401,7 @@ void dpt_kern_bias_grad_fixed(int64_t *restrict dbq, double scale, const float *
                 s += D[r * out + o];
             acc += to_fixed(s, scale);
         }
-        dbq[o] += acc;
+        dbq[o] = accumulate ? dbq[o] + acc : acc;
     }
 }
 

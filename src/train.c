@@ -281,15 +281,18 @@ static void step_deterministic(Trainer *t, const uint32_t *idx, size_t cnt)
 
     dpt_timer_start(&t->timers, DPT_T_COMPUTE);
     int64_t *q = t->gradq;
-    memset(q, 0, (a->n_params + N_CTRLQ) * sizeof *q);
+    memset(q + a->n_params, 0, N_CTRLQ * sizeof *q);
     for (int i = 0; i < 2 * L + 1; i++)
         t->scales[i] = fixed_scale(t->bounds[i], nb);
     if (t->bounds[2 * L + 1] == 0.0) {
+        /* Overwrites q (no accumulate): an empty slice writes zeros. */
         for (int l = 0; l < L; l++) {
             size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
-            dpt_kern_weight_grad_fixed(q + a->w_off[l], t->scales[2 * l], w->delta[l + 1], w->act[l], n, in, out, blk);
-            dpt_kern_bias_grad_fixed(q + a->b_off[l], t->scales[2 * l + 1], w->delta[l + 1], n, out, blk);
+            dpt_kern_weight_grad_fixed(q + a->w_off[l], 0, t->scales[2 * l], w->delta[l + 1], w->act[l], n, in, out, blk);
+            dpt_kern_bias_grad_fixed(q + a->b_off[l], 0, t->scales[2 * l + 1], w->delta[l + 1], n, out, blk);
         }
+    } else {
+        memset(q, 0, a->n_params * sizeof *q);
     }
     int64_t *cq = q + a->n_params;
     cq[Q_COUNT] = (int64_t)n;
@@ -546,6 +549,13 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
     double run_start = dpt_dist_time(), train_time = 0.0;
     double last_train_loss = NAN, test_loss = NAN, test_acc = NAN;
     char json[4096];
+    /* Fault injection for the replica check's own test: DPT_FAULT_REPLICA=rank:step
+     * nudges one parameter on that rank after that global step. */
+    int fault_rank = -1;
+    long long fault_step = -1;
+    const char *fault = getenv("DPT_FAULT_REPLICA");
+    if (fault && sscanf(fault, "%d:%lld", &fault_rank, &fault_step) != 2)
+        fault_rank = -1;
 
     for (int64_t epoch = 0; epoch < cfg->epochs && st == DPT_OK; epoch++) {
         DptRng rng;
@@ -573,6 +583,8 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
             }
             dpt_optim_step(&t.opt, t.params, t.grad, cfg->lr);
             dpt_timer_stop(&t.timers, DPT_T_UPDATE);
+            if (fault_rank == d->rank && fault_step == global_step)
+                t.params[0] = nextafterf(t.params[0], INFINITY);
             e_loss += loss;
             e_correct += correct;
             e_count += count;
@@ -581,6 +593,8 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
                 break;
             }
             dpt_log_progress((long)epoch + 1, (long)(s + 1), (long)steps_per_epoch, e_loss / e_count);
+            if (cfg->max_steps > 0 && global_step >= cfg->max_steps)
+                break;
         }
         if (st != DPT_OK)
             break;
@@ -597,7 +611,7 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
         if (test->info.present)
             evaluate(d, &t.arch, t.params, &t.work, test, &test_loss, &test_acc);
         dpt_timer_stop(&t.timers, DPT_T_EVAL);
-        double sps = (double)n_train / e_time, elapsed = dpt_dist_time() - run_start;
+        double sps = e_count / e_time, elapsed = dpt_dist_time() - run_start;
         char line[512];
         int used = snprintf(line, sizeof line, "epoch %3lld/%lld  train loss %.4f acc %.4f", (long long)epoch + 1,
                             (long long)cfg->epochs, cfg->eval_train ? full_loss : last_train_loss,
@@ -624,6 +638,8 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
         if (d->rank == 0 && (st = dpt_metrics_write(&mf, json)) != DPT_OK)
             dpt_log_warn("%s", dpt_err_message());
         st = dpt_dist_agree(d, st, NULL);
+        if (cfg->max_steps > 0 && global_step >= cfg->max_steps)
+            break;
     }
     st = dpt_dist_agree(d, st, NULL);
     if (st == DPT_OK && !dpt_dist_same_hash(d, state_hash(&t)))

@@ -205,6 +205,26 @@ static void test_error_agreed(void **state)
     dpt_err_clear();
 }
 
+/* One rank's parameters nudged after step 5 (fault injection): the check at
+ * step 6 stops every rank with a message naming the step. */
+static void test_replica_mismatch_detected(void **state)
+{
+    (void)state;
+    if (world_size < 2)
+        skip();
+    DptConfig c;
+    base_config(&c);
+    c.check_every = 2;
+    setenv("DPT_FAULT_REPLICA", "1:5", 1);
+    dpt_err_clear();
+    DptStatus st = dpt_train_run(&c, &dist, NULL, NULL);
+    unsetenv("DPT_FAULT_REPLICA");
+    assert_int_equal(st, DPT_EREPLICA);
+    if (dpt_dist_reporter() == world_rank)
+        assert_non_null(strstr(dpt_err_message(), "ranks hold different parameters after global step 6"));
+    dpt_err_clear();
+}
+
 int main(int argc, char **argv)
 {
     assert_int_equal(dpt_dist_init(&dist, &argc, &argv), DPT_OK);
@@ -224,6 +244,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_replicas_identical),
         cmocka_unit_test(test_no_hang_with_empty_slices),
         cmocka_unit_test(test_error_agreed),
+        cmocka_unit_test(test_replica_mismatch_detected),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     int worst = 0;

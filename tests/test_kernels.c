@@ -122,15 +122,15 @@ static void test_fixed_point_weight_grad(void **state)
     tu_fill(A, n * in, 22, -1, 1);
     dpt_kern_weight_grad_ref(ref, 0, D, A, n, in, out);
     omp_set_num_threads(2);
-    dpt_kern_weight_grad_fixed(q1, scale, D, A, n, in, out, blk);
-    dpt_kern_bias_grad_fixed(b1, scale, D, n, out, blk);
+    dpt_kern_weight_grad_fixed(q1, 0, scale, D, A, n, in, out, blk);
+    dpt_kern_bias_grad_fixed(b1, 0, scale, D, n, out, blk);
     /* The same blocks in three calls (split at block boundaries), one thread. */
     omp_set_num_threads(1);
     size_t cuts[] = {0, 16, 24, n};
     for (int c = 0; c < 3; c++) {
         size_t r0 = cuts[c], r1 = cuts[c + 1];
-        dpt_kern_weight_grad_fixed(q2, scale, D + r0 * out, A + r0 * in, r1 - r0, in, out, blk);
-        dpt_kern_bias_grad_fixed(b2, scale, D + r0 * out, r1 - r0, out, blk);
+        dpt_kern_weight_grad_fixed(q2, c > 0, scale, D + r0 * out, A + r0 * in, r1 - r0, in, out, blk);
+        dpt_kern_bias_grad_fixed(b2, c > 0, scale, D + r0 * out, r1 - r0, out, blk);
     }
     omp_set_num_threads(2);
     assert_memory_equal(q1, q2, out * in * 8);

@@ -31,6 +31,7 @@ typedef struct {
     double weight_decay;                /* lambda (L2 on weights) */
     int64_t batch;                      /* global mini-batch; 0 = full batch */
     int64_t epochs;
+    int64_t max_steps;                  /* stop after this many steps (0: no limit) */
     int64_t seed;
     DptInit init;
     char init_from[DPT_PATH_MAX];

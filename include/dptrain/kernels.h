@@ -61,16 +61,16 @@ void dpt_kern_input_grad(float *restrict dA, const float *restrict D, const floa
                          size_t n, size_t in, size_t out);
 
 /* Deterministic-mode weight gradient, in 64-bit fixed point:
- *   dWq[out,in] += sum over blocks b of llrint(scale * sum_{r in b} D[r,out] A[r,in])
+ *   dWq[out,in] (+)= sum over blocks b of llrint(scale * sum_{r in b} D[r,out] A[r,in])
  * where the rows 0..n-1 are cut into consecutive blocks of `block` rows (the
  * last may be shorter) and each block's float sum is computed in a fixed
  * order. Integer addition is associative, so the total is the same however
  * the blocks are spread over ranks and threads. block <= 256. */
-void dpt_kern_weight_grad_fixed(int64_t *restrict dWq, double scale, const float *restrict D,
+void dpt_kern_weight_grad_fixed(int64_t *restrict dWq, int accumulate, double scale, const float *restrict D,
                                 const float *restrict A, size_t n, size_t in, size_t out, size_t block);
-/* dbq[out] += sum over blocks of llrint(scale * sum_{r in block} D[r,out]) */
-void dpt_kern_bias_grad_fixed(int64_t *restrict dbq, double scale, const float *restrict D, size_t n,
-                              size_t out, size_t block);
+/* dbq[out] (+)= sum over blocks of llrint(scale * sum_{r in block} D[r,out]) */
+void dpt_kern_bias_grad_fixed(int64_t *restrict dbq, int accumulate, double scale, const float *restrict D,
+                              size_t n, size_t out, size_t block);
 
 /* A[n,m] := f(A) in place; softmax is taken over each row. */
 void dpt_kern_activate(float *restrict A, DptAct f, size_t n, size_t m);
