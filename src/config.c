@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { T_STR, T_INT, T_DOUBLE, T_FLAG, T_LAYERS, T_BATCH, T_HIDDEN, T_OUTPUT, T_COST, T_OPT, T_INIT } OptType;
+typedef enum { T_STR, T_INT, T_DOUBLE, T_FLAG, T_LAYERS, T_BATCH, T_HIDDEN, T_OUTPUT, T_COST, T_OPT, T_INIT, T_SCHED } OptType;
 
 typedef struct {
     const char *name;
@@ -33,6 +33,13 @@ static const Option options[] = {
     {"beta2", T_DOUBLE, F(opt.beta2), "B2", "second-moment decay (adam, nadam)", 0},
     {"eps", T_DOUBLE, F(opt.eps), "EPS", "denominator epsilon, outside the square root", 0},
     {"decay", T_DOUBLE, F(opt.decay), "RHO", "RMSprop's decay of the mean square", 0},
+    {"lr-schedule", T_SCHED, F(sched.kind), "NAME", "constant|step|cosine", 0},
+    {"lr-step-epochs", T_INT, F(sched.step_epochs), "N", "step schedule: epochs between decays", 0},
+    {"lr-gamma", T_DOUBLE, F(sched.gamma), "G", "step schedule: factor of each decay", 0},
+    {"lr-min", T_DOUBLE, F(sched.lr_min), "ETA", "cosine schedule: rate at the last step", 0},
+    {"warmup", T_DOUBLE, F(sched.warmup_epochs), "EPOCHS", "linear warm-up over the first EPOCHS epochs", 0},
+    {"warmup-from", T_DOUBLE, F(sched.warmup_from), "F", "warm-up starts at F * lr", 0},
+    {"clip-norm", T_DOUBLE, F(clip_norm), "C", "scale the averaged gradient to norm C when larger (0: off)", 0},
     {"weight-decay", T_DOUBLE, F(weight_decay), "LAMBDA", "L2 regularisation on weights: C += lambda/(2n) sum w^2", 0},
     {"batch", T_BATCH, F(batch), "N|full", "global mini-batch (1 = SGD, full = full-batch GD)", 0},
     {"epochs", T_INT, F(epochs), "N", "passes over the training set", 0},
@@ -70,6 +77,9 @@ void dpt_config_defaults(DptConfig *c)
     c->opt.eps = 1e-8;
     c->opt.decay = 0.9;
     c->lr = 0.1;
+    c->sched.kind = DPT_SCHED_CONSTANT;
+    c->sched.gamma = 0.1;
+    c->sched.step_epochs = 10;
     c->batch = 10;
     c->epochs = 10;
     c->seed = 1;
@@ -191,6 +201,11 @@ static DptStatus set_option(DptConfig *c, const Option *o, const char *v)
         if ((k = dpt_optim_parse(v)) < 0)
             return dpt_err(DPT_EUSAGE, "--optimizer '%s': expected sgd, momentum, nesterov, adagrad, rmsprop, adam or nadam", v);
         c->opt.kind = (DptOptKind)k;
+        return DPT_OK;
+    case T_SCHED:
+        if ((k = dpt_schedule_parse(v)) < 0)
+            return dpt_err(DPT_EUSAGE, "--lr-schedule '%s': expected constant, step or cosine", v);
+        c->sched.kind = (DptSchedKind)k;
         return DPT_OK;
     case T_INIT:
         if ((k = dpt_init_parse(v)) < 0)
@@ -333,6 +348,18 @@ DptStatus dpt_config_validate(const DptConfig *c)
         return dpt_err(DPT_EUSAGE, "--decay %g: expected 0 <= rho < 1", c->opt.decay);
     if (!(c->opt.eps > 0))
         return dpt_err(DPT_EUSAGE, "--eps %g: expected a positive number", c->opt.eps);
+    if (c->sched.lr_min < 0 || c->sched.lr_min > c->lr)
+        return dpt_err(DPT_EUSAGE, "--lr-min %g: expected 0 <= lr-min <= lr", c->sched.lr_min);
+    if (!(c->sched.gamma > 0) || c->sched.gamma > 1)
+        return dpt_err(DPT_EUSAGE, "--lr-gamma %g: expected 0 < gamma <= 1", c->sched.gamma);
+    if (c->sched.step_epochs < 1)
+        return dpt_err(DPT_EUSAGE, "--lr-step-epochs %lld: expected 1 or more", (long long)c->sched.step_epochs);
+    if (c->sched.warmup_epochs < 0)
+        return dpt_err(DPT_EUSAGE, "--warmup %g: expected 0 or more epochs", c->sched.warmup_epochs);
+    if (c->sched.warmup_from < 0 || c->sched.warmup_from > 1)
+        return dpt_err(DPT_EUSAGE, "--warmup-from %g: expected 0..1", c->sched.warmup_from);
+    if (c->clip_norm < 0)
+        return dpt_err(DPT_EUSAGE, "--clip-norm %g: expected 0 (off) or a positive norm", c->clip_norm);
     if (c->weight_decay < 0)
         return dpt_err(DPT_EUSAGE, "--weight-decay %g: expected 0 or more", c->weight_decay);
     if (c->det_block < 1 || c->det_block > 256)
@@ -396,6 +423,7 @@ size_t dpt_config_format(const DptConfig *c, char *buf, size_t len)
         case T_COST: OUT("cost = %s\n", dpt_cost_name(c->cost)); break;
         case T_OPT: OUT("optimizer = %s\n", dpt_optim_name(c->opt.kind)); break;
         case T_INIT: OUT("init = %s\n", dpt_init_name(c->init)); break;
+        case T_SCHED: OUT("lr-schedule = %s\n", dpt_schedule_name(c->sched.kind)); break;
         }
     }
 #undef OUT

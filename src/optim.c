@@ -155,3 +155,60 @@ void dpt_optim_step(DptOptim *o, float *restrict w, const float *restrict g, dou
     }
     }
 }
+
+static const char *sched_names[] = {"constant", "step", "cosine"};
+
+const char *dpt_schedule_name(DptSchedKind k) { return sched_names[k]; }
+
+int dpt_schedule_parse(const char *s)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s, sched_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+double dpt_schedule_lr(const DptSchedule *s, int64_t step, int64_t steps_per_epoch, int64_t total_steps)
+{
+    double W = s->warmup_epochs * (double)steps_per_epoch;
+    if ((double)step < W) {
+        double f = s->warmup_from;
+        return s->lr * (f + (1.0 - f) * ((double)step + 1.0) / W);
+    }
+    switch (s->kind) {
+    case DPT_SCHED_STEP: {
+        int64_t epoch = steps_per_epoch > 0 ? step / steps_per_epoch : 0;
+        int64_t every = s->step_epochs > 0 ? s->step_epochs : 1;
+        return s->lr * pow(s->gamma, (double)(epoch / every));
+    }
+    case DPT_SCHED_COSINE: {
+        double span = (double)total_steps - W;
+        double p = span > 1.0 ? ((double)step - W) / (span - 1.0) : 1.0;
+        if (p > 1.0)
+            p = 1.0;
+        return s->lr_min + (s->lr - s->lr_min) * 0.5 * (1.0 + cos(3.14159265358979323846 * p));
+    }
+    case DPT_SCHED_CONSTANT:
+    default:
+        return s->lr;
+    }
+}
+
+double dpt_optim_norm(const float *g, size_t n)
+{
+    enum { CHUNK = 4096 };
+    size_t n_chunks = (n + CHUNK - 1) / CHUNK;
+    double total = 0.0;
+    /* Chunk sums in parallel (each chunk in index order), then the chunks in
+     * order: the result does not depend on the thread count. */
+#pragma omp parallel for schedule(static) ordered if (n > 65536)
+    for (size_t c = 0; c < n_chunks; c++) {
+        size_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
+        double s = 0.0;
+        for (size_t i = lo; i < hi; i++)
+            s += (double)g[i] * g[i];
+#pragma omp ordered
+        total += s;
+    }
+    return sqrt(total);
+}

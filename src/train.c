@@ -334,8 +334,9 @@ static void step_deterministic(Trainer *t, const uint32_t *idx, size_t cnt)
     ctrl[C_STOP] = (float)cq[Q_STOP];
 }
 
-/* Divides the reduced sums by the global count, adds the L2 term and checks
- * that every value is finite. Returns 0 if something is not. */
+/* Divides the reduced sums by the global count, clips the result to
+ * --clip-norm, adds the L2 term and checks that every value is finite.
+ * Returns 0 if something is not. */
 static int average_gradient(Trainer *t, double count, size_t n_train)
 {
     const DptArch *a = &t->arch;
@@ -347,6 +348,15 @@ static int average_gradient(Trainer *t, double count, size_t n_train)
     for (size_t i = 0; i < n; i++) {
         g[i] = g[i] / cnt;
         bad |= !isfinite(g[i]);
+    }
+    if (!bad && t->cfg->clip_norm > 0) {
+        double norm = dpt_optim_norm(g, n);
+        if (norm > t->cfg->clip_norm) {
+            const float f = (float)(t->cfg->clip_norm / norm);
+#pragma omp parallel for schedule(static) if (n > 65536)
+            for (size_t i = 0; i < n; i++)
+                g[i] *= f;
+        }
     }
     if (t->cfg->weight_decay > 0) {
         /* C = C0 + lambda/(2n) sum w^2 over weights (not biases): dC/dw += (lambda/n) w. */
@@ -545,6 +555,12 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
     const size_t n_train = t.split[SPLIT_TRAIN].info.n, B = t.batch;
     const size_t steps_per_epoch = (n_train + B - 1) / B;
     const DptSplit *test = &t.split[SPLIT_TEST], *val = &t.split[SPLIT_VALIDATION];
+    DptSchedule sched = cfg->sched;
+    sched.lr = cfg->lr;
+    int64_t total_steps = cfg->epochs * (int64_t)steps_per_epoch;
+    if (cfg->max_steps > 0 && cfg->max_steps < total_steps)
+        total_steps = cfg->max_steps;
+    double lr_now = cfg->lr;
     int64_t global_step = 0;
     double run_start = dpt_dist_time(), train_time = 0.0;
     double last_train_loss = NAN, test_loss = NAN, test_acc = NAN;
@@ -581,7 +597,8 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
                 dpt_timer_stop(&t.timers, DPT_T_UPDATE);
                 break;
             }
-            dpt_optim_step(&t.opt, t.params, t.grad, cfg->lr);
+            lr_now = dpt_schedule_lr(&sched, global_step - 1, (int64_t)steps_per_epoch, total_steps);
+            dpt_optim_step(&t.opt, t.params, t.grad, lr_now);
             dpt_timer_stop(&t.timers, DPT_T_UPDATE);
             if (fault_rank == d->rank && fault_step == global_step)
                 t.params[0] = nextafterf(t.params[0], INFINITY);
@@ -634,7 +651,7 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
                  "\"samples_per_s\":%.3f,\"epoch_s\":%.6f,\"elapsed_s\":%.6f,\"lr\":%.8g,\"ranks\":%d,\"threads\":%d,"
                  "\"time\":{%s}}",
                  (long long)epoch + 1, (long long)global_step, last_train_loss, train_acc, nums[0], nums[1], nums[2],
-                 nums[3], nums[4], nums[5], sps, e_time, elapsed, cfg->lr, d->world_size, omp_get_max_threads(), timing);
+                 nums[3], nums[4], nums[5], sps, e_time, elapsed, lr_now, d->world_size, omp_get_max_threads(), timing);
         if (d->rank == 0 && (st = dpt_metrics_write(&mf, json)) != DPT_OK)
             dpt_log_warn("%s", dpt_err_message());
         st = dpt_dist_agree(d, st, NULL);

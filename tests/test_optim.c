@@ -2,10 +2,18 @@
  * worked out by hand from the update rules in optim.h.
  * Start w = 1, gradients g1 = 0.5 then g2 = -0.25, eta = 0.1, alpha = 0.9,
  * beta1 = 0.9, beta2 = 0.999, eps = 1e-8, rho = 0.9. */
+#include <hdf5.h>
 #include <math.h>
+#include <omp.h>
 
 #include "testutil.h"
+#include "dptrain/kernels.h"
+#include "dptrain/net.h"
 #include "dptrain/optim.h"
+
+#ifndef DPT_TEST_DATA
+#define DPT_TEST_DATA "tests/data"
+#endif
 
 static void run2(DptOptKind kind, double *w1, double *w2)
 {
@@ -68,12 +76,152 @@ static void test_names(void **s)
     assert_int_equal(dpt_optim_parse("adamw"), -1);
 }
 
+/* ---- against the independent reference (tools/make_optim_reference.py) ----
+ * Our float32 net and optimiser, 50 full-batch steps, compared after every
+ * step with torch (nadam: a NumPy transcription of Dozat 2016). The error of a
+ * parameter is |ours - ref| / max(|ref|, 0.1): relative, with a floor so that
+ * parameters crossing zero are judged on the scale of the weights. */
+static void read_f32(hid_t f, const char *name, float *dst)
+{
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    assert_true(d >= 0);
+    assert_true(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) >= 0);
+    H5Dclose(d);
+}
+
+static double read_attr(hid_t f, const char *group, const char *name)
+{
+    double v = 0;
+    hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
+    hid_t a = H5Aopen(g, name, H5P_DEFAULT);
+    assert_true(a >= 0);
+    H5Aread(a, H5T_NATIVE_DOUBLE, &v);
+    H5Aclose(a);
+    H5Gclose(g);
+    return v;
+}
+
+static void test_against_reference(void **state)
+{
+    (void)state;
+    enum { N = 12, STEPS = 50 };
+    const int sizes[] = {4, 5, 3};
+    DptArch a;
+    DptWork w;
+    assert_int_equal(dpt_arch_init(&a, sizes, 3, DPT_ACT_SIGMOID, DPT_ACT_SOFTMAX, DPT_COST_CCE), DPT_OK);
+    assert_int_equal(dpt_work_init(&w, &a, N), DPT_OK);
+    size_t n = a.n_params;
+    hid_t f = H5Fopen(DPT_TEST_DATA "/optim_reference.h5", H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    float x[N * 4], init[64], *ref = malloc(STEPS * n * sizeof(float)), *p = malloc(n * 4), *g = malloc(n * 4);
+    int32_t y[N];
+    assert_int_equal(n, 43);
+    read_f32(f, "inputs/x", x);
+    hid_t dy = H5Dopen2(f, "inputs/y", H5P_DEFAULT);
+    H5Dread(dy, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, y);
+    H5Dclose(dy);
+    read_f32(f, "init", init);
+    const char *names[] = {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "nadam"};
+    for (int k = 0; k < 7; k++) {
+        char path[64];
+        snprintf(path, sizeof path, "%s/params", names[k]);
+        read_f32(f, path, ref);
+        DptOptHyper h = {.kind = (DptOptKind)dpt_optim_parse(names[k]),
+                         .momentum = read_attr(f, names[k], "momentum"),
+                         .beta1 = read_attr(f, names[k], "beta1"),
+                         .beta2 = read_attr(f, names[k], "beta2"),
+                         .eps = read_attr(f, names[k], "eps"),
+                         .decay = read_attr(f, names[k], "decay")};
+        double lr = read_attr(f, names[k], "lr");
+        DptOptim o;
+        assert_int_equal(dpt_optim_init(&o, &h, n), DPT_OK);
+        memcpy(p, init, n * 4);
+        double worst = 0;
+        int worst_step = 0;
+        for (int s = 0; s < STEPS; s++) {
+            memcpy(w.act[0], x, sizeof x);
+            for (int r = 0; r < N; r++) {
+                for (int j = 0; j < 3; j++)
+                    w.y[r * 3 + j] = y[r] == j ? 1.0f : 0.0f;
+                w.cls[r] = y[r];
+            }
+            dpt_net_forward(&w, &a, p, N);
+            dpt_net_loss(&w, &a, N, 1, NULL);
+            dpt_net_backward(&w, &a, p, g, N, 0, NULL, NULL);
+            for (size_t i = 0; i < n; i++)
+                g[i] = g[i] / (float)N;
+            dpt_optim_step(&o, p, g, lr);
+            for (size_t i = 0; i < n; i++) {
+                double r0 = ref[(size_t)s * n + i];
+                double e = fabs(p[i] - r0) / fmax(fabs(r0), 0.1);
+                if (e > worst) {
+                    worst = e;
+                    worst_step = s + 1;
+                }
+            }
+        }
+        print_message("%-9s max error %.2e (step %d)\n", names[k], worst, worst_step);
+        assert_true(worst <= 1e-5);
+        dpt_optim_free(&o);
+    }
+    H5Fclose(f);
+    free(ref);
+    free(p);
+    free(g);
+    dpt_work_free(&w);
+}
+
+/* Schedules worked by hand: eta = 1, 10 steps per epoch, 100 steps. */
+static void test_schedules(void **state)
+{
+    (void)state;
+    DptSchedule s = {.kind = DPT_SCHED_CONSTANT, .lr = 1.0, .gamma = 0.5, .step_epochs = 3};
+    assert_float_equal(dpt_schedule_lr(&s, 57, 10, 100), 1.0, 0);
+    s.kind = DPT_SCHED_STEP; /* epochs 0-2: 1, 3-5: 0.5, 6-8: 0.25 */
+    assert_float_equal(dpt_schedule_lr(&s, 29, 10, 100), 1.0, 1e-15);
+    assert_float_equal(dpt_schedule_lr(&s, 30, 10, 100), 0.5, 1e-15);
+    assert_float_equal(dpt_schedule_lr(&s, 61, 10, 100), 0.25, 1e-15);
+    s.kind = DPT_SCHED_COSINE;
+    s.lr_min = 0.1; /* first step eta, last step lr_min, half way the mean */
+    assert_float_equal(dpt_schedule_lr(&s, 0, 10, 101), 1.0, 1e-15);
+    assert_float_equal(dpt_schedule_lr(&s, 50, 10, 101), 0.55, 1e-15);
+    assert_float_equal(dpt_schedule_lr(&s, 100, 10, 101), 0.1, 1e-15);
+    /* warm-up over 2 epochs (20 steps) from 0: step k has (k + 1) / 20 */
+    s.kind = DPT_SCHED_CONSTANT;
+    s.warmup_epochs = 2;
+    assert_float_equal(dpt_schedule_lr(&s, 0, 10, 100), 0.05, 1e-15);
+    assert_float_equal(dpt_schedule_lr(&s, 9, 10, 100), 0.5, 1e-15);
+    assert_float_equal(dpt_schedule_lr(&s, 19, 10, 100), 1.0, 1e-15);
+    assert_float_equal(dpt_schedule_lr(&s, 20, 10, 100), 1.0, 1e-15);
+    s.warmup_from = 0.2; /* from 0.2: 0.2 + 0.8 (k + 1) / 20 */
+    assert_float_equal(dpt_schedule_lr(&s, 4, 10, 100), 0.4, 1e-15);
+}
+
+/* The gradient norm: exact on a hand case, the same bits for 1 and 2 threads. */
+static void test_norm(void **state)
+{
+    (void)state;
+    float v[3] = {3, 0, 4};
+    assert_float_equal(dpt_optim_norm(v, 3), 5.0, 0);
+    size_t n = 300001;
+    float *g = malloc(n * 4);
+    tu_fill(g, n, 4, -1, 1);
+    omp_set_num_threads(1);
+    double a = dpt_optim_norm(g, n);
+    omp_set_num_threads(2);
+    double b = dpt_optim_norm(g, n);
+    assert_memory_equal(&a, &b, sizeof a);
+    free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgd),     cmocka_unit_test(test_momentum), cmocka_unit_test(test_nesterov),
         cmocka_unit_test(test_adagrad), cmocka_unit_test(test_rmsprop),  cmocka_unit_test(test_adam),
-        cmocka_unit_test(test_nadam),   cmocka_unit_test(test_names),
+        cmocka_unit_test(test_nadam),   cmocka_unit_test(test_names),    cmocka_unit_test(test_against_reference),
+        cmocka_unit_test(test_schedules), cmocka_unit_test(test_norm),
     };
+    assert_int_equal(dpt_kern_init(), DPT_OK);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

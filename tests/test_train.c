@@ -75,6 +75,45 @@ static void test_single_neuron_momentum(void **state)
     free(q);
 }
 
+/* The same neuron, one sgd step (n = 1 sample):
+ *   --weight-decay 0.5: w1 = 0.6 - 0.15 (0.1219383324 + 0.5/1 * 0.6) = 0.5367092501, b1 = 0.8817092501
+ *     (no decay on the bias)
+ *   --clip-norm 0.1: |g| = 0.1219383324 sqrt 2 = 0.1724470 > 0.1, g -> g * 0.1/|g| = (0.0707107, 0.0707107):
+ *     w1 = 0.6 - 0.0106066017 = 0.5893933983, b1 = 0.8893933983
+ *   --warmup 2 (epochs of one step) with eta = 0.15: the first step uses 0.075:
+ *     w1 = 0.6 - 0.075 * 0.1219383324 = 0.5908546251 */
+static void test_single_neuron_decay_clip_warmup(void **state)
+{
+    (void)state;
+    DptConfig c;
+    dpt_config_defaults(&c);
+    snprintf(c.data, sizeof c.data, "%s", tu_path("neuron.h5"));
+    snprintf(c.init_from, sizeof c.init_from, "%s", tu_path("neuron0.h5"));
+    c.output = DPT_ACT_SIGMOID;
+    c.cost = DPT_COST_MSE;
+    c.lr = 0.15;
+    c.batch = 1;
+    c.epochs = 1;
+    c.quiet = 1;
+    float *q = NULL;
+    c.weight_decay = 0.5;
+    assert_int_equal(dpt_train_run(&c, &dist, NULL, &q), DPT_OK);
+    assert_float_equal(q[0], 0.5367092501, 2e-7);
+    assert_float_equal(q[1], 0.8817092501, 2e-7);
+    free(q);
+    c.weight_decay = 0;
+    c.clip_norm = 0.1;
+    assert_int_equal(dpt_train_run(&c, &dist, NULL, &q), DPT_OK);
+    assert_float_equal(q[0], 0.5893933983, 2e-7);
+    assert_float_equal(q[1], 0.8893933983, 2e-7);
+    free(q);
+    c.clip_norm = 0;
+    c.sched.warmup_epochs = 2;
+    assert_int_equal(dpt_train_run(&c, &dist, NULL, &q), DPT_OK);
+    assert_float_equal(q[0], 0.5908546251, 2e-7);
+    free(q);
+}
+
 /* With --batch full and sgd at eta = 1, one epoch is one step: the parameters
  * move by exactly the mean of the per-sample gradients. */
 static void test_full_batch_is_mean_gradient(void **state)
@@ -217,6 +256,7 @@ int main(int argc, char **argv)
     assert_int_equal(dpt_dist_init(&dist, &argc, &argv), DPT_OK);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_single_neuron_momentum),
+        cmocka_unit_test(test_single_neuron_decay_clip_warmup),
         cmocka_unit_test(test_full_batch_is_mean_gradient),
         cmocka_unit_test(test_sgd_visits_every_sample_once),
         cmocka_unit_test(test_init_from_mismatch),

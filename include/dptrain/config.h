@@ -28,6 +28,8 @@ typedef struct {
     DptCost cost;
     DptOptHyper opt;                    /* --optimizer and its hyper-parameters */
     double lr;                          /* eta */
+    DptSchedule sched;                  /* --lr-schedule and its parameters (sched.lr = lr) */
+    double clip_norm;                   /* clip the averaged gradient to this norm (0: off) */
     double weight_decay;                /* lambda (L2 on weights) */
     int64_t batch;                      /* global mini-batch; 0 = full batch */
     int64_t epochs;

@@ -62,4 +62,32 @@ void dpt_optim_free(DptOptim *o);
 /* One update of w[n] with the averaged gradient g[n] and step size eta. */
 void dpt_optim_step(DptOptim *o, float *restrict w, const float *restrict g, double eta);
 
+/* Learning-rate schedules, as a function of the global step (0-based). */
+typedef enum { DPT_SCHED_CONSTANT = 0, DPT_SCHED_STEP, DPT_SCHED_COSINE } DptSchedKind;
+
+typedef struct {
+    DptSchedKind kind;
+    double lr;              /* the base rate eta */
+    double lr_min;          /* cosine: the rate at the last step */
+    double gamma;           /* step: factor applied every step_epochs epochs */
+    int64_t step_epochs;
+    double warmup_epochs;   /* linear warm-up over the first k epochs (Goyal et al. 2017) */
+    double warmup_from;     /* warm-up starts at warmup_from * eta */
+} DptSchedule;
+
+const char *dpt_schedule_name(DptSchedKind k);
+int dpt_schedule_parse(const char *s);
+
+/* eta at global step `step`, for epochs of steps_per_epoch steps and a run of
+ * total_steps steps:
+ *   warm-up (step < W = warmup_epochs * steps_per_epoch):
+ *       eta * (f + (1 - f) (step + 1) / W), f = warmup_from
+ *   then constant: eta;  step: eta * gamma^floor(epoch / step_epochs);
+ *   cosine: lr_min + (eta - lr_min) (1 + cos(pi (step - W) / (total_steps - W))) / 2 */
+double dpt_schedule_lr(const DptSchedule *s, int64_t step, int64_t steps_per_epoch, int64_t total_steps);
+
+/* Euclidean norm of g[n], summed in fixed chunks (the same bits for any
+ * number of threads). */
+double dpt_optim_norm(const float *g, size_t n);
+
 #endif
