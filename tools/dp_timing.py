@@ -51,7 +51,7 @@ def main():
                 rows.append({"ranks": ranks, "threads": threads, "variant": name,
                              "samples_per_s": m["samples_per_s"], "time": m["time"]})
     print(f"net [{args.layers}], global batch {args.batch}, {args.steps} steps; seconds per phase, "
-          "mean over ranks (max); "vs default" is the throughput over that of the default mode (one allreduce, no overlap)")
+          "mean over ranks (max); 'vs default' is the throughput over that of the default mode (one allreduce)")
     print("| ranks x threads | variant | samples/s | " + " | ".join(PHASES[:-1]) + " | vs default |")
     print("|---|---|---:|" + "---:|" * (len(PHASES) - 1) + "---:|")
     base = {(r["ranks"], r["threads"]): r["samples_per_s"] for r in rows if r["variant"] == "no overlap"}
