@@ -1,8 +1,13 @@
 #include "dptrain/ckpt.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dptrain/h5util.h"
@@ -19,6 +24,11 @@
 #define A_COST "cost"
 #define D_WEIGHT "weight"
 #define D_BIAS "bias"
+#define G_OPTIMIZER "optimizer"
+#define G_TRAIN "train"
+#define D_HISTORY "metrics/history"
+
+static DptStatus read_text_dataset(hid_t f, const char *path, const char *name, char **text);
 
 static DptStatus write_text_dataset(hid_t loc, const char *name, const char *text, const char *file)
 {
@@ -232,7 +242,348 @@ DptStatus dpt_ckpt_describe(const char *path, FILE *out)
     fprintf(out, "  layers %s, hidden %s, output %s, cost %s\n", layers, dpt_act_name(arch.hidden),
             dpt_act_name(arch.output), dpt_cost_name(arch.cost));
     fprintf(out, "  parameters %zu (%.2f MiB float32)\n", arch.n_params, (double)arch.n_params * 4.0 / 1048576.0);
+    if (is_ckpt) {
+        hid_t g = H5Gopen2(f, G_TRAIN, H5P_DEFAULT), og = H5Gopen2(f, G_OPTIMIZER, H5P_DEFAULT);
+        int64_t epoch = -1, step = -1, gstep = -1, batch = -1, seed = -1, ranks = 0, threads = 0, det = 0;
+        char kind[32] = "?";
+        if (g >= 0) {
+            dpt_h5_read_attr_int64(g, "epoch", &epoch);
+            dpt_h5_read_attr_int64(g, "step", &step);
+            dpt_h5_read_attr_int64(g, "global_step", &gstep);
+            dpt_h5_read_attr_int64(g, "batch", &batch);
+            dpt_h5_read_attr_int64(g, "seed", &seed);
+            dpt_h5_read_attr_int64(g, "ranks", &ranks);
+            dpt_h5_read_attr_int64(g, "threads", &threads);
+            dpt_h5_read_attr_int64(g, "deterministic", &det);
+            H5Gclose(g);
+        }
+        if (og >= 0) {
+            dpt_h5_read_attr_string(og, "kind", kind, sizeof kind);
+            H5Gclose(og);
+        }
+        dpt_err_clear();
+        fprintf(out, "  training state: epoch %lld, step %lld of it, global step %lld; batch %lld, seed %lld, %s mode\n",
+                (long long)epoch + 1, (long long)step, (long long)gstep, (long long)batch, (long long)seed,
+                det ? "deterministic" : "default");
+        fprintf(out, "  optimizer %s; written by %lld rank(s) x %lld thread(s)\n", kind, (long long)ranks,
+                (long long)threads);
+    }
+    char *text = NULL;
+    if (read_text_dataset(f, path, G_CONFIG, &text) == DPT_OK && text) {
+        fprintf(out, "  configuration:\n");
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+            fprintf(out, "    %s\n", line);
+    }
+    free(text);
+    text = NULL;
+    if (is_ckpt && read_text_dataset(f, path, D_HISTORY, &text) == DPT_OK && text) {
+        fprintf(out, "  metrics (one line per epoch):\n");
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+            fprintf(out, "    %s\n", line);
+    }
+    free(text);
+    dpt_err_clear();
 done:
     H5Fclose(f);
     return st;
+}
+
+/* ---------------------------------------------------------------- checkpoints */
+
+static DptStatus read_text_dataset(hid_t f, const char *path, const char *name, char **text)
+{
+    DptStatus st = DPT_OK;
+    *text = NULL;
+    if (!dpt_h5_exists(f, name))
+        return DPT_OK;
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    char *s = NULL;
+    if (d < 0 || H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s) < 0 || !s) {
+        st = dpt_err(DPT_EINPUT, "%s: cannot read /%s", path, name);
+    } else {
+        *text = strdup(s);
+        H5free_memory(s);
+        if (!*text)
+            st = dpt_err(DPT_ENOMEM, "%s: out of memory reading /%s", path, name);
+    }
+    H5Tclose(t);
+    if (d >= 0)
+        H5Dclose(d);
+    return st;
+}
+
+DptStatus dpt_ckpt_save(const char *path, const DptArch *arch, const float *params, const DptOptim *opt,
+                        const DptTrainState *ts, const char *config_text, const char *metrics_text)
+{
+    DptStatus st = DPT_OK;
+    char tmp[4096];
+    hid_t f = H5I_INVALID_HID, g = H5I_INVALID_HID;
+    DPT_TRY(dpt_h5_create_tmp(path, tmp, sizeof tmp, &f));
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_string(f, A_FORMAT, DPT_CKPT_FORMAT, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_int64(f, A_FORMAT_VERSION, DPT_FORMAT_VERSION, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_string(f, A_VERSION, DPT_VERSION, path), fail);
+    DPT_TRY_GOTO(st, write_model_group(f, arch, params, path), fail);
+    if (config_text)
+        DPT_TRY_GOTO(st, write_text_dataset(f, G_CONFIG, config_text, path), fail);
+    if ((g = H5Gcreate2(f, G_OPTIMIZER, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
+        st = dpt_err(DPT_EOUTPUT, "%s: cannot create /%s", path, G_OPTIMIZER);
+        goto fail;
+    }
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_string(g, "kind", dpt_optim_name(opt->h.kind), path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_double(g, "momentum", opt->h.momentum, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_double(g, "beta1", opt->h.beta1, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_double(g, "beta2", opt->h.beta2, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_double(g, "eps", opt->h.eps, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_double(g, "decay", opt->h.decay, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_int64(g, "t", opt->t, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_double(g, "mu_prod", opt->mu_prod, path), fail);
+    for (int i = 0; i < opt->n_state; i++) {
+        hsize_t dims[1] = {opt->n};
+        DPT_TRY_GOTO(st, dpt_h5_write_dataset(g, dpt_optim_state_name(opt->h.kind, i), H5T_NATIVE_FLOAT, 1, dims,
+                                              opt->state[i], 0, path), fail);
+    }
+    H5Gclose(g);
+    if ((g = H5Gcreate2(f, G_TRAIN, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
+        st = dpt_err(DPT_EOUTPUT, "%s: cannot create /%s", path, G_TRAIN);
+        goto fail;
+    }
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_int64(g, "epoch", ts->epoch, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_int64(g, "step", ts->step, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_int64(g, "global_step", ts->global_step, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_int64(g, "seed", ts->seed, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_int64(g, "batch", ts->batch, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_int64(g, "deterministic", ts->deterministic, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_string(g, "rng", "derived: epoch e is shuffled by stream (seed, 2, e)", path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_double(g, "epoch_loss", ts->epoch_loss, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_double(g, "epoch_correct", ts->epoch_correct, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_double(g, "epoch_count", ts->epoch_count, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_int64(g, "ranks", ts->ranks, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_int64(g, "threads", ts->threads, path), fail);
+    H5Gclose(g);
+    g = H5I_INVALID_HID;
+    if (metrics_text) {
+        hid_t mg = H5Gcreate2(f, "metrics", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (mg < 0) {
+            st = dpt_err(DPT_EOUTPUT, "%s: cannot create /metrics", path);
+            goto fail;
+        }
+        H5Gclose(mg);
+        DPT_TRY_GOTO(st, write_text_dataset(f, D_HISTORY, metrics_text, path), fail);
+    }
+    return dpt_h5_commit_tmp(&f, tmp, path);
+fail:
+    if (g >= 0)
+        H5Gclose(g);
+    H5Fclose(f);
+    unlink(tmp);
+    return st;
+}
+
+static DptStatus read_i64(hid_t g, const char *path, const char *name, int64_t *v)
+{
+    if (dpt_h5_read_attr_int64(g, name, v) != DPT_OK) {
+        dpt_err_clear();
+        return dpt_err(DPT_EINPUT, "%s: /train lacks a readable attribute '%s'", path, name);
+    }
+    return DPT_OK;
+}
+
+static DptStatus read_dbl(hid_t g, const char *path, const char *grp, const char *name, double *v)
+{
+    if (dpt_h5_read_attr_double(g, name, v) != DPT_OK) {
+        dpt_err_clear();
+        return dpt_err(DPT_EINPUT, "%s: /%s lacks a readable attribute '%s'", path, grp, name);
+    }
+    return DPT_OK;
+}
+
+DptStatus dpt_ckpt_load(const char *path, const DptArch *arch, float *params, DptOptim *opt, DptTrainState *ts,
+                        char **metrics_text)
+{
+    DptStatus st = DPT_OK;
+    hid_t f = H5I_INVALID_HID, g = H5I_INVALID_HID;
+    int is_ckpt = 0;
+    DptArch have;
+    char kind[32], a_want[1024], a_have[1024];
+    *metrics_text = NULL;
+    memset(ts, 0, sizeof *ts);
+    DPT_TRY(dpt_h5_open_read(path, &f));
+    DPT_TRY_GOTO(st, check_format(f, path, &is_ckpt), done);
+    if (!is_ckpt) {
+        st = dpt_err(DPT_EINPUT, "%s: a model file, not a checkpoint (use --init-from to start from its weights)", path);
+        goto done;
+    }
+    DPT_TRY_GOTO(st, read_arch(f, path, &have), done);
+    dpt_arch_format(arch, a_want, sizeof a_want);
+    dpt_arch_format(&have, a_have, sizeof a_have);
+    if (strcmp(a_want, a_have) != 0 || have.hidden != arch->hidden || have.output != arch->output) {
+        st = dpt_err(DPT_EINPUT, "%s: checkpoint of layers %s (hidden %s, output %s); this run has %s (hidden %s, output %s)",
+                     path, a_have, dpt_act_name(have.hidden), dpt_act_name(have.output), a_want,
+                     dpt_act_name(arch->hidden), dpt_act_name(arch->output));
+        goto done;
+    }
+    for (int l = 0; l < arch->n_layers; l++) {
+        char name[96];
+        hsize_t wd[2] = {(hsize_t)arch->sizes[l + 1], (hsize_t)arch->sizes[l]};
+        hsize_t bd[1] = {(hsize_t)arch->sizes[l + 1]};
+        snprintf(name, sizeof name, "%s/layer_%d/%s", G_MODEL, l, D_WEIGHT);
+        DPT_TRY_GOTO(st, read_tensor(f, path, name, params + arch->w_off[l], 2, wd), done);
+        snprintf(name, sizeof name, "%s/layer_%d/%s", G_MODEL, l, D_BIAS);
+        DPT_TRY_GOTO(st, read_tensor(f, path, name, params + arch->b_off[l], 1, bd), done);
+    }
+    if ((g = H5Gopen2(f, G_OPTIMIZER, H5P_DEFAULT)) < 0) {
+        st = dpt_err(DPT_EINPUT, "%s: missing group /%s", path, G_OPTIMIZER);
+        goto done;
+    }
+    if (dpt_h5_read_attr_string(g, "kind", kind, sizeof kind) != DPT_OK) {
+        dpt_err_clear();
+        st = dpt_err(DPT_EINPUT, "%s: /%s lacks its 'kind'", path, G_OPTIMIZER);
+        goto done;
+    }
+    if (dpt_optim_parse(kind) != (int)opt->h.kind) {
+        st = dpt_err(DPT_EINPUT, "%s: checkpoint of optimizer %s; this run has --optimizer %s", path, kind,
+                     dpt_optim_name(opt->h.kind));
+        goto done;
+    }
+    DPT_TRY_GOTO(st, read_i64(g, path, "t", &opt->t), done);
+    DPT_TRY_GOTO(st, read_dbl(g, path, G_OPTIMIZER, "mu_prod", &opt->mu_prod), done);
+    for (int i = 0; i < opt->n_state; i++) {
+        char name[96];
+        hsize_t dims[1] = {opt->n};
+        snprintf(name, sizeof name, "%s/%s", G_OPTIMIZER, dpt_optim_state_name(opt->h.kind, i));
+        DPT_TRY_GOTO(st, read_tensor(f, path, name, opt->state[i], 1, dims), done);
+    }
+    H5Gclose(g);
+    if ((g = H5Gopen2(f, G_TRAIN, H5P_DEFAULT)) < 0) {
+        st = dpt_err(DPT_EINPUT, "%s: missing group /%s", path, G_TRAIN);
+        goto done;
+    }
+    int64_t det = 0, ranks = 0, threads = 0;
+    DPT_TRY_GOTO(st, read_i64(g, path, "epoch", &ts->epoch), done);
+    DPT_TRY_GOTO(st, read_i64(g, path, "step", &ts->step), done);
+    DPT_TRY_GOTO(st, read_i64(g, path, "global_step", &ts->global_step), done);
+    DPT_TRY_GOTO(st, read_i64(g, path, "seed", &ts->seed), done);
+    DPT_TRY_GOTO(st, read_i64(g, path, "batch", &ts->batch), done);
+    DPT_TRY_GOTO(st, read_i64(g, path, "deterministic", &det), done);
+    DPT_TRY_GOTO(st, read_i64(g, path, "ranks", &ranks), done);
+    DPT_TRY_GOTO(st, read_i64(g, path, "threads", &threads), done);
+    DPT_TRY_GOTO(st, read_dbl(g, path, G_TRAIN, "epoch_loss", &ts->epoch_loss), done);
+    DPT_TRY_GOTO(st, read_dbl(g, path, G_TRAIN, "epoch_correct", &ts->epoch_correct), done);
+    DPT_TRY_GOTO(st, read_dbl(g, path, G_TRAIN, "epoch_count", &ts->epoch_count), done);
+    ts->deterministic = (int)det;
+    ts->ranks = (int)ranks;
+    ts->threads = (int)threads;
+    if (ts->epoch < 0 || ts->step < 0 || ts->global_step < 0 || ts->batch < 0 || opt->t != ts->global_step) {
+        st = dpt_err(DPT_EINPUT, "%s: inconsistent training state (epoch %lld, step %lld, global step %lld, t %lld)",
+                     path, (long long)ts->epoch, (long long)ts->step, (long long)ts->global_step, (long long)opt->t);
+        goto done;
+    }
+    DPT_TRY_GOTO(st, read_text_dataset(f, path, D_HISTORY, metrics_text), done);
+done:
+    if (st != DPT_OK) {
+        free(*metrics_text);
+        *metrics_text = NULL;
+    }
+    if (g >= 0)
+        H5Gclose(g);
+    H5Fclose(f);
+    return st;
+}
+
+/* ---------------------------------------------------------------- checkpoint directories */
+
+DptStatus dpt_ckpt_dir_lock(const char *dir, int *lock_fd)
+{
+    char path[4096];
+    *lock_fd = -1;
+    /* mkdir -p */
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(path, 0755);
+            *p = '/';
+        }
+    }
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        return dpt_err(DPT_EOUTPUT, "--checkpoint-dir %s: cannot create (%s)", dir, strerror(errno));
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return dpt_err(DPT_EOUTPUT, "--checkpoint-dir %s: not a directory", dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return dpt_err(DPT_EOUTPUT, "--checkpoint-dir %s: not writable (%s)", dir, strerror(errno));
+    snprintf(path, sizeof path, "%s/.dptrain.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT, 0644);
+    if (fd < 0)
+        return dpt_err(DPT_EOUTPUT, "--checkpoint-dir %s: cannot create the lock file (%s)", dir, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return dpt_err(DPT_EOUTPUT, "--checkpoint-dir %s: in use by another run (lock %s is held)", dir, path);
+    }
+    char pid[64];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || write(fd, pid, (size_t)n) != n) {
+        /* the pid is informational only */
+    }
+    *lock_fd = fd;
+    return DPT_OK;
+}
+
+void dpt_ckpt_dir_unlock(int *lock_fd)
+{
+    if (*lock_fd >= 0) {
+        flock(*lock_fd, LOCK_UN);
+        close(*lock_fd);
+    }
+    *lock_fd = -1;
+}
+
+void dpt_ckpt_path(const char *dir, int64_t global_step, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/ckpt-%09lld.h5", dir, (long long)global_step);
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int dpt_ckpt_list(const char *dir, int64_t *steps, int cap)
+{
+    DIR *dp = opendir(dir);
+    if (!dp)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dp)) && n < cap) {
+        /* exactly ckpt-<digits>.h5: temporary files (ckpt-....h5.tmp.<pid>) do not match */
+        const char *p = e->d_name;
+        if (strncmp(p, "ckpt-", 5) != 0)
+            continue;
+        p += 5;
+        const char *q = p;
+        while (*q >= '0' && *q <= '9')
+            q++;
+        if (q == p || q - p > 18 || strcmp(q, ".h5") != 0)
+            continue;
+        steps[n++] = strtoll(p, NULL, 10);
+    }
+    closedir(dp);
+    qsort(steps, (size_t)n, sizeof *steps, cmp_desc);
+    return n;
+}
+
+void dpt_ckpt_prune(const char *dir, int keep)
+{
+    int64_t steps[4096];
+    int n = dpt_ckpt_list(dir, steps, 4096);
+    for (int i = keep; i < n; i++) {
+        char path[4096];
+        dpt_ckpt_path(dir, steps[i], path, sizeof path);
+        unlink(path);
+    }
 }

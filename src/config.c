@@ -56,10 +56,11 @@ static const Option options[] = {
     {"metrics", T_STR, F(metrics), "FILE.jsonl", "one JSON object per epoch", 0},
     {"quiet", T_FLAG, F(quiet), NULL, "print errors only", 0},
     {"progress", T_FLAG, F(progress), NULL, "progress bar on a terminal (default on)", 0},
-    {"checkpoint-dir", T_STR, F(checkpoint_dir), "DIR", "directory of checkpoints", 1},
-    {"checkpoint-every", T_INT, F(checkpoint_every), "N", "steps between checkpoints", 1},
-    {"keep", T_INT, F(keep), "N", "checkpoints kept", 1},
-    {"resume", T_STR, F(resume), "FILE|latest", "resume from a checkpoint", 1},
+    {"checkpoint-dir", T_STR, F(checkpoint_dir), "DIR", "write checkpoints (ckpt-<step>.h5) to DIR", 0},
+    {"checkpoint-every", T_INT, F(checkpoint_every), "N", "steps between checkpoints (0: only at stops and the end)", 0},
+    {"checkpoint-epoch", T_FLAG, F(checkpoint_epoch), NULL, "also write a checkpoint at the end of every epoch", 0},
+    {"keep", T_INT, F(keep), "N", "newest checkpoints kept (older ones removed once a new one is complete)", 0},
+    {"resume", T_STR, F(resume), "FILE|latest", "continue from a checkpoint (latest: the newest good one in --checkpoint-dir)", 0},
     {"trace", T_STR, F(trace), "FILE.h5", "per-step trace of loss and gradient norms", 1},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
@@ -325,8 +326,6 @@ DptStatus dpt_config_validate(const DptConfig *c)
             continue;
         const char *field = (const char *)c + o->offset;
         int set = o->type == T_STR ? field[0] != '\0' : 0;
-        if (o->type == T_INT && strcmp(o->name, "keep") != 0)
-            set = *(const int64_t *)field != 0;
         if (set)
             return dpt_err(DPT_EUSAGE, "--%s is not supported by this version of dptrain yet", o->name);
     }
@@ -364,6 +363,12 @@ DptStatus dpt_config_validate(const DptConfig *c)
         return dpt_err(DPT_EUSAGE, "--weight-decay %g: expected 0 or more", c->weight_decay);
     if (c->det_block < 1 || c->det_block > 256)
         return dpt_err(DPT_EUSAGE, "--det-block %lld: expected 1..256", (long long)c->det_block);
+    if (c->checkpoint_every < 0)
+        return dpt_err(DPT_EUSAGE, "--checkpoint-every %lld: expected 0 or more steps", (long long)c->checkpoint_every);
+    if (c->keep < 1 || c->keep > 4096)
+        return dpt_err(DPT_EUSAGE, "--keep %lld: expected 1..4096", (long long)c->keep);
+    if ((c->checkpoint_every > 0 || c->checkpoint_epoch) && !c->checkpoint_dir[0])
+        return dpt_err(DPT_EUSAGE, "--checkpoint-every and --checkpoint-epoch need --checkpoint-dir");
     if (c->max_steps < 0)
         return dpt_err(DPT_EUSAGE, "--max-steps %lld: expected 0 or more", (long long)c->max_steps);
     if (c->check_every < 0)

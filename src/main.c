@@ -32,7 +32,10 @@ int main(int argc, char **argv)
     if (st != DPT_OK) {
         int reporter = dpt_dist_reporter();
         if (reporter == dist.rank || (reporter < 0 && dpt_err_message()[0])) {
-            dpt_log_error(dpt_err_message()[0] ? dpt_err_message() : dpt_status_name(st));
+            if (st == DPT_ESTOPPED)
+                fprintf(stderr, "dptrain: %s\n", dpt_err_message());
+            else
+                dpt_log_error(dpt_err_message()[0] ? dpt_err_message() : dpt_status_name(st));
             if (getenv("DPT_DEBUG") && dpt_err_trace()[0])
                 fprintf(stderr, "dptrain: trace: %s\n", dpt_err_trace());
         }

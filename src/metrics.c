@@ -5,7 +5,7 @@
 
 #include "dptrain/dist.h"
 
-const char *const dpt_timer_names[DPT_T_COUNT] = {"data", "compute", "allreduce", "update", "eval"};
+const char *const dpt_timer_names[DPT_T_COUNT] = {"data", "compute", "allreduce", "update", "eval", "checkpoint"};
 
 void dpt_timer_start(DptTimers *t, DptTimer which) { t->started[which] = dpt_dist_time(); }
 

@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,9 @@ static void evaluate(const DptDist *d, const DptArch *arch, const float *params,
     *acc = v[1] / (double)n;
 }
 
+/* Set by the signal handler (see "signals" below); read when a step fills its control words. */
+static volatile sig_atomic_t stop_signal;
+
 /* ---------------------------------------------------------------- one step, default mode */
 
 static void bucket_hook(void *ctx, int l)
@@ -151,6 +155,7 @@ static void step_default(Trainer *t, const uint32_t *idx, size_t cnt)
     double loss = 0.0;
     int64_t correct = 0;
     memset(ctrl, 0, N_CTRL * sizeof(float));
+    ctrl[C_STOP] = stop_signal ? 1.0f : 0.0f;
     if (lo == hi) {
         /* An empty slice still takes part in every reduction, in the same order. */
         dpt_timer_start(&t->timers, DPT_T_COMPUTE);
@@ -305,6 +310,7 @@ static void step_deterministic(Trainer *t, const uint32_t *idx, size_t cnt)
         cq[Q_LOSS] += isfinite(s) ? llrint(s * t->scales[2 * L]) : 0;
     }
     cq[Q_NONFINITE] = bad;
+    cq[Q_STOP] = stop_signal ? 1 : 0;
     dpt_timer_stop(&t->timers, DPT_T_COMPUTE);
 
     dpt_timer_start(&t->timers, DPT_T_REDUCE);
@@ -531,10 +537,173 @@ static size_t format_timing(const DptDist *d, const DptTimers *tm, char *buf, si
     return used;
 }
 
+/* ---------------------------------------------------------------- signals
+ * SIGTERM, SIGINT and SIGUSR1 set a stop request that travels in the next
+ * step's control words, so every rank stops after the same step; a second
+ * signal ends the process at once (the default action). */
+
+static void on_stop_signal(int sig)
+{
+    if (stop_signal) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    stop_signal = sig;
+}
+
+typedef struct {
+    struct sigaction old[3];
+} SignalGuard;
+
+static const int stop_signals[3] = {SIGTERM, SIGINT, SIGUSR1};
+
+static void signals_install(SignalGuard *g)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    stop_signal = 0;
+    for (int i = 0; i < 3; i++)
+        sigaction(stop_signals[i], &sa, &g->old[i]);
+}
+
+static void signals_restore(const SignalGuard *g)
+{
+    for (int i = 0; i < 3; i++)
+        sigaction(stop_signals[i], &g->old[i], NULL);
+}
+
+/* ---------------------------------------------------------------- checkpoints */
+
+typedef struct {
+    int lock_fd;          /* rank 0: the directory lock */
+    char *history;        /* rank 0: the metrics lines so far */
+    size_t hist_len, hist_cap;
+    int64_t last_step;    /* global step of the newest checkpoint written (-1: none) */
+    char last_path[4096];
+    double write_s;       /* seconds of the last write */
+} Ckpt;
+
+static DptStatus history_append(Ckpt *c, const char *line)
+{
+    size_t n = strlen(line);
+    if (c->hist_len + n + 2 > c->hist_cap) {
+        size_t cap = (c->hist_cap + n + 2) * 2;
+        char *p = realloc(c->history, cap);
+        if (!p)
+            return dpt_err(DPT_ENOMEM, "cannot grow the metrics history");
+        c->history = p;
+        c->hist_cap = cap;
+    }
+    memcpy(c->history + c->hist_len, line, n);
+    c->hist_len += n;
+    c->history[c->hist_len++] = '\n';
+    c->history[c->hist_len] = '\0';
+    return DPT_OK;
+}
+
+/* Rank 0 writes the whole state; every rank learns the outcome. Collective. */
+static DptStatus write_checkpoint(Trainer *t, Ckpt *c, const DptTrainState *ts)
+{
+    const DptConfig *cfg = t->cfg;
+    DptStatus st = DPT_OK;
+    double t0 = dpt_dist_time();
+    if (t->d->rank == 0) {
+        char text[8192];
+        dpt_config_format(cfg, text, sizeof text);
+        dpt_ckpt_path(cfg->checkpoint_dir, ts->global_step, c->last_path, sizeof c->last_path);
+        st = dpt_ckpt_save(c->last_path, &t->arch, t->params, &t->opt, ts, text, c->history);
+        if (st == DPT_OK)
+            dpt_ckpt_prune(cfg->checkpoint_dir, (int)cfg->keep);
+    }
+    st = dpt_dist_agree(t->d, st, NULL);
+    c->write_s = dpt_dist_time() - t0;
+    if (st == DPT_OK)
+        c->last_step = ts->global_step;
+    return st;
+}
+
+/* Finds and loads the checkpoint to resume from (rank 0), then gives every
+ * rank its parameters, optimiser state and training state. `latest` takes the
+ * newest checkpoint of --checkpoint-dir that loads, skipping (and naming) the
+ * ones that do not. Collective. */
+static DptStatus resume(Trainer *t, Ckpt *c, DptTrainState *ts)
+{
+    const DptConfig *cfg = t->cfg;
+    const DptDist *d = t->d;
+    DptStatus st = DPT_OK;
+    char path[4096] = "";
+    if (d->rank == 0) {
+        char *hist = NULL;
+        if (strcmp(cfg->resume, "latest") == 0) {
+            int64_t steps[4096];
+            int n = cfg->checkpoint_dir[0] ? dpt_ckpt_list(cfg->checkpoint_dir, steps, 4096) : 0;
+            if (!cfg->checkpoint_dir[0])
+                st = dpt_err(DPT_EUSAGE, "--resume latest needs --checkpoint-dir");
+            else if (n == 0)
+                st = dpt_err(DPT_EINPUT, "--resume latest: no checkpoint in %s", cfg->checkpoint_dir);
+            for (int i = 0; i < n; i++) {
+                dpt_ckpt_path(cfg->checkpoint_dir, steps[i], path, sizeof path);
+                dpt_err_clear();
+                st = dpt_ckpt_load(path, &t->arch, t->params, &t->opt, ts, &hist);
+                if (st == DPT_OK)
+                    break;
+                dpt_log_warn("skipping checkpoint %s: %s", path, dpt_err_message());
+                if (i == n - 1) {
+                    dpt_err_clear();
+                    st = dpt_err(DPT_EINPUT, "--resume latest: none of the %d checkpoints in %s loads", n,
+                                 cfg->checkpoint_dir);
+                }
+            }
+        } else {
+            snprintf(path, sizeof path, "%s", cfg->resume);
+            st = dpt_ckpt_load(path, &t->arch, t->params, &t->opt, ts, &hist);
+        }
+        if (st == DPT_OK) {
+            if (ts->batch != (int64_t)t->batch || ts->seed != cfg->seed || ts->deterministic != cfg->deterministic)
+                dpt_log_warn("%s was written with batch %lld, seed %lld, %s mode; this run has batch %zu, seed %lld, %s mode:"
+                             " the continuation will not match an uninterrupted run", path, (long long)ts->batch,
+                             (long long)ts->seed, ts->deterministic ? "deterministic" : "default", t->batch,
+                             (long long)cfg->seed, cfg->deterministic ? "deterministic" : "default");
+            else if (!cfg->deterministic && ts->ranks != d->world_size)
+                dpt_log_warn("%s was written by %d ranks, this run has %d: in the default mode the continuation is "
+                             "equivalent but not bitwise identical (use --deterministic for that)",
+                             path, ts->ranks, d->world_size);
+            free(c->history);
+            c->history = hist;
+            c->hist_len = hist ? strlen(hist) : 0;
+            c->hist_cap = hist ? c->hist_len + 1 : 0;
+            dpt_log_info("resuming from %s: epoch %lld, step %lld, global step %lld\n", path, (long long)ts->epoch + 1,
+                         (long long)ts->step, (long long)ts->global_step);
+        }
+    }
+    DPT_TRY(dpt_dist_agree(d, st, NULL));
+    dpt_dist_bcast(d, t->params, t->arch.n_params * sizeof(float), 0);
+    for (int i = 0; i < t->opt.n_state; i++)
+        dpt_dist_bcast(d, t->opt.state[i], t->opt.n * sizeof(float), 0);
+    dpt_dist_bcast(d, &t->opt.t, sizeof t->opt.t, 0);
+    dpt_dist_bcast(d, &t->opt.mu_prod, sizeof t->opt.mu_prod, 0);
+    dpt_dist_bcast(d, ts, sizeof *ts, 0);
+    return DPT_OK;
+}
+
+/* ---------------------------------------------------------------- the run */
+
 DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *res, float **final_params)
 {
     Trainer t;
+    Ckpt ck;
+    SignalGuard sg;
+    DptMetricsFile mf;
+    DptTrainState ts;
     memset(&t, 0, sizeof t);
+    memset(&ck, 0, sizeof ck);
+    memset(&mf, 0, sizeof mf);
+    memset(&ts, 0, sizeof ts);
+    ck.lock_fd = -1;
+    ck.last_step = -1;
     t.cfg = cfg;
     t.d = d;
     DptStatus st = dpt_dist_agree(d, dpt_config_validate(cfg), NULL);
@@ -542,15 +711,29 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
         st = dpt_dist_agree(d, dpt_kern_init(), NULL);
     if (st == DPT_OK)
         st = setup(&t);
-    DptMetricsFile mf;
-    memset(&mf, 0, sizeof mf);
-    if (st == DPT_OK)
-        st = dpt_dist_agree(d, d->rank == 0 ? dpt_metrics_open(&mf, cfg->metrics) : DPT_OK, NULL);
+    if (st == DPT_OK && cfg->checkpoint_dir[0])
+        st = dpt_dist_agree(d, d->rank == 0 ? dpt_ckpt_dir_lock(cfg->checkpoint_dir, &ck.lock_fd) : DPT_OK, NULL);
+    if (st == DPT_OK && cfg->resume[0])
+        st = resume(&t, &ck, &ts);
+    if (st == DPT_OK && d->rank == 0) {
+        /* A resumed run rewrites the metrics file with the history it carries. */
+        st = dpt_metrics_open(&mf, cfg->metrics);
+        if (st == DPT_OK && ck.history && mf.fp) {
+            fputs(ck.history, mf.fp);
+            fflush(mf.fp);
+        }
+    }
+    st = dpt_dist_agree(d, st, NULL);
     if (st != DPT_OK) {
+        if (d->rank == 0)
+            dpt_metrics_close(&mf);
+        dpt_ckpt_dir_unlock(&ck.lock_fd);
+        free(ck.history);
         trainer_free(&t);
         return st;
     }
     print_header(&t);
+    signals_install(&sg);
 
     const size_t n_train = t.split[SPLIT_TRAIN].info.n, B = t.batch;
     const size_t steps_per_epoch = (n_train + B - 1) / B;
@@ -561,7 +744,7 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
     if (cfg->max_steps > 0 && cfg->max_steps < total_steps)
         total_steps = cfg->max_steps;
     double lr_now = cfg->lr;
-    int64_t global_step = 0;
+    int64_t global_step = ts.global_step;
     double run_start = dpt_dist_time(), train_time = 0.0;
     double last_train_loss = NAN, test_loss = NAN, test_acc = NAN;
     char json[4096];
@@ -572,13 +755,18 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
     const char *fault = getenv("DPT_FAULT_REPLICA");
     if (fault && sscanf(fault, "%d:%lld", &fault_rank, &fault_step) != 2)
         fault_rank = -1;
+    int stopped = 0, reached_max = cfg->max_steps > 0 && global_step >= cfg->max_steps;
 
-    for (int64_t epoch = 0; epoch < cfg->epochs && st == DPT_OK; epoch++) {
+    for (int64_t epoch = ts.epoch; epoch < cfg->epochs && st == DPT_OK && !stopped && !reached_max; epoch++) {
         DptRng rng;
         dpt_rng_stream(&rng, (uint64_t)cfg->seed, DPT_STREAM_SHUFFLE, (uint64_t)epoch);
         dpt_rng_permutation(&rng, t.perm, n_train);
-        double e_start = dpt_dist_time(), e_loss = 0.0, e_correct = 0.0, e_count = 0.0;
-        for (size_t s = 0; s < steps_per_epoch; s++) {
+        const int resumed = epoch == ts.epoch;
+        size_t first_step = resumed ? (size_t)ts.step : 0;
+        double e_start = dpt_dist_time();
+        double e_loss = resumed ? ts.epoch_loss : 0.0, e_correct = resumed ? ts.epoch_correct : 0.0;
+        double e_count = resumed ? ts.epoch_count : 0.0, e_count0 = e_count;
+        for (size_t s = first_step; s < steps_per_epoch; s++) {
             size_t first = s * B, cnt = n_train - first < B ? n_train - first : B;
             if (cfg->deterministic)
                 step_deterministic(&t, t.perm + first, cnt);
@@ -592,6 +780,7 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
             int finite = ctrl[C_NONFINITE] == 0.0f && isfinite(loss) && average_gradient(&t, count, n_train);
             global_step++;
             if (!finite) {
+                /* No checkpoint is written from here: the last good one stays the newest. */
                 st = dpt_err(DPT_EDIVERGED, "non-finite %s at epoch %lld, step %zu (global step %lld); try a smaller --lr",
                              isfinite(loss) ? "gradient" : "loss", (long long)epoch + 1, s + 1, (long long)global_step);
                 dpt_timer_stop(&t.timers, DPT_T_UPDATE);
@@ -609,16 +798,29 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
                 st = dpt_err(DPT_EREPLICA, "ranks hold different parameters after global step %lld", (long long)global_step);
                 break;
             }
-            dpt_log_progress((long)epoch + 1, (long)(s + 1), (long)steps_per_epoch, e_loss / e_count);
-            if (cfg->max_steps > 0 && global_step >= cfg->max_steps)
+            stopped = ctrl[C_STOP] > 0.0f;
+            reached_max = cfg->max_steps > 0 && global_step >= cfg->max_steps;
+            if (cfg->checkpoint_dir[0] &&
+                (stopped || (cfg->checkpoint_every > 0 && global_step % cfg->checkpoint_every == 0))) {
+                DptTrainState now = {epoch, (int64_t)s + 1, global_step, cfg->seed, (int64_t)B, cfg->deterministic,
+                                     d->world_size, omp_get_max_threads(), e_loss, e_correct, e_count};
+                dpt_timer_start(&t.timers, DPT_T_CKPT);
+                st = write_checkpoint(&t, &ck, &now);
+                dpt_timer_stop(&t.timers, DPT_T_CKPT);
+                if (st != DPT_OK)
+                    break;
+            }
+            if (stopped || reached_max)
                 break;
+            dpt_log_progress((long)epoch + 1, (long)(s + 1), (long)steps_per_epoch, e_loss / e_count);
         }
-        if (st != DPT_OK)
+        if (st != DPT_OK || stopped)
             break;
         double e_time = dpt_dist_time() - e_start;
         train_time += e_time;
         last_train_loss = e_loss / e_count;
         double train_acc = e_correct / e_count;
+        dpt_log_progress((long)epoch + 1, (long)steps_per_epoch, (long)steps_per_epoch, 0.0);
         dpt_timer_start(&t.timers, DPT_T_EVAL);
         double full_loss = NAN, full_acc = NAN, val_loss = NAN, val_acc = NAN;
         if (cfg->eval_train)
@@ -628,7 +830,7 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
         if (test->info.present)
             evaluate(d, &t.arch, t.params, &t.work, test, &test_loss, &test_acc);
         dpt_timer_stop(&t.timers, DPT_T_EVAL);
-        double sps = e_count / e_time, elapsed = dpt_dist_time() - run_start;
+        double sps = (e_count - e_count0) / e_time, elapsed = dpt_dist_time() - run_start;
         char line[512];
         int used = snprintf(line, sizeof line, "epoch %3lld/%lld  train loss %.4f acc %.4f", (long long)epoch + 1,
                             (long long)cfg->epochs, cfg->eval_train ? full_loss : last_train_loss,
@@ -652,21 +854,52 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
                  "\"time\":{%s}}",
                  (long long)epoch + 1, (long long)global_step, last_train_loss, train_acc, nums[0], nums[1], nums[2],
                  nums[3], nums[4], nums[5], sps, e_time, elapsed, lr_now, d->world_size, omp_get_max_threads(), timing);
-        if (d->rank == 0 && (st = dpt_metrics_write(&mf, json)) != DPT_OK)
-            dpt_log_warn("%s", dpt_err_message());
+        if (d->rank == 0) {
+            st = dpt_metrics_write(&mf, json);
+            if (st == DPT_OK && cfg->checkpoint_dir[0])
+                st = history_append(&ck, json);
+        }
         st = dpt_dist_agree(d, st, NULL);
-        if (cfg->max_steps > 0 && global_step >= cfg->max_steps)
-            break;
+        int finished_epoch = !reached_max || e_count >= (double)n_train;
+        if (st == DPT_OK && cfg->checkpoint_dir[0] && cfg->checkpoint_epoch && finished_epoch) {
+            DptTrainState now = {epoch + 1, 0, global_step, cfg->seed, (int64_t)B, cfg->deterministic, d->world_size,
+                                 omp_get_max_threads(), 0.0, 0.0, 0.0};
+            dpt_timer_start(&t.timers, DPT_T_CKPT);
+            st = write_checkpoint(&t, &ck, &now);
+            dpt_timer_stop(&t.timers, DPT_T_CKPT);
+        }
     }
+    signals_restore(&sg);
     st = dpt_dist_agree(d, st, NULL);
     if (st == DPT_OK && !dpt_dist_same_hash(d, state_hash(&t)))
         st = dpt_err(DPT_EREPLICA, "ranks hold different parameters at the end of training");
     st = dpt_dist_agree(d, st, NULL);
+    if (st == DPT_OK && stopped) {
+        if (cfg->checkpoint_dir[0])
+            st = dpt_err(DPT_ESTOPPED, "stopped by a signal after global step %lld; checkpoint %s written; "
+                         "continue with --resume latest", (long long)global_step, ck.last_path);
+        else
+            st = dpt_err(DPT_ESTOPPED, "stopped by a signal after global step %lld; no --checkpoint-dir, so the state "
+                         "was not saved", (long long)global_step);
+        st = dpt_dist_agree(d, st, NULL);
+    }
+    if (st == DPT_OK && cfg->checkpoint_dir[0] && ck.last_step != global_step) {
+        /* The final state, so that a finished run can be extended or inspected. */
+        DptTrainState now = {cfg->epochs, 0, global_step, cfg->seed, (int64_t)B, cfg->deterministic, d->world_size,
+                             omp_get_max_threads(), 0.0, 0.0, 0.0};
+        if (reached_max) {
+            now.epoch = global_step / (int64_t)steps_per_epoch;
+            now.step = global_step % (int64_t)steps_per_epoch;
+        }
+        st = write_checkpoint(&t, &ck, &now);
+    }
     if (st == DPT_OK) {
         char timing[2048];
         format_timing(d, &t.timers, timing, sizeof timing, 0);
         dpt_log_info("done: %lld steps in %.2f s (training %.2f s)\ntime per phase over ranks (s):  %10s %10s %10s\n%s",
                      (long long)global_step, dpt_dist_time() - run_start, train_time, "min", "mean", "max", timing);
+        if (ck.last_step >= 0)
+            dpt_log_info("newest checkpoint %s (written in %.3f s)\n", ck.last_path, ck.write_s);
     }
     if (st == DPT_OK && cfg->save[0]) {
         DptStatus ss = DPT_OK;
@@ -686,13 +919,15 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
         res->test_acc = test_acc;
         res->param_hash = dpt_train_hash(t.params, t.arch.n_params, DPT_HASH_INIT);
     }
-    if (final_params && st == DPT_OK) {
+    if (final_params && (st == DPT_OK || st == DPT_ESTOPPED)) {
         *final_params = malloc(t.arch.n_params * sizeof(float));
         if (*final_params)
             memcpy(*final_params, t.params, t.arch.n_params * sizeof(float));
     }
     if (d->rank == 0)
         dpt_metrics_close(&mf);
+    dpt_ckpt_dir_unlock(&ck.lock_fd);
+    free(ck.history);
     trainer_free(&t);
     return st;
 }

@@ -46,7 +46,8 @@ CASES=$(cat <<CASES_END
 2|--layers '2,99999999999': size|train --data $G --layers 2,99999999999
 2|--cost bce needs --output sigmoid|$TRAIN --data $G --cost bce
 2|--data is required|train --layers 2,3
-2|--resume is not supported by this version of dptrain yet|$TRAIN --data $G --resume latest
+2|--resume latest needs --checkpoint-dir|$TRAIN --data $G --resume latest
+2|--trace is not supported by this version of dptrain yet|$TRAIN --data $G --trace $T/t.h5
 2|--config $T/none.ini: cannot open|train --config $T/none.ini
 2|unknown command 'fly'|fly
 2|eval: --model FILE.h5 is required|eval --data $G

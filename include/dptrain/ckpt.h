@@ -1,14 +1,23 @@
 /*
- * ckpt: model files (and, later, checkpoints) in the HDF5 layout of DESIGN.md:
+ * ckpt: model files and checkpoints in the HDF5 layout of DESIGN.md:
  *
  *   /                        attrs format, format_version, dptrain_version
  *   /model                   attrs layers, hidden, output, cost
  *   /model/layer_<l>/weight  [out, in] float32 (y = W x + b)
  *   /model/layer_<l>/bias    [out] float32
  *   /config                  the resolved configuration, as text
+ * and, in checkpoints only:
+ *   /optimizer               attrs kind, lr, momentum, beta1, beta2, eps, decay, t, mu_prod;
+ *                            one dataset per state vector ([n_params] float32)
+ *   /train                   attrs epoch, step, global_step, seed, batch, deterministic,
+ *                            rng ("derived": shuffles come from seed and epoch),
+ *                            epoch_loss, epoch_correct, epoch_count, ranks, threads
+ *   /metrics/history         the metrics lines so far (one JSON object each), as text
  *
- * Written whole or not at all (temporary file, flush, fsync, rename). Only
- * rank 0 writes (replicas are identical). Not collective.
+ * Every dataset is chunked with the Fletcher32 checksum, so a damaged file
+ * fails to load. Written whole or not at all (temporary file in the same
+ * directory, flush, fsync, rename, fsync of the directory). Only rank 0
+ * writes (replicas are identical). Not collective.
  */
 #ifndef DPT_CKPT_H
 #define DPT_CKPT_H
@@ -24,6 +33,32 @@
 
 DptStatus dpt_ckpt_save_model(const char *path, const DptArch *arch, const float *params, const char *config_text);
 
+#include "dptrain/optim.h"
+
+/* Where training stands: enough to continue exactly. */
+typedef struct {
+    int64_t epoch;            /* the epoch in progress (0-based) */
+    int64_t step;             /* steps of that epoch already taken */
+    int64_t global_step;      /* optimiser steps taken in all */
+    int64_t seed;
+    int64_t batch;            /* the global batch */
+    int deterministic;
+    int ranks, threads;       /* of the run that wrote it (for information) */
+    double epoch_loss, epoch_correct, epoch_count; /* sums over the epoch's steps so far */
+} DptTrainState;
+
+/* Writes a checkpoint (model, optimiser state, training state, config text,
+ * metrics history). */
+DptStatus dpt_ckpt_save(const char *path, const DptArch *arch, const float *params, const DptOptim *opt,
+                        const DptTrainState *ts, const char *config_text, const char *metrics_text);
+
+/* Reads a checkpoint into buffers sized for `arch` and an optimiser already
+ * initialised with the same kind; the file must hold the same architecture
+ * and optimiser (else DPT_EINPUT naming what differs). *metrics_text is
+ * malloc'd (may be NULL). */
+DptStatus dpt_ckpt_load(const char *path, const DptArch *arch, float *params, DptOptim *opt, DptTrainState *ts,
+                        char **metrics_text);
+
 /* Reads the architecture and parameters of a model or checkpoint file;
  * *params is allocated (64-byte aligned) and owned by the caller. */
 DptStatus dpt_ckpt_load_model(const char *path, DptArch *arch, float **params);
@@ -33,5 +68,18 @@ int dpt_ckpt_is_ours(const char *path);
 
 /* Prints format, architecture, parameter count (and training state). */
 DptStatus dpt_ckpt_describe(const char *path, FILE *out);
+
+/* ---- checkpoint directories: DIR/ckpt-<global step, 9 digits>.h5 ---- */
+
+/* Creates DIR if needed, checks that it is writable, and takes an exclusive
+ * lock on DIR/.dptrain.lock (flock) so that two runs cannot write into the
+ * same directory; *lock_fd must be closed at the end (dpt_ckpt_unlock). */
+DptStatus dpt_ckpt_dir_lock(const char *dir, int *lock_fd);
+void dpt_ckpt_dir_unlock(int *lock_fd);
+void dpt_ckpt_path(const char *dir, int64_t global_step, char *buf, size_t len);
+/* Global steps of the checkpoints in DIR, newest first; returns how many (<= cap). */
+int dpt_ckpt_list(const char *dir, int64_t *steps, int cap);
+/* Removes all but the `keep` newest checkpoints of DIR. */
+void dpt_ckpt_prune(const char *dir, int keep);
 
 #endif

@@ -46,9 +46,10 @@ typedef struct {
     char metrics[DPT_PATH_MAX];
     int quiet;
     int progress;                       /* progress bar on a terminal */
-    /* Options of later issues, recognised so that they can be refused clearly. */
+    /* Checkpoints (and --trace, recognised so that it can be refused clearly). */
     char checkpoint_dir[DPT_PATH_MAX];
     int64_t checkpoint_every;
+    int checkpoint_epoch;               /* also checkpoint at the end of every epoch */
     int64_t keep;
     char resume[DPT_PATH_MAX];
     char trace[DPT_PATH_MAX];

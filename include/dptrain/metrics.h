@@ -16,6 +16,7 @@ typedef enum {
     DPT_T_REDUCE,        /* exposed allreduce time (waiting on the reduction) */
     DPT_T_UPDATE,        /* averaging, optimiser step */
     DPT_T_EVAL,          /* evaluation passes */
+    DPT_T_CKPT,          /* writing checkpoints */
     DPT_T_COUNT
 } DptTimer;
 
