@@ -367,6 +367,8 @@ DptStatus dpt_config_validate(const DptConfig *c)
         return dpt_err(DPT_EUSAGE, "--checkpoint-every %lld: expected 0 or more steps", (long long)c->checkpoint_every);
     if (c->keep < 1 || c->keep > 4096)
         return dpt_err(DPT_EUSAGE, "--keep %lld: expected 1..4096", (long long)c->keep);
+    if (strcmp(c->resume, "latest") == 0 && !c->checkpoint_dir[0])
+        return dpt_err(DPT_EUSAGE, "--resume latest needs --checkpoint-dir");
     if ((c->checkpoint_every > 0 || c->checkpoint_epoch) && !c->checkpoint_dir[0])
         return dpt_err(DPT_EUSAGE, "--checkpoint-every and --checkpoint-epoch need --checkpoint-dir");
     if (c->max_steps < 0)

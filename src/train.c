@@ -706,6 +706,7 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
     ck.last_step = -1;
     t.cfg = cfg;
     t.d = d;
+    dpt_log_init(d->rank, d->world_size, cfg->quiet, cfg->progress);
     DptStatus st = dpt_dist_agree(d, dpt_config_validate(cfg), NULL);
     if (st == DPT_OK)
         st = dpt_dist_agree(d, dpt_kern_init(), NULL);

@@ -1,6 +1,12 @@
+#define _POSIX_C_SOURCE 200809L
 /* Writes the malformed and special dataset files used by cli_bad_input.sh
- * into the directory given as argv[1]. Each file is small. */
+ * into the directory given as argv[1]. Each file is small.
+ *   make_bad_data DIR                   the dataset files
+ *   make_bad_data flip FILE DATASET     flips one byte inside the dataset's first chunk
+ *   make_bad_data version FILE N        sets the root attribute format_version to N */
+#include <fcntl.h>
 #include <hdf5.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +38,58 @@ static void make(const char *dir, const char *file, hid_t xt, int xr, const hsiz
     H5Fclose(f);
 }
 
+static int flip(const char *path, const char *name)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = f >= 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t size = 0;
+    if (d >= 0) {
+        hid_t sp = H5Dget_space(d);
+        hsize_t offset[8];
+        unsigned mask;
+        if (H5Dget_chunk_info(d, sp, 0, offset, &mask, &addr, &size) < 0)
+            addr = H5Dget_offset(d);
+        H5Sclose(sp);
+        H5Dclose(d);
+    }
+    if (f >= 0)
+        H5Fclose(f);
+    if (addr == HADDR_UNDEF) {
+        fprintf(stderr, "flip: cannot locate %s in %s\n", name, path);
+        return 1;
+    }
+    int fd = open(path, O_RDWR);
+    unsigned char b;
+    off_t at = (off_t)addr + 5;
+    if (fd < 0 || pread(fd, &b, 1, at) != 1)
+        return 1;
+    b ^= 0x5a;
+    int ok = pwrite(fd, &b, 1, at) == 1;
+    close(fd);
+    return ok ? 0 : 1;
+}
+
+static int set_version(const char *path, long long v)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (f < 0)
+        return 1;
+    int64_t x = v;
+    hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
+    int ok = a >= 0 && H5Awrite(a, H5T_NATIVE_INT64, &x) >= 0;
+    if (a >= 0)
+        H5Aclose(a);
+    H5Fclose(f);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "flip") == 0)
+        return flip(argv[2], argv[3]);
+    if (argc == 4 && strcmp(argv[1], "version") == 0)
+        return set_version(argv[2], atoll(argv[3]));
     if (argc != 2) {
         fprintf(stderr, "usage: make_bad_data DIR\n");
         return 2;

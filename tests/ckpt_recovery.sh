@@ -1,0 +1,166 @@
+#!/bin/bash
+# Checkpoints under stress, through the command line and mpiexec:
+#  1. signal: SIGUSR1 to one rank of a 2-rank run: both stop after the same
+#     step with status 75, the checkpoint is complete, and resuming (on 1 rank,
+#     deterministic mode) ends with the same model as an uninterrupted run;
+#  2. kill: SIGKILL one rank of a 3-rank run: mpiexec returns non-zero within
+#     a few seconds and the newest checkpoint loads (info, eval);
+#  3. bad files: truncated, flipped bytes inside a dataset, other
+#     architecture, other format version, not HDF5, empty, missing: a clear
+#     message and status 3 on every rank, and --resume latest falls back to the
+#     newest good checkpoint, naming the ones it skips.
+# Usage: ckpt_recovery.sh DPTRAIN MAKE_BAD_DATA MPIEXEC
+set -u
+DPTRAIN=$1
+HELPER=$2
+MPIEXEC=${3:-mpiexec}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+MPI=("$MPIEXEC" --oversubscribe --mca mpi_yield_when_idle 1)
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+
+# A synthetic dataset: 3000 samples of 20 features, 4 classes.
+awk 'BEGIN { srand(7); for (i = 0; i < 3000; i++) { s = 0; line = "";
+       for (j = 0; j < 20; j++) { v = rand() * 2 - 1; s += v * (j % 4 - 1.5); line = line sprintf("%.5f,", v) }
+       print line (s > 1 ? 3 : s > 0 ? 2 : s > -1 ? 1 : 0) } }' > "$T/d.csv"
+"$DPTRAIN" convert csv "$T/d.csv" -o "$T/d.h5" >/dev/null || { echo "convert failed"; exit 1; }
+ARGS=(--data "$T/d.h5" --layers 20,256,256,4 --hidden tanh --optimizer adam --lr 0.001 --batch 16 --epochs 60
+      --deterministic --quiet)
+# The newest pid of a dptrain started with this directory, once it runs (5 s at most).
+pid_of() {
+    local p="" i
+    for i in $(seq 50); do
+        p=$(pgrep -f "^[^ ]*dptrain train .*$1" | tail -1)   # a rank, not the launcher
+        [ -n "$p" ] && break
+        sleep 0.1
+    done
+    echo "$p"
+}
+
+# ---- 1. signal
+"${MPI[@]}" -n 1 "$DPTRAIN" train "${ARGS[@]}" --save "$T/straight.h5" </dev/null
+"${MPI[@]}" -n 2 "$DPTRAIN" train "${ARGS[@]}" --checkpoint-dir "$T/sig" </dev/null 2>"$T/sig.err" &
+job=$!
+pid=$(pid_of "$T/sig")
+sleep 1
+if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -USR1 "$pid"
+    wait $job
+    rc=$?
+    n=$(ls "$T/sig" | grep -c '^ckpt-')
+    if [ "$rc" -ne 0 ] && grep -q "dptrain: stopped by a signal after global step" "$T/sig.err" && [ "$n" -eq 1 ] \
+       && [ "$(grep -c 'stopped by a signal' "$T/sig.err")" -eq 1 ]; then
+        ok "signal: both ranks stopped after the same step, one checkpoint ($(ls "$T/sig"))"
+    else
+        bad "signal: status $rc, $n checkpoints"; cat "$T/sig.err"
+    fi
+    grep -q "Exit code:    75" "$T/sig.err" && ok "signal: exit status 75" || bad "signal: exit status is not 75"
+    "${MPI[@]}" -n 1 "$DPTRAIN" train "${ARGS[@]}" --checkpoint-dir "$T/sig" --resume latest --save "$T/resumed.h5" </dev/null
+    if h5diff -q "$T/straight.h5" "$T/resumed.h5" /model /model; then
+        ok "signal: resumed on 1 rank, final model bitwise identical to the uninterrupted run"
+    else
+        bad "signal: resumed model differs"
+    fi
+else
+    wait $job
+    bad "signal: the run ended before the signal could be sent"
+fi
+
+# ---- 2. kill
+"${MPI[@]}" -n 3 "$DPTRAIN" train "${ARGS[@]}" --checkpoint-dir "$T/kill" --checkpoint-every 200 </dev/null \
+    >/dev/null 2>"$T/kill.err" &
+job=$!
+pid=$(pid_of "$T/kill")
+sleep 2
+start=$(date +%s.%N)
+kill -KILL "$pid"
+wait $job
+rc=$?
+end=$(date +%s.%N)
+secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }')
+if [ "$rc" -ne 0 ] && awk -v s="$secs" 'BEGIN { exit !(s < 10) }'; then
+    ok "kill: mpiexec returned $rc, $secs s after SIGKILL of one of 3 ranks"
+else
+    bad "kill: mpiexec returned $rc after $secs s"
+fi
+newest=$(ls "$T/kill" | grep '^ckpt-.*\.h5$' | sort | tail -1)
+if [ -n "$newest" ] && "$DPTRAIN" info "$T/kill/$newest" >/dev/null && \
+   "$DPTRAIN" eval --model "$T/kill/$newest" --data "$T/d.h5" >/dev/null; then
+    ok "kill: newest checkpoint $newest loads (info, eval)"
+else
+    bad "kill: no loadable checkpoint ($newest)"
+fi
+
+# ---- 3. bad files
+"$DPTRAIN" train "${ARGS[@]}" --epochs 1 --max-steps 100 --checkpoint-dir "$T/good" --checkpoint-every 50 --keep 10 </dev/null
+good=$(ls "$T/good" | grep '^ckpt-' | sort | head -1)   # the oldest: ckpt-000000050.h5
+mkdir -p "$T/bad"
+cp "$T/good/$good" "$T/bad/ckpt-000000001.h5"
+G="$T/bad/ckpt-000000001.h5"
+mk() { cp "$G" "$T/bad/$1"; }
+mk truncated.h5; truncate -s 3000 "$T/bad/truncated.h5"
+mk flipped.h5; "$HELPER" flip "$T/bad/flipped.h5" model/layer_1/weight
+mk version.h5; "$HELPER" version "$T/bad/version.h5" 7
+echo "not a checkpoint" > "$T/bad/text.h5"
+: > "$T/bad/empty.h5"
+"$DPTRAIN" train --data "$T/d.h5" --layers 20,8,4 --epochs 1 --max-steps 3 --quiet --checkpoint-dir "$T/other" </dev/null
+cp "$T/other/$(ls "$T/other" | grep '^ckpt-')" "$T/bad/other.h5"
+
+CASES=$(cat <<CASES_END
+truncated.h5|truncated or damaged
+flipped.h5|checksum mismatch or damaged file
+version.h5|format_version 7; this dptrain reads version 1
+text.h5|not an HDF5 file
+empty.h5|empty file
+other.h5|checkpoint of layers 20,8,4 (hidden sigmoid, output softmax); this run has 20,256,256,4
+missing.h5|cannot open (No such file or directory)
+CASES_END
+)
+while IFS='|' read -r file frag; do
+    for np in 1 2; do
+        out=$(timeout 60 "${MPI[@]}" -n $np "$DPTRAIN" train "${ARGS[@]}" --resume "$T/bad/$file" 2>&1 >/dev/null </dev/null)
+        rc=$?
+        if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(printf '%s\n' "$out" | grep -c '^dptrain: error: ')" -eq 1 ] \
+           && printf '%s' "$out" | grep -qF -- "$frag" && printf '%s' "$out" | grep -q "Exit code:    3\|^dptrain: error"; then
+            ok "bad file $file (np $np): $(printf '%s\n' "$out" | grep '^dptrain: error' | cut -c1-110)"
+        else
+            bad "bad file $file (np $np): status $rc"; printf '%s\n' "$out" | head -5
+        fi
+    done
+done <<< "$CASES"
+
+# latest: a good checkpoint at step 50, broken newer ones at steps 60 and 70
+mkdir -p "$T/fall"
+cp "$T/good/$good" "$T/fall/ckpt-000000050.h5"
+cp "$T/bad/truncated.h5" "$T/fall/ckpt-000000070.h5"
+cp "$T/bad/flipped.h5" "$T/fall/ckpt-000000060.h5"
+cp "$T/bad/flipped.h5" "$T/fall/ckpt-000000080.h5.tmp.123"
+out=$("${MPI[@]}" -n 2 "$DPTRAIN" train "${ARGS[@]}" --epochs 1 --max-steps 60 --checkpoint-dir "$T/fall" --resume latest 2>&1 </dev/null)
+rc=$?
+if [ "$rc" -eq 0 ] && printf '%s' "$out" | grep -q "skipping checkpoint .*ckpt-000000070.h5" \
+   && printf '%s' "$out" | grep -q "skipping checkpoint .*ckpt-000000060.h5"; then
+    ok "latest: skipped the broken checkpoints 70 and 60, resumed from 50"
+else
+    bad "latest: status $rc"; printf '%s\n' "$out" | head -8
+fi
+
+# two runs, one checkpoint directory
+"$DPTRAIN" train "${ARGS[@]}" --checkpoint-dir "$T/shared" </dev/null >/dev/null 2>&1 &
+job=$!
+pid_of "$T/shared" >/dev/null
+sleep 0.5
+out=$("$DPTRAIN" train "${ARGS[@]}" --checkpoint-dir "$T/shared" 2>&1 </dev/null)
+rc=$?
+kill -TERM $job 2>/dev/null; wait $job 2>/dev/null
+if [ "$rc" -eq 4 ] && printf '%s' "$out" | grep -q "in use by another run"; then
+    ok "lock: a second run on the same checkpoint directory is refused"
+else
+    bad "lock: status $rc: $out"
+fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
