@@ -24,7 +24,9 @@
 
 enum { MR = 8, NR = 32, KC = 256, MC = 128, NC = 2048 };
 
-typedef void (*UKernel)(size_t kc, const float *restrict a, const float *restrict b, float *restrict c);
+/* c[MR][NR] (row stride ldc) := (accumulate ? c : 0) + sum_k a[k][:] (outer) b[k][:] */
+typedef void (*UKernel)(size_t kc, const float *restrict a, const float *restrict b, float *restrict c, size_t ldc,
+                        int accumulate);
 
 static float *pack_a;   /* [MC/MR panels][KC][MR] */
 static float *pack_b;   /* [NC/NR panels][KC][NR] */
@@ -34,7 +36,8 @@ static const char *ukernel_name = "none";
 /* ---------------------------------------------------------------- micro-kernels
  * c[MR][NR] := sum_k a[k][0..MR) (outer) b[k][0..NR), k ascending. */
 
-static void ukernel_generic(size_t kc, const float *restrict a, const float *restrict b, float *restrict c)
+static void ukernel_generic(size_t kc, const float *restrict a, const float *restrict b, float *restrict c, size_t ldc,
+                            int accumulate)
 {
     float acc[MR][NR];
     memset(acc, 0, sizeof acc);
@@ -47,12 +50,15 @@ static void ukernel_generic(size_t kc, const float *restrict a, const float *res
         a += MR;
         b += NR;
     }
-    memcpy(c, acc, sizeof acc);
+    for (int r = 0; r < MR; r++)
+        for (int j = 0; j < NR; j++)
+            c[r * ldc + j] = accumulate ? c[r * ldc + j] + acc[r][j] : acc[r][j];
 }
 
 #ifdef DPT_X86
 __attribute__((target("avx2,fma")))
-static void ukernel_avx2(size_t kc, const float *restrict a0, const float *restrict b0, float *restrict c)
+static void ukernel_avx2(size_t kc, const float *restrict a0, const float *restrict b0, float *restrict c, size_t ldc,
+                         int accumulate)
 {
     /* Four 4 x 16 sub-tiles: 8 accumulators + 2 B vectors fit the 16 ymm registers. */
     for (int rh = 0; rh < MR; rh += 4) {
@@ -75,17 +81,24 @@ static void ukernel_avx2(size_t kc, const float *restrict a0, const float *restr
                 a += MR;
                 b += NR;
             }
-            float *cc = c + rh * NR + ch;
-            _mm256_storeu_ps(cc + 0 * NR, c00); _mm256_storeu_ps(cc + 0 * NR + 8, c01);
-            _mm256_storeu_ps(cc + 1 * NR, c10); _mm256_storeu_ps(cc + 1 * NR + 8, c11);
-            _mm256_storeu_ps(cc + 2 * NR, c20); _mm256_storeu_ps(cc + 2 * NR + 8, c21);
-            _mm256_storeu_ps(cc + 3 * NR, c30); _mm256_storeu_ps(cc + 3 * NR + 8, c31);
+            float *cc = c + (size_t)rh * ldc + (size_t)ch;
+            if (accumulate) {
+                c00 = _mm256_add_ps(_mm256_loadu_ps(cc + 0 * ldc), c00); c01 = _mm256_add_ps(_mm256_loadu_ps(cc + 0 * ldc + 8), c01);
+                c10 = _mm256_add_ps(_mm256_loadu_ps(cc + 1 * ldc), c10); c11 = _mm256_add_ps(_mm256_loadu_ps(cc + 1 * ldc + 8), c11);
+                c20 = _mm256_add_ps(_mm256_loadu_ps(cc + 2 * ldc), c20); c21 = _mm256_add_ps(_mm256_loadu_ps(cc + 2 * ldc + 8), c21);
+                c30 = _mm256_add_ps(_mm256_loadu_ps(cc + 3 * ldc), c30); c31 = _mm256_add_ps(_mm256_loadu_ps(cc + 3 * ldc + 8), c31);
+            }
+            _mm256_storeu_ps(cc + 0 * ldc, c00); _mm256_storeu_ps(cc + 0 * ldc + 8, c01);
+            _mm256_storeu_ps(cc + 1 * ldc, c10); _mm256_storeu_ps(cc + 1 * ldc + 8, c11);
+            _mm256_storeu_ps(cc + 2 * ldc, c20); _mm256_storeu_ps(cc + 2 * ldc + 8, c21);
+            _mm256_storeu_ps(cc + 3 * ldc, c30); _mm256_storeu_ps(cc + 3 * ldc + 8, c31);
         }
     }
 }
 
 __attribute__((target("avx512f")))
-static void ukernel_avx512(size_t kc, const float *restrict a, const float *restrict b, float *restrict c)
+static void ukernel_avx512(size_t kc, const float *restrict a, const float *restrict b, float *restrict c, size_t ldc,
+                           int accumulate)
 {
     /* 8 x 32 tile: 16 zmm accumulators, 2 B vectors, 1 broadcast. */
     __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
@@ -109,9 +122,13 @@ static void ukernel_avx512(size_t kc, const float *restrict a, const float *rest
         a += MR;
         b += NR;
     }
-#define DPT_STORE(r)                                   \
-    _mm512_storeu_ps(c + r * NR, c##r##0);             \
-    _mm512_storeu_ps(c + r * NR + 16, c##r##1);
+#define DPT_STORE(r)                                                                    \
+    if (accumulate) {                                                                   \
+        c##r##0 = _mm512_add_ps(_mm512_loadu_ps(c + r * ldc), c##r##0);                 \
+        c##r##1 = _mm512_add_ps(_mm512_loadu_ps(c + r * ldc + 16), c##r##1);            \
+    }                                                                                   \
+    _mm512_storeu_ps(c + r * ldc, c##r##0);                                             \
+    _mm512_storeu_ps(c + r * ldc + 16, c##r##1);
     DPT_STORE(0) DPT_STORE(1) DPT_STORE(2) DPT_STORE(3)
     DPT_STORE(4) DPT_STORE(5) DPT_STORE(6) DPT_STORE(7)
 #undef DPT_STORE
@@ -221,6 +238,60 @@ const char *dpt_kern_name(void)
 #endif
 }
 
+/* ---------------------------------------------------------------- packing
+ * Loops run along whichever stride is 1, so that the source is read
+ * contiguously (a transposed operand is common here: W^T in the forward
+ * product, delta^T in the weight gradient). */
+
+/* dst[k][0..NR) = B[k0+k, j0..j0+nj), zero-padded to NR, for k < kc. */
+static void pack_b_panel(float *restrict dst, const float *restrict B, size_t rsb, size_t csb, size_t k0, size_t kc,
+                         size_t j0, size_t nj)
+{
+    if (csb == 1 || rsb != 1) {
+        for (size_t k = 0; k < kc; k++) {
+            const float *src = B + (k0 + k) * rsb + j0 * csb;
+            size_t j = 0;
+            if (csb == 1)
+                for (; j < nj; j++) dst[k * NR + j] = src[j];
+            else
+                for (; j < nj; j++) dst[k * NR + j] = src[j * csb];
+            for (; j < NR; j++) dst[k * NR + j] = 0.0f;
+        }
+    } else {
+        for (size_t j = 0; j < nj; j++) {
+            const float *src = B + k0 + (j0 + j) * csb;
+            for (size_t k = 0; k < kc; k++)
+                dst[k * NR + j] = src[k];
+        }
+        for (size_t j = nj; j < NR; j++)
+            for (size_t k = 0; k < kc; k++)
+                dst[k * NR + j] = 0.0f;
+    }
+}
+
+/* dst[k][0..MR) = A[i0..i0+ni, k0+k], zero-padded to MR, for k < kc. */
+static void pack_a_panel(float *restrict dst, const float *restrict A, size_t rsa, size_t csa, size_t k0, size_t kc,
+                         size_t i0, size_t ni)
+{
+    if (rsa == 1 && csa != 1) {
+        for (size_t k = 0; k < kc; k++) {
+            const float *src = A + (k0 + k) * csa + i0;
+            size_t r = 0;
+            for (; r < ni; r++) dst[k * MR + r] = src[r];
+            for (; r < MR; r++) dst[k * MR + r] = 0.0f;
+        }
+    } else {
+        for (size_t r = 0; r < ni; r++) {
+            const float *src = A + (i0 + r) * rsa + k0 * csa;
+            for (size_t k = 0; k < kc; k++)
+                dst[k * MR + r] = src[k * csa];
+        }
+        for (size_t r = ni; r < MR; r++)
+            for (size_t k = 0; k < kc; k++)
+                dst[k * MR + r] = 0.0f;
+    }
+}
+
 /* ---------------------------------------------------------------- GEMM */
 
 void dpt_gemm(float *C, size_t ldc, int accumulate,
@@ -250,19 +321,8 @@ void dpt_gemm(float *C, size_t ldc, int accumulate,
                  * Race-free: each thread writes whole panels of its own. */
 #pragma omp for schedule(static)
                 for (size_t q = 0; q < n_panels_b; q++) {
-                    float *dst = pack_b + q * NR * kc;
                     size_t j0 = jc + q * NR;
-                    size_t nj = N - j0 < NR ? N - j0 : NR;
-                    for (size_t k = 0; k < kc; k++) {
-                        const float *src = B + (pc + k) * rsb + j0 * csb;
-                        size_t j = 0;
-                        if (csb == 1)
-                            for (; j < nj; j++) dst[j] = src[j];
-                        else
-                            for (; j < nj; j++) dst[j] = src[j * csb];
-                        for (; j < NR; j++) dst[j] = 0.0f;
-                        dst += NR;
-                    }
+                    pack_b_panel(pack_b + q * NR * kc, B, rsb, csb, pc, kc, j0, N - j0 < NR ? N - j0 : NR);
                 }
                 for (size_t ic = 0; ic < M; ic += MC) {
                     size_t mc = M - ic < MC ? M - ic : MC;
@@ -270,26 +330,22 @@ void dpt_gemm(float *C, size_t ldc, int accumulate,
                     /* Pack A[ic:ic+mc, pc:pc+kc] in MR-tall panels, zero-padded. */
 #pragma omp for schedule(static)
                     for (size_t p = 0; p < n_panels_a; p++) {
-                        float *dst = pack_a + p * MR * kc;
                         size_t i0 = ic + p * MR;
-                        size_t ni = M - i0 < MR ? M - i0 : MR;
-                        for (size_t r = 0; r < ni; r++) {
-                            const float *src = A + (i0 + r) * rsa + pc * csa;
-                            for (size_t k = 0; k < kc; k++)
-                                dst[k * MR + r] = src[k * csa];
-                        }
-                        for (size_t r = ni; r < MR; r++)
-                            for (size_t k = 0; k < kc; k++)
-                                dst[k * MR + r] = 0.0f;
+                        pack_a_panel(pack_a + p * MR * kc, A, rsa, csa, pc, kc, i0, M - i0 < MR ? M - i0 : MR);
                     }
                     /* Tiles of C: each thread owns whole tiles, so writes never overlap. */
 #pragma omp for collapse(2) schedule(static)
                     for (size_t q = 0; q < n_panels_b; q++) {
                         for (size_t p = 0; p < n_panels_a; p++) {
-                            ukernel(kc, pack_a + p * MR * kc, pack_b + q * NR * kc, tile);
                             size_t i0 = ic + p * MR, j0 = jc + q * NR;
                             size_t ni = M - i0 < MR ? M - i0 : MR;
                             size_t nj = N - j0 < NR ? N - j0 : NR;
+                            if (ni == MR && nj == NR) {
+                                /* a whole tile: the micro-kernel updates C itself */
+                                ukernel(kc, pack_a + p * MR * kc, pack_b + q * NR * kc, C + i0 * ldc + j0, ldc, !first);
+                                continue;
+                            }
+                            ukernel(kc, pack_a + p * MR * kc, pack_b + q * NR * kc, tile, NR, 0);
                             for (size_t r = 0; r < ni; r++) {
                                 float *crow = C + (i0 + r) * ldc + j0;
                                 const float *trow = tile + r * NR;
@@ -336,28 +392,16 @@ static void gemm_fixed(int64_t *C, size_t ldc, int accumulate, double scale,
                 size_t kc = K - pc < kcf ? K - pc : kcf;
 #pragma omp for schedule(static)
                 for (size_t q = 0; q < n_panels_b; q++) {
-                    float *dst = pack_b + q * NR * kc;
                     size_t j0 = jc + q * NR;
-                    size_t nj = N - j0 < NR ? N - j0 : NR;
-                    for (size_t k = 0; k < kc; k++) {
-                        const float *src = B + (pc + k) * rsb + j0 * csb;
-                        size_t j = 0;
-                        for (; j < nj; j++) dst[j] = src[j * csb];
-                        for (; j < NR; j++) dst[j] = 0.0f;
-                        dst += NR;
-                    }
+                    pack_b_panel(pack_b + q * NR * kc, B, rsb, csb, pc, kc, j0, N - j0 < NR ? N - j0 : NR);
                 }
                 for (size_t ic = 0; ic < M; ic += MC) {
                     size_t mc = M - ic < MC ? M - ic : MC;
                     size_t n_panels_a = (mc + MR - 1) / MR;
 #pragma omp for schedule(static)
                     for (size_t p = 0; p < n_panels_a; p++) {
-                        float *dst = pack_a + p * MR * kc;
                         size_t i0 = ic + p * MR;
-                        size_t ni = M - i0 < MR ? M - i0 : MR;
-                        for (size_t r = 0; r < MR; r++)
-                            for (size_t k = 0; k < kc; k++)
-                                dst[k * MR + r] = r < ni ? A[(i0 + r) * rsa + (pc + k) * csa] : 0.0f;
+                        pack_a_panel(pack_a + p * MR * kc, A, rsa, csa, pc, kc, i0, M - i0 < MR ? M - i0 : MR);
                     }
                     /* Each thread owns whole tiles of C. */
 #pragma omp for collapse(2) schedule(static)
@@ -369,7 +413,7 @@ static void gemm_fixed(int64_t *C, size_t ldc, int accumulate, double scale,
                             for (size_t kb = 0; kb < kc; kb += block) {
                                 size_t kn = kc - kb < block ? kc - kb : block;
                                 int first = !accumulate && pc == 0 && kb == 0;
-                                ukernel(kn, pack_a + p * MR * kc + kb * MR, pack_b + q * NR * kc + kb * NR, tile);
+                                ukernel(kn, pack_a + p * MR * kc + kb * MR, pack_b + q * NR * kc + kb * NR, tile, NR, 0);
                                 for (size_t r = 0; r < ni; r++)
                                     (first ? fixed_store : fixed_add)(C + (i0 + r) * ldc + j0, tile + r * NR, nj, scale);
                             }

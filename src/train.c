@@ -3,6 +3,7 @@
 #include <math.h>
 #include <omp.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -510,6 +511,14 @@ static void print_header(const Trainer *t)
     dpt_log_info("resolved configuration:\n%s\n", text);
 }
 
+/* Peak resident memory of this process so far, in MiB. */
+static double max_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
 /* A JSON number, or null for NaN (a value that was not measured). */
 static void json_number(char *buf, size_t len, double v)
 {
@@ -852,9 +861,10 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
                  "{\"epoch\":%lld,\"step\":%lld,\"train_loss\":%.8g,\"train_acc\":%.8g,\"train_eval_loss\":%s,"
                  "\"train_eval_acc\":%s,\"test_loss\":%s,\"test_acc\":%s,\"val_loss\":%s,\"val_acc\":%s,"
                  "\"samples_per_s\":%.3f,\"epoch_s\":%.6f,\"elapsed_s\":%.6f,\"lr\":%.8g,\"ranks\":%d,\"threads\":%d,"
-                 "\"time\":{%s}}",
+                 "\"max_rss_mb\":%.1f,\"time\":{%s}}",
                  (long long)epoch + 1, (long long)global_step, last_train_loss, train_acc, nums[0], nums[1], nums[2],
-                 nums[3], nums[4], nums[5], sps, e_time, elapsed, lr_now, d->world_size, omp_get_max_threads(), timing);
+                 nums[3], nums[4], nums[5], sps, e_time, elapsed, lr_now, d->world_size, omp_get_max_threads(),
+                 max_rss_mb(), timing);
         if (d->rank == 0) {
             st = dpt_metrics_write(&mf, json);
             if (st == DPT_OK && cfg->checkpoint_dir[0])
