@@ -258,14 +258,19 @@ static void pack_b_panel(float *restrict dst, const float *restrict B, size_t rs
             for (; j < NR; j++) dst[k * NR + j] = 0.0f;
         }
     } else {
-        for (size_t j = 0; j < nj; j++) {
-            const float *src = B + k0 + (j0 + j) * csb;
-            for (size_t k = 0; k < kc; k++)
-                dst[k * NR + j] = src[k];
+        /* A transpose, in blocks of 16 k so that the 16 x NR block written
+         * stays in L1 while the nj source rows are read 64 bytes at a time. */
+        for (size_t kb = 0; kb < kc; kb += 16) {
+            size_t ke = kb + 16 < kc ? kb + 16 : kc;
+            for (size_t j = 0; j < nj; j++) {
+                const float *src = B + k0 + (j0 + j) * csb;
+                for (size_t k = kb; k < ke; k++)
+                    dst[k * NR + j] = src[k];
+            }
+            for (size_t j = nj; j < NR; j++)
+                for (size_t k = kb; k < ke; k++)
+                    dst[k * NR + j] = 0.0f;
         }
-        for (size_t j = nj; j < NR; j++)
-            for (size_t k = 0; k < kc; k++)
-                dst[k * NR + j] = 0.0f;
     }
 }
 

@@ -74,8 +74,9 @@ static double nadam_mu(double beta1, int64_t t)
     return beta1 * (1.0 - 0.5 * pow(0.96, 0.004 * (double)t));
 }
 
-void dpt_optim_step(DptOptim *o, float *restrict w, const float *restrict g, double eta)
+int dpt_optim_step_scaled(DptOptim *o, float *restrict w, const float *restrict g, double eta, float count)
 {
+    int bad = 0;
     const size_t n = o->n;
     const float lr = (float)eta;
     float *restrict s0 = o->state[0];
@@ -84,43 +85,54 @@ void dpt_optim_step(DptOptim *o, float *restrict w, const float *restrict g, dou
     /* Element-wise loops: each thread owns a contiguous range of parameters. */
     switch (o->h.kind) {
     case DPT_OPT_SGD:
-#pragma omp parallel for schedule(static) if (n > 65536)
-        for (size_t i = 0; i < n; i++)
-            w[i] -= lr * g[i];
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
+        for (size_t i = 0; i < n; i++) {
+            const float gi = g[i] / count;
+            bad |= !isfinite(gi);
+            w[i] -= lr * gi;
+        }
         break;
     case DPT_OPT_MOMENTUM: {
         const float a = (float)o->h.momentum;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
         for (size_t i = 0; i < n; i++) {
-            s0[i] = a * s0[i] - lr * g[i];
+            const float gi = g[i] / count;
+            bad |= !isfinite(gi);
+            s0[i] = a * s0[i] - lr * gi;
             w[i] += s0[i];
         }
         break;
     }
     case DPT_OPT_NESTEROV: {
         const float a = (float)o->h.momentum;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
         for (size_t i = 0; i < n; i++) {
-            s0[i] = a * s0[i] - lr * g[i];
-            w[i] += a * s0[i] - lr * g[i];
+            const float gi = g[i] / count;
+            bad |= !isfinite(gi);
+            s0[i] = a * s0[i] - lr * gi;
+            w[i] += a * s0[i] - lr * gi;
         }
         break;
     }
     case DPT_OPT_ADAGRAD: {
         const float eps = (float)o->h.eps;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
         for (size_t i = 0; i < n; i++) {
-            s0[i] += g[i] * g[i];
-            w[i] -= lr * g[i] / (sqrtf(s0[i]) + eps);
+            const float gi = g[i] / count;
+            bad |= !isfinite(gi);
+            s0[i] += gi * gi;
+            w[i] -= lr * gi / (sqrtf(s0[i]) + eps);
         }
         break;
     }
     case DPT_OPT_RMSPROP: {
         const float rho = (float)o->h.decay, one_m_rho = (float)(1.0 - o->h.decay), eps = (float)o->h.eps;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
         for (size_t i = 0; i < n; i++) {
-            s0[i] = rho * s0[i] + one_m_rho * g[i] * g[i];
-            w[i] -= lr * g[i] / (sqrtf(s0[i]) + eps);
+            const float gi = g[i] / count;
+            bad |= !isfinite(gi);
+            s0[i] = rho * s0[i] + one_m_rho * gi * gi;
+            w[i] -= lr * gi / (sqrtf(s0[i]) + eps);
         }
         break;
     }
@@ -129,10 +141,12 @@ void dpt_optim_step(DptOptim *o, float *restrict w, const float *restrict g, dou
         const float m1 = (float)(1.0 - o->h.beta1), m2 = (float)(1.0 - o->h.beta2);
         const float c1 = (float)(1.0 / (1.0 - pow(o->h.beta1, (double)o->t)));
         const float c2 = (float)(1.0 / (1.0 - pow(o->h.beta2, (double)o->t)));
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
         for (size_t i = 0; i < n; i++) {
-            s0[i] = b1 * s0[i] + m1 * g[i];
-            s1[i] = b2 * s1[i] + m2 * g[i] * g[i];
+            const float gi = g[i] / count;
+            bad |= !isfinite(gi);
+            s0[i] = b1 * s0[i] + m1 * gi;
+            s1[i] = b2 * s1[i] + m2 * gi * gi;
             w[i] -= lr * (s0[i] * c1) / (sqrtf(s1[i] * c2) + eps);
         }
         break;
@@ -145,15 +159,23 @@ void dpt_optim_step(DptOptim *o, float *restrict w, const float *restrict g, dou
         const float cg = (float)((1.0 - mu_t) / (1.0 - o->mu_prod));
         const float cm = (float)(mu_next / (1.0 - o->mu_prod * mu_next));
         const float c2 = (float)(1.0 / (1.0 - pow(o->h.beta2, (double)o->t)));
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
         for (size_t i = 0; i < n; i++) {
-            s0[i] = b1 * s0[i] + m1 * g[i];
-            s1[i] = b2 * s1[i] + m2 * g[i] * g[i];
-            w[i] -= lr * (cg * g[i] + cm * s0[i]) / (sqrtf(s1[i] * c2) + eps);
+            const float gi = g[i] / count;
+            bad |= !isfinite(gi);
+            s0[i] = b1 * s0[i] + m1 * gi;
+            s1[i] = b2 * s1[i] + m2 * gi * gi;
+            w[i] -= lr * (cg * gi + cm * s0[i]) / (sqrtf(s1[i] * c2) + eps);
         }
         break;
     }
     }
+    return !bad;
+}
+
+void dpt_optim_step(DptOptim *o, float *restrict w, const float *restrict g, double eta)
+{
+    (void)dpt_optim_step_scaled(o, w, g, eta, 1.0f);
 }
 
 static const char *sched_names[] = {"constant", "step", "cosine"};

@@ -787,7 +787,9 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
             double count = (double)ctrl[C_COUNT_LO] + 4096.0 * (double)ctrl[C_COUNT_HI];
             double correct = (double)ctrl[C_CORRECT_LO] + 4096.0 * (double)ctrl[C_CORRECT_HI];
             double loss = ctrl[C_LOSS];
-            int finite = ctrl[C_NONFINITE] == 0.0f && isfinite(loss) && average_gradient(&t, count, n_train);
+            /* Without clipping or decay the division by the count is fused into the optimiser pass. */
+            const int fused = cfg->clip_norm == 0 && cfg->weight_decay == 0;
+            int finite = ctrl[C_NONFINITE] == 0.0f && isfinite(loss) && (fused || average_gradient(&t, count, n_train));
             global_step++;
             if (!finite) {
                 /* No checkpoint is written from here: the last good one stays the newest. */
@@ -797,7 +799,13 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
                 break;
             }
             lr_now = dpt_schedule_lr(&sched, global_step - 1, (int64_t)steps_per_epoch, total_steps);
-            dpt_optim_step(&t.opt, t.params, t.grad, lr_now);
+            if (!dpt_optim_step_scaled(&t.opt, t.params, t.grad, lr_now, fused ? (float)count : 1.0f)) {
+                /* The update is discarded with the run: nothing is saved after this. */
+                st = dpt_err(DPT_EDIVERGED, "non-finite gradient at epoch %lld, step %zu (global step %lld); try a smaller --lr",
+                             (long long)epoch + 1, s + 1, (long long)global_step);
+                dpt_timer_stop(&t.timers, DPT_T_UPDATE);
+                break;
+            }
             dpt_timer_stop(&t.timers, DPT_T_UPDATE);
             if (fault_rank == d->rank && fault_step == global_step)
                 t.params[0] = nextafterf(t.params[0], INFINITY);

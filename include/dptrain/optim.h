@@ -61,6 +61,10 @@ void dpt_optim_free(DptOptim *o);
 
 /* One update of w[n] with the averaged gradient g[n] and step size eta. */
 void dpt_optim_step(DptOptim *o, float *restrict w, const float *restrict g, double eta);
+/* The same with the gradient sums g[n] divided by count on the fly (one pass
+ * instead of two; the same bits as dividing first). Returns 0 if a divided
+ * gradient was not finite: the update is then garbage and must not be kept. */
+int dpt_optim_step_scaled(DptOptim *o, float *restrict w, const float *restrict g, double eta, float count);
 
 /* Learning-rate schedules, as a function of the global step (0-based). */
 typedef enum { DPT_SCHED_CONSTANT = 0, DPT_SCHED_STEP, DPT_SCHED_COSINE } DptSchedKind;
