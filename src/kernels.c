@@ -472,6 +472,54 @@ void dpt_kern_forward(float *restrict Z, const float *restrict X, const float *r
             Z[r * out + o] += b[o];
 }
 
+static inline float act1(float z, DptAct f)
+{
+    switch (f) {
+    case DPT_ACT_SIGMOID: return 1.0f / (1.0f + expf(-z));
+    case DPT_ACT_RELU: return z > 0.0f ? z : 0.0f;
+    case DPT_ACT_TANH: return tanhf(z);
+    default: return z;
+    }
+}
+
+void dpt_kern_forward_act(float *restrict A, float *restrict zsave, const float *restrict X, const float *restrict W,
+                          const float *restrict b, DptAct f, size_t n, size_t in, size_t out)
+{
+#ifdef DPT_USE_CBLAS
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in,
+                1.0f, X, (int)in, W, (int)in, 0.0f, A, (int)out);
+#else
+    dpt_gemm(A, out, 0, X, in, 1, W, 1, in, n, out, in);
+#endif
+    /* One pass per row: bias, saved pre-activation, activation. Rows are
+     * independent, so each thread owns its rows. */
+#pragma omp parallel for schedule(static) if (n * out > 65536)
+    for (size_t r = 0; r < n; r++) {
+        float *row = A + r * out;
+        float *zr = zsave ? zsave + r * out : NULL;
+        for (size_t o = 0; o < out; o++)
+            row[o] += b[o];
+        if (zr)
+            memcpy(zr, row, out * sizeof(float));
+        if (f == DPT_ACT_SOFTMAX) {
+            float mx = row[0];
+            for (size_t j = 1; j < out; j++)
+                mx = row[j] > mx ? row[j] : mx;
+            float s = 0.0f;
+            for (size_t j = 0; j < out; j++) {
+                row[j] = expf(row[j] - mx);
+                s += row[j];
+            }
+            float inv = 1.0f / s;
+            for (size_t j = 0; j < out; j++)
+                row[j] *= inv;
+        } else if (f != DPT_ACT_LINEAR) {
+            for (size_t o = 0; o < out; o++)
+                row[o] = act1(row[o], f);
+        }
+    }
+}
+
 void dpt_kern_weight_grad(float *restrict dW, int accumulate, const float *restrict D,
                           const float *restrict A, size_t n, size_t in, size_t out)
 {

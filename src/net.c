@@ -155,10 +155,8 @@ void dpt_net_forward(DptWork *w, const DptArch *arch, const float *params, size_
     int L = arch->n_layers;
     for (int l = 0; l < L; l++) {
         size_t in = (size_t)arch->sizes[l], out = (size_t)arch->sizes[l + 1];
-        dpt_kern_forward(w->act[l + 1], w->act[l], params + arch->w_off[l], params + arch->b_off[l], n, in, out);
-        if (l == L - 1)
-            memcpy(w->zout, w->act[L], n * out * sizeof(float));
-        dpt_kern_activate(w->act[l + 1], l == L - 1 ? arch->output : arch->hidden, n, out);
+        dpt_kern_forward_act(w->act[l + 1], l == L - 1 ? w->zout : NULL, w->act[l], params + arch->w_off[l],
+                             params + arch->b_off[l], l == L - 1 ? arch->output : arch->hidden, n, in, out);
     }
 }
 

@@ -511,6 +511,14 @@ static void print_header(const Trainer *t)
     dpt_log_info("resolved configuration:\n%s\n", text);
 }
 
+/* Minor page faults of this process so far. */
+static long minor_faults(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
+}
+
 /* Peak resident memory of this process so far, in MiB. */
 static double max_rss_mb(void)
 {
@@ -776,6 +784,7 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
         double e_start = dpt_dist_time();
         double e_loss = resumed ? ts.epoch_loss : 0.0, e_correct = resumed ? ts.epoch_correct : 0.0;
         double e_count = resumed ? ts.epoch_count : 0.0, e_count0 = e_count;
+        long faults0 = minor_faults();
         for (size_t s = first_step; s < steps_per_epoch; s++) {
             size_t first = s * B, cnt = n_train - first < B ? n_train - first : B;
             if (cfg->deterministic)
@@ -832,6 +841,7 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
                 break;
             dpt_log_progress((long)epoch + 1, (long)(s + 1), (long)steps_per_epoch, e_loss / e_count);
         }
+        long step_faults = minor_faults() - faults0;
         if (st != DPT_OK || stopped)
             break;
         double e_time = dpt_dist_time() - e_start;
@@ -869,10 +879,10 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
                  "{\"epoch\":%lld,\"step\":%lld,\"train_loss\":%.8g,\"train_acc\":%.8g,\"train_eval_loss\":%s,"
                  "\"train_eval_acc\":%s,\"test_loss\":%s,\"test_acc\":%s,\"val_loss\":%s,\"val_acc\":%s,"
                  "\"samples_per_s\":%.3f,\"epoch_s\":%.6f,\"elapsed_s\":%.6f,\"lr\":%.8g,\"ranks\":%d,\"threads\":%d,"
-                 "\"max_rss_mb\":%.1f,\"time\":{%s}}",
+                 "\"max_rss_mb\":%.1f,\"step_page_faults\":%ld,\"time\":{%s}}",
                  (long long)epoch + 1, (long long)global_step, last_train_loss, train_acc, nums[0], nums[1], nums[2],
                  nums[3], nums[4], nums[5], sps, e_time, elapsed, lr_now, d->world_size, omp_get_max_threads(),
-                 max_rss_mb(), timing);
+                 max_rss_mb(), step_faults, timing);
         if (d->rank == 0) {
             st = dpt_metrics_write(&mf, json);
             if (st == DPT_OK && cfg->checkpoint_dir[0])

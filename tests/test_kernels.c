@@ -182,6 +182,28 @@ static void test_activations(void **state)
     assert_true(d3[0] == 0 && d3[1] == 2 && d3[2] == 2);
 }
 
+/* The fused pass gives the same bits as the product, then the activation. */
+static void test_forward_act_fused(void **state)
+{
+    (void)state;
+    size_t n = 13, in = 70, out = 21;
+    float *X = malloc(n * in * 4), *W = malloc(out * in * 4), *b = malloc(out * 4);
+    float *A1 = malloc(n * out * 4), *A2 = malloc(n * out * 4), *Z = malloc(n * out * 4);
+    tu_fill(X, n * in, 31, -2, 2);
+    tu_fill(W, out * in, 32, -1, 1);
+    tu_fill(b, out, 33, -1, 1);
+    const DptAct acts[] = {DPT_ACT_SIGMOID, DPT_ACT_RELU, DPT_ACT_TANH, DPT_ACT_LINEAR, DPT_ACT_SOFTMAX};
+    for (int a = 0; a < 5; a++) {
+        dpt_kern_forward(A1, X, W, b, n, in, out);
+        dpt_kern_activate(A1, acts[a], n, out);
+        dpt_kern_forward_act(A2, Z, X, W, b, acts[a], n, in, out);
+        assert_memory_equal(A1, A2, n * out * 4);
+    }
+    dpt_kern_forward(A1, X, W, b, n, in, out);
+    assert_memory_equal(A1, Z, n * out * 4);
+    free(X); free(W); free(b); free(A1); free(A2); free(Z);
+}
+
 int main(void)
 {
     assert_int_equal(dpt_kern_init(), DPT_OK);
@@ -190,6 +212,7 @@ int main(void)
         cmocka_unit_test(test_thread_and_row_invariance),
         cmocka_unit_test(test_fixed_point_weight_grad),
         cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_forward_act_fused),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     dpt_kern_free();

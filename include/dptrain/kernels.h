@@ -50,6 +50,12 @@ void dpt_gemm(float *C, size_t ldc, int accumulate,
 /* Z[n,out] = X[n,in] * W[out,in]^T + b[out]  (forward, before the activation) */
 void dpt_kern_forward(float *restrict Z, const float *restrict X, const float *restrict W,
                       const float *restrict b, size_t n, size_t in, size_t out);
+/* A[n,out] = f(X[n,in] * W[out,in]^T + b[out]), the bias and the activation
+ * applied in one pass over each row after the product; the pre-activations
+ * are also stored in zsave[n,out] when it is not NULL (the output layer's
+ * costs are computed from them). */
+void dpt_kern_forward_act(float *restrict A, float *restrict zsave, const float *restrict X, const float *restrict W,
+                          const float *restrict b, DptAct f, size_t n, size_t in, size_t out);
 /* dW[out,in] (+)= D[n,out]^T * A[n,in]   (weight gradient, summed over samples) */
 void dpt_kern_weight_grad(float *restrict dW, int accumulate, const float *restrict D,
                           const float *restrict A, size_t n, size_t in, size_t out);
