@@ -78,18 +78,26 @@ done:
     return st;
 }
 
+/* What models and checkpoints share: the root attributes, /model, /config. */
+static DptStatus write_common(hid_t f, const char *format, const DptArch *arch, const float *params,
+                              const char *config_text, const char *path)
+{
+    DPT_TRY(dpt_h5_write_attr_string(f, A_FORMAT, format, path));
+    DPT_TRY(dpt_h5_write_attr_int64(f, A_FORMAT_VERSION, DPT_FORMAT_VERSION, path));
+    DPT_TRY(dpt_h5_write_attr_string(f, A_VERSION, DPT_VERSION, path));
+    DPT_TRY(write_model_group(f, arch, params, path));
+    if (config_text)
+        DPT_TRY(write_text_dataset(f, G_CONFIG, config_text, path));
+    return DPT_OK;
+}
+
 DptStatus dpt_ckpt_save_model(const char *path, const DptArch *arch, const float *params, const char *config_text)
 {
     DptStatus st = DPT_OK;
     char tmp[4096];
     hid_t f = H5I_INVALID_HID;
     DPT_TRY(dpt_h5_create_tmp(path, tmp, sizeof tmp, &f));
-    DPT_TRY_GOTO(st, dpt_h5_write_attr_string(f, A_FORMAT, DPT_MODEL_FORMAT, path), fail);
-    DPT_TRY_GOTO(st, dpt_h5_write_attr_int64(f, A_FORMAT_VERSION, DPT_FORMAT_VERSION, path), fail);
-    DPT_TRY_GOTO(st, dpt_h5_write_attr_string(f, A_VERSION, DPT_VERSION, path), fail);
-    DPT_TRY_GOTO(st, write_model_group(f, arch, params, path), fail);
-    if (config_text)
-        DPT_TRY_GOTO(st, write_text_dataset(f, G_CONFIG, config_text, path), fail);
+    DPT_TRY_GOTO(st, write_common(f, DPT_MODEL_FORMAT, arch, params, config_text, path), fail);
     return dpt_h5_commit_tmp(&f, tmp, path);
 fail:
     H5Fclose(f);
@@ -322,12 +330,7 @@ DptStatus dpt_ckpt_save(const char *path, const DptArch *arch, const float *para
     char tmp[4096];
     hid_t f = H5I_INVALID_HID, g = H5I_INVALID_HID;
     DPT_TRY(dpt_h5_create_tmp(path, tmp, sizeof tmp, &f));
-    DPT_TRY_GOTO(st, dpt_h5_write_attr_string(f, A_FORMAT, DPT_CKPT_FORMAT, path), fail);
-    DPT_TRY_GOTO(st, dpt_h5_write_attr_int64(f, A_FORMAT_VERSION, DPT_FORMAT_VERSION, path), fail);
-    DPT_TRY_GOTO(st, dpt_h5_write_attr_string(f, A_VERSION, DPT_VERSION, path), fail);
-    DPT_TRY_GOTO(st, write_model_group(f, arch, params, path), fail);
-    if (config_text)
-        DPT_TRY_GOTO(st, write_text_dataset(f, G_CONFIG, config_text, path), fail);
+    DPT_TRY_GOTO(st, write_common(f, DPT_CKPT_FORMAT, arch, params, config_text, path), fail);
     if ((g = H5Gcreate2(f, G_OPTIMIZER, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
         st = dpt_err(DPT_EOUTPUT, "%s: cannot create /%s", path, G_OPTIMIZER);
         goto fail;

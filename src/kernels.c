@@ -297,21 +297,68 @@ static void pack_a_panel(float *restrict dst, const float *restrict A, size_t rs
     }
 }
 
-/* ---------------------------------------------------------------- GEMM */
+/* ---------------------------------------------------------------- GEMM driver
+ * One blocking scheme for two kinds of output:
+ *   float C:  C (+)= A * B, each KC slab's partial sums added in slab order;
+ *   fixed Cq: Cq (+)= sum over k-blocks of llrint(scale * (A * B over the block)),
+ *             the KC slab being a whole number of blocks (deterministic mode). */
 
-void dpt_gemm(float *C, size_t ldc, int accumulate,
-              const float *A, size_t rsa, size_t csa,
-              const float *B, size_t rsb, size_t csb,
-              size_t M, size_t N, size_t K)
+typedef struct {
+    float *C;          /* float output, or NULL */
+    int64_t *Cq;       /* fixed-point output, or NULL */
+    size_t ldc;
+    int accumulate;
+    double scale;      /* fixed point only */
+    size_t block;      /* fixed point only: rows of a block (<= KC) */
+} GemmOut;
+
+/* One MR x NR tile of C at (i0, j0), ni x nj of it inside C, from packed
+ * panels of kc. */
+static void gemm_tile(const GemmOut *o, const float *pa, const float *pb, size_t kc, int first_slab, size_t i0,
+                      size_t j0, size_t ni, size_t nj, float *tile)
+{
+    if (o->Cq) {
+        for (size_t kb = 0; kb < kc; kb += o->block) {
+            size_t kn = kc - kb < o->block ? kc - kb : o->block;
+            int first = first_slab && kb == 0;
+            ukernel(kn, pa + kb * MR, pb + kb * NR, tile, NR, 0);
+            for (size_t r = 0; r < ni; r++)
+                (first ? fixed_store : fixed_add)(o->Cq + (i0 + r) * o->ldc + j0, tile + r * NR, nj, o->scale);
+        }
+        return;
+    }
+    if (ni == MR && nj == NR) {
+        /* a whole tile: the micro-kernel updates C itself */
+        ukernel(kc, pa, pb, o->C + i0 * o->ldc + j0, o->ldc, !first_slab);
+        return;
+    }
+    ukernel(kc, pa, pb, tile, NR, 0);
+    for (size_t r = 0; r < ni; r++) {
+        float *crow = o->C + (i0 + r) * o->ldc + j0;
+        const float *trow = tile + r * NR;
+        if (first_slab)
+            for (size_t j = 0; j < nj; j++) crow[j] = trow[j];
+        else
+            for (size_t j = 0; j < nj; j++) crow[j] += trow[j];
+    }
+}
+
+static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, const float *B, size_t rsb,
+                     size_t csb, size_t M, size_t N, size_t K)
 {
     if (M == 0 || N == 0)
         return;
     if (K == 0) {
-        if (!accumulate)
-            for (size_t i = 0; i < M; i++)
-                memset(C + i * ldc, 0, N * sizeof(float));
+        if (!o->accumulate)
+            for (size_t i = 0; i < M; i++) {
+                if (o->Cq)
+                    memset(o->Cq + i * o->ldc, 0, N * sizeof *o->Cq);
+                else
+                    memset(o->C + i * o->ldc, 0, N * sizeof *o->C);
+            }
         return;
     }
+    const size_t kcmax = o->Cq ? KC / o->block * o->block : KC;
     const int small = M * N * K < 32768;  /* not worth waking the team */
 #pragma omp parallel if (!small)
     {
@@ -319,9 +366,9 @@ void dpt_gemm(float *C, size_t ldc, int accumulate,
         for (size_t jc = 0; jc < N; jc += NC) {
             size_t nc = N - jc < NC ? N - jc : NC;
             size_t n_panels_b = (nc + NR - 1) / NR;
-            for (size_t pc = 0; pc < K; pc += KC) {
-                size_t kc = K - pc < KC ? K - pc : KC;
-                const int first = (pc == 0) && !accumulate;
+            for (size_t pc = 0; pc < K; pc += kcmax) {
+                size_t kc = K - pc < kcmax ? K - pc : kcmax;
+                const int first_slab = (pc == 0) && !o->accumulate;
                 /* Pack B[pc:pc+kc, jc:jc+nc] in NR-wide panels, zero-padded.
                  * Race-free: each thread writes whole panels of its own. */
 #pragma omp for schedule(static)
@@ -343,22 +390,8 @@ void dpt_gemm(float *C, size_t ldc, int accumulate,
                     for (size_t q = 0; q < n_panels_b; q++) {
                         for (size_t p = 0; p < n_panels_a; p++) {
                             size_t i0 = ic + p * MR, j0 = jc + q * NR;
-                            size_t ni = M - i0 < MR ? M - i0 : MR;
-                            size_t nj = N - j0 < NR ? N - j0 : NR;
-                            if (ni == MR && nj == NR) {
-                                /* a whole tile: the micro-kernel updates C itself */
-                                ukernel(kc, pack_a + p * MR * kc, pack_b + q * NR * kc, C + i0 * ldc + j0, ldc, !first);
-                                continue;
-                            }
-                            ukernel(kc, pack_a + p * MR * kc, pack_b + q * NR * kc, tile, NR, 0);
-                            for (size_t r = 0; r < ni; r++) {
-                                float *crow = C + (i0 + r) * ldc + j0;
-                                const float *trow = tile + r * NR;
-                                if (first)
-                                    for (size_t j = 0; j < nj; j++) crow[j] = trow[j];
-                                else
-                                    for (size_t j = 0; j < nj; j++) crow[j] += trow[j];
-                            }
+                            gemm_tile(o, pack_a + p * MR * kc, pack_b + q * NR * kc, kc, first_slab, i0, j0,
+                                      M - i0 < MR ? M - i0 : MR, N - j0 < NR ? N - j0 : NR, tile);
                         }
                     }
                 }
@@ -367,73 +400,20 @@ void dpt_gemm(float *C, size_t ldc, int accumulate,
     }
 }
 
-/* ---------------------------------------------------------------- fixed-point GEMM
- * C (int64) += sum over k-blocks of llrint(scale * A[:, kblock] * B[kblock, :]).
- * The KC slab is a whole number of blocks, so blocks never straddle slabs. */
-
-
-static void gemm_fixed(int64_t *C, size_t ldc, int accumulate, double scale,
-                       const float *A, size_t rsa, size_t csa,
-                       const float *B, size_t rsb, size_t csb,
-                       size_t M, size_t N, size_t K, size_t block)
+void dpt_gemm(float *C, size_t ldc, int accumulate,
+              const float *A, size_t rsa, size_t csa,
+              const float *B, size_t rsb, size_t csb,
+              size_t M, size_t N, size_t K)
 {
-    if (M == 0 || N == 0)
-        return;
-    if (K == 0) {
-        if (!accumulate)
-            for (size_t i = 0; i < M; i++)
-                memset(C + i * ldc, 0, N * sizeof *C);
-        return;
-    }
-    const size_t kcf = KC / block * block;
-    const int small = M * N * K < 32768;
-#pragma omp parallel if (!small)
-    {
-        float tile[MR * NR] __attribute__((aligned(64)));
-        for (size_t jc = 0; jc < N; jc += NC) {
-            size_t nc = N - jc < NC ? N - jc : NC;
-            size_t n_panels_b = (nc + NR - 1) / NR;
-            for (size_t pc = 0; pc < K; pc += kcf) {
-                size_t kc = K - pc < kcf ? K - pc : kcf;
-#pragma omp for schedule(static)
-                for (size_t q = 0; q < n_panels_b; q++) {
-                    size_t j0 = jc + q * NR;
-                    pack_b_panel(pack_b + q * NR * kc, B, rsb, csb, pc, kc, j0, N - j0 < NR ? N - j0 : NR);
-                }
-                for (size_t ic = 0; ic < M; ic += MC) {
-                    size_t mc = M - ic < MC ? M - ic : MC;
-                    size_t n_panels_a = (mc + MR - 1) / MR;
-#pragma omp for schedule(static)
-                    for (size_t p = 0; p < n_panels_a; p++) {
-                        size_t i0 = ic + p * MR;
-                        pack_a_panel(pack_a + p * MR * kc, A, rsa, csa, pc, kc, i0, M - i0 < MR ? M - i0 : MR);
-                    }
-                    /* Each thread owns whole tiles of C. */
-#pragma omp for collapse(2) schedule(static)
-                    for (size_t q = 0; q < n_panels_b; q++) {
-                        for (size_t p = 0; p < n_panels_a; p++) {
-                            size_t i0 = ic + p * MR, j0 = jc + q * NR;
-                            size_t ni = M - i0 < MR ? M - i0 : MR;
-                            size_t nj = N - j0 < NR ? N - j0 : NR;
-                            for (size_t kb = 0; kb < kc; kb += block) {
-                                size_t kn = kc - kb < block ? kc - kb : block;
-                                int first = !accumulate && pc == 0 && kb == 0;
-                                ukernel(kn, pack_a + p * MR * kc + kb * MR, pack_b + q * NR * kc + kb * NR, tile, NR, 0);
-                                for (size_t r = 0; r < ni; r++)
-                                    (first ? fixed_store : fixed_add)(C + (i0 + r) * ldc + j0, tile + r * NR, nj, scale);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
+    GemmOut o = {.C = C, .ldc = ldc, .accumulate = accumulate};
+    gemm_run(&o, A, rsa, csa, B, rsb, csb, M, N, K);
 }
 
 void dpt_kern_weight_grad_fixed(int64_t *restrict dWq, int accumulate, double scale, const float *restrict D,
                                 const float *restrict A, size_t n, size_t in, size_t out, size_t block)
 {
-    gemm_fixed(dWq, in, accumulate, scale, D, 1, out, A, in, 1, out, in, n, block);
+    GemmOut o = {.Cq = dWq, .ldc = in, .accumulate = accumulate, .scale = scale, .block = block};
+    gemm_run(&o, D, 1, out, A, in, 1, out, in, n);
 }
 
 void dpt_kern_bias_grad_fixed(int64_t *restrict dbq, int accumulate, double scale, const float *restrict D,
