@@ -61,7 +61,10 @@ static const Option options[] = {
     {"checkpoint-epoch", T_FLAG, F(checkpoint_epoch), NULL, "also write a checkpoint at the end of every epoch", 0},
     {"keep", T_INT, F(keep), "N", "newest checkpoints kept (older ones removed once a new one is complete)", 0},
     {"resume", T_STR, F(resume), "FILE|latest", "continue from a checkpoint (latest: the newest good one in --checkpoint-dir)", 0},
-    {"trace", T_STR, F(trace), "FILE.h5", "per-step trace of loss and gradient norms", 1},
+    {"trace", T_STR, F(trace), "FILE.h5", "per-step trace: loss and per-layer gradient norms (rank 0 writes)", 0},
+    {"trace-every", T_INT, F(trace_every), "N", "record every N steps", 0},
+    {"trace-params", T_STR, F(trace_params), "L:I:J,...", "also record W_L[I,J] (L:I:b for the bias b_L[I])", 0},
+    {"trace-project", T_FLAG, F(trace_project), NULL, "also record theta - theta0 projected on two random directions", 0},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -90,6 +93,7 @@ void dpt_config_defaults(DptConfig *c)
     c->overlap = 0;
     c->progress = 1;
     c->keep = 3;
+    c->trace_every = 1;
 }
 
 static const Option *find_option(const char *name, size_t len)
@@ -371,6 +375,12 @@ DptStatus dpt_config_validate(const DptConfig *c)
         return dpt_err(DPT_EUSAGE, "--resume latest needs --checkpoint-dir");
     if ((c->checkpoint_every > 0 || c->checkpoint_epoch) && !c->checkpoint_dir[0])
         return dpt_err(DPT_EUSAGE, "--checkpoint-every and --checkpoint-epoch need --checkpoint-dir");
+    if (c->trace_every < 1)
+        return dpt_err(DPT_EUSAGE, "--trace-every %lld: expected 1 or more", (long long)c->trace_every);
+    if ((c->trace_params[0] || c->trace_project || c->trace_every != 1) && !c->trace[0])
+        return dpt_err(DPT_EUSAGE, "--trace-params, --trace-project and --trace-every need --trace FILE.h5");
+    if (c->trace_params[0] && c->trace_project)
+        return dpt_err(DPT_EUSAGE, "--trace-params and --trace-project: choose one");
     if (c->max_steps < 0)
         return dpt_err(DPT_EUSAGE, "--max-steps %lld: expected 0 or more", (long long)c->max_steps);
     if (c->check_every < 0)

@@ -18,6 +18,7 @@
 #include "dptrain/net.h"
 #include "dptrain/optim.h"
 #include "dptrain/rng.h"
+#include "dptrain/trace.h"
 
 /* Control words appended to the gradient buffer, reduced in the same call.
  * Counts travel as two floats (value mod 4096, value / 4096) so that the float
@@ -750,6 +751,34 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
         trainer_free(&t);
         return st;
     }
+    DptTrace *trace = NULL;
+    if (cfg->trace[0]) {
+        DptStatus ts_st = DPT_OK;
+        if (d->rank == 0) {
+            size_t offs[DPT_TRACE_MAX_PARAMS];
+            char names[DPT_TRACE_MAX_PARAMS][32];
+            int n_tp = 0;
+            if (cfg->trace_params[0])
+                ts_st = dpt_trace_parse_params(cfg->trace_params, &t.arch, offs, names, &n_tp);
+            if (ts_st == DPT_OK)
+                ts_st = dpt_trace_open(&trace, cfg->trace, &t.arch, cfg->trace_every, offs, names, n_tp,
+                                       cfg->trace_project, (uint64_t)cfg->seed, t.params);
+            if (ts_st == DPT_OK && ts.global_step == 0) {
+                dpt_trace_grads(trace, 0, NAN, NULL, 1.0);
+                ts_st = dpt_trace_params(trace, t.params);
+            }
+        }
+        st = dpt_dist_agree(d, ts_st, NULL);
+        if (st != DPT_OK) {
+            dpt_trace_close(&trace);
+            if (d->rank == 0)
+                dpt_metrics_close(&mf);
+            dpt_ckpt_dir_unlock(&ck.lock_fd);
+            free(ck.history);
+            trainer_free(&t);
+            return st;
+        }
+    }
     print_header(&t);
     signals_install(&sg);
 
@@ -796,6 +825,9 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
             double count = (double)ctrl[C_COUNT_LO] + 4096.0 * (double)ctrl[C_COUNT_HI];
             double correct = (double)ctrl[C_CORRECT_LO] + 4096.0 * (double)ctrl[C_CORRECT_HI];
             double loss = ctrl[C_LOSS];
+            const int traced = trace && dpt_trace_wants(trace, global_step + 1);
+            if (traced)
+                dpt_trace_grads(trace, global_step + 1, loss / count, t.grad, count);
             /* Without clipping or decay the division by the count is fused into the optimiser pass. */
             const int fused = cfg->clip_norm == 0 && cfg->weight_decay == 0;
             int finite = ctrl[C_NONFINITE] == 0.0f && isfinite(loss) && (fused || average_gradient(&t, count, n_train));
@@ -816,6 +848,12 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
                 break;
             }
             dpt_timer_stop(&t.timers, DPT_T_UPDATE);
+            if (traced && (st = dpt_trace_params(trace, t.params)) != DPT_OK) {
+                dpt_log_warn("%s; tracing stops", dpt_err_message());
+                dpt_err_clear();
+                st = DPT_OK;
+                dpt_trace_close(&trace);
+            }
             if (fault_rank == d->rank && fault_step == global_step)
                 t.params[0] = nextafterf(t.params[0], INFINITY);
             e_loss += loss;
@@ -899,6 +937,8 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
         }
     }
     signals_restore(&sg);
+    if (trace && dpt_trace_close(&trace) != DPT_OK && st == DPT_OK)
+        st = DPT_EOUTPUT;
     st = dpt_dist_agree(d, st, NULL);
     if (st == DPT_OK && !dpt_dist_same_hash(d, state_hash(&t)))
         st = dpt_err(DPT_EREPLICA, "ranks hold different parameters at the end of training");

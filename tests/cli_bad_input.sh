@@ -47,7 +47,8 @@ CASES=$(cat <<CASES_END
 2|--cost bce needs --output sigmoid|$TRAIN --data $G --cost bce
 2|--data is required|train --layers 2,3
 2|--resume latest needs --checkpoint-dir|$TRAIN --data $G --resume latest
-2|--trace is not supported by this version of dptrain yet|$TRAIN --data $G --trace $T/t.h5
+2|--trace-params '1:x': expected layer:i:j|$TRAIN --data $G --batch 2 --trace $T/t.h5 --trace-params 1:x
+4|--trace $T/no/such/dir/t.h5: cannot create|$TRAIN --data $G --batch 2 --trace $T/no/such/dir/t.h5
 2|--config $T/none.ini: cannot open|train --config $T/none.ini
 2|unknown command 'fly'|fly
 2|eval: --model FILE.h5 is required|eval --data $G

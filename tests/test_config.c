@@ -70,7 +70,7 @@ static void test_bad_values(void **state)
     expect_error("--data d.h5 --layers 2,2 stray", "unexpected argument 'stray'");
     expect_error("--layers 2,2", "--data is required");
     expect_error("--data d.h5", "--layers is required");
-    expect_error("--data d.h5 --layers 2,2 --trace t.h5", "--trace is not supported");
+    expect_error("--data d.h5 --layers 2,2 --trace-every 5", "need --trace FILE.h5");
     expect_error("--data d.h5 --layers 2,2 --checkpoint-every 5", "need --checkpoint-dir");
     expect_error("--data d.h5 --layers 2,2 --keep 0", "--keep 0");
     expect_error("--data d.h5 --layers 2,2 --config /nonexistent.ini", "cannot open");

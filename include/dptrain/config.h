@@ -46,13 +46,16 @@ typedef struct {
     char metrics[DPT_PATH_MAX];
     int quiet;
     int progress;                       /* progress bar on a terminal */
-    /* Checkpoints (and --trace, recognised so that it can be refused clearly). */
+    /* Checkpoints and traces. */
     char checkpoint_dir[DPT_PATH_MAX];
     int64_t checkpoint_every;
     int checkpoint_epoch;               /* also checkpoint at the end of every epoch */
     int64_t keep;
     char resume[DPT_PATH_MAX];
-    char trace[DPT_PATH_MAX];
+    char trace[DPT_PATH_MAX];           /* --trace FILE.h5 */
+    int64_t trace_every;
+    char trace_params[DPT_PATH_MAX];    /* layer:i:j,... */
+    int trace_project;
 } DptConfig;
 
 void dpt_config_defaults(DptConfig *c);
