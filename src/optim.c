@@ -216,21 +216,43 @@ double dpt_schedule_lr(const DptSchedule *s, int64_t step, int64_t steps_per_epo
     }
 }
 
+/* Sum of squares of g[lo..hi) in 8 interleaved double lanes (lane j takes
+ * i = j mod 8), combined in lane order: vectorisable, and fixed. */
+static double sum_squares(const float *g, size_t lo, size_t hi)
+{
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = lo;
+    for (; i + 8 <= hi; i += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += (double)g[i + (size_t)j] * g[i + (size_t)j];
+    for (int j = 0; i < hi; i++, j++)
+        acc[j] += (double)g[i] * g[i];
+    double s = 0.0;
+    for (int j = 0; j < 8; j++)
+        s += acc[j];
+    return s;
+}
+
 double dpt_optim_norm(const float *g, size_t n)
 {
-    enum { CHUNK = 4096 };
-    size_t n_chunks = (n + CHUNK - 1) / CHUNK;
-    double total = 0.0;
-    /* Chunk sums in parallel (each chunk in index order), then the chunks in
-     * order: the result does not depend on the thread count. */
-#pragma omp parallel for schedule(static) ordered if (n > 65536)
+    /* At most 256 chunks whose bounds depend on n alone; their sums are
+     * computed in parallel and added in chunk order: the same bits for any
+     * number of threads. */
+    enum { MAX_CHUNKS = 256, MIN_CHUNK = 4096 };
+    double part[MAX_CHUNKS];
+    size_t n_chunks = (n + MIN_CHUNK - 1) / MIN_CHUNK;
+    if (n_chunks > MAX_CHUNKS)
+        n_chunks = MAX_CHUNKS;
+    if (n_chunks == 0)
+        return 0.0;
+    size_t chunk = (n + n_chunks - 1) / n_chunks;
+#pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t c = 0; c < n_chunks; c++) {
-        size_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
-        double s = 0.0;
-        for (size_t i = lo; i < hi; i++)
-            s += (double)g[i] * g[i];
-#pragma omp ordered
-        total += s;
+        size_t lo = c * chunk, hi = lo + chunk < n ? lo + chunk : n;
+        part[c] = lo < hi ? sum_squares(g, lo, hi) : 0.0;
     }
+    double total = 0.0;
+    for (size_t c = 0; c < n_chunks; c++)
+        total += part[c];
     return sqrt(total);
 }

@@ -68,7 +68,7 @@ def main():
         print(f"| {e} | " + " | ".join(f"{v[e]:.4f}" for v in runs.values()) + " |")
     if args.csv:
         with open(args.csv, "w") as f:
-            f.write("epoch," + ",".join(runs) + "\n")
+            f.write("epoch," + ",".join(n.replace(", ", "_").replace(" ", "_").replace("=", "") for n in runs) + "\n")
             for e in range(args.epochs + 1):
                 f.write(f"{e}," + ",".join(f"{v[e]:.6f}" for v in runs.values()) + "\n")
 
