@@ -1,6 +1,7 @@
 /* The training loop on one rank, against values worked out by hand:
  * Nielsen's single neuron with two momentum steps, full-batch descent as the
  * mean gradient over all N, SGD visiting every sample once per epoch. */
+#include <hdf5.h>
 #include <math.h>
 
 #include "testutil.h"
@@ -112,6 +113,59 @@ static void test_single_neuron_decay_clip_warmup(void **state)
     assert_int_equal(dpt_train_run(&c, &dist, NULL, &q), DPT_OK);
     assert_float_equal(q[0], 0.5908546251, 2e-7);
     free(q);
+}
+
+/* --trace on the neuron with momentum: records at steps 0, 1, 2 holding the
+ * hand-worked parameters, the gradient norms |dC/dw| = |dC/db| = 0.1219383324
+ * at step 1 and 0.1239372070 at step 2, and the cost a^2/2 at each step. */
+static void test_trace_single_neuron(void **state)
+{
+    (void)state;
+    DptConfig c;
+    dpt_config_defaults(&c);
+    snprintf(c.data, sizeof c.data, "%s", tu_path("neuron.h5"));
+    snprintf(c.init_from, sizeof c.init_from, "%s", tu_path("neuron0.h5"));
+    snprintf(c.trace, sizeof c.trace, "%s", tu_path("trace.h5"));
+    snprintf(c.trace_params, sizeof c.trace_params, "0:0:0,0:0:b");
+    c.output = DPT_ACT_SIGMOID;
+    c.cost = DPT_COST_MSE;
+    c.opt.kind = DPT_OPT_MOMENTUM;
+    c.opt.momentum = 0.9;
+    c.lr = 0.15;
+    c.batch = 1;
+    c.epochs = 2;
+    c.quiet = 1;
+    assert_int_equal(dpt_train_run(&c, &dist, NULL, NULL), DPT_OK);
+    hid_t f = H5Fopen(tu_path("trace.h5"), H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    int64_t step[3];
+    float loss[3], gw[3], gb[3], par[6];
+    hid_t d = H5Dopen2(f, "trace/step", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(d);
+    hsize_t n = 0;
+    H5Sget_simple_extent_dims(sp, &n, NULL);
+    assert_int_equal(n, 3);
+    H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, step);
+    H5Sclose(sp);
+    H5Dclose(d);
+    const char *names[4] = {"trace/loss", "trace/grad_norm_weight", "trace/grad_norm_bias", "trace/params"};
+    float *dst[4] = {loss, gw, gb, par};
+    for (int i = 0; i < 4; i++) {
+        d = H5Dopen2(f, names[i], H5P_DEFAULT);
+        assert_true(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst[i]) >= 0);
+        H5Dclose(d);
+    }
+    H5Fclose(f);
+    assert_true(step[0] == 0 && step[1] == 1 && step[2] == 2);
+    assert_true(isnan(loss[0]) && isnan(gw[0]));
+    assert_float_equal(loss[1], 0.5 * 0.8175744762 * 0.8175744762, 1e-6);
+    assert_float_equal(gw[1], 0.1219383324, 1e-7);
+    assert_float_equal(gb[1], 0.1219383324, 1e-7);
+    assert_float_equal(gw[2], 0.1239372070, 1e-7);
+    assert_float_equal(par[0], 0.6, 1e-7);
+    assert_float_equal(par[1], 0.9, 1e-7);
+    assert_float_equal(par[2], 0.5817092501, 2e-7);
+    assert_float_equal(par[5], 0.8466569942, 2e-7);
 }
 
 /* With --batch full and sgd at eta = 1, one epoch is one step: the parameters
@@ -257,6 +311,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_single_neuron_momentum),
         cmocka_unit_test(test_single_neuron_decay_clip_warmup),
+        cmocka_unit_test(test_trace_single_neuron),
         cmocka_unit_test(test_full_batch_is_mean_gradient),
         cmocka_unit_test(test_sgd_visits_every_sample_once),
         cmocka_unit_test(test_init_from_mismatch),
