@@ -30,15 +30,17 @@
 
 static DptStatus read_text_dataset(hid_t f, const char *path, const char *name, char **text);
 
+/* Text as a scalar fixed-length string dataset (not in the global heap). */
 static DptStatus write_text_dataset(hid_t loc, const char *name, const char *text, const char *file)
 {
     DptStatus st = DPT_OK;
     hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_size(t, strlen(text) + 1);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
     H5Tset_cset(t, H5T_CSET_UTF8);
     hid_t sp = H5Screate(H5S_SCALAR);
     hid_t d = H5Dcreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (d < 0 || H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &text) < 0)
+    if (d < 0 || H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, text) < 0)
         st = dpt_err(DPT_EOUTPUT, "%s: cannot write /%s", file, name);
     if (d >= 0) H5Dclose(d);
     H5Sclose(sp);
@@ -189,12 +191,10 @@ done:
     return st;
 }
 
-DptStatus dpt_ckpt_load_model(const char *path, DptArch *arch, float **params)
+static DptStatus load_model_f(hid_t f, const char *path, DptArch *arch, float **params)
 {
     DptStatus st = DPT_OK;
-    hid_t f = H5I_INVALID_HID;
     *params = NULL;
-    DPT_TRY(dpt_h5_open_read(path, &f));
     DPT_TRY_GOTO(st, check_format(f, path, NULL), done);
     DPT_TRY_GOTO(st, read_arch(f, path, arch), done);
     *params = dpt_aligned_alloc(arch->n_params * sizeof(float), "model parameters");
@@ -216,6 +216,15 @@ done:
         free(*params);
         *params = NULL;
     }
+    return st;
+}
+
+DptStatus dpt_ckpt_load_model(const char *path, DptArch *arch, float **params)
+{
+    hid_t f;
+    *params = NULL;
+    DPT_TRY(dpt_h5_open_read(path, &f));
+    DptStatus st = load_model_f(f, path, arch, params);
     H5Fclose(f);
     return st;
 }
@@ -305,21 +314,33 @@ static DptStatus read_text_dataset(hid_t f, const char *path, const char *name, 
     if (!dpt_h5_exists(f, name))
         return DPT_OK;
     hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    char *s = NULL;
-    if (d < 0 || H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s) < 0 || !s) {
-        st = dpt_err(DPT_EINPUT, "%s: cannot read /%s", path, name);
+    hid_t ft = d >= 0 ? H5Dget_type(d) : H5I_INVALID_HID;
+    hid_t sp = d >= 0 ? H5Dget_space(d) : H5I_INVALID_HID;
+    size_t sz = ft >= 0 ? H5Tget_size(ft) : 0;
+    if (ft < 0 || H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) != 0 || sz == 0 || sz > ((size_t)1 << 26) ||
+        H5Sget_simple_extent_npoints(sp) != 1) {
+        st = dpt_err(DPT_EINPUT, "%s: /%s is not a fixed-length text", path, name);
     } else {
-        *text = strdup(s);
-        H5free_memory(s);
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, sz + 1);
+        H5Tset_cset(mt, H5Tget_cset(ft));
+        *text = calloc(sz + 1, 1);
         if (!*text)
             st = dpt_err(DPT_ENOMEM, "%s: out of memory reading /%s", path, name);
+        else if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, *text) < 0)
+            st = dpt_err(DPT_EINPUT, "%s: cannot read /%s", path, name);
+        H5Tclose(mt);
     }
-    H5Tclose(t);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (ft >= 0)
+        H5Tclose(ft);
     if (d >= 0)
         H5Dclose(d);
+    if (st != DPT_OK) {
+        free(*text);
+        *text = NULL;
+    }
     return st;
 }
 
@@ -403,17 +424,16 @@ static DptStatus read_dbl(hid_t g, const char *path, const char *grp, const char
     return DPT_OK;
 }
 
-DptStatus dpt_ckpt_load(const char *path, const DptArch *arch, float *params, DptOptim *opt, DptTrainState *ts,
-                        char **metrics_text)
+static DptStatus load_ckpt_f(hid_t f, const char *path, const DptArch *arch, float *params, DptOptim *opt,
+                             DptTrainState *ts, char **metrics_text)
 {
     DptStatus st = DPT_OK;
-    hid_t f = H5I_INVALID_HID, g = H5I_INVALID_HID;
+    hid_t g = H5I_INVALID_HID;
     int is_ckpt = 0;
     DptArch have;
     char kind[32], a_want[1024], a_have[1024];
     *metrics_text = NULL;
     memset(ts, 0, sizeof *ts);
-    DPT_TRY(dpt_h5_open_read(path, &f));
     DPT_TRY_GOTO(st, check_format(f, path, &is_ckpt), done);
     if (!is_ckpt) {
         st = dpt_err(DPT_EINPUT, "%s: a model file, not a checkpoint (use --init-from to start from its weights)", path);
@@ -492,6 +512,59 @@ done:
     }
     if (g >= 0)
         H5Gclose(g);
+    return st;
+}
+
+DptStatus dpt_ckpt_load(const char *path, const DptArch *arch, float *params, DptOptim *opt, DptTrainState *ts,
+                        char **metrics_text)
+{
+    hid_t f;
+    *metrics_text = NULL;
+    memset(ts, 0, sizeof *ts);
+    DPT_TRY(dpt_h5_open_read(path, &f));
+    DptStatus st = load_ckpt_f(f, path, arch, params, opt, ts, metrics_text);
+    H5Fclose(f);
+    return st;
+}
+
+DptStatus dpt_ckpt_check_image(const void *buf, size_t len)
+{
+    hid_t f;
+    DPT_TRY(dpt_h5_open_image(buf, len, &f));
+    DptArch arch;
+    float *params = NULL;
+    /* The architecture first: a few bytes can claim a network of terabytes. */
+    DptStatus st = check_format(f, "image", NULL);
+    if (st == DPT_OK)
+        st = read_arch(f, "image", &arch);
+    if (st == DPT_OK && arch.n_params > ((size_t)1 << 24))
+        st = dpt_err(DPT_EINPUT, "image: %zu parameters is too many for a check", arch.n_params);
+    if (st == DPT_OK)
+        st = load_model_f(f, "image", &arch, &params);
+    int is_ckpt = 0;
+    if (st == DPT_OK)
+        st = check_format(f, "image", &is_ckpt);
+    if (st == DPT_OK && is_ckpt) {
+        /* The optimiser kind the file names, so that its state is read. */
+        char kind[32] = "";
+        hid_t g = H5Gopen2(f, G_OPTIMIZER, H5P_DEFAULT);
+        if (g >= 0) {
+            if (dpt_h5_read_attr_string(g, "kind", kind, sizeof kind) != DPT_OK)
+                dpt_err_clear();
+            H5Gclose(g);
+        }
+        int k = dpt_optim_parse(kind);
+        DptOptHyper h = {.kind = k >= 0 ? (DptOptKind)k : DPT_OPT_SGD};
+        DptOptim opt;
+        DptTrainState ts;
+        char *hist = NULL;
+        st = dpt_optim_init(&opt, &h, arch.n_params);
+        if (st == DPT_OK)
+            st = load_ckpt_f(f, "image", &arch, params, &opt, &ts, &hist);
+        free(hist);
+        dpt_optim_free(&opt);
+    }
+    free(params);
     H5Fclose(f);
     return st;
 }

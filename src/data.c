@@ -27,14 +27,14 @@ size_t dpt_data_bytes(const DptSplitInfo *info)
     return pad64(xb) + pad64(yb);
 }
 
-DptStatus dpt_data_probe(const char *path, const char *split, int required, DptSplitInfo *info)
+/* Probes /<split> of an open file; path names it in messages. */
+static DptStatus probe_f(hid_t f, const char *path, const char *split, int required, DptSplitInfo *info)
 {
     DptStatus st = DPT_OK;
-    hid_t f = H5I_INVALID_HID, dx = H5I_INVALID_HID, dy = H5I_INVALID_HID;
+    hid_t dx = H5I_INVALID_HID, dy = H5I_INVALID_HID;
     hid_t sx = H5I_INVALID_HID, sy = H5I_INVALID_HID, tx = H5I_INVALID_HID, ty = H5I_INVALID_HID;
     char name[256];
     memset(info, 0, sizeof *info);
-    DPT_TRY_GOTO(st, dpt_h5_open_read(path, &f), done);
     if (!dpt_h5_exists(f, split)) {
         if (required)
             st = dpt_err(DPT_EINPUT, "%s: no group /%s (expected /%s/x and /%s/y)", path, split, split, split);
@@ -121,7 +121,16 @@ done:
     if (tx >= 0) H5Tclose(tx);
     if (sx >= 0) H5Sclose(sx);
     if (dx >= 0) H5Dclose(dx);
-    if (f >= 0) H5Fclose(f);
+    return st;
+}
+
+DptStatus dpt_data_probe(const char *path, const char *split, int required, DptSplitInfo *info)
+{
+    hid_t f;
+    memset(info, 0, sizeof *info);
+    DPT_TRY(dpt_h5_open_read(path, &f));
+    DptStatus st = probe_f(f, path, split, required, info);
+    H5Fclose(f);
     return st;
 }
 
@@ -134,13 +143,12 @@ void dpt_data_attach(DptSplit *s, const DptSplitInfo *info, void *mem)
     s->tgt = info->y_labels ? NULL : (const float *)((char *)mem + pad64(xb));
 }
 
-DptStatus dpt_data_load(const char *path, const char *split, const DptSplitInfo *info, void *mem, DptSplit *s)
+static DptStatus load_f(hid_t f, const char *path, const char *split, const DptSplitInfo *info, void *mem, DptSplit *s)
 {
     DptStatus st = DPT_OK;
-    hid_t f = H5I_INVALID_HID, d = H5I_INVALID_HID;
+    hid_t d = H5I_INVALID_HID;
     char name[256];
     dpt_data_attach(s, info, mem);
-    DPT_TRY_GOTO(st, dpt_h5_open_read(path, &f), done);
     snprintf(name, sizeof name, "%s/%s", split, DS_X);
     d = H5Dopen2(f, name, H5P_DEFAULT);
     if (d < 0 || H5Dread(d, info->x_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
@@ -158,7 +166,48 @@ DptStatus dpt_data_load(const char *path, const char *split, const DptSplitInfo 
     }
 done:
     if (d >= 0) H5Dclose(d);
-    if (f >= 0) H5Fclose(f);
+    return st;
+}
+
+DptStatus dpt_data_load(const char *path, const char *split, const DptSplitInfo *info, void *mem, DptSplit *s)
+{
+    hid_t f;
+    dpt_data_attach(s, info, mem);
+    DPT_TRY(dpt_h5_open_read(path, &f));
+    DptStatus st = load_f(f, path, split, info, mem, s);
+    H5Fclose(f);
+    return st;
+}
+
+DptStatus dpt_data_check_image(const void *buf, size_t len, int n_in, int n_out)
+{
+    hid_t f;
+    DPT_TRY(dpt_h5_open_image(buf, len, &f));
+    DptStatus st = DPT_OK;
+    const char *splits[] = {"train", "test", "validation"};
+    for (int i = 0; i < 3 && st == DPT_OK; i++) {
+        DptSplitInfo info;
+        DptSplit s;
+        st = probe_f(f, "image", splits[i], i == 0, &info);
+        if (st != DPT_OK || !info.present)
+            continue;
+        size_t bytes = dpt_data_bytes(&info);
+        if (bytes > ((size_t)1 << 28)) {
+            st = dpt_err(DPT_EINPUT, "image: /%s is too large for a check (%zu bytes)", splits[i], bytes);
+            break;
+        }
+        void *mem = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        if (!mem) {
+            st = dpt_err(DPT_ENOMEM, "image: cannot allocate %zu bytes", bytes);
+            break;
+        }
+        st = load_f(f, "image", splits[i], &info, mem, &s);
+        if (st == DPT_OK)
+            st = dpt_data_validate(&s, "image", splits[i], n_in > 0 ? n_in : (int)info.d,
+                                   n_out > 0 ? n_out : (info.y_labels ? 10 : (int)info.k));
+        free(mem);
+    }
+    H5Fclose(f);
     return st;
 }
 
@@ -366,14 +415,24 @@ static DptStatus read_idx(const char *path, int want_dims, uint8_t **data, size_
         goto done;
     }
     size_t total = *count * *row;
-    *data = malloc(total);
-    if (!*data) {
-        st = dpt_err(DPT_ENOMEM, "%s: cannot allocate %zu bytes", path, total);
-        goto done;
-    }
-    size_t got = 0;
+    /* The buffer grows with the data actually read, so that a header that
+     * claims gigabytes costs nothing until the bytes are there. */
+    size_t got = 0, cap = 0;
     while (got < total) {
-        unsigned chunk = total - got > (1u << 30) ? (1u << 30) : (unsigned)(total - got);
+        if (got == cap) {
+            size_t ncap = cap ? 2 * cap : ((size_t)1 << 20);
+            if (ncap > total)
+                ncap = total;
+            uint8_t *nd = realloc(*data, ncap);
+            if (!nd) {
+                st = dpt_err(DPT_ENOMEM, "%s: cannot allocate %zu bytes", path, ncap);
+                goto done;
+            }
+            *data = nd;
+            cap = ncap;
+        }
+        size_t want = cap - got;
+        unsigned chunk = want > (1u << 30) ? (1u << 30) : (unsigned)want;
         int r = gzread(gz, *data + got, chunk);
         if (r <= 0)
             break;
@@ -592,7 +651,7 @@ DptStatus dpt_data_describe_dataset(const char *path, void *stream)
     DPT_TRY(dpt_h5_open_read(path, &f));
     char desc[512] = "";
     if (H5Aexists(f, ATTR_DESCRIPTION) > 0)
-        dpt_h5_read_attr_string(f, ATTR_DESCRIPTION, desc, sizeof desc);
+        dpt_h5_read_attr_string_ex(f, ATTR_DESCRIPTION, desc, sizeof desc, 1);
     H5Fclose(f);
     fprintf(out, "%s: dataset%s%s\n", path, desc[0] ? " - " : "", desc);
     const char *splits[] = {"train", "validation", "test"};

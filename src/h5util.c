@@ -125,6 +125,11 @@ DptStatus dpt_h5_read_attr_ints(hid_t obj, const char *name, int *v, int cap, in
 
 DptStatus dpt_h5_read_attr_string(hid_t obj, const char *name, char *buf, size_t len)
 {
+    return dpt_h5_read_attr_string_ex(obj, name, buf, len, 0);
+}
+
+DptStatus dpt_h5_read_attr_string_ex(hid_t obj, const char *name, char *buf, size_t len, int allow_vlen)
+{
     DptStatus st = DPT_OK;
     hid_t a = H5I_INVALID_HID, t = H5I_INVALID_HID, mt = H5I_INVALID_HID;
     buf[0] = '\0';
@@ -137,7 +142,14 @@ DptStatus dpt_h5_read_attr_string(hid_t obj, const char *name, char *buf, size_t
         goto done;
     }
     if (H5Tis_variable_str(t) > 0) {
+        /* Variable-length strings live in the file's global heap, which a
+         * damaged file can make HDF5 1.10 read forever (found by fuzzing):
+         * the attributes we rely on are fixed-length strings. */
         char *s = NULL;
+        if (!allow_vlen) {
+            st = dpt_err(DPT_EINPUT, "attribute '%s' is a variable-length string; expected a fixed-length one", name);
+            goto done;
+        }
         mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);
         H5Tset_cset(mt, H5Tget_cset(t));
@@ -200,12 +212,24 @@ DptStatus dpt_h5_write_attr_ints(hid_t obj, const char *name, const int *v, int 
 
 DptStatus dpt_h5_write_attr_string(hid_t obj, const char *name, const char *v, const char *file)
 {
+    /* Fixed-length (stored in the object header, not the global heap). */
     hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_size(t, strlen(v) + 1);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
     H5Tset_cset(t, H5T_CSET_UTF8);
-    DptStatus st = write_attr(obj, name, t, t, 0, &v, file);
+    DptStatus st = write_attr(obj, name, t, t, 0, v, file);
     H5Tclose(t);
     return st;
+}
+
+hid_t dpt_h5_create_fapl(void)
+{
+    /* The 1.8 file format or later: checksummed metadata (superblock v2,
+     * object headers v2), so that damaged metadata fails to load instead of
+     * being parsed. */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST);
+    return fapl;
 }
 
 DptStatus dpt_h5_write_dataset(hid_t loc, const char *name, hid_t mem_type, int rank, const hsize_t *dims,
@@ -251,7 +275,9 @@ DptStatus dpt_h5_create_tmp(const char *out, char *tmp, size_t tmp_len, hid_t *f
     quiet_hdf5();
     if ((size_t)snprintf(tmp, tmp_len, "%s.tmp.%ld", out, (long)getpid()) >= tmp_len)
         return dpt_err(DPT_EOUTPUT, "%s: path too long", out);
-    *f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t fapl = dpt_h5_create_fapl();
+    *f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
     if (*f < 0) {
         char dir[4096];
         snprintf(dir, sizeof dir, "%s", out);

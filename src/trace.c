@@ -129,7 +129,9 @@ DptStatus dpt_trace_open(DptTrace **out, const char *path, const DptArch *arch, 
     }
     /* The file is written in place (a trace grows during the run); an old one is replaced. */
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    t->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t fapl = dpt_h5_create_fapl();
+    t->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
     if (t->file < 0)
         return dpt_err(DPT_EOUTPUT, "--trace %s: cannot create", path);
     t->group = H5Gcreate2(t->file, G_TRACE, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);

@@ -11,14 +11,15 @@ import numpy as np
 def write_model(path, layers, weights, biases, hidden="sigmoid", output="sigmoid", cost="mse"):
     """weights[l]: array [layers[l+1], layers[l]]; biases[l]: [layers[l+1]]."""
     with h5py.File(path, "w") as f:
-        f.attrs["format"] = "dptrain-model"
+        # Fixed-length strings (np.bytes_), as dptrain writes and expects them.
+        f.attrs["format"] = np.bytes_("dptrain-model")
         f.attrs["format_version"] = np.int64(1)
-        f.attrs["dptrain_version"] = "tools"
+        f.attrs["dptrain_version"] = np.bytes_("tools")
         g = f.create_group("model")
         g.attrs["layers"] = np.asarray(layers, dtype=np.int32)
-        g.attrs["hidden"] = hidden
-        g.attrs["output"] = output
-        g.attrs["cost"] = cost
+        g.attrs["hidden"] = np.bytes_(hidden)
+        g.attrs["output"] = np.bytes_(output)
+        g.attrs["cost"] = np.bytes_(cost)
         for l, (w, b) in enumerate(zip(weights, biases)):
             lg = g.create_group(f"layer_{l}")
             lg.create_dataset("weight", data=np.asarray(w, dtype=np.float32).reshape(layers[l + 1], layers[l]))

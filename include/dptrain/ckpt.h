@@ -69,6 +69,10 @@ int dpt_ckpt_is_ours(const char *path);
 /* Prints format, architecture, parameter count (and training state). */
 DptStatus dpt_ckpt_describe(const char *path, FILE *out);
 
+/* Loads a model or checkpoint from an HDF5 file image in memory, whole (the
+ * fuzzers' entry point). */
+DptStatus dpt_ckpt_check_image(const void *buf, size_t len);
+
 /* ---- checkpoint directories: DIR/ckpt-<global step, 9 digits>.h5 ---- */
 
 /* Creates DIR if needed, checks that it is writable, and takes an exclusive

@@ -47,6 +47,10 @@ DptStatus dpt_data_load(const char *path, const char *split, const DptSplitInfo 
 /* Points s into memory already loaded (by another rank of the node). */
 void dpt_data_attach(DptSplit *s, const DptSplitInfo *info, void *mem);
 
+/* Probes, loads and validates every split of an HDF5 file image in memory
+ * (the fuzzers' entry point; n_in, n_out <= 0: taken from the file, 10 classes). */
+DptStatus dpt_data_check_image(const void *buf, size_t len, int n_in, int n_out);
+
 /* Checks values: finite x and targets, labels in [0, n_out) (or {0, 1} when
  * n_out == 1), D == n_in, K == n_out. Names the file, dataset and row. */
 DptStatus dpt_data_validate(const DptSplit *s, const char *path, const char *split, int n_in, int n_out);
