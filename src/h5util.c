@@ -9,14 +9,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void quiet_hdf5(void)
+void dpt_h5_init(void)
 {
     static int done;
     if (!done) {
+        /* No HDF5 clean-up at exit: after a failed close (disk full) HDF5
+         * keeps the file in its tables and its exit handler crashes on it
+         * (seen with 1.10.8). Files are flushed or discarded explicitly. */
+        H5dont_atexit();
         H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
         done = 1;
     }
 }
+
+static void quiet_hdf5(void) { dpt_h5_init(); }
 
 DptStatus dpt_h5_open_read(const char *path, hid_t *f)
 {

@@ -9,6 +9,7 @@
 
 #include "dptrain/cli.h"
 #include "dptrain/dist.h"
+#include "dptrain/h5util.h"
 #include "dptrain/kernels.h"
 #include "dptrain/log.h"
 #include "dptrain/status.h"
@@ -19,6 +20,7 @@ int main(int argc, char **argv)
     if (dpt_cli_early(argc, argv, &st))
         return (int)st;
 
+    dpt_h5_init();
     DptDist dist;
     st = dpt_dist_init(&dist, &argc, &argv);
     if (st != DPT_OK) {

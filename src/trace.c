@@ -128,7 +128,7 @@ DptStatus dpt_trace_open(DptTrace **out, const char *path, const DptArch *arch, 
         memcpy(t->theta0, theta0, n * sizeof(float));
     }
     /* The file is written in place (a trace grows during the run); an old one is replaced. */
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    dpt_h5_init();
     hid_t fapl = dpt_h5_create_fapl();
     t->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);

@@ -162,5 +162,25 @@ else
     bad "lock: status $rc: $out"
 fi
 
+# disk full while writing checkpoints: a 96 KiB tmpfs, a checkpoint every 20 steps, all kept
+mkdir -p "$T/full"
+if mount -t tmpfs -o size=96k tmpfs "$T/full" 2>/dev/null; then
+    out=$("$DPTRAIN" train --data "$T/d.h5" --layers 20,16,4 --batch 16 --epochs 50 --quiet \
+          --checkpoint-dir "$T/full" --checkpoint-every 20 --keep 1000 2>&1 </dev/null)
+    rc=$?
+    n=$(ls "$T/full" | grep -c '^ckpt-.*\.h5$')
+    tmpfiles=$(ls "$T/full" | grep -c '\.tmp\.' || true)
+    newest=$(ls "$T/full" | grep '^ckpt-.*\.h5$' | sort | tail -1)
+    if [ "$rc" -eq 4 ] && printf '%s' "$out" | grep -q "disk full" && [ "$n" -ge 1 ] && [ "$tmpfiles" -eq 0 ] \
+       && "$DPTRAIN" info "$T/full/$newest" >/dev/null; then
+        ok "disk full: status 4 ($(printf '%s' "$out" | grep '^dptrain: error' | cut -c1-90)), $n complete checkpoints kept, no temporary file, newest loads"
+    else
+        bad "disk full: status $rc, $n checkpoints, $tmpfiles temporary files: $out"
+    fi
+    umount "$T/full"
+else
+    echo "skip disk full: cannot mount a tmpfs here"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

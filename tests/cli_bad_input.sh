@@ -46,6 +46,10 @@ CASES=$(cat <<CASES_END
 2|--layers '2,99999999999': size|train --data $G --layers 2,99999999999
 2|--cost bce needs --output sigmoid|$TRAIN --data $G --cost bce
 2|--data is required|train --layers 2,3
+2|the network has too many parameters|train --data $G --layers 2,16777216,16777216,3
+4|--checkpoint-dir /proc/dptrain-ckpt: cannot create|$TRAIN --data $G --batch 2 --checkpoint-dir /proc/dptrain-ckpt
+4|--checkpoint-dir $G: not a directory|$TRAIN --data $G --batch 2 --checkpoint-dir $G
+4|--metrics $T/no/such/dir/m.jsonl: cannot create|$TRAIN --data $G --batch 2 --metrics $T/no/such/dir/m.jsonl
 2|--resume latest needs --checkpoint-dir|$TRAIN --data $G --resume latest
 2|--trace-params '1:x': expected layer:i:j|$TRAIN --data $G --batch 2 --trace $T/t.h5 --trace-params 1:x
 4|--trace $T/no/such/dir/t.h5: cannot create|$TRAIN --data $G --batch 2 --trace $T/no/such/dir/t.h5

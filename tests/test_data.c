@@ -96,7 +96,7 @@ static void test_bad_files(void **state)
 {
     (void)state;
     float x[12] = {0};
-    int32_t y[4] = {0};
+    int32_t y[4] = {0}, xi[12] = {0};
     double xd[12] = {0};
     hsize_t d2[2] = {4, 3}, d1[1] = {4}, d3[3] = {4, 3, 1}, d1b[1] = {3}, d0[2] = {0, 3}, d10[1] = {0};
     const char *p = tu_path("bad.h5");
@@ -112,7 +112,7 @@ static void test_bad_files(void **state)
 
     write_raw(p, "x", H5T_NATIVE_FLOAT, 3, d3, x, "y", H5T_NATIVE_INT32, 1, d1, y);
     expect_probe_error(p, "rank 3");
-    write_raw(p, "x", H5T_NATIVE_INT32, 2, d2, y, "y", H5T_NATIVE_INT32, 1, d1, y);
+    write_raw(p, "x", H5T_NATIVE_INT32, 2, d2, xi, "y", H5T_NATIVE_INT32, 1, d1, y);
     expect_probe_error(p, "unsupported type");
     write_raw(p, "x", H5T_NATIVE_FLOAT, 2, d2, x, "y", H5T_NATIVE_INT32, 1, d1b, y);
     expect_probe_error(p, "has 3 rows but");

@@ -14,6 +14,9 @@
 
 #include "dptrain/status.h"
 
+/* Before any other HDF5 call: no error printing by HDF5, no exit handler. */
+void dpt_h5_init(void);
+
 /* Opens an existing HDF5 file read-only, with a clear message for a missing,
  * empty, unreadable or non-HDF5 file. Silences HDF5's own error printing. */
 DptStatus dpt_h5_open_read(const char *path, hid_t *f);
