@@ -1,0 +1,67 @@
+#!/bin/bash
+# The robustness job that CI runs after the test suite (tools/test.sh):
+#  1. the whole test suite, MPI tests included, built with AddressSanitizer and
+#     UndefinedBehaviorSanitizer (build-asan/);
+#  2. a short training run (checkpoints, trace, model, then eval) under
+#     valgrind memcheck: no error may come from our code;
+#  3. each fuzz target (libFuzzer, clang; build-fuzz/) for FUZZ_SECONDS
+#     (default 60) from the committed seeds; a crash fails the job and leaves
+#     its input in runs/fuzz/ (to be fixed and kept in tests/fuzz/regressions).
+# Installs clang, libclang-rt-14-dev, libomp-dev and valgrind if missing.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+DPT_EXTRA_PACKAGES="clang libclang-rt-14-dev libomp-dev valgrind ${DPT_EXTRA_PACKAGES:-}" "$ROOT/tools/setup.sh"
+if [ "$(id -u)" -eq 0 ]; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+JOBS=$(nproc)
+
+echo "== 1. sanitizers: the test suite under ASan + UBSan"
+cmake -S "$ROOT" -B "$ROOT/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDPT_SANITIZE=ON -DDPT_WERROR=ON >/dev/null
+cmake --build "$ROOT/build-asan" -j"$JOBS" >/dev/null
+# Leak checking is off here: Open MPI and HDF5 keep allocations until exit that
+# LeakSanitizer reports (and some from plugins it cannot name); leaks in our
+# code are checked by valgrind below. Every other ASan and UBSan error fails.
+(cd "$ROOT/build-asan" && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ctest --output-on-failure --timeout 900)
+
+echo "== 2. valgrind memcheck on a short training run"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+"$ROOT/build/dptrain" convert csv "$ROOT/data/xor.csv" -o "$T/xor.h5" >/dev/null
+VG=(valgrind --leak-check=full --errors-for-leak-kinds=definite --num-callers=30
+    --suppressions=/usr/share/openmpi/openmpi-valgrind.supp)
+OMP_NUM_THREADS=2 "${VG[@]}" --log-file="$T/vg-train.log" "$ROOT/build/dptrain" train --data "$T/xor.h5" \
+    --layers 2,8,2 --hidden tanh --optimizer adam --lr 0.05 --batch 2 --epochs 30 --quiet --save "$T/m.h5" \
+    --checkpoint-dir "$T/ck" --checkpoint-every 10 --trace "$T/t.h5" --metrics "$T/m.jsonl"
+OMP_NUM_THREADS=2 "${VG[@]}" --log-file="$T/vg-resume.log" "$ROOT/build/dptrain" train --data "$T/xor.h5" \
+    --layers 2,8,2 --hidden tanh --optimizer adam --lr 0.05 --batch 2 --epochs 40 --quiet \
+    --checkpoint-dir "$T/ck" --resume latest
+"${VG[@]}" --log-file="$T/vg-eval.log" "$ROOT/build/dptrain" eval --model "$T/m.h5" --data "$T/xor.h5" >/dev/null
+for log in "$T"/vg-*.log; do
+    printf '%s: ' "$(basename "$log")"
+    awk -f "$ROOT/tools/vg_ours.awk" "$log"
+done
+
+echo "== 3. fuzzing, $FUZZ_SECONDS s per target"
+CC=clang cmake -S "$ROOT" -B "$ROOT/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDPT_FUZZ=ON >/dev/null
+cmake --build "$ROOT/build-fuzz" -j"$JOBS" --target fuzz_config fuzz_convert fuzz_hdf5 >/dev/null
+mkdir -p "$ROOT/runs/fuzz"
+for t in config convert hdf5; do
+    corpus="$T/corpus-$t"
+    mkdir -p "$corpus"
+    cp "$ROOT/tests/fuzz/corpus/$t/"* "$corpus/"
+    # allocator_may_return_null: a damaged HDF5 file can make the library ask
+    # for terabytes, which it handles as an error when malloc says no.
+    if ! ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 "$ROOT/build-fuzz/tests/fuzz/fuzz_$t" \
+        -max_total_time="$FUZZ_SECONDS" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 \
+        -artifact_prefix="$ROOT/runs/fuzz/$t-" "$corpus" >"$T/fuzz-$t.log" 2>&1; then
+        tail -40 "$T/fuzz-$t.log"
+        echo "fuzz_$t found a failure: its input is in runs/fuzz/"
+        exit 1
+    fi
+    awk -v t="$t" '/stat::number_of_executed_units/ { n = $2 } /stat::average_exec_per_sec/ { r = $2 }
+                   END { printf "fuzz_%s: %d executions, %d per second\n", t, n, r }' "$T/fuzz-$t.log"
+done
+echo "robustness: all checks passed"
