@@ -1,0 +1,39 @@
+#!/bin/bash
+# Submits a scaling study: one SLURM job per layout, each writing its metrics
+# (with the per-phase timing breakdown) to runs/scaling/<study>/n<N>-r<R>-t<T>.jsonl.
+#
+#   jobs/slurm-scaling.sh strong "1 2 4" "1 2" 2 -- --data data/fashion-mnist.h5 --layers 784,1024,1024,10 --batch 512
+#   jobs/slurm-scaling.sh weak   "1 2 4" "1 2" 2 -- --data ... --batch-per-rank 128
+#
+# Arguments: study (strong: the global batch stays; weak: the batch grows with
+# the ranks, --batch-per-rank B gives B x ranks), node counts, ranks per node,
+# threads per rank, then -- and the options of `dptrain train` (add
+# --max-steps for a short timing run). Then: tools/scaling.py runs/scaling/<study>.
+# SBATCH_EXTRA passes more sbatch options (partition, account, ...).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+study=$1 nodes_list=$2 ranks_list=$3 threads=$4
+shift 4
+[ "${1:-}" = "--" ] && shift
+out="$ROOT/runs/scaling/$study"
+mkdir -p "$out"
+for nodes in $nodes_list; do
+    for rpn in $ranks_list; do
+        P=$((nodes * rpn))
+        args=()
+        for a in "$@"; do args+=("$a"); done
+        # weak scaling: --batch-per-rank B becomes --batch B*P
+        for i in "${!args[@]}"; do
+            if [ "${args[$i]}" = "--batch-per-rank" ]; then
+                args[$i]="--batch"
+                args[$((i + 1))]=$((args[$((i + 1))] * P))
+            fi
+        done
+        name="n$nodes-r$rpn-t$threads"
+        # shellcheck disable=SC2086
+        sbatch ${SBATCH_EXTRA:-} --job-name="scal-$study-$name" --nodes="$nodes" --ntasks-per-node="$rpn" \
+            --cpus-per-task="$threads" --output="$out/$name.out" --wrap \
+            "OMP_NUM_THREADS=$threads srun --mpi=pmix --cpu-bind=cores $ROOT/build/dptrain train ${args[*]} \
+             --quiet --metrics $out/$name.jsonl"
+    done
+done

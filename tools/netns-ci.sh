@@ -1,0 +1,90 @@
+#!/bin/bash
+# Several hosts on one machine, for CI: network namespaces joined by veth
+# links to a bridge (in a namespace of its own), each namespace a "node" with
+# its own address in 10.213.0.0/24 (used only between these namespaces). mpirun
+# runs inside the first node and starts the remote ranks through an rsh agent
+# that enters the target namespace; Open MPI's TCP transport carries the
+# traffic over the veth links. Checks that deterministic training across the
+# namespaced nodes gives the same model, bit for bit, as on one host, and
+# records a small scaling run (1 host vs 2 namespaced hosts, and 2 hosts behind
+# a 1 Gbit/s rate-limited link with tc tbf) for tools/scaling.py.
+# Usage: tools/netns-ci.sh [NODES=2]; needs root, iproute2, build/dptrain.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DPTRAIN=$ROOT/build/dptrain
+NODES=${1:-2}
+PFX=dptns$$
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+command -v ip >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; }
+T=$(mktemp -d)
+cleanup() {
+    for i in $(seq "$NODES"); do ip netns del "$PFX-n$i" 2>/dev/null || true; done
+    ip netns del "$PFX-br" 2>/dev/null || true
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+ip netns add "$PFX-br"
+ip -n "$PFX-br" link add br0 type bridge
+ip -n "$PFX-br" link set br0 up
+HOSTS=""
+for i in $(seq "$NODES"); do
+    ns=$PFX-n$i
+    ip netns add "$ns"
+    ip link add "v$i-$$" netns "$PFX-br" type veth peer name eth0 netns "$ns"
+    ip -n "$PFX-br" link set "v$i-$$" master br0 up
+    ip -n "$ns" addr add "10.213.0.$i/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" link set lo up
+    HOSTS="$HOSTS${HOSTS:+,}10.213.0.$i"
+done
+# The rsh agent: `agent [options] HOST COMMAND...` runs COMMAND in HOST's namespace.
+cat > "$T/nsrsh" <<AGENT
+#!/bin/bash
+while [ "\${1:0:1}" = "-" ]; do shift; done
+host=\$1; shift
+exec ip netns exec "$PFX-n\${host##*.}" /bin/sh -c "\$*"
+AGENT
+chmod +x "$T/nsrsh"
+echo "namespaced hosts: $HOSTS"
+
+awk 'BEGIN { srand(5); for (i = 0; i < 3000; i++) { s = 0; line = "";
+       for (j = 0; j < 16; j++) { v = rand() * 2 - 1; s += v * (j % 4 - 1.5); line = line sprintf("%.5f,", v) }
+       print line (s > 1 ? 3 : s > 0 ? 2 : s > -1 ? 1 : 0) } }' > "$T/d.csv"
+"$DPTRAIN" convert csv "$T/d.csv" -o "$T/d.h5" >/dev/null
+ARGS=(--data "$T/d.h5" --layers 16,64,64,4 --hidden tanh --optimizer adam --lr 0.003 --batch 32 --epochs 3
+      --deterministic --quiet)
+MPI_NET=(--mca plm_rsh_agent "$T/nsrsh" --mca btl tcp,self --mca btl_tcp_if_include eth0
+         --mca oob_tcp_if_include eth0 --mca mpi_yield_when_idle 1 --oversubscribe)
+
+mpirun -np 1 "$DPTRAIN" train "${ARGS[@]}" --save "$T/one-host.h5" </dev/null
+ip netns exec "$PFX-n1" mpirun -np "$NODES" --host "$HOSTS" "${MPI_NET[@]}" \
+    "$DPTRAIN" train "${ARGS[@]}" --save "$T/namespaced.h5" </dev/null
+nodes_seen=$(ip netns exec "$PFX-n1" mpirun -np "$NODES" --host "$HOSTS" "${MPI_NET[@]}" \
+    /bin/sh -c 'ip -4 -o addr show eth0 | awk "{print \$4}"' </dev/null | sort -u | wc -l)
+rc=0
+if h5diff -q "$T/one-host.h5" "$T/namespaced.h5" /model /model && [ "$nodes_seen" -eq "$NODES" ]; then
+    echo "ok   $NODES namespaced hosts over TCP ($nodes_seen distinct addresses): model bitwise identical to one host"
+else
+    echo "FAIL namespaced training differs from one host (or ranks did not run on $NODES hosts: $nodes_seen)"
+    rc=1
+fi
+
+# A small timing run for the scaling tool: 1 host, then 2 hosts, then 2 hosts behind 1 Gbit/s.
+if [ -n "${SCALING_DIR:-}" ]; then
+    mkdir -p "$SCALING_DIR"
+    RUN=(--data "$T/d.h5" --layers 16,512,512,4 --batch 128 --epochs 1 --max-steps 150 --quiet)
+    ip netns exec "$PFX-n1" mpirun -np 1 --host 10.213.0.1 "${MPI_NET[@]}" "$DPTRAIN" train "${RUN[@]}" \
+        --metrics "$SCALING_DIR/n1-r1-t1.jsonl" </dev/null
+    ip netns exec "$PFX-n1" mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$DPTRAIN" train "${RUN[@]}" \
+        --metrics "$SCALING_DIR/n2-r1-t1.jsonl" </dev/null
+    for i in 1 2; do
+        ip netns exec "$PFX-n$i" tc qdisc add dev eth0 root tbf rate 1gbit burst 128kb latency 50ms
+    done
+    mkdir -p "$SCALING_DIR-1gbit"
+    cp "$SCALING_DIR/n1-r1-t1.jsonl" "$SCALING_DIR-1gbit/"
+    ip netns exec "$PFX-n1" mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$DPTRAIN" train "${RUN[@]}" \
+        --metrics "$SCALING_DIR-1gbit/n2-r1-t1.jsonl" </dev/null
+    echo "scaling runs in $SCALING_DIR and $SCALING_DIR-1gbit"
+fi
+exit $rc
