@@ -78,6 +78,8 @@ if [ -n "${SCALING_DIR:-}" ]; then
         --metrics "$SCALING_DIR/n1-r1-t1.jsonl" </dev/null
     ip netns exec "$PFX-n1" mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$DPTRAIN" train "${RUN[@]}" \
         --metrics "$SCALING_DIR/n2-r1-t1.jsonl" </dev/null
+    ip netns exec "$PFX-n1" mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$ROOT/build/bench_allreduce" 30 \
+        </dev/null > "$SCALING_DIR/allreduce.json"
     for i in 1 2; do
         ip netns exec "$PFX-n$i" tc qdisc add dev eth0 root tbf rate 1gbit burst 128kb latency 50ms
     done
@@ -85,6 +87,8 @@ if [ -n "${SCALING_DIR:-}" ]; then
     cp "$SCALING_DIR/n1-r1-t1.jsonl" "$SCALING_DIR-1gbit/"
     ip netns exec "$PFX-n1" mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$DPTRAIN" train "${RUN[@]}" \
         --metrics "$SCALING_DIR-1gbit/n2-r1-t1.jsonl" </dev/null
+    ip netns exec "$PFX-n1" mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$ROOT/build/bench_allreduce" 10 \
+        </dev/null > "$SCALING_DIR-1gbit/allreduce.json"
     echo "scaling runs in $SCALING_DIR and $SCALING_DIR-1gbit"
 fi
 exit $rc

@@ -76,10 +76,16 @@ def load(d):
     return rows
 
 
-def fit_alpha_beta(rows, nbytes):
-    """Least squares of t = alpha * a(P) + (1/beta) * b(P) over runs with P > 1."""
+def fit_alpha_beta(rows, nbytes, bench=None, fit_ranks=None):
+    """Least squares of t = alpha * ceil(log2 P) + (1/beta) * 2 (P-1)/P n, with
+    alpha, 1/beta >= 0, over the runs with P > 1 (their allreduce wait per step,
+    min over ranks, for n = nbytes) and the points of an allreduce
+    micro-benchmark (bench_allreduce JSON: several n at one P)."""
     pts = [(math.ceil(math.log2(r["ranks"])), 2 * (r["ranks"] - 1) / r["ranks"] * nbytes, r["allreduce_per_step_s"])
-           for r in rows if r["ranks"] > 1]
+           for r in rows if r["ranks"] > 1 and (not fit_ranks or r["ranks"] in fit_ranks)]
+    if bench:
+        P = bench["ranks"]
+        pts += [(math.ceil(math.log2(P)), 2 * (P - 1) / P * b["bytes"], b["ours_us"] * 1e-6) for b in bench["sizes"]]
     if not pts:
         return None, None
     saa = sum(a * a for a, b, t in pts); sab = sum(a * b for a, b, t in pts); sbb = sum(b * b for a, b, t in pts)
@@ -93,6 +99,8 @@ def fit_alpha_beta(rows, nbytes):
     inv_beta = (saa * sbt - sab * sat) / det
     if alpha < 0:  # constrain: latency cannot be negative
         alpha, inv_beta = 0.0, sbt / sbb
+    if inv_beta <= 0:  # nor can the time per byte
+        alpha, inv_beta = sat / saa, 0.0
     return alpha, (1.0 / inv_beta if inv_beta > 0 else None)
 
 
@@ -106,7 +114,9 @@ def cmd_report(args):
         # strong: the same work, efficiency = speedup / cores; weak: per-core throughput kept
         r["efficiency"] = r["speedup"] / (r["cores"] / base["cores"])
     nbytes = args.bytes
-    alpha, beta = fit_alpha_beta(rows, nbytes) if nbytes else (None, None)
+    bench = json.load(open(args.allreduce_bench)) if args.allreduce_bench else None
+    fit_ranks = [int(v) for v in args.fit_ranks.split(",")] if args.fit_ranks else None
+    alpha, beta = fit_alpha_beta(rows, nbytes, bench, fit_ranks) if nbytes else (None, None)
     cols = ["nodes", "ranks_per_node", "threads", "ranks", "cores", "samples_per_s", "speedup", "efficiency",
             "imbalance", "allreduce_per_step_s", "compute_mean_s", "compute_max_s", "allreduce_mean_s",
             "allreduce_max_s", "data_mean_s", "update_mean_s", "eval_mean_s"]
@@ -124,7 +134,8 @@ def cmd_report(args):
                      f"{r['allreduce_mean_s']:.3f} / {r['allreduce_max_s']:.3f} | "
                      f"{1e3 * r['allreduce_per_step_s']:.3f} | {r['imbalance']:.3f} |")
     if alpha is not None and beta:
-        lines.append(f"\nalpha-beta fit of the allreduce wait per step ({nbytes} bytes): "
+        used = "runs with P in " + (args.fit_ranks or "all") + (" and the allreduce micro-benchmark" if bench else "")
+        lines.append(f"\nalpha-beta fit of the allreduce time ({used}; {nbytes} bytes a step): "
                      f"alpha = {alpha * 1e6:.1f} us, beta = {beta / 1e9:.3f} GB/s")
         lines.append("model (extrapolated, not measured): " + ", ".join(
             f"P={P}: {1e3 * (alpha * math.ceil(math.log2(P)) + 2 * (P - 1) / P * nbytes / beta):.2f} ms"
@@ -189,6 +200,8 @@ def main():
     p.add_argument("--study", default="strong")
     p.add_argument("--label", default="")
     p.add_argument("--bytes", type=int, default=0, help="bytes reduced per step (4 x (parameters + 8)) for the fit")
+    p.add_argument("--allreduce-bench", help="bench_allreduce JSON to add to the fit (several sizes at one P)")
+    p.add_argument("--fit-ranks", help="rank counts whose runs enter the fit (e.g. 2: leave oversubscribed runs out)")
     args = ap.parse_args(argv)
     if args.cmd == "run":
         cmd_run(args, train_args)
