@@ -12,6 +12,9 @@ with matplotlib, into docs/figures/:
                     against cross-entropy
   curves.png        training curves (loss and accuracy per epoch, train and test)
                     from metrics files
+  scaling.png       throughput, speedup and efficiency against ranks, from the
+                    scaling-study tool (tools/scaling_study.sh; as root only,
+                    for its namespaced hosts; --no-scaling skips it)
 
 Prints the per-layer gradient ratios at initialisation as JSON (stdout).
 Usage: tools/figures.py [--out docs/figures] [--quick]
@@ -214,6 +217,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "figures"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--curves", nargs="*", help="only plot these metrics files into OUT/curves.png")
+    ap.add_argument("--no-scaling", action="store_true", help="do not rerun the scaling study")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     if args.curves:
@@ -225,6 +229,8 @@ def main():
         ratios = vanishing(args.out, tmp, args.quick)
         neuron(args.out, tmp)
         curves(args.out, tmp, args.quick)
+    if not args.no_scaling and os.geteuid() == 0:
+        subprocess.run([os.path.join(ROOT, "tools", "scaling_study.sh")], check=True, stdout=subprocess.DEVNULL)
     print(json.dumps(ratios, indent=1))
 
 
