@@ -16,7 +16,7 @@ NODES=${1:-2}
 PFX=dptns$$
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 command -v ip >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; }
-T=$(mktemp -d)
+T=$(mktemp -d "$ROOT/runs/netns.XXXXXX" 2>/dev/null || { mkdir -p "$ROOT/runs"; mktemp -d "$ROOT/runs/netns.XXXXXX"; })
 cleanup() {
     for i in $(seq "$NODES"); do ip netns del "$PFX-n$i" 2>/dev/null || true; done
     ip netns del "$PFX-br" 2>/dev/null || true
@@ -38,12 +38,17 @@ for i in $(seq "$NODES"); do
     ip -n "$ns" link set lo up
     HOSTS="$HOSTS${HOSTS:+,}10.213.0.$i"
 done
-# The rsh agent: `agent [options] HOST COMMAND...` runs COMMAND in HOST's namespace.
+# Each node but the first (the head, where mpirun runs) also gets its own
+# hostname, /etc/hosts and /tmp: the rsh agent `agent [options] HOST COMMAND...`
+# enters HOST's network namespace, then new UTS and mount namespaces.
+for i in $(seq "$NODES"); do echo "10.213.0.$i node$i"; done > "$T/hosts"
 cat > "$T/nsrsh" <<AGENT
 #!/bin/bash
 while [ "\${1:0:1}" = "-" ]; do shift; done
 host=\$1; shift
-exec ip netns exec "$PFX-n\${host##*.}" /bin/sh -c "\$*"
+i=\${host##*.}
+exec ip netns exec "$PFX-n\$i" unshare --uts --mount /bin/sh -c \
+    "hostname node\$i && mount -t tmpfs tmpfs /tmp && mount --bind $T/hosts /etc/hosts && exec \$*"
 AGENT
 chmod +x "$T/nsrsh"
 echo "namespaced hosts: $HOSTS"
@@ -61,7 +66,8 @@ mpirun -np 1 "$DPTRAIN" train "${ARGS[@]}" --save "$T/one-host.h5" </dev/null
 ip netns exec "$PFX-n1" mpirun -np "$NODES" --host "$HOSTS" "${MPI_NET[@]}" \
     "$DPTRAIN" train "${ARGS[@]}" --save "$T/namespaced.h5" </dev/null
 nodes_seen=$(ip netns exec "$PFX-n1" mpirun -np "$NODES" --host "$HOSTS" "${MPI_NET[@]}" \
-    /bin/sh -c 'ip -4 -o addr show eth0 | awk "{print \$4}"' </dev/null | sort -u | wc -l)
+    /bin/sh -c 'echo "$(hostname) $(ip -4 -o addr show eth0 | awk "{print \$4}")"' </dev/null | sort -u | tee "$T/seen" | wc -l)
+sed 's/^/     rank on: /' "$T/seen"
 rc=0
 if h5diff -q "$T/one-host.h5" "$T/namespaced.h5" /model /model && [ "$nodes_seen" -eq "$NODES" ]; then
     echo "ok   $NODES namespaced hosts over TCP ($nodes_seen distinct addresses): model bitwise identical to one host"
