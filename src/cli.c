@@ -8,6 +8,7 @@
 #include "dptrain/config.h"
 #include "dptrain/data.h"
 #include "dptrain/log.h"
+#include "dptrain/trace.h"
 #include "dptrain/train.h"
 
 static const char usage[] =
@@ -32,7 +33,7 @@ static const char convert_help[] =
     "       dptrain convert csv TRAIN.csv [TEST.csv] -o FILE.h5 [--label-col N|last] [--header] [--scale S]\n"
     "IDX files (MNIST format, gzip or plain) become uint8 x with scale 1/255 and integer labels.\n"
     "CSV rows are numbers; the label column (default: last) holds class labels; features are multiplied by S.\n";
-static const char info_help[] = "Usage: dptrain info FILE.h5\nDescribes a dataset, model or checkpoint file.\n";
+static const char info_help[] = "Usage: dptrain info FILE.h5\nDescribes a dataset, model, checkpoint or trace file.\n";
 
 static int wants_help(int argc, char **argv)
 {
@@ -200,6 +201,8 @@ static DptStatus cmd_info(int argc, char **argv)
 {
     if (argc != 1)
         return dpt_err(DPT_EUSAGE, "info: expected one file (dptrain info FILE.h5)");
+    if (dpt_trace_is_trace(argv[0]))
+        return dpt_trace_describe(argv[0], stdout);
     if (dpt_ckpt_is_ours(argv[0]))
         return dpt_ckpt_describe(argv[0], stdout);
     return dpt_data_describe_dataset(argv[0], stdout);

@@ -254,3 +254,50 @@ DptStatus dpt_trace_close(DptTrace **tp)
     *tp = NULL;
     return st;
 }
+
+int dpt_trace_is_trace(const char *path)
+{
+    hid_t f;
+    char fmt[32] = "";
+    if (dpt_h5_open_read(path, &f) != DPT_OK) {
+        dpt_err_clear();
+        return 0;
+    }
+    if (H5Aexists(f, "format") > 0 && dpt_h5_read_attr_string(f, "format", fmt, sizeof fmt) != DPT_OK)
+        dpt_err_clear();
+    H5Fclose(f);
+    return strcmp(fmt, "dptrain-trace") == 0;
+}
+
+DptStatus dpt_trace_describe(const char *path, FILE *out)
+{
+    hid_t f;
+    DPT_TRY(dpt_h5_open_read(path, &f));
+    DptStatus st = DPT_OK;
+    int layers[DPT_MAX_LAYERS + 1], n = 0;
+    int64_t every = 0;
+    char names[DPT_TRACE_MAX_PARAMS * 32 + 64] = "";
+    hid_t g = H5Gopen2(f, G_TRACE, H5P_DEFAULT), d = H5I_INVALID_HID, sp = H5I_INVALID_HID;
+    hsize_t records = 0;
+    if (g < 0 || dpt_h5_read_attr_ints(g, "layers", layers, DPT_MAX_LAYERS + 1, &n) != DPT_OK ||
+        dpt_h5_read_attr_int64(g, "every", &every) != DPT_OK ||
+        dpt_h5_read_attr_string(g, "param_names", names, sizeof names) != DPT_OK ||
+        (d = H5Dopen2(g, "step", H5P_DEFAULT)) < 0) {
+        dpt_err_clear();
+        st = dpt_err(DPT_EINPUT, "%s: not a readable dptrain trace", path);
+    } else {
+        sp = H5Dget_space(d);
+        H5Sget_simple_extent_dims(sp, &records, NULL);
+        fprintf(out, "%s: dptrain trace, %llu records (every %lld steps), layers ", path, (unsigned long long)records,
+                (long long)every);
+        for (int i = 0; i < n; i++)
+            fprintf(out, "%s%d", i ? "," : "", layers[i]);
+        fprintf(out, "\n  datasets: step, loss, grad_norm_weight, grad_norm_bias%s%s\n", names[0] ? ", params: " : "",
+                names);
+    }
+    if (sp >= 0) H5Sclose(sp);
+    if (d >= 0) H5Dclose(d);
+    if (g >= 0) H5Gclose(g);
+    H5Fclose(f);
+    return st;
+}

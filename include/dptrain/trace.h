@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "dptrain/net.h"
 #include "dptrain/status.h"
@@ -43,6 +44,10 @@ int dpt_trace_wants(const DptTrace *t, int64_t step);
  * the parameters after the update, which completes the record. */
 void dpt_trace_grads(DptTrace *t, int64_t step, double loss, const float *grad, double count);
 DptStatus dpt_trace_params(DptTrace *t, const float *params);
+/* For `dptrain info`: is this a trace file, and what does it hold? */
+int dpt_trace_is_trace(const char *path);
+DptStatus dpt_trace_describe(const char *path, FILE *out);
+
 /* Flushes and closes (NULL-safe). */
 DptStatus dpt_trace_close(DptTrace **t);
 
