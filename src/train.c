@@ -1070,73 +1070,79 @@ static DptStatus load_model_and_split(const DptDist *d, const char *model, const
     return load_split(d, data, which, 1, arch, s, win);
 }
 
-DptStatus dpt_eval_run(const char *model, const char *data, const char *split, const DptDist *d)
-{
+/* What eval and predict share: the model, one split, work buffers. */
+typedef struct {
     DptArch arch;
-    float *params = NULL;
+    float *params;
     DptSplit s;
-    void *win = NULL;
-    const char *name = NULL;
+    void *win;
+    const char *name;
     DptWork w;
-    memset(&w, 0, sizeof w);
-    memset(&s, 0, sizeof s);
+} ModelRun;
+
+/* Collective. */
+static DptStatus model_run_open(ModelRun *m, const DptDist *d, const char *model, const char *data, const char *split)
+{
+    memset(m, 0, sizeof *m);
     DptStatus st = dpt_dist_agree(d, dpt_kern_init(), NULL);
     if (st == DPT_OK)
-        st = load_model_and_split(d, model, data, split, &arch, &params, &s, &win, &name);
+        st = load_model_and_split(d, model, data, split, &m->arch, &m->params, &m->s, &m->win, &m->name);
     if (st == DPT_OK)
-        st = dpt_dist_agree(d, dpt_work_init(&w, &arch, 1024), NULL);
+        st = dpt_dist_agree(d, dpt_work_init(&m->w, &m->arch, 1024), NULL);
+    return st;
+}
+
+static void model_run_close(ModelRun *m)
+{
+    dpt_work_free(&m->w);
+    free(m->params);
+    dpt_dist_shared_free(&m->win);
+}
+
+DptStatus dpt_eval_run(const char *model, const char *data, const char *split, const DptDist *d)
+{
+    ModelRun m;
+    DptStatus st = model_run_open(&m, d, model, data, split);
     if (st == DPT_OK) {
         double loss, acc;
-        evaluate(d, &arch, params, &w, &s, &loss, &acc);
-        dpt_log_info("%s on %s /%s: loss %.6f accuracy %.4f (%zu samples, cost %s)\n", model, data, name, loss, acc,
-                     s.info.n, dpt_cost_name(arch.cost));
+        evaluate(d, &m.arch, m.params, &m.w, &m.s, &loss, &acc);
+        dpt_log_info("%s on %s /%s: loss %.6f accuracy %.4f (%zu samples, cost %s)\n", model, data, m.name, loss, acc,
+                     m.s.info.n, dpt_cost_name(m.arch.cost));
     }
-    dpt_work_free(&w);
-    free(params);
-    dpt_dist_shared_free(&win);
+    model_run_close(&m);
     return st;
 }
 
 DptStatus dpt_predict_run(const char *model, const char *data, const char *split, const char *out, const DptDist *d)
 {
-    DptArch arch;
-    float *params = NULL, *outputs = NULL;
+    ModelRun m;
+    float *outputs = NULL;
     int32_t *pred = NULL;
-    DptSplit s;
-    void *win = NULL;
-    const char *name = NULL;
-    DptWork w;
-    memset(&w, 0, sizeof w);
-    memset(&s, 0, sizeof s);
-    DptStatus st = dpt_dist_agree(d, dpt_kern_init(), NULL);
-    if (st == DPT_OK)
-        st = load_model_and_split(d, model, data, split, &arch, &params, &s, &win, &name);
+    DptStatus st = model_run_open(&m, d, model, data, split);
     if (st == DPT_OK && d->rank == 0) {
         /* Rank 0 alone: prediction is one forward pass, rarely worth sharding. */
-        size_t n = s.info.n, k = (size_t)arch.sizes[arch.n_layers];
-        st = dpt_work_init(&w, &arch, 1024);
-        outputs = st == DPT_OK ? dpt_calloc(n * k, sizeof(float), "outputs") : NULL;
+        const int L = m.arch.n_layers;
+        size_t n = m.s.info.n, k = (size_t)m.arch.sizes[L];
+        outputs = dpt_calloc(n * k, sizeof(float), "outputs");
         pred = outputs ? dpt_calloc(n, sizeof(int32_t), "predictions") : NULL;
-        if (st == DPT_OK && !pred)
+        if (!pred)
             st = DPT_ENOMEM;
-        for (size_t r = 0; st == DPT_OK && r < n; r += w.cap) {
-            size_t m = n - r < w.cap ? n - r : w.cap;
-            dpt_data_gather(w.act[0], w.y, w.cls, &s, NULL, r, m, k);
-            dpt_net_forward(&w, &arch, params, m);
-            memcpy(outputs + r * k, w.act[arch.n_layers], m * k * sizeof(float));
-            for (size_t i = 0; i < m; i++)
-                pred[r + i] = dpt_loss_predict(w.act[arch.n_layers] + i * k, k);
+        for (size_t r = 0; st == DPT_OK && r < n; r += m.w.cap) {
+            size_t rows = n - r < m.w.cap ? n - r : m.w.cap;
+            dpt_data_gather(m.w.act[0], m.w.y, m.w.cls, &m.s, NULL, r, rows, k);
+            dpt_net_forward(&m.w, &m.arch, m.params, rows);
+            memcpy(outputs + r * k, m.w.act[L], rows * k * sizeof(float));
+            for (size_t i = 0; i < rows; i++)
+                pred[r + i] = dpt_loss_predict(m.w.act[L] + i * k, k);
         }
         if (st == DPT_OK)
-            st = dpt_data_write_predictions(out, outputs, pred, n, k, model, name);
+            st = dpt_data_write_predictions(out, outputs, pred, n, k, model, m.name);
         if (st == DPT_OK)
-            dpt_log_info("wrote %zu predictions of %s on /%s to %s\n", n, model, name, out);
+            dpt_log_info("wrote %zu predictions of %s on /%s to %s\n", n, model, m.name, out);
     }
     st = dpt_dist_agree(d, st, NULL);
-    dpt_work_free(&w);
-    free(params);
     free(outputs);
     free(pred);
-    dpt_dist_shared_free(&win);
+    model_run_close(&m);
     return st;
 }

@@ -9,6 +9,8 @@
 #include "dptrain/config.h"
 #include "dptrain/dist.h"
 #include "dptrain/train.h"
+#include "dptrain/loss.h"
+#include "dptrain/net.h"
 
 static DptDist dist;
 
@@ -278,6 +280,58 @@ static void test_sgd_visits_every_sample_once(void **state)
     free(q);
 }
 
+/* predict writes the outputs of a forward pass and their argmax; eval agrees. */
+static void test_predict_and_eval(void **state)
+{
+    (void)state;
+    const char *data = tu_path("pred-data.h5"), *model = tu_path("pred-model.h5"), *out = tu_path("pred.h5");
+    tu_make_dataset(data, 40, 5, 3, 8);
+    DptConfig c;
+    dpt_config_defaults(&c);
+    snprintf(c.data, sizeof c.data, "%s", data);
+    snprintf(c.save, sizeof c.save, "%s", model);
+    c.n_sizes = 3;
+    c.sizes[0] = 5;
+    c.sizes[1] = 6;
+    c.sizes[2] = 3;
+    c.epochs = 3;
+    c.quiet = 1;
+    assert_int_equal(dpt_train_run(&c, &dist, NULL, NULL), DPT_OK);
+    assert_int_equal(dpt_predict_run(model, data, "train", out, &dist), DPT_OK);
+    DptArch a;
+    float *p = NULL;
+    assert_int_equal(dpt_ckpt_load_model(model, &a, &p), DPT_OK);
+    DptSplitInfo info;
+    DptSplit sp;
+    assert_int_equal(dpt_data_probe(data, "train", 1, &info), DPT_OK);
+    void *mem = aligned_alloc(64, (dpt_data_bytes(&info) + 63) / 64 * 64);
+    assert_int_equal(dpt_data_load(data, "train", &info, mem, &sp), DPT_OK);
+    DptWork w;
+    assert_int_equal(dpt_work_init(&w, &a, 40), DPT_OK);
+    dpt_data_gather(w.act[0], w.y, w.cls, &sp, NULL, 0, 40, 3);
+    dpt_net_forward(&w, &a, p, 40);
+    float outputs[40 * 3];
+    int32_t cls[40];
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "predictions/output", H5P_DEFAULT);
+    H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, outputs);
+    H5Dclose(d);
+    d = H5Dopen2(f, "predictions/class", H5P_DEFAULT);
+    H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, cls);
+    H5Dclose(d);
+    H5Fclose(f);
+    assert_memory_equal(outputs, w.act[2], sizeof outputs);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(cls[i], dpt_loss_predict(w.act[2] + 3 * i, 3));
+    assert_int_equal(dpt_eval_run(model, data, "train", &dist), DPT_OK);
+    dpt_err_clear();
+    assert_int_equal(dpt_eval_run(model, data, "nosuch", &dist), DPT_EUSAGE);
+    dpt_err_clear();
+    dpt_work_free(&w);
+    free(mem);
+    free(p);
+}
+
 static void test_init_from_mismatch(void **state)
 {
     (void)state;
@@ -314,6 +368,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_trace_single_neuron),
         cmocka_unit_test(test_full_batch_is_mean_gradient),
         cmocka_unit_test(test_sgd_visits_every_sample_once),
+        cmocka_unit_test(test_predict_and_eval),
         cmocka_unit_test(test_init_from_mismatch),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
