@@ -16,7 +16,11 @@ NODES=${1:-2}
 PFX=dptns$$
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 command -v ip >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; }
-T=$(mktemp -d "$ROOT/runs/netns.XXXXXX" 2>/dev/null || { mkdir -p "$ROOT/runs"; mktemp -d "$ROOT/runs/netns.XXXXXX"; })
+# Files the remote hosts read live outside /tmp (which they replace by their
+# own), binaries included: the checkout itself may sit under /tmp.
+T=$(mktemp -d /var/tmp/dptns.XXXXXX)
+cp "$ROOT/build/dptrain" "$ROOT/build/bench_allreduce" "$T/"
+DPTRAIN=$T/dptrain
 cleanup() {
     for i in $(seq "$NODES"); do ip netns del "$PFX-n$i" 2>/dev/null || true; done
     ip netns del "$PFX-br" 2>/dev/null || true
@@ -48,7 +52,7 @@ while [ "\${1:0:1}" = "-" ]; do shift; done
 host=\$1; shift
 i=\${host##*.}
 exec ip netns exec "$PFX-n\$i" unshare --uts --mount /bin/sh -c \
-    "hostname node\$i && mount -t tmpfs tmpfs /tmp && mount --bind $T/hosts /etc/hosts && exec \$*"
+    "hostname node\$i && mount --bind $T/hosts /etc/hosts && mount -t tmpfs tmpfs /tmp && exec \$*"
 AGENT
 chmod +x "$T/nsrsh"
 echo "namespaced hosts: $HOSTS"
@@ -84,7 +88,7 @@ if [ -n "${SCALING_DIR:-}" ]; then
         --metrics "$SCALING_DIR/n1-r1-t1.jsonl" </dev/null
     ip netns exec "$PFX-n1" mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$DPTRAIN" train "${RUN[@]}" \
         --metrics "$SCALING_DIR/n2-r1-t1.jsonl" </dev/null
-    ip netns exec "$PFX-n1" mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$ROOT/build/bench_allreduce" 30 \
+    ip netns exec "$PFX-n1" mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$T/bench_allreduce" 30 \
         </dev/null > "$SCALING_DIR/allreduce.json"
     for i in 1 2; do
         ip netns exec "$PFX-n$i" tc qdisc add dev eth0 root tbf rate 1gbit burst 128kb latency 50ms
@@ -93,7 +97,7 @@ if [ -n "${SCALING_DIR:-}" ]; then
     cp "$SCALING_DIR/n1-r1-t1.jsonl" "$SCALING_DIR-1gbit/"
     ip netns exec "$PFX-n1" mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$DPTRAIN" train "${RUN[@]}" \
         --metrics "$SCALING_DIR-1gbit/n2-r1-t1.jsonl" </dev/null
-    ip netns exec "$PFX-n1" mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$ROOT/build/bench_allreduce" 10 \
+    ip netns exec "$PFX-n1" mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$T/bench_allreduce" 10 \
         </dev/null > "$SCALING_DIR-1gbit/allreduce.json"
     echo "scaling runs in $SCALING_DIR and $SCALING_DIR-1gbit"
 fi
