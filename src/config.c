@@ -55,7 +55,7 @@ static const Option options[] = {
     {"save", T_STR, F(save), "FILE.h5", "write the trained model", 0},
     {"metrics", T_STR, F(metrics), "FILE.jsonl", "one JSON object per epoch", 0},
     {"quiet", T_FLAG, F(quiet), NULL, "print errors only", 0},
-    {"progress", T_FLAG, F(progress), NULL, "progress bar on a terminal (default on)", 0},
+    {"progress", T_FLAG, F(progress), NULL, "progress bar on a terminal (default on; --no-progress)", 0},
     {"checkpoint-dir", T_STR, F(checkpoint_dir), "DIR", "write checkpoints (ckpt-<step>.h5) to DIR", 0},
     {"checkpoint-every", T_INT, F(checkpoint_every), "N", "steps between checkpoints (0: only at stops and the end)", 0},
     {"checkpoint-epoch", T_FLAG, F(checkpoint_epoch), NULL, "also write a checkpoint at the end of every epoch", 0},
@@ -424,6 +424,8 @@ size_t dpt_config_format(const DptConfig *c, char *buf, size_t len)
         }
         case T_FLAG: OUT("%s = %s\n", o->name, *(const int *)field ? "true" : "false"); break;
         case T_LAYERS:
+            if (c->n_sizes == 0)
+                break;
             OUT("layers = ");
             for (int l = 0; l < c->n_sizes; l++)
                 OUT("%s%d", l ? "," : "", c->sizes[l]);
