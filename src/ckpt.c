@@ -191,6 +191,21 @@ done:
     return st;
 }
 
+/* /model/layer_<l>/weight and bias of every layer, into params (arch's layout). */
+static DptStatus read_layers(hid_t f, const char *path, const DptArch *arch, float *params)
+{
+    for (int l = 0; l < arch->n_layers; l++) {
+        char name[96];
+        hsize_t wd[2] = {(hsize_t)arch->sizes[l + 1], (hsize_t)arch->sizes[l]};
+        hsize_t bd[1] = {(hsize_t)arch->sizes[l + 1]};
+        snprintf(name, sizeof name, "%s/layer_%d/%s", G_MODEL, l, D_WEIGHT);
+        DPT_TRY(read_tensor(f, path, name, params + arch->w_off[l], 2, wd));
+        snprintf(name, sizeof name, "%s/layer_%d/%s", G_MODEL, l, D_BIAS);
+        DPT_TRY(read_tensor(f, path, name, params + arch->b_off[l], 1, bd));
+    }
+    return DPT_OK;
+}
+
 static DptStatus load_model_f(hid_t f, const char *path, DptArch *arch, float **params)
 {
     DptStatus st = DPT_OK;
@@ -202,15 +217,7 @@ static DptStatus load_model_f(hid_t f, const char *path, DptArch *arch, float **
         st = DPT_ENOMEM;
         goto done;
     }
-    for (int l = 0; l < arch->n_layers; l++) {
-        char name[96];
-        hsize_t wd[2] = {(hsize_t)arch->sizes[l + 1], (hsize_t)arch->sizes[l]};
-        hsize_t bd[1] = {(hsize_t)arch->sizes[l + 1]};
-        snprintf(name, sizeof name, "%s/layer_%d/%s", G_MODEL, l, D_WEIGHT);
-        DPT_TRY_GOTO(st, read_tensor(f, path, name, *params + arch->w_off[l], 2, wd), done);
-        snprintf(name, sizeof name, "%s/layer_%d/%s", G_MODEL, l, D_BIAS);
-        DPT_TRY_GOTO(st, read_tensor(f, path, name, *params + arch->b_off[l], 1, bd), done);
-    }
+    DPT_TRY_GOTO(st, read_layers(f, path, arch, *params), done);
 done:
     if (st != DPT_OK) {
         free(*params);
@@ -448,15 +455,7 @@ static DptStatus load_ckpt_f(hid_t f, const char *path, const DptArch *arch, flo
                      dpt_act_name(arch->hidden), dpt_act_name(arch->output));
         goto done;
     }
-    for (int l = 0; l < arch->n_layers; l++) {
-        char name[96];
-        hsize_t wd[2] = {(hsize_t)arch->sizes[l + 1], (hsize_t)arch->sizes[l]};
-        hsize_t bd[1] = {(hsize_t)arch->sizes[l + 1]};
-        snprintf(name, sizeof name, "%s/layer_%d/%s", G_MODEL, l, D_WEIGHT);
-        DPT_TRY_GOTO(st, read_tensor(f, path, name, params + arch->w_off[l], 2, wd), done);
-        snprintf(name, sizeof name, "%s/layer_%d/%s", G_MODEL, l, D_BIAS);
-        DPT_TRY_GOTO(st, read_tensor(f, path, name, params + arch->b_off[l], 1, bd), done);
-    }
+    DPT_TRY_GOTO(st, read_layers(f, path, arch, params), done);
     if ((g = H5Gopen2(f, G_OPTIMIZER, H5P_DEFAULT)) < 0) {
         st = dpt_err(DPT_EINPUT, "%s: missing group /%s", path, G_OPTIMIZER);
         goto done;

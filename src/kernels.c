@@ -452,6 +452,22 @@ void dpt_kern_forward(float *restrict Z, const float *restrict X, const float *r
             Z[r * out + o] += b[o];
 }
 
+/* row[0..m) := softmax(row), shifted by the row maximum so that exp never overflows. */
+static inline void softmax_row(float *row, size_t m)
+{
+    float mx = row[0];
+    for (size_t j = 1; j < m; j++)
+        mx = row[j] > mx ? row[j] : mx;
+    float s = 0.0f;
+    for (size_t j = 0; j < m; j++) {
+        row[j] = expf(row[j] - mx);
+        s += row[j];
+    }
+    float inv = 1.0f / s;
+    for (size_t j = 0; j < m; j++)
+        row[j] *= inv;
+}
+
 static inline float act1(float z, DptAct f)
 {
     switch (f) {
@@ -482,17 +498,7 @@ void dpt_kern_forward_act(float *restrict A, float *restrict zsave, const float 
         if (zr)
             memcpy(zr, row, out * sizeof(float));
         if (f == DPT_ACT_SOFTMAX) {
-            float mx = row[0];
-            for (size_t j = 1; j < out; j++)
-                mx = row[j] > mx ? row[j] : mx;
-            float s = 0.0f;
-            for (size_t j = 0; j < out; j++) {
-                row[j] = expf(row[j] - mx);
-                s += row[j];
-            }
-            float inv = 1.0f / s;
-            for (size_t j = 0; j < out; j++)
-                row[j] *= inv;
+            softmax_row(row, out);
         } else if (f != DPT_ACT_LINEAR) {
             for (size_t o = 0; o < out; o++)
                 row[o] = act1(row[o], f);
@@ -562,18 +568,7 @@ void dpt_kern_activate(float *restrict A, DptAct f, size_t n, size_t m)
         /* Row-wise, shifted by the row maximum so that exp never overflows. */
 #pragma omp parallel for schedule(static) if (total > 65536)
         for (size_t r = 0; r < n; r++) {
-            float *row = A + r * m;
-            float mx = row[0];
-            for (size_t j = 1; j < m; j++)
-                mx = row[j] > mx ? row[j] : mx;
-            float s = 0.0f;
-            for (size_t j = 0; j < m; j++) {
-                row[j] = expf(row[j] - mx);
-                s += row[j];
-            }
-            float inv = 1.0f / s;
-            for (size_t j = 0; j < m; j++)
-                row[j] *= inv;
+            softmax_row(A + r * m, m);
         }
         break;
     }

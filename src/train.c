@@ -709,6 +709,19 @@ static DptStatus resume(Trainer *t, Ckpt *c, DptTrainState *ts)
 
 /* ---------------------------------------------------------------- the run */
 
+/* Releases what set-up acquired when it fails (every rank; the status is agreed). */
+static DptStatus run_abort(Trainer *t, Ckpt *ck, DptMetricsFile *mf, DptTrace **trace, DptStatus st)
+{
+    if (trace)
+        dpt_trace_close(trace);
+    if (t->d->rank == 0)
+        dpt_metrics_close(mf);
+    dpt_ckpt_dir_unlock(&ck->lock_fd);
+    free(ck->history);
+    trainer_free(t);
+    return st;
+}
+
 DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *res, float **final_params)
 {
     Trainer t;
@@ -743,14 +756,8 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
         }
     }
     st = dpt_dist_agree(d, st, NULL);
-    if (st != DPT_OK) {
-        if (d->rank == 0)
-            dpt_metrics_close(&mf);
-        dpt_ckpt_dir_unlock(&ck.lock_fd);
-        free(ck.history);
-        trainer_free(&t);
-        return st;
-    }
+    if (st != DPT_OK)
+        return run_abort(&t, &ck, &mf, NULL, st);
     DptTrace *trace = NULL;
     if (cfg->trace[0]) {
         DptStatus ts_st = DPT_OK;
@@ -769,15 +776,8 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
             }
         }
         st = dpt_dist_agree(d, ts_st, NULL);
-        if (st != DPT_OK) {
-            dpt_trace_close(&trace);
-            if (d->rank == 0)
-                dpt_metrics_close(&mf);
-            dpt_ckpt_dir_unlock(&ck.lock_fd);
-            free(ck.history);
-            trainer_free(&t);
-            return st;
-        }
+        if (st != DPT_OK)
+            return run_abort(&t, &ck, &mf, &trace, st);
     }
     print_header(&t);
     signals_install(&sg);
