@@ -30,23 +30,38 @@ awk 'BEGIN { srand(7); for (i = 0; i < 3000; i++) { s = 0; line = "";
 "$DPTRAIN" convert csv "$T/d.csv" -o "$T/d.h5" >/dev/null || { echo "convert failed"; exit 1; }
 ARGS=(--data "$T/d.h5" --layers 20,256,256,4 --hidden tanh --optimizer adam --lr 0.001 --batch 16 --epochs 60
       --deterministic --quiet)
-# The newest pid of a dptrain started with this directory, once it runs (5 s at most).
-pid_of() {
-    local p="" i
-    for i in $(seq 50); do
-        p=$(pgrep -f "^[^ ]*dptrain train .*$1" | tail -1)   # a rank, not the launcher
-        [ -n "$p" ] && break
+# Polls a condition (a command) every 0.1 s until it holds or SECONDS pass;
+# the status says which. Tests wait for conditions, never for a fixed time.
+wait_until() {
+    local secs=$1 i
+    shift
+    for i in $(seq $((secs * 10))); do
+        "$@" && return 0
         sleep 0.1
     done
-    echo "$p"
+    "$@"
 }
+# The newest pid of a dptrain started with this directory, once it runs (30 s at most).
+rank_pid() { pgrep -f "^[^ ]*dptrain train .*$1" | tail -1; }   # a rank, not the launcher
+has_rank() { [ -n "$(rank_pid "$1")" ]; }
+pid_of() {
+    wait_until 30 has_rank "$1"
+    rank_pid "$1"
+}
+# Is there a complete checkpoint (not a temporary file) in DIR?
+has_ckpt() { ls "$1" 2>/dev/null | grep -q '^ckpt-.*\.h5$'; }
+# Is the lock of checkpoint directory DIR held by a run?
+lock_held() { [ -f "$1/.dptrain.lock" ] && ! flock -n "$1/.dptrain.lock" true; }
 
 # ---- 1. signal
 "${MPI[@]}" -n 1 "$DPTRAIN" train "${ARGS[@]}" --save "$T/straight.h5" </dev/null
-"${MPI[@]}" -n 2 "$DPTRAIN" train "${ARGS[@]}" --checkpoint-dir "$T/sig" </dev/null 2>"$T/sig.err" &
+# The periodic checkpoint at step 100 shows that training (and the signal
+# handlers) are running; --keep 1 leaves only the checkpoint of the stop.
+"${MPI[@]}" -n 2 "$DPTRAIN" train "${ARGS[@]}" --checkpoint-dir "$T/sig" --checkpoint-every 100 --keep 1 \
+    </dev/null 2>"$T/sig.err" &
 job=$!
 pid=$(pid_of "$T/sig")
-sleep 1
+wait_until 120 has_ckpt "$T/sig"
 if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
     kill -USR1 "$pid"
     wait $job
@@ -75,7 +90,8 @@ fi
     >/dev/null 2>"$T/kill.err" &
 job=$!
 pid=$(pid_of "$T/kill")
-sleep 2
+# Kill only once the first checkpoint is complete (its rename is the last step of a write).
+wait_until 120 has_ckpt "$T/kill" || bad "kill: no checkpoint within 120 s"
 start=$(date +%s.%N)
 kill -KILL "$pid"
 wait $job
@@ -151,8 +167,7 @@ fi
 # two runs, one checkpoint directory
 "$DPTRAIN" train "${ARGS[@]}" --checkpoint-dir "$T/shared" </dev/null >/dev/null 2>&1 &
 job=$!
-pid_of "$T/shared" >/dev/null
-sleep 0.5
+wait_until 60 lock_held "$T/shared" || bad "lock: the first run did not take the lock within 60 s"
 out=$("$DPTRAIN" train "${ARGS[@]}" --checkpoint-dir "$T/shared" 2>&1 </dev/null)
 rc=$?
 kill -TERM $job 2>/dev/null; wait $job 2>/dev/null
