@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dptrain/h5util.h"
+#include "dptrain/log.h"
 
 /* Names of groups, datasets and attributes: defined once. */
 #define G_MODEL "model"
@@ -27,6 +28,8 @@
 #define G_OPTIMIZER "optimizer"
 #define G_TRAIN "train"
 #define D_HISTORY "metrics/history"
+#define A_RUN_ID "run_id"
+#define A_KERNEL "kernel"
 
 static DptStatus read_text_dataset(hid_t f, const char *path, const char *name, char **text);
 
@@ -393,6 +396,8 @@ DptStatus dpt_ckpt_save(const char *path, const DptArch *arch, const float *para
     DPT_TRY_GOTO(st, dpt_h5_write_attr_double(g, "epoch_count", ts->epoch_count, path), fail);
     DPT_TRY_GOTO(st, dpt_h5_write_attr_int64(g, "ranks", ts->ranks, path), fail);
     DPT_TRY_GOTO(st, dpt_h5_write_attr_int64(g, "threads", ts->threads, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_string(g, A_RUN_ID, ts->run_id, path), fail);
+    DPT_TRY_GOTO(st, dpt_h5_write_attr_string(g, A_KERNEL, ts->kernel, path), fail);
     H5Gclose(g);
     g = H5I_INVALID_HID;
     if (metrics_text) {
@@ -455,6 +460,11 @@ static DptStatus load_ckpt_f(hid_t f, const char *path, const DptArch *arch, flo
                      dpt_act_name(arch->hidden), dpt_act_name(arch->output));
         goto done;
     }
+    if (have.cost != arch->cost) {
+        st = dpt_err(DPT_EINPUT, "%s: checkpoint of --cost %s; this run has --cost %s", path, dpt_cost_name(have.cost),
+                     dpt_cost_name(arch->cost));
+        goto done;
+    }
     DPT_TRY_GOTO(st, read_layers(f, path, arch, params), done);
     if ((g = H5Gopen2(f, G_OPTIMIZER, H5P_DEFAULT)) < 0) {
         st = dpt_err(DPT_EINPUT, "%s: missing group /%s", path, G_OPTIMIZER);
@@ -498,6 +508,11 @@ static DptStatus load_ckpt_f(hid_t f, const char *path, const DptArch *arch, flo
     ts->deterministic = (int)det;
     ts->ranks = (int)ranks;
     ts->threads = (int)threads;
+    /* Absent in checkpoints written before run identities: "" (no owner). */
+    if (H5Aexists(g, A_RUN_ID) > 0)
+        DPT_TRY_GOTO(st, dpt_h5_read_attr_string(g, A_RUN_ID, ts->run_id, sizeof ts->run_id), done);
+    if (H5Aexists(g, A_KERNEL) > 0)
+        DPT_TRY_GOTO(st, dpt_h5_read_attr_string(g, A_KERNEL, ts->kernel, sizeof ts->kernel), done);
     if (ts->epoch < 0 || ts->step < 0 || ts->global_step < 0 || ts->batch < 0 || opt->t != ts->global_step) {
         st = dpt_err(DPT_EINPUT, "%s: inconsistent training state (epoch %lld, step %lld, global step %lld, t %lld)",
                      path, (long long)ts->epoch, (long long)ts->step, (long long)ts->global_step, (long long)opt->t);
@@ -652,13 +667,100 @@ int dpt_ckpt_list(const char *dir, int64_t *steps, int cap)
     return n;
 }
 
-void dpt_ckpt_prune(const char *dir, int keep)
+/* The run identity of one checkpoint file; 0 if it does not open as one. */
+static int read_run_id(const char *path, char *id, size_t len)
+{
+    hid_t f, g;
+    int ok = 0;
+    id[0] = '\0';
+    if (dpt_h5_open_read(path, &f) != DPT_OK) {
+        dpt_err_clear();
+        return 0;
+    }
+    if (check_format(f, path, &ok) == DPT_OK && ok && (g = H5Gopen2(f, G_TRAIN, H5P_DEFAULT)) >= 0) {
+        if (H5Aexists(g, A_RUN_ID) > 0 && dpt_h5_read_attr_string(g, A_RUN_ID, id, len) != DPT_OK)
+            ok = 0;
+        H5Gclose(g);
+    } else {
+        ok = 0;
+    }
+    dpt_err_clear();
+    H5Fclose(f);
+    return ok;
+}
+
+int dpt_ckpt_scan(const char *dir, DptCkptEntry *e, int cap)
 {
     int64_t steps[4096];
-    int n = dpt_ckpt_list(dir, steps, 4096);
-    for (int i = keep; i < n; i++) {
+    int n = dpt_ckpt_list(dir, steps, cap < 4096 ? cap : 4096);
+    for (int i = 0; i < n; i++) {
         char path[4096];
         dpt_ckpt_path(dir, steps[i], path, sizeof path);
+        e[i].step = steps[i];
+        e[i].readable = read_run_id(path, e[i].run_id, sizeof e[i].run_id);
+    }
+    return n;
+}
+
+int dpt_ckpt_remove_stale(const char *dir)
+{
+    DIR *dp = opendir(dir);
+    if (!dp)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        if (strncmp(e->d_name, "ckpt-", 5) != 0 || !strstr(e->d_name, ".h5.tmp."))
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0) {
+            dpt_log_warn("removed %s: the temporary file of a checkpoint write that did not finish", path);
+            n++;
+        }
+    }
+    closedir(dp);
+    return n;
+}
+
+void dpt_ckpt_prune(const char *dir, const char *run_id, int keep)
+{
+    DptCkptEntry e[4096];
+    int n = dpt_ckpt_scan(dir, e, 4096), mine = 0;
+    for (int i = 0; i < n; i++) {
+        if (!e[i].readable || strcmp(e[i].run_id, run_id) != 0 || ++mine <= keep)
+            continue;
+        char path[4096];
+        dpt_ckpt_path(dir, e[i].step, path, sizeof path);
         unlink(path);
     }
+}
+
+int dpt_ckpt_set_aside(const char *dir, const char *run_id, int64_t step, char *moved_to, size_t len)
+{
+    DptCkptEntry e[4096];
+    int n = dpt_ckpt_scan(dir, e, 4096), moved = 0;
+    for (int i = 0; i < n; i++) {
+        if (!e[i].readable || strcmp(e[i].run_id, run_id) != 0 || e[i].step <= step)
+            continue;
+        if (moved == 0) {
+            int k;
+            for (k = 1; k < 1000; k++) {
+                snprintf(moved_to, len, "%s/abandoned-%09lld-%d", dir, (long long)step, k);
+                if (mkdir(moved_to, 0755) == 0)
+                    break;
+                if (errno != EEXIST)
+                    return -1;
+            }
+            if (k == 1000)
+                return -1;
+        }
+        char from[4096], to[4096 + 32];
+        dpt_ckpt_path(dir, e[i].step, from, sizeof from);
+        snprintf(to, sizeof to, "%s/ckpt-%09lld.h5", moved_to, (long long)e[i].step);
+        if (rename(from, to) != 0)
+            return -1;
+        moved++;
+    }
+    return moved;
 }

@@ -59,6 +59,7 @@ static const Option options[] = {
     {"checkpoint-dir", T_STR, F(checkpoint_dir), "DIR", "write checkpoints (ckpt-<step>.h5) to DIR", 0},
     {"checkpoint-every", T_INT, F(checkpoint_every), "N", "steps between checkpoints (0: only at stops and the end)", 0},
     {"checkpoint-epoch", T_FLAG, F(checkpoint_epoch), NULL, "also write a checkpoint at the end of every epoch", 0},
+    {"signal-grace", T_DOUBLE, F(signal_grace), "S", "seconds after a stop request (SIGTERM/SIGINT/SIGUSR1) during which repeats are ignored; a later one ends at once", 0},
     {"keep", T_INT, F(keep), "N", "newest checkpoints kept (older ones removed once a new one is complete)", 0},
     {"resume", T_STR, F(resume), "FILE|latest", "continue from a checkpoint (latest: the newest good one in --checkpoint-dir)", 0},
     {"trace", T_STR, F(trace), "FILE.h5", "per-step trace: loss and per-layer gradient norms (rank 0 writes)", 0},
@@ -93,6 +94,7 @@ void dpt_config_defaults(DptConfig *c)
     c->overlap = 0;
     c->progress = 1;
     c->keep = 3;
+    c->signal_grace = 30.0;
     c->trace_every = 1;
 }
 
@@ -369,6 +371,8 @@ DptStatus dpt_config_validate(const DptConfig *c)
         return dpt_err(DPT_EUSAGE, "--det-block %lld: expected 1..256", (long long)c->det_block);
     if (c->checkpoint_every < 0)
         return dpt_err(DPT_EUSAGE, "--checkpoint-every %lld: expected 0 or more steps", (long long)c->checkpoint_every);
+    if (c->signal_grace < 0 || c->signal_grace > 86400)
+        return dpt_err(DPT_EUSAGE, "--signal-grace %g: expected 0..86400 seconds", c->signal_grace);
     if (c->keep < 1 || c->keep > 4096)
         return dpt_err(DPT_EUSAGE, "--keep %lld: expected 1..4096", (long long)c->keep);
     if (strcmp(c->resume, "latest") == 0 && !c->checkpoint_dir[0])

@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static char err_msg[1024];
 static char err_trace[1024];
@@ -81,4 +84,29 @@ void *dpt_aligned_alloc(size_t bytes, const char *what)
     }
     memset(p, 0, rounded);
     return p;
+}
+
+DptStatus dpt_check_writable(const char *what, const char *path)
+{
+    if (!path || !path[0])
+        return DPT_OK;
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return dpt_err(DPT_EOUTPUT, "%s %s: is a directory; expected a file name", what, path);
+    if (stat(dir, &sb) != 0)
+        return dpt_err(DPT_EOUTPUT, "%s %s: cannot create it: directory %s: %s", what, path, dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return dpt_err(DPT_EOUTPUT, "%s %s: cannot create it: %s is not a directory", what, path, dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return dpt_err(DPT_EOUTPUT, "%s %s: cannot create it: directory %s is not writable (%s)", what, path, dir,
+                       strerror(errno));
+    return DPT_OK;
 }

@@ -2,11 +2,13 @@
 
 #include <math.h>
 #include <omp.h>
-#include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "dptrain/ckpt.h"
 #include "dptrain/data.h"
@@ -18,6 +20,7 @@
 #include "dptrain/net.h"
 #include "dptrain/optim.h"
 #include "dptrain/rng.h"
+#include "dptrain/stop.h"
 #include "dptrain/trace.h"
 
 /* Control words appended to the gradient buffer, reduced in the same call.
@@ -127,9 +130,6 @@ static void evaluate(const DptDist *d, const DptArch *arch, const float *params,
     *acc = v[1] / (double)n;
 }
 
-/* Set by the signal handler (see "signals" below); read when a step fills its control words. */
-static volatile sig_atomic_t stop_signal;
-
 /* ---------------------------------------------------------------- one step, default mode */
 
 static void bucket_hook(void *ctx, int l)
@@ -157,7 +157,7 @@ static void step_default(Trainer *t, const uint32_t *idx, size_t cnt)
     double loss = 0.0;
     int64_t correct = 0;
     memset(ctrl, 0, N_CTRL * sizeof(float));
-    ctrl[C_STOP] = stop_signal ? 1.0f : 0.0f;
+    ctrl[C_STOP] = dpt_stop_requested() ? 1.0f : 0.0f;
     if (lo == hi) {
         /* An empty slice still takes part in every reduction, in the same order. */
         dpt_timer_start(&t->timers, DPT_T_COMPUTE);
@@ -312,7 +312,7 @@ static void step_deterministic(Trainer *t, const uint32_t *idx, size_t cnt)
         cq[Q_LOSS] += isfinite(s) ? llrint(s * t->scales[2 * L]) : 0;
     }
     cq[Q_NONFINITE] = bad;
-    cq[Q_STOP] = stop_signal ? 1 : 0;
+    cq[Q_STOP] = dpt_stop_requested() ? 1 : 0;
     dpt_timer_stop(&t->timers, DPT_T_COMPUTE);
 
     dpt_timer_start(&t->timers, DPT_T_REDUCE);
@@ -422,8 +422,19 @@ static DptStatus setup_params(Trainer *t)
             if (st == DPT_OK && (t->arch.hidden != c->hidden || t->arch.output != c->output))
                 st = dpt_err(DPT_EUSAGE, "--init-from %s: the model has --hidden %s --output %s; pass the same",
                              c->init_from, dpt_act_name(t->arch.hidden), dpt_act_name(t->arch.output));
-            if (st == DPT_OK)
+            if (st == DPT_OK) {
+                /* The model file's cost is the one it was trained with; this run's
+                 * --cost must suit its output units, as with --layers. */
+                DptArch check;
+                st = dpt_arch_init(&check, t->arch.sizes, t->arch.n_layers + 1, t->arch.hidden, t->arch.output, c->cost);
+                if (st != DPT_OK) {
+                    char why[512];
+                    snprintf(why, sizeof why, "%s", dpt_err_message());
+                    dpt_err_clear();
+                    st = dpt_err(DPT_EUSAGE, "--init-from %s: %s", c->init_from, why);
+                }
                 t->arch.cost = c->cost;
+            }
         }
         st = dpt_dist_agree(d, st, NULL);
         if (st != DPT_OK) {
@@ -555,52 +566,15 @@ static size_t format_timing(const DptDist *d, const DptTimers *tm, char *buf, si
     return used;
 }
 
-/* ---------------------------------------------------------------- signals
- * SIGTERM, SIGINT and SIGUSR1 set a stop request that travels in the next
- * step's control words, so every rank stops after the same step; a second
- * signal ends the process at once (the default action). */
-
-static void on_stop_signal(int sig)
-{
-    if (stop_signal) {
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    stop_signal = sig;
-}
-
-typedef struct {
-    struct sigaction old[3];
-} SignalGuard;
-
-static const int stop_signals[3] = {SIGTERM, SIGINT, SIGUSR1};
-
-static void signals_install(SignalGuard *g)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    stop_signal = 0;
-    for (int i = 0; i < 3; i++)
-        sigaction(stop_signals[i], &sa, &g->old[i]);
-}
-
-static void signals_restore(const SignalGuard *g)
-{
-    for (int i = 0; i < 3; i++)
-        sigaction(stop_signals[i], &g->old[i], NULL);
-}
-
 /* ---------------------------------------------------------------- checkpoints */
 
 typedef struct {
     int lock_fd;          /* rank 0: the directory lock */
     char *history;        /* rank 0: the metrics lines so far */
     size_t hist_len, hist_cap;
-    int64_t last_step;    /* global step of the newest checkpoint written (-1: none) */
+    int64_t last_step;    /* global step of the newest checkpoint written or resumed from (-1: none) */
     char last_path[4096];
+    char run_id[DPT_RUN_ID_LEN]; /* rank 0: this run's identity (written in every checkpoint) */
     double write_s;       /* seconds of the last write */
 } Ckpt;
 
@@ -622,25 +596,143 @@ static DptStatus history_append(Ckpt *c, const char *line)
     return DPT_OK;
 }
 
-/* Rank 0 writes the whole state; every rank learns the outcome. Collective. */
-static DptStatus write_checkpoint(Trainer *t, Ckpt *c, const DptTrainState *ts)
+/* Rank 0 writes the whole state at (epoch in progress, steps of it taken,
+ * global step, the epoch's loss/correct/count sums so far); every rank
+ * learns the outcome. Then the run's own older checkpoints beyond --keep
+ * are removed. Collective. */
+static DptStatus write_checkpoint(Trainer *t, Ckpt *c, int64_t epoch, int64_t step, int64_t global_step,
+                                  const double sums[3])
 {
     const DptConfig *cfg = t->cfg;
     DptStatus st = DPT_OK;
     double t0 = dpt_dist_time();
     if (t->d->rank == 0) {
+        DptTrainState ts = {epoch, step, global_step, cfg->seed, (int64_t)t->batch, cfg->deterministic,
+                            t->d->world_size, omp_get_max_threads(), sums[0], sums[1], sums[2], "", ""};
+        snprintf(ts.run_id, sizeof ts.run_id, "%s", c->run_id);
+        snprintf(ts.kernel, sizeof ts.kernel, "%s", dpt_kern_name());
         char text[8192];
         dpt_config_format(cfg, text, sizeof text);
-        dpt_ckpt_path(cfg->checkpoint_dir, ts->global_step, c->last_path, sizeof c->last_path);
-        st = dpt_ckpt_save(c->last_path, &t->arch, t->params, &t->opt, ts, text, c->history);
+        dpt_ckpt_path(cfg->checkpoint_dir, global_step, c->last_path, sizeof c->last_path);
+        st = dpt_ckpt_save(c->last_path, &t->arch, t->params, &t->opt, &ts, text, c->history);
         if (st == DPT_OK)
-            dpt_ckpt_prune(cfg->checkpoint_dir, (int)cfg->keep);
+            dpt_ckpt_prune(cfg->checkpoint_dir, c->run_id, (int)cfg->keep);
     }
     st = dpt_dist_agree(t->d, st, NULL);
     c->write_s = dpt_dist_time() - t0;
     if (st == DPT_OK)
-        c->last_step = ts->global_step;
+        c->last_step = global_step;
     return st;
+}
+
+/* A new run identity (rank 0): 16 hex digits from the clock, host and pid. */
+static void new_run_id(char *id)
+{
+    struct timespec now;
+    char host[256] = "";
+    long pid = (long)getpid();
+    clock_gettime(CLOCK_REALTIME, &now);
+    gethostname(host, sizeof host - 1);
+    uint64_t h = dpt_hash_bytes(DPT_HASH_INIT, &now, sizeof now);
+    h = dpt_hash_bytes(h, host, strlen(host));
+    h = dpt_hash_bytes(h, &pid, sizeof pid);
+    DptRng rng;
+    dpt_rng_seed(&rng, h);
+    snprintf(id, DPT_RUN_ID_LEN, "%016llx", (unsigned long long)dpt_rng_next(&rng));
+}
+
+/* Rank 0, with the directory locked: makes --checkpoint-dir this run's.
+ * Leftover temporary files of dead writes are removed; checkpoints of
+ * another run refuse the start (they would be pruned, or picked by a later
+ * --resume latest); when a run resumes from an older checkpoint of its own,
+ * the newer ones are set aside in a subdirectory (a new branch never deletes
+ * them silently). legacy: the run resumed from a file without an identity,
+ * whose siblings without one are tolerated (and never pruned). */
+static DptStatus claim_dir(const char *dir, const char *run_id, int legacy, int64_t resumed_step)
+{
+    DptCkptEntry *e = dpt_calloc(4096, sizeof *e, "checkpoint list");
+    if (!e)
+        return DPT_ENOMEM;
+    dpt_ckpt_remove_stale(dir);
+    int n = dpt_ckpt_scan(dir, e, 4096);
+    DptStatus st = DPT_OK;
+    for (int i = 0; i < n && st == DPT_OK; i++) {
+        if (!e[i].readable || strcmp(e[i].run_id, run_id) == 0 || (legacy && !e[i].run_id[0]))
+            continue;
+        st = dpt_err(DPT_EOUTPUT, "--checkpoint-dir %s holds checkpoints of another run (ckpt-%09lld.h5, run %s); "
+                     "continue that run with --resume latest, or choose another directory", dir,
+                     (long long)e[i].step, e[i].run_id[0] ? e[i].run_id : "without an identity");
+    }
+    free(e);
+    if (st == DPT_OK && resumed_step >= 0) {
+        char aside[4096 + 64];
+        int moved = dpt_ckpt_set_aside(dir, run_id, resumed_step, aside, sizeof aside);
+        if (moved < 0)
+            st = dpt_err(DPT_EOUTPUT, "--checkpoint-dir %s: cannot set aside the checkpoints newer than step %lld (%s)",
+                         dir, (long long)resumed_step, strerror(errno));
+        else if (moved > 0)
+            dpt_log_warn("resuming run %s from global step %lld: its %d newer checkpoint%s moved to %s (kept, never "
+                         "pruned or resumed from by this branch)", run_id, (long long)resumed_step, moved,
+                         moved == 1 ? "" : "s", aside);
+    }
+    return st;
+}
+
+/* ---------------------------------------------------------------- the micro-kernel of deterministic runs
+ * Deterministic results depend on the micro-kernel (the portable one rounds
+ * a*b+c twice, the vector ones once): every rank must run the same one, and
+ * a resumed run the one that computed the checkpoint. Levels in order of
+ * availability: every machine runs "generic". */
+
+static const char *const kernel_levels[] = {"generic", "avx2", "avx512"};
+
+static int kernel_level(const char *name)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, kernel_levels[i]) == 0)
+            return i;
+    return -1;   /* cblas: nothing to agree on */
+}
+
+/* The lowest level any rank runs, for all ranks. Collective. */
+static void agree_kernel(const DptDist *d)
+{
+    int mine = kernel_level(dpt_kern_name());
+    double v = -(double)mine;
+    dpt_dist_max_doubles(d, &v, 1);
+    int all = (int)-v;
+    if (mine >= 0 && all >= 0 && all != mine) {
+        dpt_kern_select(kernel_levels[all]);
+        dpt_log_warn("deterministic mode: micro-kernel %s here too, the one every rank runs (not %s)",
+                     kernel_levels[all], kernel_levels[mine]);
+    }
+}
+
+/* Continues with the checkpoint's micro-kernel when every rank can run it
+ * (lower levels only: agree_kernel chose the highest common one). Collective. */
+static void resume_kernel(const DptDist *d, const char *recorded)
+{
+    int want = kernel_level(recorded), now = kernel_level(dpt_kern_name());
+    if (!recorded[0] || want < 0 || now < 0 || want == now)
+        return;
+    if (want < now) {
+        dpt_kern_select(recorded);
+        dpt_log_info("deterministic mode: micro-kernel %s, as in the checkpoint\n", recorded);
+    } else if (d->rank == 0) {
+        dpt_log_warn("the checkpoint's gradients were computed by micro-kernel %s, which not every rank runs; "
+                     "continuing with %s, so the result will differ from an uninterrupted run's", recorded,
+                     dpt_kern_name());
+    }
+}
+
+/* Every output path of the run, checked before any work (rank 0): a long run
+ * must not end in "cannot create". */
+static DptStatus check_outputs(const DptConfig *cfg)
+{
+    DPT_TRY(dpt_check_writable("--save", cfg->save));
+    DPT_TRY(dpt_check_writable("--metrics", cfg->metrics));
+    DPT_TRY(dpt_check_writable("--trace", cfg->trace));
+    return DPT_OK;
 }
 
 /* Finds and loads the checkpoint to resume from (rank 0), then gives every
@@ -693,6 +785,9 @@ static DptStatus resume(Trainer *t, Ckpt *c, DptTrainState *ts)
             c->history = hist;
             c->hist_len = hist ? strlen(hist) : 0;
             c->hist_cap = hist ? c->hist_len + 1 : 0;
+            /* The continuation is the same run; the state resumed from is its newest checkpoint. */
+            snprintf(c->run_id, sizeof c->run_id, "%s", ts->run_id);
+            snprintf(c->last_path, sizeof c->last_path, "%s", path);
             dpt_log_info("resuming from %s: epoch %lld, step %lld, global step %lld\n", path, (long long)ts->epoch + 1,
                          (long long)ts->step, (long long)ts->global_step);
         }
@@ -704,14 +799,19 @@ static DptStatus resume(Trainer *t, Ckpt *c, DptTrainState *ts)
     dpt_dist_bcast(d, &t->opt.t, sizeof t->opt.t, 0);
     dpt_dist_bcast(d, &t->opt.mu_prod, sizeof t->opt.mu_prod, 0);
     dpt_dist_bcast(d, ts, sizeof *ts, 0);
+    c->last_step = ts->global_step;
+    if (cfg->deterministic)
+        resume_kernel(d, ts->kernel);
     return DPT_OK;
 }
 
 /* ---------------------------------------------------------------- the run */
 
 /* Releases what set-up acquired when it fails (every rank; the status is agreed). */
-static DptStatus run_abort(Trainer *t, Ckpt *ck, DptMetricsFile *mf, DptTrace **trace, DptStatus st)
+static DptStatus run_abort(Trainer *t, Ckpt *ck, DptMetricsFile *mf, DptTrace **trace, const DptStopGuard *sg,
+                           DptStatus st)
 {
+    dpt_stop_restore(sg);
     if (trace)
         dpt_trace_close(trace);
     if (t->d->rank == 0)
@@ -726,7 +826,7 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
 {
     Trainer t;
     Ckpt ck;
-    SignalGuard sg;
+    DptStopGuard sg;
     DptMetricsFile mf;
     DptTrainState ts;
     memset(&t, 0, sizeof t);
@@ -738,15 +838,26 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
     t.cfg = cfg;
     t.d = d;
     dpt_log_init(d->rank, d->world_size, cfg->quiet, cfg->progress);
+    /* From here a stop request is a request: it ends the run after its first step. */
+    dpt_stop_install(&sg, cfg->signal_grace, d->rank == 0 && !cfg->quiet);
     DptStatus st = dpt_dist_agree(d, dpt_config_validate(cfg), NULL);
     if (st == DPT_OK)
         st = dpt_dist_agree(d, dpt_kern_init(), NULL);
     if (st == DPT_OK)
         st = setup(&t);
+    if (st == DPT_OK && cfg->deterministic)
+        agree_kernel(d);
+    if (st == DPT_OK)
+        st = dpt_dist_agree(d, d->rank == 0 ? check_outputs(cfg) : DPT_OK, NULL);
     if (st == DPT_OK && cfg->checkpoint_dir[0])
         st = dpt_dist_agree(d, d->rank == 0 ? dpt_ckpt_dir_lock(cfg->checkpoint_dir, &ck.lock_fd) : DPT_OK, NULL);
     if (st == DPT_OK && cfg->resume[0])
         st = resume(&t, &ck, &ts);
+    if (st == DPT_OK && d->rank == 0 && !ck.run_id[0])
+        new_run_id(ck.run_id);
+    if (st == DPT_OK && cfg->checkpoint_dir[0])
+        st = dpt_dist_agree(d, d->rank == 0 ? claim_dir(cfg->checkpoint_dir, ck.run_id, cfg->resume[0] && !ts.run_id[0],
+                                                        cfg->resume[0] ? ts.global_step : -1) : DPT_OK, NULL);
     if (st == DPT_OK && d->rank == 0) {
         /* A resumed run rewrites the metrics file with the history it carries. */
         st = dpt_metrics_open(&mf, cfg->metrics);
@@ -757,7 +868,7 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
     }
     st = dpt_dist_agree(d, st, NULL);
     if (st != DPT_OK)
-        return run_abort(&t, &ck, &mf, NULL, st);
+        return run_abort(&t, &ck, &mf, NULL, &sg, st);
     DptTrace *trace = NULL;
     if (cfg->trace[0]) {
         DptStatus ts_st = DPT_OK;
@@ -777,19 +888,18 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
         }
         st = dpt_dist_agree(d, ts_st, NULL);
         if (st != DPT_OK)
-            return run_abort(&t, &ck, &mf, &trace, st);
+            return run_abort(&t, &ck, &mf, &trace, &sg, st);
     }
     print_header(&t);
-    signals_install(&sg);
 
     const size_t n_train = t.split[SPLIT_TRAIN].info.n, B = t.batch;
     const size_t steps_per_epoch = (n_train + B - 1) / B;
     const DptSplit *test = &t.split[SPLIT_TEST], *val = &t.split[SPLIT_VALIDATION];
     DptSchedule sched = cfg->sched;
     sched.lr = cfg->lr;
-    int64_t total_steps = cfg->epochs * (int64_t)steps_per_epoch;
-    if (cfg->max_steps > 0 && cfg->max_steps < total_steps)
-        total_steps = cfg->max_steps;
+    /* The schedule spans --epochs; --max-steps only stops early, so a run
+     * stopped by it and resumed follows the uninterrupted run's rates. */
+    const int64_t total_steps = cfg->epochs * (int64_t)steps_per_epoch;
     double lr_now = cfg->lr;
     int64_t global_step = ts.global_step;
     double run_start = dpt_dist_time(), train_time = 0.0;
@@ -803,6 +913,10 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
     if (fault && sscanf(fault, "%d:%lld", &fault_rank, &fault_step) != 2)
         fault_rank = -1;
     int stopped = 0, reached_max = cfg->max_steps > 0 && global_step >= cfg->max_steps;
+    if (ts.epoch >= cfg->epochs || reached_max)
+        dpt_log_info("nothing to train: the state resumed is at epoch %lld, global step %lld (--epochs %lld, "
+                     "--max-steps %lld)\n", (long long)ts.epoch + 1, (long long)global_step, (long long)cfg->epochs,
+                     (long long)cfg->max_steps);
 
     for (int64_t epoch = ts.epoch; epoch < cfg->epochs && st == DPT_OK && !stopped && !reached_max; epoch++) {
         DptRng rng;
@@ -865,12 +979,11 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
             }
             stopped = ctrl[C_STOP] > 0.0f;
             reached_max = cfg->max_steps > 0 && global_step >= cfg->max_steps;
-            if (cfg->checkpoint_dir[0] &&
-                (stopped || (cfg->checkpoint_every > 0 && global_step % cfg->checkpoint_every == 0))) {
-                DptTrainState now = {epoch, (int64_t)s + 1, global_step, cfg->seed, (int64_t)B, cfg->deterministic,
-                                     d->world_size, omp_get_max_threads(), e_loss, e_correct, e_count};
+            if (cfg->checkpoint_dir[0] && (stopped || reached_max ||
+                                           (cfg->checkpoint_every > 0 && global_step % cfg->checkpoint_every == 0))) {
+                const double sums[3] = {e_loss, e_correct, e_count};
                 dpt_timer_start(&t.timers, DPT_T_CKPT);
-                st = write_checkpoint(&t, &ck, &now);
+                st = write_checkpoint(&t, &ck, epoch, (int64_t)s + 1, global_step, sums);
                 dpt_timer_stop(&t.timers, DPT_T_CKPT);
                 if (st != DPT_OK)
                     break;
@@ -929,14 +1042,13 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
         st = dpt_dist_agree(d, st, NULL);
         int finished_epoch = !reached_max || e_count >= (double)n_train;
         if (st == DPT_OK && cfg->checkpoint_dir[0] && cfg->checkpoint_epoch && finished_epoch) {
-            DptTrainState now = {epoch + 1, 0, global_step, cfg->seed, (int64_t)B, cfg->deterministic, d->world_size,
-                                 omp_get_max_threads(), 0.0, 0.0, 0.0};
+            const double zero[3] = {0.0, 0.0, 0.0};
             dpt_timer_start(&t.timers, DPT_T_CKPT);
-            st = write_checkpoint(&t, &ck, &now);
+            st = write_checkpoint(&t, &ck, epoch + 1, 0, global_step, zero);
             dpt_timer_stop(&t.timers, DPT_T_CKPT);
         }
     }
-    signals_restore(&sg);
+    dpt_stop_restore(&sg);
     if (trace && dpt_trace_close(&trace) != DPT_OK && st == DPT_OK)
         st = DPT_EOUTPUT;
     st = dpt_dist_agree(d, st, NULL);
@@ -954,13 +1066,8 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
     }
     if (st == DPT_OK && cfg->checkpoint_dir[0] && ck.last_step != global_step) {
         /* The final state, so that a finished run can be extended or inspected. */
-        DptTrainState now = {cfg->epochs, 0, global_step, cfg->seed, (int64_t)B, cfg->deterministic, d->world_size,
-                             omp_get_max_threads(), 0.0, 0.0, 0.0};
-        if (reached_max) {
-            now.epoch = global_step / (int64_t)steps_per_epoch;
-            now.step = global_step % (int64_t)steps_per_epoch;
-        }
-        st = write_checkpoint(&t, &ck, &now);
+        const double zero[3] = {0.0, 0.0, 0.0};
+        st = write_checkpoint(&t, &ck, cfg->epochs, 0, global_step, zero);
     }
     if (st == DPT_OK) {
         char timing[2048];

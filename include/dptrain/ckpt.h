@@ -11,7 +11,8 @@
  *                            one dataset per state vector ([n_params] float32)
  *   /train                   attrs epoch, step, global_step, seed, batch, deterministic,
  *                            rng ("derived": shuffles come from seed and epoch),
- *                            epoch_loss, epoch_correct, epoch_count, ranks, threads
+ *                            epoch_loss, epoch_correct, epoch_count, ranks, threads,
+ *                            run_id (the run identity), kernel (micro-kernel of the gradients)
  *   /metrics/history         the metrics lines so far (one JSON object each), as text
  *
  * Every dataset is chunked with the Fletcher32 checksum, so a damaged file
@@ -35,6 +36,9 @@ DptStatus dpt_ckpt_save_model(const char *path, const DptArch *arch, const float
 
 #include "dptrain/optim.h"
 
+/* A run identity: 16 hex digits and the terminator. */
+#define DPT_RUN_ID_LEN 17
+
 /* Where training stands: enough to continue exactly. */
 typedef struct {
     int64_t epoch;            /* the epoch in progress (0-based) */
@@ -45,6 +49,8 @@ typedef struct {
     int deterministic;
     int ranks, threads;       /* of the run that wrote it (for information) */
     double epoch_loss, epoch_correct, epoch_count; /* sums over the epoch's steps so far */
+    char run_id[DPT_RUN_ID_LEN]; /* the run this state belongs to ("" in files written before run identities) */
+    char kernel[16];          /* micro-kernel that computed the gradients ("" if not recorded) */
 } DptTrainState;
 
 /* Writes a checkpoint (model, optimiser state, training state, config text,
@@ -73,7 +79,9 @@ DptStatus dpt_ckpt_describe(const char *path, FILE *out);
  * fuzzers' entry point). */
 DptStatus dpt_ckpt_check_image(const void *buf, size_t len);
 
-/* ---- checkpoint directories: DIR/ckpt-<global step, 9 digits>.h5 ---- */
+/* ---- checkpoint directories: DIR/ckpt-<global step, 9 digits>.h5 ----
+ * A directory belongs to one run: every checkpoint carries its run identity,
+ * and pruning and `--resume latest` only ever touch that run's files. */
 
 /* Creates DIR if needed, checks that it is writable, and takes an exclusive
  * lock on DIR/.dptrain.lock (flock) so that two runs cannot write into the
@@ -83,7 +91,27 @@ void dpt_ckpt_dir_unlock(int *lock_fd);
 void dpt_ckpt_path(const char *dir, int64_t global_step, char *buf, size_t len);
 /* Global steps of the checkpoints in DIR, newest first; returns how many (<= cap). */
 int dpt_ckpt_list(const char *dir, int64_t *steps, int cap);
-/* Removes all but the `keep` newest checkpoints of DIR. */
-void dpt_ckpt_prune(const char *dir, int keep);
+
+/* A checkpoint found in a directory, and whose run wrote it. */
+typedef struct {
+    int64_t step;
+    int readable;                  /* 0: the file does not open as a checkpoint (damaged, partial) */
+    char run_id[DPT_RUN_ID_LEN];   /* "" if unreadable or written without an identity */
+} DptCkptEntry;
+
+/* The checkpoints of DIR with their run identities, newest first; returns
+ * how many (<= cap). Reads one attribute of each file. */
+int dpt_ckpt_scan(const char *dir, DptCkptEntry *e, int cap);
+/* Removes the leftover temporary files (ckpt-*.h5.tmp.<pid>) of writes that
+ * died with their process, naming each in a warning; call with the
+ * directory locked. Returns how many. */
+int dpt_ckpt_remove_stale(const char *dir);
+/* Removes all but the `keep` newest checkpoints of run `run_id` in DIR;
+ * other runs' files, and files that do not open, are never touched. */
+void dpt_ckpt_prune(const char *dir, const char *run_id, int keep);
+/* Moves the checkpoints of run `run_id` newer than `step` into a new
+ * subdirectory DIR/abandoned-<step>-<n> (its name in moved_to), so that a
+ * resumed branch cannot be mixed with them. Returns how many moved (< 0: error). */
+int dpt_ckpt_set_aside(const char *dir, const char *run_id, int64_t step, char *moved_to, size_t len);
 
 #endif

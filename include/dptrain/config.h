@@ -51,6 +51,7 @@ typedef struct {
     int64_t checkpoint_every;
     int checkpoint_epoch;               /* also checkpoint at the end of every epoch */
     int64_t keep;
+    double signal_grace;                /* seconds during which repeated stop signals are ignored */
     char resume[DPT_PATH_MAX];
     char trace[DPT_PATH_MAX];           /* --trace FILE.h5 */
     int64_t trace_every;

@@ -60,6 +60,11 @@ const char *dpt_status_name(DptStatus s);
         }                                               \
     } while (0)
 
+/* Checks, before any work, that a file can be created at `path` (its
+ * directory exists and is writable, and path is not a directory); "" passes.
+ * `what` names the option in the message (DPT_EOUTPUT). */
+DptStatus dpt_check_writable(const char *what, const char *path);
+
 /* calloc/malloc that record a DPT_ENOMEM message naming what was allocated. */
 void *dpt_calloc(size_t n, size_t size, const char *what);
 void *dpt_aligned_alloc(size_t bytes, const char *what); /* 64-byte aligned, zeroed */

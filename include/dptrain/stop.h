@@ -1,0 +1,32 @@
+/*
+ * stop: stop requests from signals (a person's Ctrl-C, scancel, a time limit,
+ * a preemption, SLURM's --signal warning).
+ *
+ * The first SIGTERM, SIGINT or SIGUSR1 asks for "checkpoint and stop": the
+ * trainer carries the request in the next step's control words, so every rank
+ * stops after the same step. Further signals within the grace period are the
+ * same request arriving again (SLURM sends SIGTERM to every task and to srun,
+ * which forwards it; a batch script may forward its own copy) and are
+ * ignored; only a repeat after the grace period (a person pressing Ctrl-C
+ * again) ends the process at once, with the signal's default action.
+ * Handlers use SA_RESTART, so interrupted system calls (a checkpoint write)
+ * resume. Not collective; process-wide state.
+ */
+#ifndef DPT_STOP_H
+#define DPT_STOP_H
+
+#include <signal.h>
+
+typedef struct {
+    struct sigaction old[3];   /* the dispositions replaced, restored by dpt_stop_restore */
+} DptStopGuard;
+
+/* Installs the handlers and clears any earlier request. grace_s: seconds
+ * during which repeats are ignored. announce: write one line to stderr when
+ * the first request arrives (rank 0). */
+void dpt_stop_install(DptStopGuard *g, double grace_s, int announce);
+void dpt_stop_restore(const DptStopGuard *g);
+/* The signal number of the pending request, 0 if none. */
+int dpt_stop_requested(void);
+
+#endif

@@ -1,0 +1,67 @@
+#include "dptrain/stop.h"
+
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const int stop_signals[3] = {SIGTERM, SIGINT, SIGUSR1};
+
+/* Written only by the handler (after install); read by the step. */
+static volatile sig_atomic_t requested;
+static volatile sig_atomic_t first_s;      /* CLOCK_MONOTONIC seconds of the first request */
+static double grace;
+static int announce_first;
+
+static long now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);   /* async-signal-safe (POSIX) */
+    return (long)ts.tv_sec;
+}
+
+/* Async-signal-safe: clock_gettime, write, signal, raise only. */
+static void on_signal(int sig)
+{
+    if (!requested) {
+        requested = sig;
+        first_s = (sig_atomic_t)now_s();
+        if (announce_first) {
+            static const char msg[] = "dptrain: stop requested: every rank stops after the next step and the state "
+                                      "is checkpointed\n";
+            ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+            (void)w;
+        }
+        return;
+    }
+    if ((double)(now_s() - (long)first_s) < grace)
+        return;   /* the same request again */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void dpt_stop_install(DptStopGuard *g, double grace_s, int announce)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; i++)
+        sigaddset(&sa.sa_mask, stop_signals[i]);
+    requested = 0;
+    grace = grace_s;
+    announce_first = announce;
+    for (int i = 0; i < 3; i++)
+        sigaction(stop_signals[i], &sa, &g->old[i]);
+}
+
+void dpt_stop_restore(const DptStopGuard *g)
+{
+    for (int i = 0; i < 3; i++)
+        sigaction(stop_signals[i], &g->old[i], NULL);
+}
+
+int dpt_stop_requested(void)
+{
+    return requested;
+}
