@@ -1225,7 +1225,10 @@ DptStatus dpt_predict_run(const char *model, const char *data, const char *split
     ModelRun m;
     float *outputs = NULL;
     int32_t *pred = NULL;
-    DptStatus st = model_run_open(&m, d, model, data, split);
+    DptStatus st = dpt_dist_agree(d, d->rank == 0 ? dpt_check_writable("--out", out) : DPT_OK, NULL);
+    if (st != DPT_OK)
+        return st;
+    st = model_run_open(&m, d, model, data, split);
     if (st == DPT_OK && d->rank == 0) {
         /* Rank 0 alone: prediction is one forward pass, rarely worth sharding. */
         const int L = m.arch.n_layers;

@@ -1,0 +1,43 @@
+# Helpers shared by the shell test suites (sourced). Tests wait for
+# conditions, never for a fixed time: wait_until polls with a bound.
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; }
+
+# wait_until SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds
+# or SECONDS pass; the status says which.
+wait_until() {
+    local secs=$1 i
+    shift
+    for i in $(seq $((secs * 10))); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    "$@"
+}
+# The newest pid of a dptrain rank (not the launcher) whose command line
+# contains PATTERN, once it runs (30 s at most).
+rank_pid() { pgrep -f "^[^ ]*dptrain train .*$1" | tail -1; }
+rank_pids() { pgrep -f "^[^ ]*dptrain train .*$1"; }
+has_rank() { [ -n "$(rank_pid "$1")" ]; }
+pid_of() {
+    wait_until 30 has_rank "$1"
+    rank_pid "$1"
+}
+# Is there a complete checkpoint (not a temporary file) in DIR?
+has_ckpt() { ls "$1" 2>/dev/null | grep -q '^ckpt-.*\.h5$'; }
+# Is the lock of checkpoint directory DIR held by a run?
+lock_held() { [ -f "$1/.dptrain.lock" ] && ! flock -n "$1/.dptrain.lock" true; }
+# Checkpoints of DIR, one name a line, oldest first.
+ckpts() { ls "$1" 2>/dev/null | grep '^ckpt-.*\.h5$' | sort; }
+
+# A synthetic dataset: N samples of 20 features, 4 classes, as DIR/d.h5.
+make_dataset() {
+    local dir=$1 n=${2:-3000}
+    awk -v n="$n" 'BEGIN { srand(7); for (i = 0; i < n; i++) { s = 0; line = "";
+           for (j = 0; j < 20; j++) { v = rand() * 2 - 1; s += v * (j % 4 - 1.5); line = line sprintf("%.5f,", v) }
+           print line (s > 1 ? 3 : s > 0 ? 2 : s > -1 ? 1 : 0) } }' > "$dir/d.csv"
+    "$DPTRAIN" convert csv "$dir/d.csv" -o "$dir/d.h5" >/dev/null || { echo "convert failed"; exit 1; }
+}
