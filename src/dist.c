@@ -166,6 +166,12 @@ void dpt_dist_max_doubles(const DptDist *d, double *buf, size_t n)
         allreduce_chunked(buf, n, sizeof(double), MPI_DOUBLE, MPI_MAX);
 }
 
+void dpt_dist_gather_text(const DptDist *d, const char *mine, size_t len, char *all)
+{
+    (void)d;
+    MPI_Gather(mine, (int)len, MPI_CHAR, all, (int)len, MPI_CHAR, 0, world_comm);
+}
+
 void dpt_dist_stats(const DptDist *d, double v, double out[3])
 {
     double mm[2] = {-v, v}, sum = v;

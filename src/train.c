@@ -16,6 +16,7 @@
 #include "dptrain/kernels.h"
 #include "dptrain/log.h"
 #include "dptrain/loss.h"
+#include "dptrain/machine.h"
 #include "dptrain/metrics.h"
 #include "dptrain/net.h"
 #include "dptrain/optim.h"
@@ -508,6 +509,31 @@ static DptStatus setup(Trainer *t)
 
 /* ---------------------------------------------------------------- the run */
 
+/* Where every rank runs, as the launcher placed it: host, allowed CPUs and
+ * threads, printed by rank 0; a rank with more threads than CPUs warns (its
+ * threads would share cores). Collective. */
+static void print_placement(const DptDist *d)
+{
+    enum { LINE = 256 };
+    char host[64], cpus[128], mine[LINE];
+    int n_cpus = dpt_machine_cpus(cpus, sizeof cpus), threads = omp_get_max_threads();
+    dpt_machine_host(host, sizeof host);
+    snprintf(mine, sizeof mine, "  rank %d on %s: %d thread%s, CPUs %s (%d)", d->rank, host, threads,
+             threads == 1 ? "" : "s", n_cpus ? cpus : "?", n_cpus);
+    if (n_cpus > 0 && threads > n_cpus)
+        dpt_log_warn("%d OpenMP threads but %d CPU%s allowed (%s): the threads share cores. Give each rank its cores: "
+                     "mpirun --map-by slot:PE=%d (or --bind-to none), srun -c %d (or SRUN_CPUS_PER_TASK)",
+                     threads, n_cpus, n_cpus == 1 ? "" : "s", cpus, threads, threads);
+    char *all = d->rank == 0 ? malloc((size_t)d->world_size * LINE) : NULL;
+    dpt_dist_gather_text(d, mine, LINE, all);
+    if (all) {
+        dpt_log_info("placement (ranks, threads, CPUs each may use):\n");
+        for (int r = 0; r < d->world_size; r++)
+            dpt_log_info("%s\n", all + (size_t)r * LINE);
+    }
+    free(all);
+}
+
 static void print_header(const Trainer *t)
 {
     const DptConfig *c = t->cfg;
@@ -521,6 +547,7 @@ static void print_header(const Trainer *t)
                  t->arch.n_params, t->split[SPLIT_TRAIN].info.n, t->batch,
                  c->deterministic ? "deterministic" : "default");
     dpt_log_info("resolved configuration:\n%s\n", text);
+    print_placement(t->d);
 }
 
 /* Minor page faults of this process so far. */

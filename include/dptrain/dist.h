@@ -51,6 +51,9 @@ void dpt_dist_sum_i64(const DptDist *d, int64_t *buf, size_t n);      /* in plac
 void dpt_dist_max_doubles(const DptDist *d, double *buf, size_t n);   /* in place */
 /* out[0..2] = min, mean, max of v over ranks. */
 void dpt_dist_stats(const DptDist *d, double v, double out[3]);
+/* Rank 0 receives every rank's text (each at most `len` bytes, NUL included)
+ * into all[world_size * len], in rank order; other ranks may pass NULL. */
+void dpt_dist_gather_text(const DptDist *d, const char *mine, size_t len, char *all);
 /* 1 if every rank passed the same hash. */
 int dpt_dist_same_hash(const DptDist *d, uint64_t hash);
 

@@ -1,0 +1,17 @@
+/*
+ * machine: what this process may run on, read from the operating system:
+ * the CPUs it is allowed (its affinity mask, which mpirun's --bind-to and
+ * SLURM's task/affinity set) and the host name. Not collective.
+ */
+#ifndef DPT_MACHINE_H
+#define DPT_MACHINE_H
+
+#include <stddef.h>
+
+/* The CPUs this process may run on, as a list ("0-3,8"), in buf; returns how
+ * many (0 if unknown). */
+int dpt_machine_cpus(char *buf, size_t len);
+/* The host name (at most len - 1 characters). */
+void dpt_machine_host(char *buf, size_t len);
+
+#endif
