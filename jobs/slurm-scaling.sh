@@ -9,7 +9,9 @@
 # the ranks, --batch-per-rank B gives B x ranks), node counts, ranks per node,
 # threads per rank, then -- and the options of `dptrain train` (add
 # --max-steps for a short timing run). Then: tools/scaling.py runs/scaling/<study>.
-# SBATCH_EXTRA passes more sbatch options (partition, account, ...).
+# SBATCH_EXTRA passes more sbatch options (partition, account, ...). Each rank
+# gets its threads' CPUs (srun -c: since SLURM 22.05 srun does not inherit
+# --cpus-per-task), so a hybrid layout measures cores, not time-slicing.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 study=$1 nodes_list=$2 ranks_list=$3 threads=$4
@@ -33,7 +35,8 @@ for nodes in $nodes_list; do
         # shellcheck disable=SC2086
         sbatch ${SBATCH_EXTRA:-} --job-name="scal-$study-$name" --nodes="$nodes" --ntasks-per-node="$rpn" \
             --cpus-per-task="$threads" --output="$out/$name.out" --wrap \
-            "OMP_NUM_THREADS=$threads srun --mpi=pmix --cpu-bind=cores $ROOT/build/dptrain train ${args[*]} \
+            "OMP_NUM_THREADS=$threads OMP_PROC_BIND=close OMP_PLACES=cores SRUN_CPUS_PER_TASK=$threads \
+             srun --mpi=pmix -c $threads --cpu-bind=cores $ROOT/build/dptrain train ${args[*]} \
              --quiet --metrics $out/$name.jsonl"
     done
 done

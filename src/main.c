@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dptrain/cli.h"
 #include "dptrain/dist.h"
@@ -13,6 +14,7 @@
 #include "dptrain/kernels.h"
 #include "dptrain/log.h"
 #include "dptrain/status.h"
+#include "dptrain/stop.h"
 
 int main(int argc, char **argv)
 {
@@ -20,6 +22,12 @@ int main(int argc, char **argv)
     if (dpt_cli_early(argc, argv, &st))
         return (int)st;
 
+    /* A stop request may come while MPI starts (SLURM's time-limit warning,
+     * scancel): from here it is a request, not the end of the process. */
+    DptStopGuard stop;
+    int training = strcmp(argv[1], "train") == 0;
+    if (training)
+        dpt_stop_install(&stop, 30.0, 0);
     dpt_h5_init();
     DptDist dist;
     st = dpt_dist_init(&dist, &argc, &argv);
@@ -44,5 +52,7 @@ int main(int argc, char **argv)
     }
     dpt_kern_free();
     dpt_dist_finalize(&dist);
+    if (training)
+        dpt_stop_restore(&stop);
     return (int)st;
 }

@@ -11,6 +11,7 @@ static volatile sig_atomic_t requested;
 static volatile sig_atomic_t first_s;      /* CLOCK_MONOTONIC seconds of the first request */
 static double grace;
 static int announce_first;
+static int installed;      /* handlers in place (by an outer dpt_stop_install) */
 
 static long now_s(void)
 {
@@ -41,6 +42,11 @@ static void on_signal(int sig)
 
 void dpt_stop_install(DptStopGuard *g, double grace_s, int announce)
 {
+    grace = grace_s;
+    announce_first = announce;
+    g->nested = installed;
+    if (installed)
+        return;   /* an outer install (main's, before MPI starts) stays in charge; its request is kept */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -49,16 +55,18 @@ void dpt_stop_install(DptStopGuard *g, double grace_s, int announce)
     for (int i = 0; i < 3; i++)
         sigaddset(&sa.sa_mask, stop_signals[i]);
     requested = 0;
-    grace = grace_s;
-    announce_first = announce;
     for (int i = 0; i < 3; i++)
         sigaction(stop_signals[i], &sa, &g->old[i]);
+    installed = 1;
 }
 
 void dpt_stop_restore(const DptStopGuard *g)
 {
+    if (g->nested)
+        return;
     for (int i = 0; i < 3; i++)
         sigaction(stop_signals[i], &g->old[i], NULL);
+    installed = 0;
 }
 
 int dpt_stop_requested(void)

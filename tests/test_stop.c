@@ -70,6 +70,25 @@ static void test_restore_gives_back_the_old_disposition(void **state)
     assert_ptr_equal(before.sa_handler, after.sa_handler);
 }
 
+/* main installs before MPI starts; the run's own install inside it keeps a
+ * request that came in between, and its restore leaves main's handlers. */
+static void test_nested_install_keeps_the_request(void **state)
+{
+    (void)state;
+    DptStopGuard outer, inner;
+    struct sigaction mid;
+    dpt_stop_install(&outer, 30.0, 0);
+    raise(SIGUSR1);
+    dpt_stop_install(&inner, 5.0, 0);
+    assert_int_equal(dpt_stop_requested(), SIGUSR1);
+    dpt_stop_restore(&inner);
+    sigaction(SIGUSR1, NULL, &mid);
+    assert_true(mid.sa_handler != SIG_DFL);
+    dpt_stop_restore(&outer);
+    sigaction(SIGUSR1, NULL, &mid);
+    assert_true(mid.sa_handler == SIG_DFL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -77,6 +96,7 @@ int main(void)
         cmocka_unit_test(test_repeats_within_grace_are_one_request),
         cmocka_unit_test(test_repeat_after_grace_kills),
         cmocka_unit_test(test_restore_gives_back_the_old_disposition),
+        cmocka_unit_test(test_nested_install_keeps_the_request),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

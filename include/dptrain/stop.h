@@ -19,11 +19,14 @@
 
 typedef struct {
     struct sigaction old[3];   /* the dispositions replaced, restored by dpt_stop_restore */
+    int nested;                /* installed inside another install: restore leaves them */
 } DptStopGuard;
 
 /* Installs the handlers and clears any earlier request. grace_s: seconds
  * during which repeats are ignored. announce: write one line to stderr when
- * the first request arrives (rank 0). */
+ * the first request arrives (rank 0). Inside an earlier install (main's,
+ * made before MPI starts so that a launcher's early signal is not fatal) it
+ * only sets grace_s and announce, and keeps a pending request. */
 void dpt_stop_install(DptStopGuard *g, double grace_s, int announce);
 void dpt_stop_restore(const DptStopGuard *g);
 /* The signal number of the pending request, 0 if none. */
