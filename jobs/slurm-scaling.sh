@@ -9,6 +9,7 @@
 # the ranks, --batch-per-rank B gives B x ranks), node counts, ranks per node,
 # threads per rank, then -- and the options of `dptrain train` (add
 # --max-steps for a short timing run). Then: tools/scaling.py runs/scaling/<study>.
+# SCALING_OUT replaces runs/scaling, DPTRAIN the binary (build/dptrain).
 # SBATCH_EXTRA passes more sbatch options (partition, account, ...). Each rank
 # gets its threads' CPUs (srun -c: since SLURM 22.05 srun does not inherit
 # --cpus-per-task), so a hybrid layout measures cores, not time-slicing.
@@ -17,7 +18,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 study=$1 nodes_list=$2 ranks_list=$3 threads=$4
 shift 4
 [ "${1:-}" = "--" ] && shift
-out="$ROOT/runs/scaling/$study"
+out="${SCALING_OUT:-$ROOT/runs/scaling}/$study"
+DPTRAIN=${DPTRAIN:-$ROOT/build/dptrain}
 mkdir -p "$out"
 for nodes in $nodes_list; do
     for rpn in $ranks_list; do
@@ -36,7 +38,7 @@ for nodes in $nodes_list; do
         sbatch ${SBATCH_EXTRA:-} --job-name="scal-$study-$name" --nodes="$nodes" --ntasks-per-node="$rpn" \
             --cpus-per-task="$threads" --output="$out/$name.out" --wrap \
             "OMP_NUM_THREADS=$threads OMP_PROC_BIND=close OMP_PLACES=cores SRUN_CPUS_PER_TASK=$threads \
-             srun --mpi=pmix -c $threads --cpu-bind=cores $ROOT/build/dptrain train ${args[*]} \
+             srun --mpi=pmix -c $threads --cpu-bind=cores $DPTRAIN train ${args[*]} \
              --quiet --metrics $out/$name.jsonl"
     done
 done

@@ -13,48 +13,17 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DPTRAIN=$ROOT/build/dptrain
 NODES=${1:-2}
-PFX=dptns$$
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-command -v ip >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; }
+. "$ROOT/tools/netns-hosts.sh"
+trap ns_down EXIT
+ns_up "$NODES"
 # Files the remote hosts read live outside /tmp (which they replace by their
 # own), binaries included: the checkout itself may sit under /tmp.
-T=$(mktemp -d /var/tmp/dptns.XXXXXX)
+T=$NS_DIR
 cp "$ROOT/build/dptrain" "$ROOT/build/bench_allreduce" "$T/"
 DPTRAIN=$T/dptrain
-cleanup() {
-    for i in $(seq "$NODES"); do ip netns del "$PFX-n$i" 2>/dev/null || true; done
-    ip netns del "$PFX-br" 2>/dev/null || true
-    rm -rf "$T"
-}
-trap cleanup EXIT
-
-ip netns add "$PFX-br"
-ip -n "$PFX-br" link add br0 type bridge
-ip -n "$PFX-br" link set br0 up
-HOSTS=""
-for i in $(seq "$NODES"); do
-    ns=$PFX-n$i
-    ip netns add "$ns"
-    ip link add "v$i-$$" netns "$PFX-br" type veth peer name eth0 netns "$ns"
-    ip -n "$PFX-br" link set "v$i-$$" master br0 up
-    ip -n "$ns" addr add "10.213.0.$i/24" dev eth0
-    ip -n "$ns" link set eth0 up
-    ip -n "$ns" link set lo up
-    HOSTS="$HOSTS${HOSTS:+,}10.213.0.$i"
-done
-# Each node but the first (the head, where mpirun runs) also gets its own
-# hostname, /etc/hosts and /tmp: the rsh agent `agent [options] HOST COMMAND...`
-# enters HOST's network namespace, then new UTS and mount namespaces.
-for i in $(seq "$NODES"); do echo "10.213.0.$i node$i"; done > "$T/hosts"
-cat > "$T/nsrsh" <<AGENT
-#!/bin/bash
-while [ "\${1:0:1}" = "-" ]; do shift; done
-host=\$1; shift
-i=\${host##*.}
-exec ip netns exec "$PFX-n\$i" unshare --uts --mount /bin/sh -c \
-    "hostname node\$i && mount --bind $T/hosts /etc/hosts && mount -t tmpfs tmpfs /tmp && exec \$*"
-AGENT
-chmod +x "$T/nsrsh"
+PFX=$NS_PFX
+HOSTS=$(seq -s, -f '10.213.0.%g' "$NODES")
 echo "namespaced hosts: $HOSTS"
 
 awk 'BEGIN { srand(5); for (i = 0; i < 3000; i++) { s = 0; line = "";
@@ -63,7 +32,7 @@ awk 'BEGIN { srand(5); for (i = 0; i < 3000; i++) { s = 0; line = "";
 "$DPTRAIN" convert csv "$T/d.csv" -o "$T/d.h5" >/dev/null
 ARGS=(--data "$T/d.h5" --layers 16,64,64,4 --hidden tanh --optimizer adam --lr 0.003 --batch 32 --epochs 3
       --deterministic --quiet)
-MPI_NET=(--mca plm_rsh_agent "$T/nsrsh" --mca btl tcp,self --mca btl_tcp_if_include eth0
+MPI_NET=(--mca plm_rsh_agent "$NS_DIR/nsrsh" --mca btl tcp,self --mca btl_tcp_if_include eth0
          --mca oob_tcp_if_include eth0 --mca mpi_yield_when_idle 1 --oversubscribe)
 
 mpirun -np 1 "$DPTRAIN" train "${ARGS[@]}" --save "$T/one-host.h5" </dev/null

@@ -1,19 +1,33 @@
 #!/bin/bash
-# A real SLURM cluster on this machine (one node), for CI: installs slurm-wlm
-# and munge if missing, starts munged, slurmctld and slurmd as root with a
-# generated configuration, and checks, with sbatch:
-#   1. jobs/slurm-train.sbatch on 2 ranks (srun --mpi=pmix) trains and saves a model;
-#   2. preemption: `scancel --signal=USR1 --batch` on a running job ->
-#      checkpoint -> requeue -> the job resumes and finishes with the same final
-#      model as an uninterrupted run (deterministic mode, compared with h5diff);
-#   3. a small strong-scaling study through jobs/slurm-scaling.sh (1 and 2
-#      ranks), reported by tools/scaling.py.
-# Stops every daemon it started. Needs build/dptrain.
-set -euo pipefail
+# A real SLURM cluster on this machine, for CI, configured as clusters run it:
+# NODES (2) hosts in network namespaces (tools/netns-hosts.sh), each with its
+# own slurmd (`slurmd -N node<i>`, its own address, hostname and /tmp), one
+# slurmctld on node1, TaskPlugin=task/affinity (tasks are bound to the CPUs
+# they were given), munge. Installs slurm-wlm and munge if missing. Checks,
+# with sbatch and jobs/slurm-train.sbatch:
+#   1. hybrid: --ntasks-per-node=1 --cpus-per-task=2: the rank runs 2 threads
+#      on 2 CPUs (dptrain's placement line, read inside the step);
+#   2. a training job on 2 ranks saves a model;
+#   3. scancel of a running job (SIGTERM to every task and to the batch shell):
+#      a complete checkpoint of the stop, no temporary file; a resubmission
+#      with the same CKPT_DIR resumes it to the uninterrupted run's model, bit
+#      for bit (deterministic mode, as in every check below);
+#   4. preemption warning (scancel --signal=USR1 --batch): checkpoint, status
+#      75, the script requeues, the job resumes: the same model;
+#   5. scontrol requeue of a running job: the tasks checkpoint on SLURM's
+#      SIGTERM, SLURM requeues, the job resumes: the same model;
+#   6. a time limit reached (--time=1 --signal=B:USR1@40): the warning,
+#      checkpoints and requeues until the work is done: the same model;
+#   7. across nodes: --nodes=2 --ntasks-per-node=1, srun --mpi=pmix, one rank
+#      on each namespaced host: the same model as on one host;
+#   8. a strong-scaling study through jobs/slurm-scaling.sh, reported by
+#      tools/scaling.py.
+# Stops every daemon it started. Needs root and build/dptrain.
+set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-DPTRAIN=$ROOT/build/dptrain
+NODES=${NODES:-2}
 missing=()
-for p in slurm-wlm munge; do
+for p in slurm-wlm munge iproute2 util-linux python3-matplotlib; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -21,140 +35,217 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-SL=$(mktemp -d /tmp/dpt-slurm.XXXXXX)
-W=$SL/work
-mkdir -p "$SL/state" "$SL/spool" "$W"
-HOST=$(hostname)
-NODE_LINE=$(slurmd -C | head -1)
-cat > "$SL/slurm.conf" <<CONF
+. "$ROOT/tools/netns-hosts.sh"
+. "$ROOT/tests/lib.sh"
+
+SL=$NS_DIR/slurm
+W=$NS_DIR/work
+started_munge=0
+cleanup() {
+    ip netns exec "$NS_PFX-n1" env SLURM_CONF="$SL/slurm.conf" scontrol shutdown >/dev/null 2>&1 || true
+    for f in "$SL"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
+    [ "$started_munge" = 1 ] && pkill -u munge munged 2>/dev/null
+    ns_down
+}
+trap cleanup EXIT
+ns_up "$NODES"
+mkdir -p "$SL/state" "$SL/log" "$W"
+for i in $(seq "$NODES"); do mkdir -p "$SL/spool-node$i"; done
+# Files the hosts read live outside /tmp (each host has its own /tmp).
+cp "$ROOT/build/dptrain" "$W/"
+DPTRAIN=$W/dptrain
+NODE_HW=$(slurmd -C | head -1 | sed 's/^NodeName=[^ ]* //; s/ *UpTime=.*//')
+{
+    cat <<CONF
 ClusterName=dptci
-SlurmctldHost=$HOST
+SlurmctldHost=node1(10.213.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 AuthInfo=cred_expire=10
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+TaskPlugin=task/affinity
 SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=2,bf_interval=2
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 StateSaveLocation=$SL/state
-SlurmdSpoolDir=$SL/spool
+SlurmdSpoolDir=$SL/spool-%n
 SlurmctldPidFile=$SL/slurmctld.pid
-SlurmdPidFile=$SL/slurmd.pid
-SlurmctldLogFile=$SL/slurmctld.log
-SlurmdLogFile=$SL/slurmd.log
-SlurmctldPort=16817
-SlurmdPort=16818
+SlurmdPidFile=$SL/slurmd-%n.pid
+SlurmctldLogFile=$SL/log/slurmctld.log
+SlurmdLogFile=$SL/log/slurmd-%n.log
+SlurmctldPort=6817
+SlurmdPort=6818
 JobRequeue=1
+KillWait=30
 MinJobAge=3600
 MailProg=/bin/true
 ReturnToService=2
 MpiDefault=none
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
-$NODE_LINE State=UNKNOWN
-PartitionName=ci Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
-export SLURM_CONF=$SL/slurm.conf
-
-started_munge=0
-cleanup() {
-    scontrol shutdown >/dev/null 2>&1 || true
-    sleep 1
-    for f in slurmctld slurmd; do
-        [ -f "$SL/$f.pid" ] && kill "$(cat "$SL/$f.pid")" 2>/dev/null || true
-    done
-    [ "$started_munge" = 1 ] && pkill -u munge munged 2>/dev/null || true
-    rm -rf "$SL"
-}
-trap cleanup EXIT
+    for i in $(seq "$NODES"); do echo "NodeName=node$i NodeAddr=10.213.0.$i $NODE_HW State=UNKNOWN"; done
+    echo "PartitionName=ci Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
+} > "$SL/slurm.conf"
 
 mkdir -p /run/munge && chown munge:munge /run/munge
 if ! pgrep -x munged >/dev/null; then
     runuser -u munge -- /usr/sbin/munged
     started_munge=1
 fi
-slurmctld -f "$SL/slurm.conf"
-slurmd -f "$SL/slurm.conf"
-for _ in $(seq 60); do
-    sinfo -h -o %T 2>/dev/null | grep -qE "^idle" && break
-    sleep 0.5
-done
-sinfo
+ns_exec 1 slurmctld -f "$SL/slurm.conf"
+for i in $(seq "$NODES"); do ns_exec "$i" slurmd -N "node$i" -f "$SL/slurm.conf"; done
+# SLURM's clients talk to slurmctld on node1's address.
+S() { ip netns exec "$NS_PFX-n1" env SLURM_CONF="$SL/slurm.conf" "$@"; }
+all_idle() { [ "$(S sinfo -h -o '%T %D' 2>/dev/null)" = "idle $NODES" ]; }
+wait_until 60 all_idle || { echo "the cluster did not come up"; S sinfo; tail -n 5 "$SL"/log/*; exit 1; }
+S sinfo
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-state_of() { scontrol show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2; }
-wait_job() {   # job id, seconds
-    local s
-    for _ in $(seq $(($2 * 2))); do
-        s=$(state_of "$1")
-        case "$s" in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY) echo "$s"; return;; esac
-        sleep 0.5
-    done
-    echo "TIMEOUT_WAITING($s)"
+state_of() { S scontrol show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2; }
+restarts_of() { S scontrol show job "$1" 2>/dev/null | grep -o 'Restarts=[0-9]*' | cut -d= -f2; }
+is_final() { case "$(state_of "$1")" in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY) return 0;; esac; return 1; }
+wait_job() { wait_until "$2" is_final "$1"; state_of "$1"; }   # job id, seconds
+is_running() { [ "$(state_of "$1")" = RUNNING ]; }
+# sbatch jobs/slurm-train.sbatch with the job name, CKPT_DIR, sbatch options, then -- and dptrain's options.
+submit() {
+    local name=$1 ck=$2
+    shift 2
+    local sb=()
+    while [ "$1" != "--" ]; do sb+=("$1"); shift; done
+    shift
+    S sbatch --parsable --job-name="$name" --output="$W/$name-%j.out" "${sb[@]}" \
+        --export=ALL,DPTRAIN="$DPTRAIN",CKPT_DIR="$ck" "$ROOT/jobs/slurm-train.sbatch" "$@"
 }
+out_of() { cat "$W/$1"-*.out 2>/dev/null; }
+no_tmp() { [ -z "$(ls "$1" | grep '\.tmp\.')" ]; }
 
 cd "$W"
 awk 'BEGIN { srand(3); for (i = 0; i < 4000; i++) { s = 0; line = "";
        for (j = 0; j < 16; j++) { v = rand() * 2 - 1; s += v * (j % 4 - 1.5); line = line sprintf("%.5f,", v) }
        print line (s > 1 ? 3 : s > 0 ? 2 : s > -1 ? 1 : 0) } }' > d.csv
 "$DPTRAIN" convert csv d.csv -o d.h5 >/dev/null
-ARGS=(--data "$W/d.h5" --layers 16,128,128,4 --hidden tanh --optimizer momentum --lr 0.02 --batch 32
-      --epochs 12 --deterministic --quiet)
+ARGS=(--data "$W/d.h5" --layers 16,512,512,4 --hidden tanh --optimizer momentum --lr 0.02 --batch 32 --deterministic)
+JOB=("${ARGS[@]}" --checkpoint-every 100)   # in jobs (the script adds --checkpoint-dir)
+SHORT=(--epochs 12)      # about 5 s on 2 ranks
+LONG=(--epochs 150)      # about 70 s on 2 ranks: longer than the first warning can come
+# The uninterrupted runs (deterministic: any layout gives the same model).
+mpirun -np 2 --oversubscribe "$DPTRAIN" train "${ARGS[@]}" "${SHORT[@]}" --quiet --save "$W/straight.h5" </dev/null
+mpirun -np 2 --oversubscribe "$DPTRAIN" train "${ARGS[@]}" "${LONG[@]}" --quiet --save "$W/straight-long.h5" </dev/null
 
-# ---- 1. a training job on 2 ranks
-j=$(sbatch --parsable --ntasks-per-node=2 --cpus-per-task=1 --job-name=train --output="$W/train-%j.out" \
-    --export=ALL,DPTRAIN="$DPTRAIN",CKPT_DIR="$W/ck-train" "$ROOT/jobs/slurm-train.sbatch" "${ARGS[@]}" \
-    --epochs 2 --save "$W/train.h5")
+# ---- 1. hybrid: threads get their CPUs
+j=$(submit hybrid "$W/ck-hybrid" --nodes=1 --ntasks-per-node=1 --cpus-per-task=2 -- "${JOB[@]}" --epochs 1)
 s=$(wait_job "$j" 120)
-if [ "$s" = COMPLETED ] && [ -f "$W/train.h5" ] && "$DPTRAIN" info "$W/train.h5" >/dev/null; then
-    ok "sbatch jobs/slurm-train.sbatch on 2 ranks (srun --mpi=pmix): $s, model saved"
+line=$(out_of hybrid | grep "rank 0 on node")
+if [ "$s" = COMPLETED ] && printf '%s' "$line" | grep -q "2 threads, CPUs 0-1 (2)" && ! out_of hybrid | grep -q "share cores"; then
+    ok "--cpus-per-task=2 under task/affinity: 2 threads on 2 CPUs (${line#  })"
 else
-    bad "training job $j: $s"; cat "$W"/train-*.out
+    bad "hybrid job $j: $s: $line"; out_of hybrid | tail -20
 fi
 
-# ---- 2. preemption: signal, checkpoint, requeue, resume; same model as uninterrupted
-mpirun -np 2 --oversubscribe "$DPTRAIN" train "${ARGS[@]}" --save "$W/straight.h5" </dev/null
-j=$(sbatch --parsable --ntasks-per-node=2 --cpus-per-task=1 --job-name=preempt --output="$W/preempt-%j.out" \
-    --export=ALL,DPTRAIN="$DPTRAIN",CKPT_DIR="$W/ck-preempt" "$ROOT/jobs/slurm-train.sbatch" "${ARGS[@]}" \
-    --save "$W/preempted.h5")
-for _ in $(seq 120); do [ "$(state_of "$j")" = RUNNING ] && break; sleep 0.5; done
-sleep 3
-scancel --signal=USR1 --batch "$j"
-# the requeued job is held until its credential expires; release it early
-for _ in $(seq 60); do
-    s=$(state_of "$j"); r=$(scontrol show job "$j" | grep -o 'Restarts=[0-9]*' | cut -d= -f2)
-    [ "${r:-0}" -ge 1 ] && break
-    sleep 0.5
-done
-sleep 2
-scontrol update jobid="$j" StartTime=now >/dev/null 2>&1 || true
+# ---- 2. a training job on 2 ranks
+j=$(submit train "$W/ck-train" --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 -- "${JOB[@]}" "${SHORT[@]}" \
+    --save "$W/train.h5")
+s=$(wait_job "$j" 120)
+if [ "$s" = COMPLETED ] && h5diff -q "$W/straight.h5" "$W/train.h5" /model /model; then
+    ok "training job on 2 ranks (srun --mpi=pmix): $s, model = the uninterrupted one"
+else
+    bad "training job $j: $s"; out_of train | tail -20
+fi
+
+# ---- 3. scancel, then a resubmission resumes
+j=$(submit cancel "$W/ck-cancel" --nodes=1 --ntasks-per-node=2 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/cancel.h5")
+wait_until 120 has_ckpt "$W/ck-cancel"
+S scancel "$j"
+s=$(wait_job "$j" 60)
+last=$(ckpts "$W/ck-cancel" | tail -1)
+step=$(echo "$last" | sed 's/ckpt-0*\([0-9]*\)\.h5/\1/')
+if [ "$s" = CANCELLED ] && [ -n "$last" ] && [ $((step % 100)) -ne 0 ] && no_tmp "$W/ck-cancel" \
+   && "$DPTRAIN" info "$W/ck-cancel/$last" >/dev/null; then
+    ok "scancel: $s, the stop's checkpoint $last is complete, no temporary file"
+else
+    bad "scancel job $j: $s, newest checkpoint '$last'"; out_of cancel | tail -20; ls "$W/ck-cancel"
+fi
+j=$(submit cancel2 "$W/ck-cancel" --nodes=1 --ntasks-per-node=2 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/cancel.h5")
+s=$(wait_job "$j" 120)
+if [ "$s" = COMPLETED ] && out_of cancel2 | grep -q "resuming from" && h5diff -q "$W/straight.h5" "$W/cancel.h5" /model /model; then
+    ok "resubmitted with the same CKPT_DIR: resumed from $last, model bitwise = the uninterrupted run's"
+else
+    bad "resubmission $j: $s"; out_of cancel2 | tail -20
+fi
+
+# ---- 4. the preemption warning: USR1 to the batch shell
+j=$(submit preempt "$W/ck-preempt" --nodes=1 --ntasks-per-node=2 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/preempted.h5")
+wait_until 120 has_ckpt "$W/ck-preempt"
+S scancel --signal=USR1 --batch "$j"
 s=$(wait_job "$j" 300)
-restarts=$(scontrol show job "$j" | grep -o 'Restarts=[0-9]*' | cut -d= -f2)
-if [ "$s" = COMPLETED ] && [ "${restarts:-0}" -ge 1 ] && grep -q "requeueing" "$W"/preempt-*.out \
-   && grep -q "resuming from" "$W"/preempt-*.out && h5diff -q "$W/straight.h5" "$W/preempted.h5" /model /model; then
-    ok "preemption: USR1 -> checkpoint -> status 75 -> requeue ($restarts restart) -> resumed -> model bitwise identical"
+r=$(restarts_of "$j")
+if [ "$s" = COMPLETED ] && [ "${r:-0}" -ge 1 ] && out_of preempt | grep -q "requeueing" \
+   && out_of preempt | grep -q "resuming from" && h5diff -q "$W/straight.h5" "$W/preempted.h5" /model /model; then
+    ok "USR1 warning -> checkpoint -> status 75 -> requeue ($r restart) -> resumed -> model bitwise identical"
 else
-    bad "preemption job $j: $s, restarts ${restarts:-?}"; cat "$W"/preempt-*.out
+    bad "preemption job $j: $s, restarts ${r:-?}"; out_of preempt | tail -20
 fi
 
-# ---- 3. a strong-scaling study through SLURM
-SBATCH_EXTRA="--export=ALL" "$ROOT/jobs/slurm-scaling.sh" strong-ci "1" "1 2" 1 -- --data "$W/d.h5" \
-    --layers 16,256,256,4 --batch 64 --epochs 1 --max-steps 200 >/dev/null
-for _ in $(seq 240); do
-    [ "$(squeue -h | wc -l)" -eq 0 ] && break
-    sleep 0.5
+# ---- 5. scontrol requeue of a running job
+j=$(submit requeue "$W/ck-requeue" --nodes=1 --ntasks-per-node=2 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/requeued.h5")
+wait_until 120 has_ckpt "$W/ck-requeue"
+S scontrol requeue "$j"
+s=$(wait_job "$j" 300)
+r=$(restarts_of "$j")
+if [ "$s" = COMPLETED ] && [ "${r:-0}" -ge 1 ] && out_of requeue | grep -q "resuming from" \
+   && h5diff -q "$W/straight.h5" "$W/requeued.h5" /model /model; then
+    ok "scontrol requeue: SIGTERM -> checkpoint -> requeued by SLURM ($r restart) -> resumed -> model bitwise identical"
+else
+    bad "requeue job $j: $s, restarts ${r:-?}"; out_of requeue | tail -20
+fi
+
+# ---- 6. a time limit: the warning, a checkpoint and a requeue each time, until done.
+# SLURM checks time limits about every 30 s, so the warning comes 20-50 s into
+# each start; if a start reaches its limit first, SIGTERM stops it (state
+# TIMEOUT, with a checkpoint) and the job is resubmitted, as a user would.
+timeouts=0 requeues=0 s=""
+for attempt in 1 2 3 4 5 6; do
+    j=$(submit timelimit "$W/ck-time" --nodes=1 --ntasks-per-node=2 --time=1 --signal=B:USR1@40 -- "${JOB[@]}" \
+        "${LONG[@]}" --save "$W/timelimit.h5")
+    s=$(wait_job "$j" 600)
+    requeues=$((requeues + $(restarts_of "$j")))
+    [ "$s" = TIMEOUT ] || break
+    timeouts=$((timeouts + 1))
+    no_tmp "$W/ck-time" && has_ckpt "$W/ck-time" || { bad "time limit reached: no complete checkpoint"; break; }
 done
-if "$ROOT/tools/scaling.py" report "$ROOT/runs/scaling/strong-ci" --label "(SLURM, 1 node, CI)" \
-    --bytes $(( 4 * (16 * 256 + 256 + 256 * 256 + 256 + 256 * 4 + 4 + 8) )); then
-    ok "scaling study through SLURM: runs/scaling/strong-ci/scaling.{csv,txt,png}"
+if [ "$s" = COMPLETED ] && [ $((requeues + timeouts)) -ge 1 ] \
+   && h5diff -q "$W/straight-long.h5" "$W/timelimit.h5" /model /model; then
+    ok "time limit of 1 minute (--signal=B:USR1@40), a run of about 70 s: $requeues requeue(s) after the warning, $timeouts stop(s) at the limit, model bitwise = the uninterrupted run's"
 else
-    bad "scaling study"
+    bad "time-limit job $j: $s, $requeues requeues, $timeouts timeouts"; out_of timelimit | tail -20
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+# ---- 7. across nodes: one rank on each host
+if [ "$NODES" -ge 2 ]; then
+    j=$(submit multinode "$W/ck-multi" --nodes=2 --ntasks-per-node=1 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/multinode.h5")
+    s=$(wait_job "$j" 180)
+    if [ "$s" = COMPLETED ] && out_of multinode | grep -q "rank 0 on node1" && out_of multinode | grep -q "rank 1 on node2" \
+       && h5diff -q "$W/straight.h5" "$W/multinode.h5" /model /model; then
+        ok "sbatch --nodes=2, srun --mpi=pmix: ranks on node1 and node2, model bitwise = one host's"
+    else
+        bad "multi-node job $j: $s"; out_of multinode | tail -20
+    fi
+fi
+
+# ---- 8. a strong-scaling study through SLURM
+SBATCH_EXTRA="--export=ALL" DPTRAIN="$DPTRAIN" SCALING_OUT="$W/scaling" S "$ROOT/jobs/slurm-scaling.sh" strong-ci \
+    "1" "1 2" 1 -- --data "$W/d.h5" --layers 16,256,256,4 --batch 64 --epochs 1 --max-steps 200 >/dev/null
+queue_empty() { [ "$(S squeue -h | wc -l)" -eq 0 ]; }
+wait_until 180 queue_empty
+if "$ROOT/tools/scaling.py" report "$W/scaling/strong-ci" --label "(SLURM, 1 node, CI)" \
+    --bytes $(( 4 * (16 * 256 + 256 + 256 * 256 + 256 + 256 * 4 + 4 + 8) )); then
+    ok "scaling study through SLURM: scaling.{csv,txt,png}"
+else
+    bad "scaling study"; ls -R "$W/scaling"
+fi
+if [ "$fail" -gt 0 ]; then
+    for f in "$SL"/log/*.log; do echo "== $f"; tail -n 40 "$f"; done
+fi
+finish
