@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dptrain/h5util.h"
+#include "h5util.h"
 #include "dptrain/log.h"
 
 /* Names of groups, datasets and attributes: defined once. */
@@ -738,6 +738,8 @@ void dpt_ckpt_prune(const char *dir, const char *run_id, int keep)
 
 int dpt_ckpt_set_aside(const char *dir, const char *run_id, int64_t step, char *moved_to, size_t len)
 {
+    if (!moved_to || len == 0)
+        return -1;
     DptCkptEntry e[4096];
     int n = dpt_ckpt_scan(dir, e, 4096), moved = 0;
     for (int i = 0; i < n; i++) {

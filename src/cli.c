@@ -9,6 +9,7 @@
 #include "dptrain/data.h"
 #include "dptrain/log.h"
 #include "dptrain/trace.h"
+#include "dptrain/infer.h"
 #include "dptrain/train.h"
 
 static const char usage[] =

@@ -15,57 +15,57 @@ typedef struct {
     size_t offset;
     const char *arg;
     const char *help;
-    int later;          /* recognised, not yet supported: refused with a message */
 } Option;
 
 #define F(field) offsetof(DptConfig, field)
 
 static const Option options[] = {
-    {"data", T_STR, F(data), "FILE.h5", "dataset file (HDF5: /train/x, /train/y, optional /test)", 0},
-    {"layers", T_LAYERS, F(sizes), "N,N,...", "units per layer, inputs first (784,100,10)", 0},
-    {"hidden", T_HIDDEN, F(hidden), "ACT", "hidden units: sigmoid|relu|tanh|linear", 0},
-    {"output", T_OUTPUT, F(output), "ACT", "output units: sigmoid|softmax|linear", 0},
-    {"cost", T_COST, F(cost), "COST", "mse|bce|cce", 0},
-    {"optimizer", T_OPT, F(opt.kind), "NAME", "sgd|momentum|nesterov|adagrad|rmsprop|adam|nadam", 0},
-    {"lr", T_DOUBLE, F(lr), "ETA", "learning rate", 0},
-    {"momentum", T_DOUBLE, F(opt.momentum), "ALPHA", "momentum coefficient (momentum, nesterov)", 0},
-    {"beta1", T_DOUBLE, F(opt.beta1), "B1", "first-moment decay (adam, nadam)", 0},
-    {"beta2", T_DOUBLE, F(opt.beta2), "B2", "second-moment decay (adam, nadam)", 0},
-    {"eps", T_DOUBLE, F(opt.eps), "EPS", "denominator epsilon, outside the square root", 0},
-    {"decay", T_DOUBLE, F(opt.decay), "RHO", "RMSprop's decay of the mean square", 0},
-    {"lr-schedule", T_SCHED, F(sched.kind), "NAME", "constant|step|cosine", 0},
-    {"lr-step-epochs", T_INT, F(sched.step_epochs), "N", "step schedule: epochs between decays", 0},
-    {"lr-gamma", T_DOUBLE, F(sched.gamma), "G", "step schedule: factor of each decay", 0},
-    {"lr-min", T_DOUBLE, F(sched.lr_min), "ETA", "cosine schedule: rate at the last step", 0},
-    {"warmup", T_DOUBLE, F(sched.warmup_epochs), "EPOCHS", "linear warm-up over the first EPOCHS epochs", 0},
-    {"warmup-from", T_DOUBLE, F(sched.warmup_from), "F", "warm-up starts at F * lr", 0},
-    {"clip-norm", T_DOUBLE, F(clip_norm), "C", "scale the averaged gradient to norm C when larger (0: off)", 0},
-    {"weight-decay", T_DOUBLE, F(weight_decay), "LAMBDA", "L2 regularisation on weights: C += lambda/(2n) sum w^2", 0},
-    {"batch", T_BATCH, F(batch), "N|full", "global mini-batch (1 = SGD, full = full-batch GD)", 0},
-    {"epochs", T_INT, F(epochs), "N", "passes over the training set", 0},
-    {"max-steps", T_INT, F(max_steps), "N", "stop after N optimiser steps (0: no limit; for benchmarks)", 0},
-    {"seed", T_INT, F(seed), "N", "seed of initialisation and shuffling", 0},
-    {"init", T_INIT, F(init), "SCHEME", "nielsen|xavier|he", 0},
-    {"init-from", T_STR, F(init_from), "MODEL.h5", "start from the weights of a model file", 0},
-    {"deterministic", T_FLAG, F(deterministic), NULL, "bitwise-identical results for any ranks and threads", 0},
-    {"det-block", T_INT, F(det_block), "N", "samples per fixed block in deterministic mode", 0},
-    {"check-every", T_INT, F(check_every), "N", "steps between replica checks (0: at the end only)", 0},
-    {"overlap", T_FLAG, F(overlap), NULL, "reduce each layer's gradient (MPI_Iallreduce) while backprop continues (default: one allreduce)", 0},
-    {"eval-train", T_FLAG, F(eval_train), NULL, "evaluate the whole training set after each epoch", 0},
-    {"save", T_STR, F(save), "FILE.h5", "write the trained model", 0},
-    {"metrics", T_STR, F(metrics), "FILE.jsonl", "one JSON object per epoch", 0},
-    {"quiet", T_FLAG, F(quiet), NULL, "print errors only", 0},
-    {"progress", T_FLAG, F(progress), NULL, "progress bar on a terminal (default on; --no-progress)", 0},
-    {"checkpoint-dir", T_STR, F(checkpoint_dir), "DIR", "write checkpoints (ckpt-<step>.h5) to DIR", 0},
-    {"checkpoint-every", T_INT, F(checkpoint_every), "N", "steps between checkpoints (0: only at stops and the end)", 0},
-    {"checkpoint-epoch", T_FLAG, F(checkpoint_epoch), NULL, "also write a checkpoint at the end of every epoch", 0},
-    {"signal-grace", T_DOUBLE, F(signal_grace), "S", "seconds after a stop request (SIGTERM/SIGINT/SIGUSR1) during which repeats are ignored; a later one ends at once", 0},
-    {"keep", T_INT, F(keep), "N", "newest checkpoints kept (older ones removed once a new one is complete)", 0},
-    {"resume", T_STR, F(resume), "FILE|latest", "continue from a checkpoint (latest: the newest good one in --checkpoint-dir)", 0},
-    {"trace", T_STR, F(trace), "FILE.h5", "per-step trace: loss and per-layer gradient norms (rank 0 writes)", 0},
-    {"trace-every", T_INT, F(trace_every), "N", "record every N steps", 0},
-    {"trace-params", T_STR, F(trace_params), "L:I:J,...", "also record W_L[I,J] (L:I:b for the bias b_L[I])", 0},
-    {"trace-project", T_FLAG, F(trace_project), NULL, "also record theta - theta0 projected on two random directions", 0},
+    {"data", T_STR, F(data), "FILE.h5", "dataset file (HDF5: /train/x, /train/y, optional /test)"},
+    {"layers", T_LAYERS, F(sizes), "N,N,...", "units per layer, inputs first (784,100,10)"},
+    {"hidden", T_HIDDEN, F(hidden), "ACT", "hidden units: sigmoid|relu|tanh|linear"},
+    {"output", T_OUTPUT, F(output), "ACT", "output units: sigmoid|softmax|linear"},
+    {"cost", T_COST, F(cost), "COST", "mse|bce|cce"},
+    {"optimizer", T_OPT, F(opt.kind), "NAME", "sgd|momentum|nesterov|adagrad|rmsprop|adam|nadam"},
+    {"lr", T_DOUBLE, F(sched.lr), "ETA", "learning rate"},
+    {"momentum", T_DOUBLE, F(opt.momentum), "ALPHA", "momentum coefficient (momentum, nesterov)"},
+    {"beta1", T_DOUBLE, F(opt.beta1), "B1", "first-moment decay (adam, nadam)"},
+    {"beta2", T_DOUBLE, F(opt.beta2), "B2", "second-moment decay (adam, nadam)"},
+    {"eps", T_DOUBLE, F(opt.eps), "EPS", "denominator epsilon, outside the square root"},
+    {"decay", T_DOUBLE, F(opt.decay), "RHO", "RMSprop's decay of the mean square"},
+    {"lr-schedule", T_SCHED, F(sched.kind), "NAME", "constant|step|cosine"},
+    {"lr-step-epochs", T_INT, F(sched.step_epochs), "N", "step schedule: epochs between decays"},
+    {"lr-gamma", T_DOUBLE, F(sched.gamma), "G", "step schedule: factor of each decay"},
+    {"lr-min", T_DOUBLE, F(sched.lr_min), "ETA", "cosine schedule: rate at the last step"},
+    {"warmup", T_DOUBLE, F(sched.warmup_epochs), "EPOCHS", "linear warm-up over the first EPOCHS epochs"},
+    {"warmup-from", T_DOUBLE, F(sched.warmup_from), "F", "warm-up starts at F * lr"},
+    {"clip-norm", T_DOUBLE, F(clip_norm), "C", "scale the averaged gradient to norm C when larger (0: off)"},
+    {"weight-decay", T_DOUBLE, F(weight_decay), "LAMBDA", "L2 regularisation on weights: C += lambda/(2n) sum w^2"},
+    {"batch", T_BATCH, F(batch), "N|full", "global mini-batch (1 = SGD, full = full-batch GD)"},
+    {"batch-per-rank", T_INT, F(batch_per_rank), "N", "global mini-batch of N x ranks (weak scaling; replaces --batch)"},
+    {"epochs", T_INT, F(epochs), "N", "passes over the training set"},
+    {"max-steps", T_INT, F(max_steps), "N", "stop after N optimiser steps (0: no limit; for benchmarks)"},
+    {"seed", T_INT, F(seed), "N", "seed of initialisation and shuffling"},
+    {"init", T_INIT, F(init), "SCHEME", "nielsen|xavier|he"},
+    {"init-from", T_STR, F(init_from), "MODEL.h5", "start from the weights of a model file"},
+    {"deterministic", T_FLAG, F(deterministic), NULL, "bitwise-identical results for any ranks and threads"},
+    {"det-block", T_INT, F(det_block), "N", "samples per fixed block in deterministic mode"},
+    {"check-every", T_INT, F(check_every), "N", "steps between replica checks (0: at the end only)"},
+    {"overlap", T_FLAG, F(overlap), NULL, "reduce each layer's gradient (MPI_Iallreduce) while backprop continues (default: one allreduce)"},
+    {"eval-train", T_FLAG, F(eval_train), NULL, "evaluate the whole training set after each epoch"},
+    {"save", T_STR, F(save), "FILE.h5", "write the trained model"},
+    {"metrics", T_STR, F(metrics), "FILE.jsonl", "one JSON object per epoch"},
+    {"quiet", T_FLAG, F(quiet), NULL, "print errors only"},
+    {"progress", T_FLAG, F(progress), NULL, "progress bar on a terminal (default on; --no-progress)"},
+    {"checkpoint-dir", T_STR, F(checkpoint_dir), "DIR", "write checkpoints (ckpt-<step>.h5) to DIR"},
+    {"checkpoint-every", T_INT, F(checkpoint_every), "N", "steps between checkpoints (0: only at stops and the end)"},
+    {"checkpoint-epoch", T_FLAG, F(checkpoint_epoch), NULL, "also write a checkpoint at the end of every epoch"},
+    {"signal-grace", T_DOUBLE, F(signal_grace), "S", "seconds after a stop request (SIGTERM/SIGINT/SIGUSR1) during which repeats are ignored; a later one ends at once"},
+    {"keep", T_INT, F(keep), "N", "newest checkpoints kept (older ones removed once a new one is complete)"},
+    {"resume", T_STR, F(resume), "FILE|latest", "continue from a checkpoint (latest: the newest good one in --checkpoint-dir)"},
+    {"trace", T_STR, F(trace), "FILE.h5", "per-step trace: loss and per-layer gradient norms (rank 0 writes)"},
+    {"trace-every", T_INT, F(trace_every), "N", "record every N steps"},
+    {"trace-params", T_STR, F(trace_params), "L:I:J,...", "also record W_L[I,J] (L:I:b for the bias b_L[I])"},
+    {"trace-project", T_FLAG, F(trace_project), NULL, "also record theta - theta0 projected on two random directions"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -81,7 +81,7 @@ void dpt_config_defaults(DptConfig *c)
     c->opt.beta2 = 0.999;
     c->opt.eps = 1e-8;
     c->opt.decay = 0.9;
-    c->lr = 0.1;
+    c->sched.lr = 0.1;
     c->sched.kind = DPT_SCHED_CONSTANT;
     c->sched.gamma = 0.1;
     c->sched.step_epochs = 10;
@@ -326,21 +326,12 @@ DptStatus dpt_config_parse(DptConfig *c, int argc, char **argv)
 
 DptStatus dpt_config_validate(const DptConfig *c)
 {
-    for (size_t i = 0; i < N_OPTIONS; i++) {
-        const Option *o = &options[i];
-        if (!o->later)
-            continue;
-        const char *field = (const char *)c + o->offset;
-        int set = o->type == T_STR ? field[0] != '\0' : 0;
-        if (set)
-            return dpt_err(DPT_EUSAGE, "--%s is not supported by this version of dptrain yet", o->name);
-    }
     if (!c->data[0])
         return dpt_err(DPT_EUSAGE, "--data is required (a dataset file, e.g. data/fashion-mnist.h5)");
     if (c->n_sizes < 2 && !c->init_from[0])
         return dpt_err(DPT_EUSAGE, "--layers is required (e.g. --layers 784,100,10)");
-    if (!(c->lr > 0))
-        return dpt_err(DPT_EUSAGE, "--lr %g: expected a positive number", c->lr);
+    if (!(c->sched.lr > 0))
+        return dpt_err(DPT_EUSAGE, "--lr %g: expected a positive number", c->sched.lr);
     if (c->epochs < 1 || c->epochs > 1000000000)
         return dpt_err(DPT_EUSAGE, "--epochs %lld: expected 1 or more", (long long)c->epochs);
     if (c->opt.momentum < 0 || c->opt.momentum >= 1)
@@ -353,7 +344,7 @@ DptStatus dpt_config_validate(const DptConfig *c)
         return dpt_err(DPT_EUSAGE, "--decay %g: expected 0 <= rho < 1", c->opt.decay);
     if (!(c->opt.eps > 0))
         return dpt_err(DPT_EUSAGE, "--eps %g: expected a positive number", c->opt.eps);
-    if (c->sched.lr_min < 0 || c->sched.lr_min > c->lr)
+    if (c->sched.lr_min < 0 || c->sched.lr_min > c->sched.lr)
         return dpt_err(DPT_EUSAGE, "--lr-min %g: expected 0 <= lr-min <= lr", c->sched.lr_min);
     if (!(c->sched.gamma > 0) || c->sched.gamma > 1)
         return dpt_err(DPT_EUSAGE, "--lr-gamma %g: expected 0 < gamma <= 1", c->sched.gamma);
@@ -385,6 +376,9 @@ DptStatus dpt_config_validate(const DptConfig *c)
         return dpt_err(DPT_EUSAGE, "--trace-params, --trace-project and --trace-every need --trace FILE.h5");
     if (c->trace_params[0] && c->trace_project)
         return dpt_err(DPT_EUSAGE, "--trace-params and --trace-project: choose one");
+    if (c->batch_per_rank < 0 || c->batch_per_rank > ((int64_t)1 << 24))
+        return dpt_err(DPT_EUSAGE, "--batch-per-rank %lld: expected 1..16777216 (0: use --batch)",
+                       (long long)c->batch_per_rank);
     if (c->max_steps < 0)
         return dpt_err(DPT_EUSAGE, "--max-steps %lld: expected 0 or more", (long long)c->max_steps);
     if (c->check_every < 0)
@@ -408,8 +402,6 @@ size_t dpt_config_format(const DptConfig *c, char *buf, size_t len)
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const Option *o = &options[i];
         const char *field = (const char *)c + o->offset;
-        if (o->later)
-            continue;
         switch (o->type) {
         case T_STR:
             if (field[0])
@@ -466,7 +458,7 @@ void dpt_config_help(FILE *out)
     for (size_t i = 0; i < N_OPTIONS; i++) {
         char left[64];
         snprintf(left, sizeof left, "%s%s%s", options[i].name, options[i].arg ? " " : "", options[i].arg ? options[i].arg : "");
-        fprintf(out, "  --%-18s %s%s\n", left, options[i].help, options[i].later ? " (not yet supported)" : "");
+        fprintf(out, "  --%-18s %s\n", left, options[i].help);
     }
     fprintf(out, "\nDefaults:\n%s", defaults);
 }

@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "dptrain/h5util.h"
+#include "h5util.h"
 
 /* Dataset and attribute names: defined once. */
 #define DS_X "x"

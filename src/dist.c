@@ -83,16 +83,6 @@ void dpt_dist_finalize(DptDist *d)
         MPI_Finalize();
 }
 
-void dpt_dist_abort(int code)
-{
-    int inited = 0, fin = 0;
-    MPI_Initialized(&inited);
-    MPI_Finalized(&fin);
-    if (inited && !fin)
-        MPI_Abort(MPI_COMM_WORLD, code);
-    exit(code);
-}
-
 static int last_reporter = -1;
 
 DptStatus dpt_dist_agree(const DptDist *d, DptStatus local, int *reporter)
@@ -111,12 +101,6 @@ DptStatus dpt_dist_agree(const DptDist *d, DptStatus local, int *reporter)
 }
 
 int dpt_dist_reporter(void) { return last_reporter; }
-
-void dpt_dist_barrier(const DptDist *d)
-{
-    (void)d;
-    MPI_Barrier(world_comm);
-}
 
 void dpt_dist_bcast(const DptDist *d, void *buf, size_t bytes, int root)
 {
@@ -260,4 +244,3 @@ void dpt_dist_node_barrier(const DptDist *d)
     MPI_Barrier(node_comm);
 }
 
-double dpt_dist_time(void) { return MPI_Wtime(); }

@@ -1,4 +1,4 @@
-#include "dptrain/h5util.h"
+#include "h5util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,12 +22,10 @@ void dpt_h5_init(void)
     }
 }
 
-static void quiet_hdf5(void) { dpt_h5_init(); }
-
 DptStatus dpt_h5_open_read(const char *path, hid_t *f)
 {
     struct stat sb;
-    quiet_hdf5();
+    dpt_h5_init();
     *f = H5I_INVALID_HID;
     if (stat(path, &sb) != 0)
         return dpt_err(DPT_EINPUT, "%s: cannot open (%s)", path, strerror(errno));
@@ -48,7 +46,7 @@ DptStatus dpt_h5_open_read(const char *path, hid_t *f)
 
 DptStatus dpt_h5_open_image(const void *buf, size_t len, hid_t *f)
 {
-    quiet_hdf5();
+    dpt_h5_init();
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fapl_core(fapl, 1 << 20, 0);
     H5Pset_file_image(fapl, (void *)buf, len);
@@ -233,6 +231,7 @@ hid_t dpt_h5_create_fapl(void)
     /* The 1.8 file format or later: checksummed metadata (superblock v2,
      * object headers v2), so that damaged metadata fails to load instead of
      * being parsed. */
+    dpt_h5_init();
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST);
     return fapl;
@@ -278,7 +277,7 @@ DptStatus dpt_h5_write_dataset(hid_t loc, const char *name, hid_t mem_type, int 
 
 DptStatus dpt_h5_create_tmp(const char *out, char *tmp, size_t tmp_len, hid_t *f)
 {
-    quiet_hdf5();
+    dpt_h5_init();
     if ((size_t)snprintf(tmp, tmp_len, "%s.tmp.%ld", out, (long)getpid()) >= tmp_len)
         return dpt_err(DPT_EOUTPUT, "%s: path too long", out);
     hid_t fapl = dpt_h5_create_fapl();

@@ -227,6 +227,21 @@ void dpt_kern_free(void)
     pack_a = pack_b = NULL;
 }
 
+static const char *const kern_levels[] = {"generic", "avx2", "avx512"};
+
+int dpt_kern_level(const char *name)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, kern_levels[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *dpt_kern_level_name(int level)
+{
+    return level >= 0 && level < 3 ? kern_levels[level] : "generic";
+}
+
 const char *dpt_kern_name(void)
 {
 #ifdef DPT_USE_CBLAS

@@ -2,6 +2,11 @@
 
 #include <math.h>
 
+static const char *const cost_names[] = {"mse", "bce", "cce"};
+
+const char *dpt_cost_name(DptCost c) { return cost_names[c]; }
+int dpt_cost_parse(const char *s) { return dpt_name_index(cost_names, 3, s); }
+
 /* ln(1 + e^x) without overflow. */
 static double softplus(double x)
 {

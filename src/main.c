@@ -10,7 +10,6 @@
 
 #include "dptrain/cli.h"
 #include "dptrain/dist.h"
-#include "dptrain/h5util.h"
 #include "dptrain/kernels.h"
 #include "dptrain/log.h"
 #include "dptrain/status.h"
@@ -28,7 +27,6 @@ int main(int argc, char **argv)
     int training = strcmp(argv[1], "train") == 0;
     if (training)
         dpt_stop_install(&stop, 30.0, 0);
-    dpt_h5_init();
     DptDist dist;
     st = dpt_dist_init(&dist, &argc, &argv);
     if (st != DPT_OK) {

@@ -7,24 +7,13 @@
 
 #include "dptrain/loss.h"
 
-static const char *act_names[] = {"sigmoid", "relu", "tanh", "linear", "softmax"};
-static const char *cost_names[] = {"mse", "bce", "cce"};
-static const char *init_names[] = {"nielsen", "xavier", "he"};
-
-static int parse_name(const char *s, const char *const *names, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (strcmp(s, names[i]) == 0)
-            return i;
-    return -1;
-}
+static const char *const act_names[] = {"sigmoid", "relu", "tanh", "linear", "softmax"};
+static const char *const init_names[] = {"nielsen", "xavier", "he"};
 
 const char *dpt_act_name(DptAct a) { return act_names[a]; }
-const char *dpt_cost_name(DptCost c) { return cost_names[c]; }
 const char *dpt_init_name(DptInit i) { return init_names[i]; }
-int dpt_act_parse(const char *s) { return parse_name(s, act_names, 5); }
-int dpt_cost_parse(const char *s) { return parse_name(s, cost_names, 3); }
-int dpt_init_parse(const char *s) { return parse_name(s, init_names, 3); }
+int dpt_act_parse(const char *s) { return dpt_name_index(act_names, 5, s); }
+int dpt_init_parse(const char *s) { return dpt_name_index(init_names, 3, s); }
 
 DptStatus dpt_arch_init(DptArch *arch, const int *sizes, int n_sizes,
                         DptAct hidden, DptAct output, DptCost cost)

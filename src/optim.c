@@ -4,17 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *names[] = {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "nadam"};
+static const char *const names[] = {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "nadam"};
 
 const char *dpt_optim_name(DptOptKind k) { return names[k]; }
 
-int dpt_optim_parse(const char *s)
-{
-    for (int i = 0; i < 7; i++)
-        if (strcmp(s, names[i]) == 0)
-            return i;
-    return -1;
-}
+int dpt_optim_parse(const char *s) { return dpt_name_index(names, 7, s); }
 
 static int state_count(DptOptKind k)
 {
@@ -178,17 +172,11 @@ void dpt_optim_step(DptOptim *o, float *restrict w, const float *restrict g, dou
     (void)dpt_optim_step_scaled(o, w, g, eta, 1.0f);
 }
 
-static const char *sched_names[] = {"constant", "step", "cosine"};
+static const char *const sched_names[] = {"constant", "step", "cosine"};
 
 const char *dpt_schedule_name(DptSchedKind k) { return sched_names[k]; }
 
-int dpt_schedule_parse(const char *s)
-{
-    for (int i = 0; i < 3; i++)
-        if (strcmp(s, sched_names[i]) == 0)
-            return i;
-    return -1;
-}
+int dpt_schedule_parse(const char *s) { return dpt_name_index(sched_names, 3, s); }
 
 double dpt_schedule_lr(const DptSchedule *s, int64_t step, int64_t steps_per_epoch, int64_t total_steps)
 {

@@ -110,3 +110,11 @@ DptStatus dpt_check_writable(const char *what, const char *path)
                        strerror(errno));
     return DPT_OK;
 }
+
+int dpt_name_index(const char *const *names, int n, const char *s)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}

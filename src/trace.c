@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dptrain/h5util.h"
+#include "h5util.h"
 #include "dptrain/optim.h"
 #include "dptrain/rng.h"
 

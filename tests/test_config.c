@@ -40,7 +40,7 @@ static void test_command_line(void **state)
     assert_int_equal(c.hidden, DPT_ACT_RELU);
     assert_int_equal(c.opt.kind, DPT_OPT_MOMENTUM);
     assert_float_equal(c.opt.momentum, 0.5, 0);
-    assert_float_equal(c.lr, 0.25, 0);
+    assert_float_equal(c.sched.lr, 0.25, 0);
     assert_int_equal(c.batch, 0);
     assert_int_equal(c.epochs, 3);
     assert_true(c.deterministic);
@@ -89,7 +89,7 @@ static void test_ini_file(void **state)
     DptConfig c;
     assert_int_equal(parse(&c, line), DPT_OK);
     assert_string_equal(c.data, "from-file.h5");
-    assert_float_equal(c.lr, 0.125, 0); /* the command line wins */
+    assert_float_equal(c.sched.lr, 0.125, 0); /* the command line wins */
     assert_int_equal(c.epochs, 4);
     assert_true(c.deterministic);
     /* the resolved configuration reads back to the same options */
@@ -101,7 +101,7 @@ static void test_ini_file(void **state)
     DptConfig d;
     dpt_config_defaults(&d);
     assert_int_equal(dpt_config_load_ini(&d, tu_path("round.ini")), DPT_OK);
-    assert_float_equal(d.lr, 0.125, 0);
+    assert_float_equal(d.sched.lr, 0.125, 0);
     assert_int_equal(d.n_sizes, 3);
     assert_true(d.deterministic);
     /* unknown keys and bad values name the file */

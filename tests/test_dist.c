@@ -30,7 +30,7 @@ static void base_config(DptConfig *c)
     c->quiet = 1;
     c->seed = 11;
     c->batch = 10;
-    c->lr = 0.2;
+    c->sched.lr = 0.2;
     c->det_block = 4;
 }
 
@@ -157,14 +157,14 @@ static void test_replicas_identical(void **state)
     c.batch = 7;
     c.check_every = 3;
     c.opt.kind = DPT_OPT_ADAM;
-    c.lr = 0.01;
+    c.sched.lr = 0.01;
     int same[2];
     DptStatus st[2];
     for (int ov = 0; ov < 2; ov++) {
         c.overlap = ov;
         float *p = NULL;
         st[ov] = dpt_train_run(&c, &dist, NULL, &p);
-        uint64_t h = p ? dpt_train_hash(p, n_params(), DPT_HASH_INIT) : 0;
+        uint64_t h = p ? dpt_hash_bytes(DPT_HASH_INIT, p, n_params() * sizeof(float)) : 0;
         same[ov] = dpt_dist_same_hash(&dist, h);
         free(p);
     }
@@ -197,12 +197,21 @@ static void test_error_agreed(void **state)
     DptConfig c;
     base_config(&c);
     if (world_rank == world_size - 1)
-        c.lr = -1;
+        c.sched.lr = -1;
     dpt_err_clear();
     DptStatus st = dpt_train_run(&c, &dist, NULL, NULL);
     assert_int_equal(st, DPT_EUSAGE);
     assert_int_equal(dpt_dist_reporter(), world_size - 1);
     dpt_err_clear();
+}
+
+/* Fault injection: rank 1 nudges one parameter after global step 5. */
+static void nudge_rank1_after_step5(void *ctx, int64_t global_step, float *params, size_t n)
+{
+    (void)ctx;
+    (void)n;
+    if (world_rank == 1 && global_step == 5)
+        params[0] = nextafterf(params[0], INFINITY);
 }
 
 /* One rank's parameters nudged after step 5 (fault injection): the check at
@@ -215,10 +224,10 @@ static void test_replica_mismatch_detected(void **state)
     DptConfig c;
     base_config(&c);
     c.check_every = 2;
-    setenv("DPT_FAULT_REPLICA", "1:5", 1);
+    dpt_train_set_test_hook(nudge_rank1_after_step5, NULL);
     dpt_err_clear();
     DptStatus st = dpt_train_run(&c, &dist, NULL, NULL);
-    unsetenv("DPT_FAULT_REPLICA");
+    dpt_train_set_test_hook(NULL, NULL);
     assert_int_equal(st, DPT_EREPLICA);
     if (dpt_dist_reporter() == world_rank)
         assert_non_null(strstr(dpt_err_message(), "ranks hold different parameters after global step 6"));
@@ -238,7 +247,7 @@ static void test_resume_equivalence(void **state)
     c.epochs = 3;
     c.batch = 5; /* 37 samples: 8 steps an epoch, 24 in all */
     c.opt.kind = DPT_OPT_NADAM;
-    c.lr = 0.01;
+    c.sched.lr = 0.01;
     int same[2] = {0, 0};
     DptStatus st[6];
     for (int det = 0; det < 2; det++) {

@@ -8,6 +8,7 @@
 #include "dptrain/ckpt.h"
 #include "dptrain/config.h"
 #include "dptrain/dist.h"
+#include "dptrain/infer.h"
 #include "dptrain/train.h"
 #include "dptrain/loss.h"
 #include "dptrain/net.h"
@@ -49,7 +50,7 @@ static void test_single_neuron_momentum(void **state)
     c.cost = DPT_COST_MSE;
     c.opt.kind = DPT_OPT_MOMENTUM;
     c.opt.momentum = 0.9;
-    c.lr = 0.15;
+    c.sched.lr = 0.15;
     c.batch = 1;
     c.epochs = 1;
     c.quiet = 1;
@@ -94,7 +95,7 @@ static void test_single_neuron_decay_clip_warmup(void **state)
     snprintf(c.init_from, sizeof c.init_from, "%s", tu_path("neuron0.h5"));
     c.output = DPT_ACT_SIGMOID;
     c.cost = DPT_COST_MSE;
-    c.lr = 0.15;
+    c.sched.lr = 0.15;
     c.batch = 1;
     c.epochs = 1;
     c.quiet = 1;
@@ -133,7 +134,7 @@ static void test_trace_single_neuron(void **state)
     c.cost = DPT_COST_MSE;
     c.opt.kind = DPT_OPT_MOMENTUM;
     c.opt.momentum = 0.9;
-    c.lr = 0.15;
+    c.sched.lr = 0.15;
     c.batch = 1;
     c.epochs = 2;
     c.quiet = 1;
@@ -224,7 +225,7 @@ static void test_full_batch_is_mean_gradient(void **state)
     float *p0 = malloc(a.n_params * 4), *p1 = NULL;
     dpt_net_init_params(p0, &a, c.init, (uint64_t)c.seed);
     c.opt.kind = DPT_OPT_SGD;
-    c.lr = 1.0;
+    c.sched.lr = 1.0;
     c.epochs = 1;
     DptTrainResult r;
     assert_int_equal(dpt_train_run(&c, &dist, &r, &p1), DPT_OK);
@@ -263,7 +264,7 @@ static void test_sgd_visits_every_sample_once(void **state)
     snprintf(c.init_from, sizeof c.init_from, "%s", tu_path("zero.h5"));
     c.output = DPT_ACT_LINEAR;
     c.cost = DPT_COST_MSE;
-    c.lr = 0.1;
+    c.sched.lr = 0.1;
     c.batch = 1;
     c.epochs = 1;
     c.quiet = 1;

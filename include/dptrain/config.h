@@ -27,11 +27,11 @@ typedef struct {
     DptAct hidden, output;
     DptCost cost;
     DptOptHyper opt;                    /* --optimizer and its hyper-parameters */
-    double lr;                          /* eta */
-    DptSchedule sched;                  /* --lr-schedule and its parameters (sched.lr = lr) */
+    DptSchedule sched;                  /* --lr (sched.lr, eta), --lr-schedule and its parameters */
     double clip_norm;                   /* clip the averaged gradient to this norm (0: off) */
     double weight_decay;                /* lambda (L2 on weights) */
     int64_t batch;                      /* global mini-batch; 0 = full batch */
+    int64_t batch_per_rank;             /* > 0: the global batch is this times the ranks (replaces batch) */
     int64_t epochs;
     int64_t max_steps;                  /* stop after this many steps (0: no limit) */
     int64_t seed;

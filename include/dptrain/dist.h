@@ -32,8 +32,6 @@ void dpt_dist_finalize(DptDist *d);
  * whose d is refilled; the others keep a world of the ranks outside and
  * should only call dpt_dist_subset again. */
 int dpt_dist_subset(DptDist *d, int n);
-/* Ends every rank at once (for errors in the middle of a step). */
-void dpt_dist_abort(int code) __attribute__((noreturn));
 
 /* Collective. Every rank learns the worst status; *reporter is the lowest rank
  * that failed (it alone prints the message), or -1 if all succeeded. */
@@ -43,7 +41,6 @@ DptStatus dpt_dist_agree(const DptDist *d, DptStatus local, int *reporter);
 int dpt_dist_reporter(void);
 
 /* Collective. */
-void dpt_dist_barrier(const DptDist *d);
 void dpt_dist_bcast(const DptDist *d, void *buf, size_t bytes, int root);
 void dpt_dist_sum_floats(const DptDist *d, float *buf, size_t n);     /* in place */
 void dpt_dist_sum_doubles(const DptDist *d, double *buf, size_t n);   /* in place */
@@ -68,7 +65,5 @@ void dpt_dist_progress(const DptDist *d);
 DptStatus dpt_dist_shared_alloc(const DptDist *d, size_t bytes, void **ptr, void **handle);
 void dpt_dist_shared_free(void **handle);
 void dpt_dist_node_barrier(const DptDist *d);
-
-double dpt_dist_time(void);
 
 #endif

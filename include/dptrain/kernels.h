@@ -38,6 +38,11 @@ void dpt_kern_free(void);
 int dpt_kern_select(const char *name);
 /* Name of the micro-kernel chosen at run time ("avx512", "avx2", "generic", "cblas"). */
 const char *dpt_kern_name(void);
+/* Micro-kernels by level of availability: 0 "generic" (every machine), 1
+ * "avx2", 2 "avx512". The level of a name (-1: not one of ours, e.g. cblas),
+ * and the name of a level. */
+int dpt_kern_level(const char *name);
+const char *dpt_kern_level_name(int level);
 
 /* C[M,N] (+)= A[M,K] * B[K,N]. A's element (i,k) is A[i*rsa + k*csa], B's (k,j)
  * is B[k*rsb + j*csb]; C is row-major with leading dimension ldc. With

@@ -17,7 +17,12 @@
 #include <stddef.h>
 
 #include "dptrain/kernels.h"
-#include "dptrain/net.h"
+
+typedef enum { DPT_COST_MSE = 0, DPT_COST_BCE, DPT_COST_CCE } DptCost;
+
+/* Names <-> costs ("mse", "bce", "cce"); parse returns -1 if unknown. */
+const char *dpt_cost_name(DptCost c);
+int dpt_cost_parse(const char *s);
 
 /* Cost of one sample with k outputs; writes delta[k] when delta != NULL. */
 double dpt_loss_sample(float *delta, const float *a, const float *z, const float *y, size_t k,

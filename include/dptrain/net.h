@@ -19,10 +19,10 @@
 #include <stdint.h>
 
 #include "dptrain/kernels.h"
+#include "dptrain/loss.h"
 #include "dptrain/rng.h"
 #include "dptrain/status.h"
 
-typedef enum { DPT_COST_MSE = 0, DPT_COST_BCE, DPT_COST_CCE } DptCost;
 typedef enum { DPT_INIT_NIELSEN = 0, DPT_INIT_XAVIER, DPT_INIT_HE } DptInit;
 
 #define DPT_MAX_LAYERS 256  /* weight layers; a sanity bound on user input */
@@ -55,12 +55,10 @@ DptStatus dpt_arch_init(DptArch *arch, const int *sizes, int n_sizes,
                         DptAct hidden, DptAct output, DptCost cost);
 /* "784,100,10" */
 void dpt_arch_format(const DptArch *arch, char *buf, size_t len);
-/* Names <-> enums ("sigmoid", "mse", "nielsen", ...); parse returns -1 if unknown. */
+/* Names <-> enums ("sigmoid", "nielsen", ...); parse returns -1 if unknown. */
 const char *dpt_act_name(DptAct a);
-const char *dpt_cost_name(DptCost c);
 const char *dpt_init_name(DptInit i);
 int dpt_act_parse(const char *s);
-int dpt_cost_parse(const char *s);
 int dpt_init_parse(const char *s);
 
 /* Random initial parameters (rank 0 calls this; others receive a broadcast).

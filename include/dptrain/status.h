@@ -65,6 +65,10 @@ const char *dpt_status_name(DptStatus s);
  * `what` names the option in the message (DPT_EOUTPUT). */
 DptStatus dpt_check_writable(const char *what, const char *path);
 
+/* The index of s in names[0..n), or -1: the one lookup behind every
+ * name-to-enum parser (activations, costs, optimisers, schedules, ...). */
+int dpt_name_index(const char *const *names, int n, const char *s);
+
 /* calloc/malloc that record a DPT_ENOMEM message naming what was allocated. */
 void *dpt_calloc(size_t n, size_t size, const char *what);
 void *dpt_aligned_alloc(size_t bytes, const char *what); /* 64-byte aligned, zeroed */

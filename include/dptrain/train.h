@@ -1,10 +1,13 @@
 /*
- * train: the data-parallel training loop, and the sharded evaluation that
- * `train`, `eval` and `predict` share.
+ * train: the training run, read as a table of contents:
  *
- * One step: gather the rank's contiguous slice of the global batch -> forward
- * -> loss -> backward (gradient SUMS) -> allreduce of gradients and control
- * words -> divide by the global count -> identical optimiser step everywhere.
+ *   set up (trainer, checkpoints and resume, records)
+ *   for each epoch:  for each step: step (step.c) -> update (optimiser)
+ *                                   -> after-step hooks (trace, replica check, checkpoint policy)
+ *                    after the epoch: evaluate, record, epoch checkpoint
+ *   finish (replica check, stop report, final checkpoint, summary, save)
+ *
+ * Every rank applies the identical update to identical parameters.
  * Collective: every function here is called by all ranks.
  */
 #ifndef DPT_TRAIN_H
@@ -31,15 +34,10 @@ DptStatus dpt_train_run(const DptConfig *cfg, const DptDist *d, DptTrainResult *
  * a training step does it. grad has room for the network's parameters. */
 DptStatus dpt_train_gradient(const DptConfig *cfg, const DptDist *d, size_t count, float *grad, double *loss);
 
-/* `dptrain eval`: loss and accuracy of a model on a split ("" = test if
- * present, else train). */
-DptStatus dpt_eval_run(const char *model, const char *data, const char *split, const DptDist *d);
-
-/* `dptrain predict`: outputs [N, K] and predicted classes [N] to out. */
-DptStatus dpt_predict_run(const char *model, const char *data, const char *split, const char *out,
-                          const DptDist *d);
-
-/* Hash of a float buffer (for replica checks and tests). */
-uint64_t dpt_train_hash(const float *p, size_t n, uint64_t h);
+/* For tests: called on every rank after each optimiser step with the global
+ * step and the parameters (a test may change them, to see the replica check
+ * fire). NULL: none. */
+typedef void (*DptAfterStepHook)(void *ctx, int64_t global_step, float *params, size_t n_params);
+void dpt_train_set_test_hook(DptAfterStepHook fn, void *ctx);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * h5util: the HDF5 helpers shared by data and ckpt (the only two modules that
- * talk to HDF5). Every function checks every return and turns a failure into
+ * h5util: the HDF5 helpers shared by the file modules data, ckpt and trace
+ * (the only modules that talk to HDF5). A private header (src/, not
+ * include/): nothing outside the file modules sees <hdf5.h>. Every function checks every return and turns a failure into
  * a one-line message naming the file and the object. Files we write go to a
  * temporary name in the same directory, are flushed and fsync'd, then renamed
  * over the target, and the directory is fsync'd: whole or not at all.
@@ -14,7 +15,8 @@
 
 #include "dptrain/status.h"
 
-/* Before any other HDF5 call: no error printing by HDF5, no exit handler. */
+/* Before any other HDF5 call: no error printing by HDF5, no exit handler.
+ * Every helper that opens or creates a file calls it first (idempotent). */
 void dpt_h5_init(void);
 
 /* Opens an existing HDF5 file read-only, with a clear message for a missing,

@@ -1,0 +1,74 @@
+/*
+ * step: one data-parallel step, from the rank's slice of the global batch to
+ * the reduced gradient. It owns the gradient buffer, the control words that
+ * travel with it (sample count, correct count, loss sum, non-finite flag,
+ * stop request: encoded and decoded here only), the reduction (one
+ * allreduce, per-layer buckets with --overlap, or the exact fixed-point path
+ * of --deterministic) and the averaging by the global count.
+ *
+ *   slice -> forward -> loss -> backward (gradient SUMS) -> reduction
+ *         -> DptStepResult (decoded control words) -> dpt_step_average
+ *
+ * Rank r of P takes the contiguous slice [r*b/P, (r+1)*b/P) of the step's b
+ * samples (default mode) or a contiguous run of whole --det-block blocks
+ * (deterministic mode); empty slices take part in every reduction.
+ * Collective: dpt_step_gradient is called by every rank.
+ */
+#ifndef DPT_STEP_H
+#define DPT_STEP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/data.h"
+#include "dptrain/dist.h"
+#include "dptrain/metrics.h"
+#include "dptrain/net.h"
+#include "dptrain/status.h"
+
+/* What the reduction says about the step, over all ranks. */
+typedef struct {
+    double count;      /* samples in the step */
+    double correct;    /* of them predicted right */
+    double loss;       /* cost summed over the samples */
+    int nonfinite;     /* a rank saw a non-finite loss or gradient */
+    int stop;          /* a rank has a stop request */
+} DptStepResult;
+
+typedef struct {
+    const DptDist *d;
+    const DptArch *arch;     /* not owned */
+    DptWork *work;           /* the rank's activation buffers (not owned), >= dpt_step_rows rows */
+    int deterministic;
+    int overlap;             /* per-layer buckets (default mode, P > 1) */
+    size_t det_block;
+    size_t chunk;            /* rows per forward/backward pass */
+    float *grad;             /* [n_params + control words]: sums, then averages */
+    int64_t *gradq;          /* deterministic: [n_params + control words] fixed-point sums */
+    double *scales;          /* deterministic: [2L + 1] per-tensor scales (W_l, b_l, loss) */
+    double *bounds;          /* deterministic: [2L + 2] bounds on block sums (+ non-finite flag) */
+    double *row_a, *row_d;   /* deterministic: [chunk] per-row maxima */
+} DptStep;
+
+/* Sizes the buffers for global batches of up to `batch` samples on
+ * d->world_size ranks; returns in *rows the work rows a pass needs. */
+DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_t batch, int deterministic,
+                        int overlap, size_t det_block, size_t *rows);
+void dpt_step_free(DptStep *s);
+
+/* The gradient sums of the step whose samples are idx[0..cnt) of `train`
+ * (this rank takes its slice), reduced over all ranks into s->grad, and the
+ * step's decoded control words. stop: this rank's stop request. Times data,
+ * compute and reduction in tm. Collective. */
+DptStepResult dpt_step_gradient(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx,
+                                size_t cnt, int stop, DptTimers *tm);
+
+/* Turns the reduced sums into the averaged gradient: divides by the count,
+ * clips the result to clip_norm (0: off), adds (decay_per_sample)*w for the
+ * weights (L2). Returns the divisor still to apply (the count, when nothing
+ * needs the average first: the optimiser divides in its own pass, with the
+ * same rounding), or 0 if a value is not finite. */
+float dpt_step_average(DptStep *s, const DptStepResult *r, double clip_norm, double decay_per_sample,
+                       const float *params);
+
+#endif

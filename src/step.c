@@ -1,0 +1,378 @@
+#include "dptrain/step.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dptrain/kernels.h"
+#include "dptrain/optim.h"
+
+/* Control words appended to the gradient buffer, reduced in the same call.
+ * Counts travel as two floats (value mod 4096, value / 4096) so that the float
+ * sums stay exact (below 2^24) for up to 4095 ranks and 2^36 samples. */
+enum { C_COUNT_LO, C_COUNT_HI, C_CORRECT_LO, C_CORRECT_HI, C_LOSS, C_NONFINITE, C_STOP, C_PAD, N_CTRL };
+/* Deterministic mode: the control words are int64 and exact. */
+enum { Q_COUNT, Q_CORRECT, Q_LOSS, Q_NONFINITE, Q_STOP, N_CTRLQ };
+
+enum { CHUNK_ROWS = 512 };
+
+DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_t batch, int deterministic,
+                        int overlap, size_t det_block, size_t *rows)
+{
+    memset(s, 0, sizeof *s);
+    s->d = d;
+    s->arch = arch;
+    s->deterministic = deterministic;
+    s->overlap = overlap && d->world_size > 1 && !deterministic;
+    s->det_block = det_block;
+    const size_t P = (size_t)d->world_size;
+    if (deterministic) {
+        /* The most whole blocks a rank can take, in one pass. */
+        size_t nb = (batch + det_block - 1) / det_block;
+        s->chunk = (nb + P - 1) / P * det_block;
+    } else {
+        size_t local = (batch + P - 1) / P;
+        s->chunk = local < CHUNK_ROWS ? local : CHUNK_ROWS;
+    }
+    *rows = s->chunk;
+    const int L = arch->n_layers;
+    s->grad = dpt_aligned_alloc((arch->n_params + N_CTRL) * sizeof(float), "gradients");
+    if (!s->grad)
+        return DPT_ENOMEM;
+    if (deterministic) {
+        s->gradq = dpt_aligned_alloc((arch->n_params + N_CTRLQ) * sizeof(int64_t), "fixed-point gradients");
+        s->scales = dpt_calloc((size_t)(2 * L + 1), sizeof(double), "scales");
+        s->bounds = dpt_calloc((size_t)(2 * L + 2), sizeof(double), "bounds");
+        s->row_a = dpt_calloc(s->chunk, sizeof(double), "row maxima");
+        s->row_d = dpt_calloc(s->chunk, sizeof(double), "row maxima");
+        if (!s->gradq || !s->scales || !s->bounds || !s->row_a || !s->row_d)
+            return DPT_ENOMEM;
+    }
+    return DPT_OK;
+}
+
+void dpt_step_free(DptStep *s)
+{
+    free(s->grad);
+    free(s->gradq);
+    free(s->scales);
+    free(s->bounds);
+    free(s->row_a);
+    free(s->row_d);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---------------------------------------------------------------- the control words */
+
+static void encode_ctrl(float *ctrl, int64_t count, int64_t correct, double loss, int nonfinite, int stop)
+{
+    ctrl[C_COUNT_LO] = (float)(count % 4096);
+    ctrl[C_COUNT_HI] = (float)(count / 4096);
+    ctrl[C_CORRECT_LO] = (float)(correct % 4096);
+    ctrl[C_CORRECT_HI] = (float)(correct / 4096);
+    ctrl[C_LOSS] = (float)loss;
+    ctrl[C_NONFINITE] = nonfinite ? 1.0f : 0.0f;
+    ctrl[C_STOP] = stop ? 1.0f : 0.0f;
+    ctrl[C_PAD] = 0.0f;
+}
+
+static DptStepResult decode_ctrl(const float *ctrl)
+{
+    DptStepResult r;
+    r.count = (double)ctrl[C_COUNT_LO] + 4096.0 * (double)ctrl[C_COUNT_HI];
+    r.correct = (double)ctrl[C_CORRECT_LO] + 4096.0 * (double)ctrl[C_CORRECT_HI];
+    r.loss = ctrl[C_LOSS];
+    r.nonfinite = ctrl[C_NONFINITE] != 0.0f;
+    r.stop = ctrl[C_STOP] > 0.0f;
+    return r;
+}
+
+/* ---------------------------------------------------------------- default mode */
+
+/* Starts the reduction of layer l's bucket as soon as backprop finished it
+ * (the last layer's bucket carries the control words). */
+static void bucket_hook(void *ctx, int l)
+{
+    DptStep *s = ctx;
+    const DptArch *a = s->arch;
+    size_t start = a->w_off[l];
+    size_t end = l == a->n_layers - 1 ? a->n_params + N_CTRL : a->b_off[l] + (size_t)a->sizes[l + 1];
+    dpt_dist_isum_floats(s->d, s->grad + start, end - start, l);
+    dpt_dist_progress(s->d);
+}
+
+/* Gradient sums over this rank's slice of idx[0..cnt), in passes of at most
+ * s->chunk rows, reduced with the control words. */
+static DptStepResult step_default(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx,
+                                  size_t cnt, int stop, DptTimers *tm)
+{
+    const DptDist *d = s->d;
+    const DptArch *a = s->arch;
+    DptWork *w = s->work;
+    const size_t k = (size_t)a->sizes[a->n_layers];
+    const size_t lo = cnt * (size_t)d->rank / (size_t)d->world_size;
+    const size_t hi = cnt * (size_t)(d->rank + 1) / (size_t)d->world_size;
+    float *ctrl = s->grad + a->n_params;
+    DptLayerHook hook = s->overlap ? bucket_hook : NULL;
+    double loss = 0.0;
+    int64_t correct = 0;
+    encode_ctrl(ctrl, 0, 0, 0.0, 0, stop);
+    if (lo == hi) {
+        /* An empty slice still takes part in every reduction, in the same order. */
+        dpt_timer_start(tm, DPT_T_COMPUTE);
+        memset(s->grad, 0, a->n_params * sizeof(float));
+        if (hook)
+            for (int l = a->n_layers - 1; l >= 0; l--)
+                hook(s, l);
+        dpt_timer_stop(tm, DPT_T_COMPUTE);
+    }
+    for (size_t c0 = lo; c0 < hi; c0 += s->chunk) {
+        size_t n = hi - c0 < s->chunk ? hi - c0 : s->chunk;
+        int last = c0 + n == hi;
+        int64_t right = 0;
+        dpt_timer_start(tm, DPT_T_DATA);
+        dpt_data_gather(w->act[0], w->y, w->cls, train, idx + c0, 0, n, k);
+        dpt_timer_stop(tm, DPT_T_DATA);
+        dpt_timer_start(tm, DPT_T_COMPUTE);
+        dpt_net_forward(w, a, params, n);
+        loss += dpt_net_loss(w, a, n, 1, &right);
+        correct += right;
+        if (last)   /* before the last backward pass: the hook sends the control words with the last layer */
+            encode_ctrl(ctrl, (int64_t)(hi - lo), correct, loss, !isfinite(loss), stop);
+        dpt_net_backward(w, a, params, s->grad, n, c0 > lo, last ? hook : NULL, s);
+        dpt_timer_stop(tm, DPT_T_COMPUTE);
+    }
+    dpt_timer_start(tm, DPT_T_REDUCE);
+    if (hook)
+        dpt_dist_wait_all(d);
+    else
+        dpt_dist_sum_floats(d, s->grad, a->n_params + N_CTRL);
+    dpt_timer_stop(tm, DPT_T_REDUCE);
+    return decode_ctrl(ctrl);
+}
+
+/* ---------------------------------------------------------------- deterministic mode
+ * The step's samples are cut into fixed blocks of det_block samples; rank r
+ * takes a contiguous run of whole blocks. Each block's gradient is computed
+ * in a fixed order, converted to 64-bit fixed point with a per-tensor scale
+ * (a power of two agreed by an MPI_MAX of bounds on the block sums), and the
+ * integers are summed: the result cannot depend on ranks or threads. */
+
+static double row_absmax(const float *row, size_t m, int *bad)
+{
+    float mx = 0.0f;
+    int nf = 0;
+    for (size_t j = 0; j < m; j++) {
+        float v = fabsf(row[j]);
+        nf |= !isfinite(v);
+        mx = v > mx ? v : mx;
+    }
+    *bad |= nf;
+    return mx;
+}
+
+/* 2^e with scale * bound * n_blocks <= 2^60, so that the int64 sum of
+ * n_blocks terms, each at most bound in magnitude, cannot overflow. */
+static double fixed_scale(double bound, size_t n_blocks)
+{
+    if (!(bound > 0) || !isfinite(bound))
+        return 1.0;
+    int ex;
+    frexp(bound * (double)n_blocks * (1.0 + 1.0 / 1024.0), &ex);
+    return ldexp(1.0, 60 - ex);
+}
+
+/* s->bounds := per layer, the largest bound over this rank's blocks on
+ * |sum_r d[r,o] a[r,i]| <= sum_r max|d_r| max|a_r| (weights) and sum_r max|d_r|
+ * (biases); then the loss's; the last word flags a non-finite value. */
+static void block_bounds(DptStep *s, size_t n)
+{
+    const DptArch *a = s->arch;
+    DptWork *w = s->work;
+    const int L = a->n_layers;
+    const size_t blk = s->det_block;
+    int bad = 0;
+    for (int i = 0; i < 2 * L + 2; i++)
+        s->bounds[i] = 0.0;
+    for (int l = 0; l < L; l++) {
+        size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
+        int lbad = 0;
+        /* Race-free: row r writes row_a[r] and row_d[r] only. */
+#pragma omp parallel for schedule(static) reduction(| : lbad) if (n * (in + out) > 65536)
+        for (size_t r = 0; r < n; r++) {
+            s->row_a[r] = row_absmax(w->act[l] + r * in, in, &lbad);
+            s->row_d[r] = row_absmax(w->delta[l + 1] + r * out, out, &lbad);
+        }
+        bad |= lbad;
+        for (size_t r0 = 0; r0 < n; r0 += blk) {
+            size_t r1 = r0 + blk < n ? r0 + blk : n;
+            double bw = 0.0, bb = 0.0;
+            for (size_t r = r0; r < r1; r++) {
+                bw += s->row_d[r] * s->row_a[r];
+                bb += s->row_d[r];
+            }
+            s->bounds[2 * l] = bw > s->bounds[2 * l] ? bw : s->bounds[2 * l];
+            s->bounds[2 * l + 1] = bb > s->bounds[2 * l + 1] ? bb : s->bounds[2 * l + 1];
+        }
+    }
+    for (size_t r0 = 0; r0 < n; r0 += blk) {
+        size_t r1 = r0 + blk < n ? r0 + blk : n;
+        double sum = 0.0;
+        for (size_t r = r0; r < r1; r++)
+            sum += fabs(w->row_loss[r]);
+        bad |= !isfinite(sum);
+        s->bounds[2 * L] = sum > s->bounds[2 * L] ? sum : s->bounds[2 * L];
+    }
+    s->bounds[2 * L + 1] = bad ? 1.0 : 0.0;
+}
+
+/* The fixed-point sums of this rank's blocks (zeros after a non-finite
+ * value, or for an empty slice) and its exact control words. */
+static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t correct, int stop)
+{
+    const DptArch *a = s->arch;
+    DptWork *w = s->work;
+    const int L = a->n_layers;
+    const size_t blk = s->det_block;
+    int64_t *q = s->gradq, *cq = s->gradq + a->n_params;
+    memset(cq, 0, N_CTRLQ * sizeof *cq);
+    for (int i = 0; i < 2 * L + 1; i++)
+        s->scales[i] = fixed_scale(s->bounds[i], n_blocks);
+    const int bad = s->bounds[2 * L + 1] != 0.0;
+    if (!bad) {
+        /* Overwrites q (no accumulate): an empty slice writes zeros. */
+        for (int l = 0; l < L; l++) {
+            size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
+            dpt_kern_weight_grad_fixed(q + a->w_off[l], 0, s->scales[2 * l], w->delta[l + 1], w->act[l], n, in, out, blk);
+            dpt_kern_bias_grad_fixed(q + a->b_off[l], 0, s->scales[2 * l + 1], w->delta[l + 1], n, out, blk);
+        }
+    } else {
+        memset(q, 0, a->n_params * sizeof *q);
+    }
+    cq[Q_COUNT] = (int64_t)n;
+    cq[Q_CORRECT] = correct;
+    for (size_t r0 = 0; r0 < n; r0 += blk) {
+        size_t r1 = r0 + blk < n ? r0 + blk : n;
+        double sum = 0.0;
+        for (size_t r = r0; r < r1; r++)
+            sum += w->row_loss[r];
+        cq[Q_LOSS] += isfinite(sum) ? llrint(sum * s->scales[2 * L]) : 0;
+    }
+    cq[Q_NONFINITE] = bad;
+    cq[Q_STOP] = stop ? 1 : 0;
+}
+
+/* The reduced integers back to float sums in s->grad; the step's result. */
+static DptStepResult from_fixed_point(DptStep *s)
+{
+    const DptArch *a = s->arch;
+    const int L = a->n_layers;
+    const int64_t *q = s->gradq, *cq = s->gradq + a->n_params;
+    for (int l = 0; l < L; l++) {
+        size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
+        double iw = 1.0 / s->scales[2 * l], ib = 1.0 / s->scales[2 * l + 1];
+        const int64_t *qw = q + a->w_off[l], *qb = q + a->b_off[l];
+        float *gw = s->grad + a->w_off[l], *gb = s->grad + a->b_off[l];
+        /* Race-free: element i is written by one thread. */
+#pragma omp parallel for schedule(static) if (in * out > 65536)
+        for (size_t i = 0; i < in * out; i++)
+            gw[i] = (float)((double)qw[i] * iw);
+        for (size_t o = 0; o < out; o++)
+            gb[o] = (float)((double)qb[o] * ib);
+    }
+    DptStepResult r;
+    r.count = (double)cq[Q_COUNT];
+    r.correct = (double)cq[Q_CORRECT];
+    /* Rounded to float as the default mode's loss word is. */
+    r.loss = (float)((double)cq[Q_LOSS] / s->scales[2 * L]);
+    r.nonfinite = cq[Q_NONFINITE] != 0;
+    r.stop = cq[Q_STOP] != 0;
+    return r;
+}
+
+/* Two collectives: the maximum of the bounds (for the scales), then the integer sum. */
+static DptStepResult step_deterministic(DptStep *s, const float *params, const DptSplit *train,
+                                        const uint32_t *idx, size_t cnt, int stop, DptTimers *tm)
+{
+    const DptDist *d = s->d;
+    const DptArch *a = s->arch;
+    DptWork *w = s->work;
+    const size_t k = (size_t)a->sizes[a->n_layers], blk = s->det_block;
+    const size_t nb = (cnt + blk - 1) / blk;
+    const size_t b0 = nb * (size_t)d->rank / (size_t)d->world_size;
+    const size_t b1 = nb * (size_t)(d->rank + 1) / (size_t)d->world_size;
+    const size_t lo = b0 * blk, hi = b1 * blk < cnt ? b1 * blk : cnt;
+    const size_t n = hi > lo ? hi - lo : 0;
+    int64_t correct = 0;
+
+    dpt_timer_start(tm, DPT_T_DATA);
+    dpt_data_gather(w->act[0], w->y, w->cls, train, idx + lo, 0, n, k);
+    dpt_timer_stop(tm, DPT_T_DATA);
+    dpt_timer_start(tm, DPT_T_COMPUTE);
+    dpt_net_forward(w, a, params, n);
+    dpt_net_loss(w, a, n, 1, &correct);
+    dpt_net_deltas(w, a, params, n);
+    block_bounds(s, n);
+    dpt_timer_stop(tm, DPT_T_COMPUTE);
+
+    dpt_timer_start(tm, DPT_T_REDUCE);
+    dpt_dist_max_doubles(d, s->bounds, (size_t)(2 * a->n_layers + 2));
+    dpt_timer_stop(tm, DPT_T_REDUCE);
+
+    dpt_timer_start(tm, DPT_T_COMPUTE);
+    fixed_point_sums(s, n, nb, correct, stop);
+    dpt_timer_stop(tm, DPT_T_COMPUTE);
+
+    dpt_timer_start(tm, DPT_T_REDUCE);
+    dpt_dist_sum_i64(d, s->gradq, a->n_params + N_CTRLQ);
+    dpt_timer_stop(tm, DPT_T_REDUCE);
+    return from_fixed_point(s);
+}
+
+DptStepResult dpt_step_gradient(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx,
+                                size_t cnt, int stop, DptTimers *tm)
+{
+    return s->deterministic ? step_deterministic(s, params, train, idx, cnt, stop, tm)
+                            : step_default(s, params, train, idx, cnt, stop, tm);
+}
+
+/* ---------------------------------------------------------------- averaging */
+
+float dpt_step_average(DptStep *s, const DptStepResult *r, double clip_norm, double decay_per_sample,
+                       const float *params)
+{
+    const DptArch *a = s->arch;
+    const float cnt = (float)r->count;
+    if (clip_norm == 0 && decay_per_sample == 0)
+        return cnt;   /* fused into the optimiser's pass: g / cnt there, the same rounding */
+    float *g = s->grad;
+    const size_t n = a->n_params;
+    int bad = 0;
+    /* Race-free: element i is written by one thread. */
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        g[i] = g[i] / cnt;
+        bad |= !isfinite(g[i]);
+    }
+    if (!bad && clip_norm > 0) {
+        double norm = dpt_optim_norm(g, n);
+        if (norm > clip_norm) {
+            const float f = (float)(clip_norm / norm);
+#pragma omp parallel for schedule(static) if (n > 65536)
+            for (size_t i = 0; i < n; i++)
+                g[i] *= f;
+        }
+    }
+    if (decay_per_sample > 0) {
+        /* C = C0 + lambda/(2n) sum w^2 over weights (not biases): dC/dw += (lambda/n) w. */
+        const float c = (float)decay_per_sample;
+        for (int l = 0; l < a->n_layers; l++) {
+            size_t m = (size_t)a->sizes[l] * (size_t)a->sizes[l + 1];
+            float *gw = g + a->w_off[l];
+            const float *pw = params + a->w_off[l];
+            for (size_t i = 0; i < m; i++)
+                gw[i] += c * pw[i];
+        }
+    }
+    return bad ? 0.0f : 1.0f;
+}
