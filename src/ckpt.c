@@ -1,17 +1,11 @@
 #include "dptrain/ckpt.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "h5util.h"
-#include "dptrain/log.h"
 
 /* Names of groups, datasets and attributes: defined once. */
 #define G_MODEL "model"
@@ -436,14 +430,81 @@ static DptStatus read_dbl(hid_t g, const char *path, const char *grp, const char
     return DPT_OK;
 }
 
+/* /optimizer: its kind must be this run's; t, mu_prod and the state vectors. */
+static DptStatus read_optimizer(hid_t f, const char *path, DptOptim *opt)
+{
+    DptStatus st = DPT_OK;
+    char kind[32];
+    hid_t g = H5Gopen2(f, G_OPTIMIZER, H5P_DEFAULT);
+    if (g < 0)
+        return dpt_err(DPT_EINPUT, "%s: missing group /%s", path, G_OPTIMIZER);
+    if (dpt_h5_read_attr_string(g, "kind", kind, sizeof kind) != DPT_OK) {
+        dpt_err_clear();
+        st = dpt_err(DPT_EINPUT, "%s: /%s lacks its 'kind'", path, G_OPTIMIZER);
+        goto done;
+    }
+    if (dpt_optim_parse(kind) != (int)opt->h.kind) {
+        st = dpt_err(DPT_EINPUT, "%s: checkpoint of optimizer %s; this run has --optimizer %s", path, kind,
+                     dpt_optim_name(opt->h.kind));
+        goto done;
+    }
+    DPT_TRY_GOTO(st, read_i64(g, path, "t", &opt->t), done);
+    DPT_TRY_GOTO(st, read_dbl(g, path, G_OPTIMIZER, "mu_prod", &opt->mu_prod), done);
+    for (int i = 0; i < opt->n_state; i++) {
+        char name[96];
+        hsize_t dims[1] = {opt->n};
+        snprintf(name, sizeof name, "%s/%s", G_OPTIMIZER, dpt_optim_state_name(opt->h.kind, i));
+        DPT_TRY_GOTO(st, read_tensor(f, path, name, opt->state[i], 1, dims), done);
+    }
+done:
+    H5Gclose(g);
+    return st;
+}
+
+/* /train: where training stood, checked for consistency with the optimiser's step count t. */
+static DptStatus read_train_state(hid_t f, const char *path, int64_t t, DptTrainState *ts)
+{
+    DptStatus st = DPT_OK;
+    int64_t det = 0, ranks = 0, threads = 0;
+    hid_t g = H5Gopen2(f, G_TRAIN, H5P_DEFAULT);
+    if (g < 0)
+        return dpt_err(DPT_EINPUT, "%s: missing group /%s", path, G_TRAIN);
+    DPT_TRY_GOTO(st, read_i64(g, path, "epoch", &ts->epoch), done);
+    DPT_TRY_GOTO(st, read_i64(g, path, "step", &ts->step), done);
+    DPT_TRY_GOTO(st, read_i64(g, path, "global_step", &ts->global_step), done);
+    DPT_TRY_GOTO(st, read_i64(g, path, "seed", &ts->seed), done);
+    DPT_TRY_GOTO(st, read_i64(g, path, "batch", &ts->batch), done);
+    DPT_TRY_GOTO(st, read_i64(g, path, "deterministic", &det), done);
+    DPT_TRY_GOTO(st, read_i64(g, path, "ranks", &ranks), done);
+    DPT_TRY_GOTO(st, read_i64(g, path, "threads", &threads), done);
+    DPT_TRY_GOTO(st, read_dbl(g, path, G_TRAIN, "epoch_loss", &ts->epoch_loss), done);
+    DPT_TRY_GOTO(st, read_dbl(g, path, G_TRAIN, "epoch_correct", &ts->epoch_correct), done);
+    DPT_TRY_GOTO(st, read_dbl(g, path, G_TRAIN, "epoch_count", &ts->epoch_count), done);
+    ts->deterministic = (int)det;
+    ts->ranks = (int)ranks;
+    ts->threads = (int)threads;
+    /* Absent in checkpoints written before run identities: "" (no owner). */
+    if (H5Aexists(g, A_RUN_ID) > 0)
+        DPT_TRY_GOTO(st, dpt_h5_read_attr_string(g, A_RUN_ID, ts->run_id, sizeof ts->run_id), done);
+    if (H5Aexists(g, A_KERNEL) > 0)
+        DPT_TRY_GOTO(st, dpt_h5_read_attr_string(g, A_KERNEL, ts->kernel, sizeof ts->kernel), done);
+    if (ts->epoch < 0 || ts->step < 0 || ts->global_step < 0 || ts->batch < 0 || t != ts->global_step)
+        st = dpt_err(DPT_EINPUT, "%s: inconsistent training state (epoch %lld, step %lld, global step %lld, t %lld)",
+                     path, (long long)ts->epoch, (long long)ts->step, (long long)ts->global_step, (long long)t);
+done:
+    H5Gclose(g);
+    return st;
+}
+
+/* A checkpoint of this run's architecture (layers, activations, cost) into
+ * params, opt and ts; the metrics history malloc'd into *metrics_text. */
 static DptStatus load_ckpt_f(hid_t f, const char *path, const DptArch *arch, float *params, DptOptim *opt,
                              DptTrainState *ts, char **metrics_text)
 {
     DptStatus st = DPT_OK;
-    hid_t g = H5I_INVALID_HID;
     int is_ckpt = 0;
     DptArch have;
-    char kind[32], a_want[1024], a_have[1024];
+    char a_want[1024], a_have[1024];
     *metrics_text = NULL;
     memset(ts, 0, sizeof *ts);
     DPT_TRY_GOTO(st, check_format(f, path, &is_ckpt), done);
@@ -466,66 +527,14 @@ static DptStatus load_ckpt_f(hid_t f, const char *path, const DptArch *arch, flo
         goto done;
     }
     DPT_TRY_GOTO(st, read_layers(f, path, arch, params), done);
-    if ((g = H5Gopen2(f, G_OPTIMIZER, H5P_DEFAULT)) < 0) {
-        st = dpt_err(DPT_EINPUT, "%s: missing group /%s", path, G_OPTIMIZER);
-        goto done;
-    }
-    if (dpt_h5_read_attr_string(g, "kind", kind, sizeof kind) != DPT_OK) {
-        dpt_err_clear();
-        st = dpt_err(DPT_EINPUT, "%s: /%s lacks its 'kind'", path, G_OPTIMIZER);
-        goto done;
-    }
-    if (dpt_optim_parse(kind) != (int)opt->h.kind) {
-        st = dpt_err(DPT_EINPUT, "%s: checkpoint of optimizer %s; this run has --optimizer %s", path, kind,
-                     dpt_optim_name(opt->h.kind));
-        goto done;
-    }
-    DPT_TRY_GOTO(st, read_i64(g, path, "t", &opt->t), done);
-    DPT_TRY_GOTO(st, read_dbl(g, path, G_OPTIMIZER, "mu_prod", &opt->mu_prod), done);
-    for (int i = 0; i < opt->n_state; i++) {
-        char name[96];
-        hsize_t dims[1] = {opt->n};
-        snprintf(name, sizeof name, "%s/%s", G_OPTIMIZER, dpt_optim_state_name(opt->h.kind, i));
-        DPT_TRY_GOTO(st, read_tensor(f, path, name, opt->state[i], 1, dims), done);
-    }
-    H5Gclose(g);
-    if ((g = H5Gopen2(f, G_TRAIN, H5P_DEFAULT)) < 0) {
-        st = dpt_err(DPT_EINPUT, "%s: missing group /%s", path, G_TRAIN);
-        goto done;
-    }
-    int64_t det = 0, ranks = 0, threads = 0;
-    DPT_TRY_GOTO(st, read_i64(g, path, "epoch", &ts->epoch), done);
-    DPT_TRY_GOTO(st, read_i64(g, path, "step", &ts->step), done);
-    DPT_TRY_GOTO(st, read_i64(g, path, "global_step", &ts->global_step), done);
-    DPT_TRY_GOTO(st, read_i64(g, path, "seed", &ts->seed), done);
-    DPT_TRY_GOTO(st, read_i64(g, path, "batch", &ts->batch), done);
-    DPT_TRY_GOTO(st, read_i64(g, path, "deterministic", &det), done);
-    DPT_TRY_GOTO(st, read_i64(g, path, "ranks", &ranks), done);
-    DPT_TRY_GOTO(st, read_i64(g, path, "threads", &threads), done);
-    DPT_TRY_GOTO(st, read_dbl(g, path, G_TRAIN, "epoch_loss", &ts->epoch_loss), done);
-    DPT_TRY_GOTO(st, read_dbl(g, path, G_TRAIN, "epoch_correct", &ts->epoch_correct), done);
-    DPT_TRY_GOTO(st, read_dbl(g, path, G_TRAIN, "epoch_count", &ts->epoch_count), done);
-    ts->deterministic = (int)det;
-    ts->ranks = (int)ranks;
-    ts->threads = (int)threads;
-    /* Absent in checkpoints written before run identities: "" (no owner). */
-    if (H5Aexists(g, A_RUN_ID) > 0)
-        DPT_TRY_GOTO(st, dpt_h5_read_attr_string(g, A_RUN_ID, ts->run_id, sizeof ts->run_id), done);
-    if (H5Aexists(g, A_KERNEL) > 0)
-        DPT_TRY_GOTO(st, dpt_h5_read_attr_string(g, A_KERNEL, ts->kernel, sizeof ts->kernel), done);
-    if (ts->epoch < 0 || ts->step < 0 || ts->global_step < 0 || ts->batch < 0 || opt->t != ts->global_step) {
-        st = dpt_err(DPT_EINPUT, "%s: inconsistent training state (epoch %lld, step %lld, global step %lld, t %lld)",
-                     path, (long long)ts->epoch, (long long)ts->step, (long long)ts->global_step, (long long)opt->t);
-        goto done;
-    }
+    DPT_TRY_GOTO(st, read_optimizer(f, path, opt), done);
+    DPT_TRY_GOTO(st, read_train_state(f, path, opt->t, ts), done);
     DPT_TRY_GOTO(st, read_text_dataset(f, path, D_HISTORY, metrics_text), done);
 done:
     if (st != DPT_OK) {
         free(*metrics_text);
         *metrics_text = NULL;
     }
-    if (g >= 0)
-        H5Gclose(g);
     return st;
 }
 
@@ -583,92 +592,9 @@ DptStatus dpt_ckpt_check_image(const void *buf, size_t len)
     return st;
 }
 
-/* ---------------------------------------------------------------- checkpoint directories */
+/* ---------------------------------------------------------------- run identity */
 
-DptStatus dpt_ckpt_dir_lock(const char *dir, int *lock_fd)
-{
-    char path[4096];
-    *lock_fd = -1;
-    /* mkdir -p */
-    snprintf(path, sizeof path, "%s", dir);
-    for (char *p = path + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(path, 0755);
-            *p = '/';
-        }
-    }
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return dpt_err(DPT_EOUTPUT, "--checkpoint-dir %s: cannot create (%s)", dir, strerror(errno));
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return dpt_err(DPT_EOUTPUT, "--checkpoint-dir %s: not a directory", dir);
-    if (access(dir, W_OK | X_OK) != 0)
-        return dpt_err(DPT_EOUTPUT, "--checkpoint-dir %s: not writable (%s)", dir, strerror(errno));
-    snprintf(path, sizeof path, "%s/.dptrain.lock", dir);
-    int fd = open(path, O_RDWR | O_CREAT, 0644);
-    if (fd < 0)
-        return dpt_err(DPT_EOUTPUT, "--checkpoint-dir %s: cannot create the lock file (%s)", dir, strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        close(fd);
-        return dpt_err(DPT_EOUTPUT, "--checkpoint-dir %s: in use by another run (lock %s is held)", dir, path);
-    }
-    char pid[64];
-    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || write(fd, pid, (size_t)n) != n) {
-        /* the pid is informational only */
-    }
-    *lock_fd = fd;
-    return DPT_OK;
-}
-
-void dpt_ckpt_dir_unlock(int *lock_fd)
-{
-    if (*lock_fd >= 0) {
-        flock(*lock_fd, LOCK_UN);
-        close(*lock_fd);
-    }
-    *lock_fd = -1;
-}
-
-void dpt_ckpt_path(const char *dir, int64_t global_step, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s/ckpt-%09lld.h5", dir, (long long)global_step);
-}
-
-static int cmp_desc(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-int dpt_ckpt_list(const char *dir, int64_t *steps, int cap)
-{
-    DIR *dp = opendir(dir);
-    if (!dp)
-        return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(dp)) && n < cap) {
-        /* exactly ckpt-<digits>.h5: temporary files (ckpt-....h5.tmp.<pid>) do not match */
-        const char *p = e->d_name;
-        if (strncmp(p, "ckpt-", 5) != 0)
-            continue;
-        p += 5;
-        const char *q = p;
-        while (*q >= '0' && *q <= '9')
-            q++;
-        if (q == p || q - p > 18 || strcmp(q, ".h5") != 0)
-            continue;
-        steps[n++] = strtoll(p, NULL, 10);
-    }
-    closedir(dp);
-    qsort(steps, (size_t)n, sizeof *steps, cmp_desc);
-    return n;
-}
-
-/* The run identity of one checkpoint file; 0 if it does not open as one. */
-static int read_run_id(const char *path, char *id, size_t len)
+int dpt_ckpt_read_run_id(const char *path, char *id, size_t len)
 {
     hid_t f, g;
     int ok = 0;
@@ -687,82 +613,4 @@ static int read_run_id(const char *path, char *id, size_t len)
     dpt_err_clear();
     H5Fclose(f);
     return ok;
-}
-
-int dpt_ckpt_scan(const char *dir, DptCkptEntry *e, int cap)
-{
-    int64_t steps[4096];
-    int n = dpt_ckpt_list(dir, steps, cap < 4096 ? cap : 4096);
-    for (int i = 0; i < n; i++) {
-        char path[4096];
-        dpt_ckpt_path(dir, steps[i], path, sizeof path);
-        e[i].step = steps[i];
-        e[i].readable = read_run_id(path, e[i].run_id, sizeof e[i].run_id);
-    }
-    return n;
-}
-
-int dpt_ckpt_remove_stale(const char *dir)
-{
-    DIR *dp = opendir(dir);
-    if (!dp)
-        return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(dp))) {
-        if (strncmp(e->d_name, "ckpt-", 5) != 0 || !strstr(e->d_name, ".h5.tmp."))
-            continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (unlink(path) == 0) {
-            dpt_log_warn("removed %s: the temporary file of a checkpoint write that did not finish", path);
-            n++;
-        }
-    }
-    closedir(dp);
-    return n;
-}
-
-void dpt_ckpt_prune(const char *dir, const char *run_id, int keep)
-{
-    DptCkptEntry e[4096];
-    int n = dpt_ckpt_scan(dir, e, 4096), mine = 0;
-    for (int i = 0; i < n; i++) {
-        if (!e[i].readable || strcmp(e[i].run_id, run_id) != 0 || ++mine <= keep)
-            continue;
-        char path[4096];
-        dpt_ckpt_path(dir, e[i].step, path, sizeof path);
-        unlink(path);
-    }
-}
-
-int dpt_ckpt_set_aside(const char *dir, const char *run_id, int64_t step, char *moved_to, size_t len)
-{
-    if (!moved_to || len == 0)
-        return -1;
-    DptCkptEntry e[4096];
-    int n = dpt_ckpt_scan(dir, e, 4096), moved = 0;
-    for (int i = 0; i < n; i++) {
-        if (!e[i].readable || strcmp(e[i].run_id, run_id) != 0 || e[i].step <= step)
-            continue;
-        if (moved == 0) {
-            int k;
-            for (k = 1; k < 1000; k++) {
-                snprintf(moved_to, len, "%s/abandoned-%09lld-%d", dir, (long long)step, k);
-                if (mkdir(moved_to, 0755) == 0)
-                    break;
-                if (errno != EEXIST)
-                    return -1;
-            }
-            if (k == 1000)
-                return -1;
-        }
-        char from[4096], to[4096 + 32];
-        dpt_ckpt_path(dir, e[i].step, from, sizeof from);
-        snprintf(to, sizeof to, "%s/ckpt-%09lld.h5", moved_to, (long long)e[i].step);
-        if (rename(from, to) != 0)
-            return -1;
-        moved++;
-    }
-    return moved;
 }

@@ -6,6 +6,7 @@
 
 #include "dptrain/ckpt.h"
 #include "dptrain/config.h"
+#include "dptrain/convert.h"
 #include "dptrain/data.h"
 #include "dptrain/log.h"
 #include "dptrain/trace.h"
@@ -165,7 +166,7 @@ static DptStatus cmd_convert(int argc, char **argv)
             return dpt_err(DPT_EUSAGE, "convert idx: expected TRAIN_IMAGES TRAIN_LABELS [TEST_IMAGES TEST_LABELS], got %d files", n_pos);
         if (!out)
             return dpt_err(DPT_EUSAGE, "convert idx: -o FILE.h5 is required");
-        DPT_TRY(dpt_data_convert_idx(pos[0], pos[1], n_pos == 4 ? pos[2] : NULL, n_pos == 4 ? pos[3] : NULL, out,
+        DPT_TRY(dpt_convert_idx(pos[0], pos[1], n_pos == 4 ? pos[2] : NULL, n_pos == 4 ? pos[3] : NULL, out,
                                      desc));
         printf("wrote %s\n", out);
         return DPT_OK;
@@ -191,7 +192,7 @@ static DptStatus cmd_convert(int argc, char **argv)
             if (*end || end == scale || !(sc > 0))
                 return dpt_err(DPT_EUSAGE, "convert csv: --scale '%s': expected a positive number", scale);
         }
-        DPT_TRY(dpt_data_convert_csv(pos[0], n_pos > 1 ? pos[1] : NULL, col, header != NULL, sc, out));
+        DPT_TRY(dpt_convert_csv(pos[0], n_pos > 1 ? pos[1] : NULL, col, header != NULL, sc, out));
         printf("wrote %s\n", out);
         return DPT_OK;
     }

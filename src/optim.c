@@ -68,103 +68,143 @@ static double nadam_mu(double beta1, int64_t t)
     return beta1 * (1.0 - 0.5 * pow(0.96, 0.004 * (double)t));
 }
 
-int dpt_optim_step_scaled(DptOptim *o, float *restrict w, const float *restrict g, double eta, float count)
+/* The update rules, one loop each: element i of w, g and the state vectors
+ * is touched by one thread (a contiguous range each: race-free); g holds
+ * sums that are divided by count in the same pass. Return 0 if a g/count is
+ * not finite. */
+
+static int step_sgd(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count)
 {
     int bad = 0;
     const size_t n = o->n;
-    const float lr = (float)eta;
-    float *restrict s0 = o->state[0];
-    float *restrict s1 = o->state[1];
-    o->t++;
-    /* Element-wise loops: each thread owns a contiguous range of parameters. */
-    switch (o->h.kind) {
-    case DPT_OPT_SGD:
 #pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
-        for (size_t i = 0; i < n; i++) {
-            const float gi = g[i] / count;
-            bad |= !isfinite(gi);
-            w[i] -= lr * gi;
-        }
-        break;
-    case DPT_OPT_MOMENTUM: {
-        const float a = (float)o->h.momentum;
-#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
-        for (size_t i = 0; i < n; i++) {
-            const float gi = g[i] / count;
-            bad |= !isfinite(gi);
-            s0[i] = a * s0[i] - lr * gi;
-            w[i] += s0[i];
-        }
-        break;
-    }
-    case DPT_OPT_NESTEROV: {
-        const float a = (float)o->h.momentum;
-#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
-        for (size_t i = 0; i < n; i++) {
-            const float gi = g[i] / count;
-            bad |= !isfinite(gi);
-            s0[i] = a * s0[i] - lr * gi;
-            w[i] += a * s0[i] - lr * gi;
-        }
-        break;
-    }
-    case DPT_OPT_ADAGRAD: {
-        const float eps = (float)o->h.eps;
-#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
-        for (size_t i = 0; i < n; i++) {
-            const float gi = g[i] / count;
-            bad |= !isfinite(gi);
-            s0[i] += gi * gi;
-            w[i] -= lr * gi / (sqrtf(s0[i]) + eps);
-        }
-        break;
-    }
-    case DPT_OPT_RMSPROP: {
-        const float rho = (float)o->h.decay, one_m_rho = (float)(1.0 - o->h.decay), eps = (float)o->h.eps;
-#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
-        for (size_t i = 0; i < n; i++) {
-            const float gi = g[i] / count;
-            bad |= !isfinite(gi);
-            s0[i] = rho * s0[i] + one_m_rho * gi * gi;
-            w[i] -= lr * gi / (sqrtf(s0[i]) + eps);
-        }
-        break;
-    }
-    case DPT_OPT_ADAM: {
-        const float b1 = (float)o->h.beta1, b2 = (float)o->h.beta2, eps = (float)o->h.eps;
-        const float m1 = (float)(1.0 - o->h.beta1), m2 = (float)(1.0 - o->h.beta2);
-        const float c1 = (float)(1.0 / (1.0 - pow(o->h.beta1, (double)o->t)));
-        const float c2 = (float)(1.0 / (1.0 - pow(o->h.beta2, (double)o->t)));
-#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
-        for (size_t i = 0; i < n; i++) {
-            const float gi = g[i] / count;
-            bad |= !isfinite(gi);
-            s0[i] = b1 * s0[i] + m1 * gi;
-            s1[i] = b2 * s1[i] + m2 * gi * gi;
-            w[i] -= lr * (s0[i] * c1) / (sqrtf(s1[i] * c2) + eps);
-        }
-        break;
-    }
-    case DPT_OPT_NADAM: {
-        const double mu_t = nadam_mu(o->h.beta1, o->t), mu_next = nadam_mu(o->h.beta1, o->t + 1);
-        o->mu_prod *= mu_t;
-        const float b1 = (float)o->h.beta1, b2 = (float)o->h.beta2, eps = (float)o->h.eps;
-        const float m1 = (float)(1.0 - o->h.beta1), m2 = (float)(1.0 - o->h.beta2);
-        const float cg = (float)((1.0 - mu_t) / (1.0 - o->mu_prod));
-        const float cm = (float)(mu_next / (1.0 - o->mu_prod * mu_next));
-        const float c2 = (float)(1.0 / (1.0 - pow(o->h.beta2, (double)o->t)));
-#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
-        for (size_t i = 0; i < n; i++) {
-            const float gi = g[i] / count;
-            bad |= !isfinite(gi);
-            s0[i] = b1 * s0[i] + m1 * gi;
-            s1[i] = b2 * s1[i] + m2 * gi * gi;
-            w[i] -= lr * (cg * gi + cm * s0[i]) / (sqrtf(s1[i] * c2) + eps);
-        }
-        break;
-    }
+    for (size_t i = 0; i < n; i++) {
+        const float gi = g[i] / count;
+        bad |= !isfinite(gi);
+        w[i] -= lr * gi;
     }
     return !bad;
+}
+
+/* Momentum as the method states it, and Nesterov's look-ahead form of it. */
+static int step_momentum(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count, int nesterov)
+{
+    int bad = 0;
+    const size_t n = o->n;
+    float *restrict v = o->state[0];
+    const float a = (float)o->h.momentum;
+    if (nesterov) {
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
+        for (size_t i = 0; i < n; i++) {
+            const float gi = g[i] / count;
+            bad |= !isfinite(gi);
+            v[i] = a * v[i] - lr * gi;
+            w[i] += a * v[i] - lr * gi;
+        }
+    } else {
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
+        for (size_t i = 0; i < n; i++) {
+            const float gi = g[i] / count;
+            bad |= !isfinite(gi);
+            v[i] = a * v[i] - lr * gi;
+            w[i] += v[i];
+        }
+    }
+    return !bad;
+}
+
+/* Adagrad (G += g^2) and RMSprop (E = rho E + (1 - rho) g^2), epsilon outside the root. */
+static int step_adagrad(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count)
+{
+    int bad = 0;
+    const size_t n = o->n;
+    float *restrict s0 = o->state[0];
+    const float eps = (float)o->h.eps;
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        const float gi = g[i] / count;
+        bad |= !isfinite(gi);
+        s0[i] += gi * gi;
+        w[i] -= lr * gi / (sqrtf(s0[i]) + eps);
+    }
+    return !bad;
+}
+
+static int step_rmsprop(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count)
+{
+    int bad = 0;
+    const size_t n = o->n;
+    float *restrict s0 = o->state[0];
+    const float rho = (float)o->h.decay, one_m_rho = (float)(1.0 - o->h.decay), eps = (float)o->h.eps;
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        const float gi = g[i] / count;
+        bad |= !isfinite(gi);
+        s0[i] = rho * s0[i] + one_m_rho * gi * gi;
+        w[i] -= lr * gi / (sqrtf(s0[i]) + eps);
+    }
+    return !bad;
+}
+
+static int step_adam(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count)
+{
+    int bad = 0;
+    const size_t n = o->n;
+    float *restrict s0 = o->state[0];
+    float *restrict s1 = o->state[1];
+    const float b1 = (float)o->h.beta1, b2 = (float)o->h.beta2, eps = (float)o->h.eps;
+    const float m1 = (float)(1.0 - o->h.beta1), m2 = (float)(1.0 - o->h.beta2);
+    const float c1 = (float)(1.0 / (1.0 - pow(o->h.beta1, (double)o->t)));
+    const float c2 = (float)(1.0 / (1.0 - pow(o->h.beta2, (double)o->t)));
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        const float gi = g[i] / count;
+        bad |= !isfinite(gi);
+        s0[i] = b1 * s0[i] + m1 * gi;
+        s1[i] = b2 * s1[i] + m2 * gi * gi;
+        w[i] -= lr * (s0[i] * c1) / (sqrtf(s1[i] * c2) + eps);
+    }
+    return !bad;
+}
+
+static int step_nadam(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count)
+{
+    int bad = 0;
+    const size_t n = o->n;
+    float *restrict s0 = o->state[0];
+    float *restrict s1 = o->state[1];
+    const double mu_t = nadam_mu(o->h.beta1, o->t), mu_next = nadam_mu(o->h.beta1, o->t + 1);
+    o->mu_prod *= mu_t;
+    const float b1 = (float)o->h.beta1, b2 = (float)o->h.beta2, eps = (float)o->h.eps;
+    const float m1 = (float)(1.0 - o->h.beta1), m2 = (float)(1.0 - o->h.beta2);
+    const float cg = (float)((1.0 - mu_t) / (1.0 - o->mu_prod));
+    const float cm = (float)(mu_next / (1.0 - o->mu_prod * mu_next));
+    const float c2 = (float)(1.0 / (1.0 - pow(o->h.beta2, (double)o->t)));
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        const float gi = g[i] / count;
+        bad |= !isfinite(gi);
+        s0[i] = b1 * s0[i] + m1 * gi;
+        s1[i] = b2 * s1[i] + m2 * gi * gi;
+        w[i] -= lr * (cg * gi + cm * s0[i]) / (sqrtf(s1[i] * c2) + eps);
+    }
+    return !bad;
+}
+
+int dpt_optim_step_scaled(DptOptim *o, float *restrict w, const float *restrict g, double eta, float count)
+{
+    const float lr = (float)eta;
+    o->t++;
+    switch (o->h.kind) {
+    case DPT_OPT_SGD: return step_sgd(o, w, g, lr, count);
+    case DPT_OPT_MOMENTUM: return step_momentum(o, w, g, lr, count, 0);
+    case DPT_OPT_NESTEROV: return step_momentum(o, w, g, lr, count, 1);
+    case DPT_OPT_ADAGRAD: return step_adagrad(o, w, g, lr, count);
+    case DPT_OPT_RMSPROP: return step_rmsprop(o, w, g, lr, count);
+    case DPT_OPT_ADAM: return step_adam(o, w, g, lr, count);
+    case DPT_OPT_NADAM: return step_nadam(o, w, g, lr, count);
+    }
+    return 1;
 }
 
 void dpt_optim_step(DptOptim *o, float *restrict w, const float *restrict g, double eta)

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dptrain/ckptdir.h"
 #include "dptrain/kernels.h"
 #include "dptrain/log.h"
 #include "dptrain/metrics.h"
@@ -56,10 +57,10 @@ DptStatus dpt_runckpt_write(DptRunCkpt *c, int64_t epoch, int64_t step, int64_t 
         snprintf(ts.kernel, sizeof ts.kernel, "%s", dpt_kern_name());
         char text[8192];
         dpt_config_format(cfg, text, sizeof text);
-        dpt_ckpt_path(cfg->checkpoint_dir, global_step, c->last_path, sizeof c->last_path);
+        dpt_ckptdir_path(cfg->checkpoint_dir, global_step, c->last_path, sizeof c->last_path);
         st = dpt_ckpt_save(c->last_path, c->arch, c->params, c->opt, &ts, text, c->history);
         if (st == DPT_OK)
-            dpt_ckpt_prune(cfg->checkpoint_dir, c->run_id, (int)cfg->keep);
+            dpt_ckptdir_prune(cfg->checkpoint_dir, c->run_id, (int)cfg->keep);
     }
     st = dpt_dist_agree(c->d, st, NULL);
     c->write_s = dpt_clock() - t0;
@@ -95,11 +96,11 @@ static void new_run_id(char *id)
  * whose siblings without one are tolerated (and never pruned). */
 static DptStatus claim_dir(const char *dir, const char *run_id, int legacy, int64_t resumed_step)
 {
-    DptCkptEntry *e = dpt_calloc(4096, sizeof *e, "checkpoint list");
+    DptCkptdirEntry *e = dpt_calloc(4096, sizeof *e, "checkpoint list");
     if (!e)
         return DPT_ENOMEM;
-    dpt_ckpt_remove_stale(dir);
-    int n = dpt_ckpt_scan(dir, e, 4096);
+    dpt_ckptdir_remove_stale(dir);
+    int n = dpt_ckptdir_scan(dir, e, 4096);
     DptStatus st = DPT_OK;
     for (int i = 0; i < n && st == DPT_OK; i++) {
         if (!e[i].readable || strcmp(e[i].run_id, run_id) == 0 || (legacy && !e[i].run_id[0]))
@@ -111,7 +112,7 @@ static DptStatus claim_dir(const char *dir, const char *run_id, int legacy, int6
     free(e);
     if (st == DPT_OK && resumed_step >= 0) {
         char aside[DPT_PATH_MAX + 64];
-        int moved = dpt_ckpt_set_aside(dir, run_id, resumed_step, aside, sizeof aside);
+        int moved = dpt_ckptdir_set_aside(dir, run_id, resumed_step, aside, sizeof aside);
         if (moved < 0)
             st = dpt_err(DPT_EOUTPUT, "--checkpoint-dir %s: cannot set aside the checkpoints newer than step %lld (%s)",
                          dir, (long long)resumed_step, strerror(errno));
@@ -131,11 +132,11 @@ static DptStatus load_latest(DptRunCkpt *c, DptTrainState *ts, char *path, size_
 {
     const char *dir = c->cfg->checkpoint_dir;
     int64_t steps[4096];
-    int n = dpt_ckpt_list(dir, steps, 4096);
+    int n = dpt_ckptdir_list(dir, steps, 4096);
     if (n == 0)
         return dpt_err(DPT_EINPUT, "--resume latest: no checkpoint in %s", dir);
     for (int i = 0; i < n; i++) {
-        dpt_ckpt_path(dir, steps[i], path, len);
+        dpt_ckptdir_path(dir, steps[i], path, len);
         dpt_err_clear();
         if (dpt_ckpt_load(path, c->arch, c->params, c->opt, ts, hist) == DPT_OK)
             return DPT_OK;
@@ -235,7 +236,7 @@ DptStatus dpt_runckpt_open(DptRunCkpt *c, const DptConfig *cfg, const DptDist *d
     c->last_step = -1;
     const char *dir = cfg->checkpoint_dir;
     if (dir[0])
-        DPT_TRY(dpt_dist_agree(d, d->rank == 0 ? dpt_ckpt_dir_lock(dir, &c->lock_fd) : DPT_OK, NULL));
+        DPT_TRY(dpt_dist_agree(d, d->rank == 0 ? dpt_ckptdir_lock(dir, &c->lock_fd) : DPT_OK, NULL));
     if (cfg->resume[0])
         DPT_TRY(resume(c, ts));
     if (d->rank == 0 && !c->run_id[0])
@@ -250,7 +251,7 @@ DptStatus dpt_runckpt_open(DptRunCkpt *c, const DptConfig *cfg, const DptDist *d
 
 void dpt_runckpt_close(DptRunCkpt *c)
 {
-    dpt_ckpt_dir_unlock(&c->lock_fd);
+    dpt_ckptdir_unlock(&c->lock_fd);
     free(c->history);
     c->history = NULL;
 }

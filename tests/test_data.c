@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include "testutil.h"
+#include "dptrain/convert.h"
 #include "dptrain/data.h"
 
 static void load(const char *path, const char *split, DptSplitInfo *info, void **mem, DptSplit *s)
@@ -193,7 +194,7 @@ static void test_idx_conversion(void **state)
     write_idx(tu_path("img.gz"), 1, ih, 16, img, 12);
     write_idx(tu_path("lab"), 0, lh, 8, lab, 3);
     const char *out = tu_path("idx.h5");
-    assert_int_equal(dpt_data_convert_idx(tu_path("img.gz"), tu_path("lab"), NULL, NULL, out, "tiny"), DPT_OK);
+    assert_int_equal(dpt_convert_idx(tu_path("img.gz"), tu_path("lab"), NULL, NULL, out, "tiny"), DPT_OK);
     DptSplitInfo info;
     DptSplit s;
     void *mem;
@@ -206,15 +207,15 @@ static void test_idx_conversion(void **state)
     /* truncated data, wrong magic, count mismatch */
     write_idx(tu_path("short.gz"), 1, ih, 16, img, 7);
     dpt_err_clear();
-    assert_int_equal(dpt_data_convert_idx(tu_path("short.gz"), tu_path("lab"), NULL, NULL, out, NULL), DPT_EINPUT);
+    assert_int_equal(dpt_convert_idx(tu_path("short.gz"), tu_path("lab"), NULL, NULL, out, NULL), DPT_EINPUT);
     assert_non_null(strstr(dpt_err_message(), "truncated"));
     dpt_err_clear();
-    assert_int_equal(dpt_data_convert_idx(tu_path("lab"), tu_path("lab"), NULL, NULL, out, NULL), DPT_EINPUT);
+    assert_int_equal(dpt_convert_idx(tu_path("lab"), tu_path("lab"), NULL, NULL, out, NULL), DPT_EINPUT);
     assert_non_null(strstr(dpt_err_message(), "dimensions"));
     unsigned char lh2[8] = {0, 0, 8, 1, 0, 0, 0, 2};
     write_idx(tu_path("lab2"), 0, lh2, 8, lab, 2);
     dpt_err_clear();
-    assert_int_equal(dpt_data_convert_idx(tu_path("img.gz"), tu_path("lab2"), NULL, NULL, out, NULL), DPT_EINPUT);
+    assert_int_equal(dpt_convert_idx(tu_path("img.gz"), tu_path("lab2"), NULL, NULL, out, NULL), DPT_EINPUT);
     assert_non_null(strstr(dpt_err_message(), "3 images but"));
     dpt_err_clear();
 }
@@ -226,7 +227,7 @@ static void test_csv_conversion(void **state)
     FILE *f = fopen(csv, "w");
     fputs("a,b,label\n1.5,2,1\n-3,4e-1,0\n\n5,6,2\n", f);
     fclose(f);
-    assert_int_equal(dpt_data_convert_csv(csv, NULL, -1, 1, 0.5f, out), DPT_OK);
+    assert_int_equal(dpt_convert_csv(csv, NULL, -1, 1, 0.5f, out), DPT_OK);
     DptSplitInfo info;
     DptSplit s;
     void *mem;
@@ -241,19 +242,19 @@ static void test_csv_conversion(void **state)
     fputs("1,2,1\n3,x,0\n", f);
     fclose(f);
     dpt_err_clear();
-    assert_int_equal(dpt_data_convert_csv(csv, NULL, -1, 0, 1.0f, out), DPT_EINPUT);
+    assert_int_equal(dpt_convert_csv(csv, NULL, -1, 0, 1.0f, out), DPT_EINPUT);
     assert_non_null(strstr(dpt_err_message(), ":2: field 2 is not a finite number"));
     f = fopen(csv, "w");
     fputs("1,2,1\n3,0\n", f);
     fclose(f);
     dpt_err_clear();
-    assert_int_equal(dpt_data_convert_csv(csv, NULL, -1, 0, 1.0f, out), DPT_EINPUT);
+    assert_int_equal(dpt_convert_csv(csv, NULL, -1, 0, 1.0f, out), DPT_EINPUT);
     assert_non_null(strstr(dpt_err_message(), ":2: 2 fields; the first row has 3"));
     f = fopen(csv, "w");
     fputs("1,2,1.5\n", f);
     fclose(f);
     dpt_err_clear();
-    assert_int_equal(dpt_data_convert_csv(csv, NULL, -1, 0, 1.0f, out), DPT_EINPUT);
+    assert_int_equal(dpt_convert_csv(csv, NULL, -1, 0, 1.0f, out), DPT_EINPUT);
     assert_non_null(strstr(dpt_err_message(), "not a non-negative integer"));
     dpt_err_clear();
 }

@@ -79,39 +79,8 @@ DptStatus dpt_ckpt_describe(const char *path, FILE *out);
  * fuzzers' entry point). */
 DptStatus dpt_ckpt_check_image(const void *buf, size_t len);
 
-/* ---- checkpoint directories: DIR/ckpt-<global step, 9 digits>.h5 ----
- * A directory belongs to one run: every checkpoint carries its run identity,
- * and pruning and `--resume latest` only ever touch that run's files. */
-
-/* Creates DIR if needed, checks that it is writable, and takes an exclusive
- * lock on DIR/.dptrain.lock (flock) so that two runs cannot write into the
- * same directory; *lock_fd must be closed at the end (dpt_ckpt_unlock). */
-DptStatus dpt_ckpt_dir_lock(const char *dir, int *lock_fd);
-void dpt_ckpt_dir_unlock(int *lock_fd);
-void dpt_ckpt_path(const char *dir, int64_t global_step, char *buf, size_t len);
-/* Global steps of the checkpoints in DIR, newest first; returns how many (<= cap). */
-int dpt_ckpt_list(const char *dir, int64_t *steps, int cap);
-
-/* A checkpoint found in a directory, and whose run wrote it. */
-typedef struct {
-    int64_t step;
-    int readable;                  /* 0: the file does not open as a checkpoint (damaged, partial) */
-    char run_id[DPT_RUN_ID_LEN];   /* "" if unreadable or written without an identity */
-} DptCkptEntry;
-
-/* The checkpoints of DIR with their run identities, newest first; returns
- * how many (<= cap). Reads one attribute of each file. */
-int dpt_ckpt_scan(const char *dir, DptCkptEntry *e, int cap);
-/* Removes the leftover temporary files (ckpt-*.h5.tmp.<pid>) of writes that
- * died with their process, naming each in a warning; call with the
- * directory locked. Returns how many. */
-int dpt_ckpt_remove_stale(const char *dir);
-/* Removes all but the `keep` newest checkpoints of run `run_id` in DIR;
- * other runs' files, and files that do not open, are never touched. */
-void dpt_ckpt_prune(const char *dir, const char *run_id, int keep);
-/* Moves the checkpoints of run `run_id` newer than `step` into a new
- * subdirectory DIR/abandoned-<step>-<n> (its name in moved_to), so that a
- * resumed branch cannot be mixed with them. Returns how many moved (< 0: error). */
-int dpt_ckpt_set_aside(const char *dir, const char *run_id, int64_t step, char *moved_to, size_t len);
+/* The run identity of a checkpoint file into id ("" if it has none);
+ * returns 0 if the file does not open as a checkpoint. */
+int dpt_ckpt_read_run_id(const char *path, char *id, size_t len);
 
 #endif

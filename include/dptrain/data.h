@@ -1,6 +1,7 @@
 /*
  * data: dataset files (HDF5, layout in DESIGN.md), their validation, the
- * gathering of a batch, and the converters from IDX and CSV.
+ * gathering of a batch, and the writing of datasets and predictions (the
+ * converters from IDX and CSV are in convert).
  *
  *   /<split>/x  [N, D] float32 (or float64, read as float32), or uint8 with an
  *               optional attribute `scale` (x = scale * value; default 1)
@@ -8,8 +9,8 @@
  *
  * Loading is two-phase so that the node's ranks can share one copy: every
  * rank probes the shapes (cheap), the caller provides memory (dist's shared
- * window), one rank per node loads into it. Only this module and ckpt talk
- * to HDF5. Not collective.
+ * window), one rank per node loads into it. One of the file modules (data,
+ * ckpt, trace) that talk to HDF5. Not collective.
  */
 #ifndef DPT_DATA_H
 #define DPT_DATA_H
@@ -59,15 +60,6 @@ DptStatus dpt_data_validate(const DptSplit *s, const char *path, const char *spl
  * idx[0..n) of s, or rows first..first+n when idx is NULL. */
 void dpt_data_gather(float *restrict x, float *restrict y, int32_t *restrict cls, const DptSplit *s,
                      const uint32_t *idx, size_t first, size_t n, size_t k_out);
-
-/* Converters. idx: image and label files (gzip or plain), test pair optional. */
-DptStatus dpt_data_convert_idx(const char *train_images, const char *train_labels,
-                               const char *test_images, const char *test_labels,
-                               const char *out, const char *description);
-/* csv: numeric rows; the label column is `label_col` (0-based, -1 = last);
- * `header` skips the first line. Test file optional. */
-DptStatus dpt_data_convert_csv(const char *train_csv, const char *test_csv, int label_col, int header,
-                               float scale, const char *out);
 
 /* Writes a dataset file from memory (used by converters, tools and tests).
  * x is uint8 (with scale) when x_u8, else float; y labels or targets. */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dptrain/convert.h"
 #include "dptrain/data.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -39,10 +40,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             cut = size;
         write_file(a, data + 3, cut - 3);
         write_file(b, data + cut, size - cut);
-        st = dpt_data_convert_idx(a, b, NULL, NULL, out, NULL);
+        st = dpt_convert_idx(a, b, NULL, NULL, out, NULL);
     } else {
         write_file(a, data + 1, size - 1);
-        st = dpt_data_convert_csv(a, NULL, (data[0] >> 1) % 3 == 2 ? 0 : -1, (data[0] >> 3) & 1, 1.0f, out);
+        st = dpt_convert_csv(a, NULL, (data[0] >> 1) % 3 == 2 ? 0 : -1, (data[0] >> 3) & 1, 1.0f, out);
     }
     if (st == DPT_OK) {
         DptSplitInfo info;
