@@ -1,5 +1,6 @@
 #include "dptrain/cli.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,8 @@ static const char usage[] =
     "  eval     --model FILE.h5 --data FILE.h5          loss and accuracy of a model or checkpoint\n"
     "  predict  --model FILE.h5 --data FILE.h5 --out FILE.h5\n"
     "  convert  idx|csv ... -o FILE.h5                  make a dataset file from IDX or CSV files\n"
-    "  info     FILE.h5                                 describe a dataset, model or checkpoint\n\n"
+    "  info     FILE.h5                                 describe a dataset, model or checkpoint\n"
+    "  compare  A.h5 B.h5 [--atol X] [--rtol Y]         are two models' parameters the same (bitwise by default)?\n\n"
     "'dptrain COMMAND --help' gives the options of each command.\n";
 
 static const char eval_help[] =
@@ -35,6 +37,11 @@ static const char convert_help[] =
     "       dptrain convert csv TRAIN.csv [TEST.csv] -o FILE.h5 [--label-col N|last] [--header] [--scale S]\n"
     "IDX files (MNIST format, gzip or plain) become uint8 x with scale 1/255 and integer labels.\n"
     "CSV rows are numbers; the label column (default: last) holds class labels; features are multiplied by S.\n";
+static const char compare_help[] =
+    "Usage: dptrain compare A.h5 B.h5 [--atol X] [--rtol Y]\n"
+    "Compares the parameters of two model or checkpoint files: bitwise by default, else element by element\n"
+    "|a - b| <= X + Y |b|. Exit status 0 if they are the same, 9 if they differ (the largest difference and\n"
+    "where it is are printed), 3 if a file cannot be read.\n";
 static const char info_help[] = "Usage: dptrain info FILE.h5\nDescribes a dataset, model, checkpoint or trace file.\n";
 
 static int wants_help(int argc, char **argv)
@@ -73,6 +80,8 @@ int dpt_cli_early(int argc, char **argv, DptStatus *st)
             fputs(convert_help, stdout);
         else if (!strcmp(cmd, "info"))
             fputs(info_help, stdout);
+        else if (!strcmp(cmd, "compare"))
+            fputs(compare_help, stdout);
         else
             return 0;
         return 1;
@@ -199,6 +208,75 @@ static DptStatus cmd_convert(int argc, char **argv)
     return dpt_err(DPT_EUSAGE, "convert: unknown format '%s'; expected idx or csv", kind);
 }
 
+/* Compares the parameters of two model or checkpoint files: bitwise, or
+ * |a - b| <= atol + rtol |b| element by element. Prints a verdict and the
+ * largest difference (and where); DPT_EDIFFER when they differ. */
+static DptStatus cmd_compare(int argc, char **argv)
+{
+    const char *atol_s = NULL, *rtol_s = NULL, *pos[2];
+    int n_pos;
+    Opt opts[] = {{"atol", &atol_s}, {"rtol", &rtol_s}};
+    DPT_TRY(parse_opts("compare", argc, argv, opts, 2, pos, 2, &n_pos));
+    if (n_pos != 2)
+        return dpt_err(DPT_EUSAGE, "compare: expected two files (dptrain compare A.h5 B.h5 [--atol X] [--rtol Y])");
+    double tol[2] = {0.0, 0.0};
+    const char *tol_s[2] = {atol_s, rtol_s}, *tol_name[2] = {"--atol", "--rtol"};
+    for (int i = 0; i < 2; i++) {
+        char *end;
+        if (tol_s[i] && ((tol[i] = strtod(tol_s[i], &end)) < 0 || *end || end == tol_s[i] || !isfinite(tol[i])))
+            return dpt_err(DPT_EUSAGE, "compare: %s '%s': expected a number >= 0", tol_name[i], tol_s[i]);
+    }
+    DptArch a, b;
+    float *pa = NULL, *pb = NULL;
+    DptStatus st = dpt_ckpt_load_model(pos[0], &a, &pa);
+    if (st == DPT_OK)
+        st = dpt_ckpt_load_model(pos[1], &b, &pb);
+    char la[1024], lb[1024];
+    if (st == DPT_OK) {
+        dpt_arch_format(&a, la, sizeof la);
+        dpt_arch_format(&b, lb, sizeof lb);
+        if (strcmp(la, lb) != 0 || a.hidden != b.hidden || a.output != b.output)
+            st = dpt_err(DPT_EDIFFER, "%s and %s differ: layers %s (%s, %s) against %s (%s, %s)", pos[0], pos[1], la,
+                         dpt_act_name(a.hidden), dpt_act_name(a.output), lb, dpt_act_name(b.hidden),
+                         dpt_act_name(b.output));
+    }
+    if (st == DPT_OK) {
+        const int bitwise = tol[0] == 0.0 && tol[1] == 0.0;
+        size_t n_diff = 0, worst = 0;
+        double worst_d = -1.0;
+        for (size_t i = 0; i < a.n_params; i++) {
+            double d = fabs((double)pa[i] - (double)pb[i]);
+            int differ = bitwise ? memcmp(pa + i, pb + i, sizeof(float)) != 0 : !(d <= tol[0] + tol[1] * fabs(pb[i]));
+            n_diff += (size_t)differ;
+            if (differ && (d > worst_d || isnan(d))) {
+                worst_d = d;
+                worst = i;
+            }
+        }
+        if (n_diff == 0) {
+            printf("%s and %s: the same %zu parameters (%s)\n", pos[0], pos[1], a.n_params,
+                   bitwise ? "bitwise" : "within the tolerance");
+        } else {
+            int l = a.n_layers - 1;
+            while (l > 0 && worst < a.w_off[l])
+                l--;
+            int bias = worst >= a.b_off[l];
+            size_t off = worst - (bias ? a.b_off[l] : a.w_off[l]);
+            char where[64];
+            if (bias)
+                snprintf(where, sizeof where, "layer %d bias [%zu]", l, off);
+            else
+                snprintf(where, sizeof where, "layer %d weight [%zu, %zu]", l, off / (size_t)a.sizes[l],
+                         off % (size_t)a.sizes[l]);
+            st = dpt_err(DPT_EDIFFER, "%s and %s differ in %zu of %zu parameters; largest |a - b| = %.3g at %s "
+                         "(%.9g against %.9g)", pos[0], pos[1], n_diff, a.n_params, worst_d, where, pa[worst], pb[worst]);
+        }
+    }
+    free(pa);
+    free(pb);
+    return st;
+}
+
 static DptStatus cmd_info(int argc, char **argv)
 {
     if (argc != 1)
@@ -219,12 +297,15 @@ DptStatus dpt_cli_run(int argc, char **argv, const DptDist *d)
         return cmd_eval_predict(argc - 2, argv + 2, d, 0);
     if (!strcmp(cmd, "predict"))
         return cmd_eval_predict(argc - 2, argv + 2, d, 1);
-    if (!strcmp(cmd, "convert") || !strcmp(cmd, "info")) {
+    if (!strcmp(cmd, "convert") || !strcmp(cmd, "info") || !strcmp(cmd, "compare")) {
         /* File tools: rank 0 works, the others wait for its verdict. */
         DptStatus st = DPT_OK;
         if (d->rank == 0)
-            st = !strcmp(cmd, "convert") ? cmd_convert(argc - 2, argv + 2) : cmd_info(argc - 2, argv + 2);
+            st = !strcmp(cmd, "convert") ? cmd_convert(argc - 2, argv + 2)
+                 : !strcmp(cmd, "info")  ? cmd_info(argc - 2, argv + 2)
+                                         : cmd_compare(argc - 2, argv + 2);
         return dpt_dist_agree(d, st, NULL);
     }
-    return dpt_dist_agree(d, dpt_err(DPT_EUSAGE, "unknown command '%s' (expected train, eval, predict, convert or info)", cmd), NULL);
+    return dpt_dist_agree(d, dpt_err(DPT_EUSAGE, "unknown command '%s' (expected train, eval, predict, convert, info "
+                                     "or compare)", cmd), NULL);
 }

@@ -40,7 +40,7 @@ int main(int argc, char **argv)
     if (st != DPT_OK) {
         int reporter = dpt_dist_reporter();
         if (reporter == dist.rank || (reporter < 0 && dpt_err_message()[0])) {
-            if (st == DPT_ESTOPPED)
+            if (st == DPT_ESTOPPED || st == DPT_EDIFFER)
                 fprintf(stderr, "dptrain: %s\n", dpt_err_message());
             else
                 dpt_log_error(dpt_err_message()[0] ? dpt_err_message() : dpt_status_name(st));

@@ -53,6 +53,7 @@ const char *dpt_status_name(DptStatus s)
     case DPT_EDIVERGED: return "diverged";
     case DPT_EREPLICA: return "replica mismatch";
     case DPT_EMPI: return "MPI error";
+    case DPT_EDIFFER: return "the models differ";
     case DPT_ESTOPPED: return "stopped";
     }
     return "unknown error";

@@ -45,7 +45,7 @@ if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
     fi
     grep -q "Exit code:    75" "$T/sig.err" && ok "signal: exit status 75" || bad "signal: exit status is not 75"
     "${MPI[@]}" -n 1 "$DPTRAIN" train "${ARGS[@]}" --checkpoint-dir "$T/sig" --resume latest --save "$T/resumed.h5" </dev/null
-    if h5diff -q "$T/straight.h5" "$T/resumed.h5" /model /model; then
+    if "$DPTRAIN" compare "$T/straight.h5" "$T/resumed.h5"; then
         ok "signal: resumed on 1 rank, final model bitwise identical to the uninterrupted run"
     else
         bad "signal: resumed model differs"

@@ -2,7 +2,7 @@
 # Data-parallel equivalence on Fashion-MNIST [784,100,10] at one global batch:
 # the same run on P = 1, 2 and 4 ranks (4 is oversubscribed on a 2-core
 # machine), in the default mode (test accuracy per P) and in deterministic mode
-# (the saved models compared bit for bit with h5diff). Prints a Markdown table.
+# (the saved models compared bit for bit with dptrain compare). Prints a Markdown table.
 # Usage: tools/dp_equivalence.sh [extra dptrain options]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,7 +23,7 @@ for mode in default deterministic; do
         "${MPI[@]}" -np "$P" "$DPTRAIN" train "${ARGS[@]}" "${extra[@]}" --metrics "$m" --save "$OUT/$mode-$P.h5" </dev/null
         same="-"
         if [ "$P" -gt 1 ]; then
-            if h5diff -q "$OUT/$mode-1.h5" "$OUT/$mode-$P.h5" /model /model >/dev/null 2>&1; then same="bitwise"; else same="no"; fi
+            if "$DPTRAIN" compare "$OUT/$mode-1.h5" "$OUT/$mode-$P.h5" >/dev/null 2>&1; then same="bitwise"; else same="no"; fi
         fi
         tail -1 "$m" | awk -v P="$P" -v mode="$mode" -v same="$same" '
           { match($0, /"test_acc":[0-9.]+/); a = substr($0, RSTART + 11, RLENGTH - 11)

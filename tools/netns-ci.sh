@@ -42,7 +42,7 @@ nodes_seen=$(ip netns exec "$PFX-n1" mpirun -np "$NODES" --host "$HOSTS" "${MPI_
     /bin/sh -c 'echo "$(hostname) $(ip -4 -o addr show eth0 | awk "{print \$4}")"' </dev/null | sort -u | tee "$T/seen" | wc -l)
 sed 's/^/     rank on: /' "$T/seen"
 rc=0
-if h5diff -q "$T/one-host.h5" "$T/namespaced.h5" /model /model && [ "$nodes_seen" -eq "$NODES" ]; then
+if "$DPTRAIN" compare "$T/one-host.h5" "$T/namespaced.h5" && [ "$nodes_seen" -eq "$NODES" ]; then
     echo "ok   $NODES namespaced hosts over TCP ($nodes_seen distinct addresses): model bitwise identical to one host"
 else
     echo "FAIL namespaced training differs from one host (or ranks did not run on $NODES hosts: $nodes_seen)"

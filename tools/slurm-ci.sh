@@ -148,7 +148,7 @@ fi
 j=$(submit train "$W/ck-train" --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 -- "${JOB[@]}" "${SHORT[@]}" \
     --save "$W/train.h5")
 s=$(wait_job "$j" 120)
-if [ "$s" = COMPLETED ] && h5diff -q "$W/straight.h5" "$W/train.h5" /model /model; then
+if [ "$s" = COMPLETED ] && "$DPTRAIN" compare "$W/straight.h5" "$W/train.h5" >/dev/null; then
     ok "training job on 2 ranks (srun --mpi=pmix): $s, model = the uninterrupted one"
 else
     bad "training job $j: $s"; out_of train | tail -20
@@ -169,7 +169,7 @@ else
 fi
 j=$(submit cancel2 "$W/ck-cancel" --nodes=1 --ntasks-per-node=2 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/cancel.h5")
 s=$(wait_job "$j" 120)
-if [ "$s" = COMPLETED ] && out_of cancel2 | grep -q "resuming from" && h5diff -q "$W/straight.h5" "$W/cancel.h5" /model /model; then
+if [ "$s" = COMPLETED ] && out_of cancel2 | grep -q "resuming from" && "$DPTRAIN" compare "$W/straight.h5" "$W/cancel.h5" >/dev/null; then
     ok "resubmitted with the same CKPT_DIR: resumed from $last, model bitwise = the uninterrupted run's"
 else
     bad "resubmission $j: $s"; out_of cancel2 | tail -20
@@ -182,7 +182,7 @@ S scancel --signal=USR1 --batch "$j"
 s=$(wait_job "$j" 300)
 r=$(restarts_of "$j")
 if [ "$s" = COMPLETED ] && [ "${r:-0}" -ge 1 ] && out_of preempt | grep -q "requeueing" \
-   && out_of preempt | grep -q "resuming from" && h5diff -q "$W/straight.h5" "$W/preempted.h5" /model /model; then
+   && out_of preempt | grep -q "resuming from" && "$DPTRAIN" compare "$W/straight.h5" "$W/preempted.h5" >/dev/null; then
     ok "USR1 warning -> checkpoint -> status 75 -> requeue ($r restart) -> resumed -> model bitwise identical"
 else
     bad "preemption job $j: $s, restarts ${r:-?}"; out_of preempt | tail -20
@@ -195,7 +195,7 @@ S scontrol requeue "$j"
 s=$(wait_job "$j" 300)
 r=$(restarts_of "$j")
 if [ "$s" = COMPLETED ] && [ "${r:-0}" -ge 1 ] && out_of requeue | grep -q "resuming from" \
-   && h5diff -q "$W/straight.h5" "$W/requeued.h5" /model /model; then
+   && "$DPTRAIN" compare "$W/straight.h5" "$W/requeued.h5" >/dev/null; then
     ok "scontrol requeue: SIGTERM -> checkpoint -> requeued by SLURM ($r restart) -> resumed -> model bitwise identical"
 else
     bad "requeue job $j: $s, restarts ${r:-?}"; out_of requeue | tail -20
@@ -216,7 +216,7 @@ for attempt in 1 2 3 4 5 6; do
     no_tmp "$W/ck-time" && has_ckpt "$W/ck-time" || { bad "time limit reached: no complete checkpoint"; break; }
 done
 if [ "$s" = COMPLETED ] && [ $((requeues + timeouts)) -ge 1 ] \
-   && h5diff -q "$W/straight-long.h5" "$W/timelimit.h5" /model /model; then
+   && "$DPTRAIN" compare "$W/straight-long.h5" "$W/timelimit.h5" >/dev/null; then
     ok "time limit of 1 minute (--signal=B:USR1@40), a run of about 70 s: $requeues requeue(s) after the warning, $timeouts stop(s) at the limit, model bitwise = the uninterrupted run's"
 else
     bad "time-limit job $j: $s, $requeues requeues, $timeouts timeouts"; out_of timelimit | tail -20
@@ -227,7 +227,7 @@ if [ "$NODES" -ge 2 ]; then
     j=$(submit multinode "$W/ck-multi" --nodes=2 --ntasks-per-node=1 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/multinode.h5")
     s=$(wait_job "$j" 180)
     if [ "$s" = COMPLETED ] && out_of multinode | grep -q "rank 0 on node1" && out_of multinode | grep -q "rank 1 on node2" \
-       && h5diff -q "$W/straight.h5" "$W/multinode.h5" /model /model; then
+       && "$DPTRAIN" compare "$W/straight.h5" "$W/multinode.h5" >/dev/null; then
         ok "sbatch --nodes=2, srun --mpi=pmix: ranks on node1 and node2, model bitwise = one host's"
     else
         bad "multi-node job $j: $s"; out_of multinode | tail -20

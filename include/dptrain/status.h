@@ -24,6 +24,7 @@ typedef enum {
     DPT_EDIVERGED = 6,   /* non-finite loss or gradient */
     DPT_EREPLICA = 7,    /* ranks hold different parameters */
     DPT_EMPI = 8,        /* an MPI call failed */
+    DPT_EDIFFER = 9,     /* `dptrain compare`: the models differ */
     DPT_ESTOPPED = 75    /* stopped on request (signal) after saving state; EX_TEMPFAIL */
 } DptStatus;
 

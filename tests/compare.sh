@@ -1,0 +1,38 @@
+#!/bin/bash
+# dptrain compare: the same file, bitwise; two runs on 1 and 2 ranks in the
+# default mode (differ bitwise, the same within a tolerance, named where);
+# in deterministic mode (bitwise); other layers (differ); a missing file.
+# Usage: compare.sh DPTRAIN MPIEXEC
+set -u
+DPTRAIN=$1
+MPIEXEC=${2:-mpiexec}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/lib.sh"
+make_dataset "$T" 600
+A=(--data "$T/d.h5" --layers 20,16,4 --batch 30 --epochs 2 --quiet)
+for np in 1 2; do
+    "$MPIEXEC" --oversubscribe -n $np "$DPTRAIN" train "${A[@]}" --save "$T/p$np.h5" </dev/null
+    "$MPIEXEC" --oversubscribe -n $np "$DPTRAIN" train "${A[@]}" --deterministic --save "$T/d$np.h5" </dev/null
+done
+"$DPTRAIN" train "${A[@]}" --layers 20,8,4 --save "$T/other.h5" </dev/null
+expect() {   # status, fragment of the output, command...
+    local want=$1 frag=$2 out rc
+    shift 2
+    out=$("$@" 2>&1)
+    rc=$?
+    if [ "$rc" -eq "$want" ] && printf '%s' "$out" | grep -q -- "$frag"; then
+        ok "$(printf '%s' "${*:2}" | sed "s|$T/||g"): status $rc, $(printf '%s' "$out" | sed "s|$T/||g" | cut -c1-100)"
+    else
+        bad "${*:2}: status $rc (expected $want): $out"
+    fi
+}
+expect 0 "the same 404 parameters (bitwise)" "$DPTRAIN" compare "$T/p1.h5" "$T/p1.h5"
+expect 0 "(bitwise)" "$DPTRAIN" compare "$T/d1.h5" "$T/d2.h5"
+expect 9 "differ in .* of 404 parameters; largest |a - b| = .* at layer [01] " "$DPTRAIN" compare "$T/p1.h5" "$T/p2.h5"
+expect 0 "within the tolerance" "$DPTRAIN" compare "$T/p1.h5" "$T/p2.h5" --rtol 1e-4 --atol 1e-6
+expect 9 "differ: layers 20,16,4" "$DPTRAIN" compare "$T/p1.h5" "$T/other.h5"
+expect 3 "cannot open" "$DPTRAIN" compare "$T/p1.h5" "$T/missing.h5"
+expect 2 "expected a number" "$DPTRAIN" compare "$T/p1.h5" "$T/p2.h5" --rtol x
+finish
