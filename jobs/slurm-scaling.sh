@@ -6,9 +6,9 @@
 #   jobs/slurm-scaling.sh weak   "1 2 4" "1 2" 2 -- --data ... --batch-per-rank 128
 #
 # Arguments: study (strong: the global batch stays; weak: the batch grows with
-# the ranks, --batch-per-rank B gives B x ranks), node counts, ranks per node,
+# the ranks: dptrain's --batch-per-rank B gives B x ranks), node counts, ranks per node,
 # threads per rank, then -- and the options of `dptrain train` (add
-# --max-steps for a short timing run). Then: tools/scaling.py runs/scaling/<study>.
+# --max-steps for a short timing run). Then: tools/scaling/scaling.py runs/scaling/<study>.
 # SCALING_OUT replaces runs/scaling, DPTRAIN the binary (build/dptrain).
 # SBATCH_EXTRA passes more sbatch options (partition, account, ...). Each rank
 # gets its threads' CPUs (srun -c: since SLURM 22.05 srun does not inherit
@@ -23,22 +23,12 @@ DPTRAIN=${DPTRAIN:-$ROOT/build/dptrain}
 mkdir -p "$out"
 for nodes in $nodes_list; do
     for rpn in $ranks_list; do
-        P=$((nodes * rpn))
-        args=()
-        for a in "$@"; do args+=("$a"); done
-        # weak scaling: --batch-per-rank B becomes --batch B*P
-        for i in "${!args[@]}"; do
-            if [ "${args[$i]}" = "--batch-per-rank" ]; then
-                args[$i]="--batch"
-                args[$((i + 1))]=$((args[$((i + 1))] * P))
-            fi
-        done
         name="n$nodes-r$rpn-t$threads"
         # shellcheck disable=SC2086
         sbatch ${SBATCH_EXTRA:-} --job-name="scal-$study-$name" --nodes="$nodes" --ntasks-per-node="$rpn" \
             --cpus-per-task="$threads" --output="$out/$name.out" --wrap \
             "OMP_NUM_THREADS=$threads OMP_PROC_BIND=close OMP_PLACES=cores SRUN_CPUS_PER_TASK=$threads \
-             srun --mpi=pmix -c $threads --cpu-bind=cores $DPTRAIN train ${args[*]} \
+             srun --mpi=pmix -c $threads --cpu-bind=cores $DPTRAIN train $* \
              --quiet --metrics $out/$name.jsonl"
     done
 done

@@ -76,7 +76,7 @@ static void test_names(void **s)
     assert_int_equal(dpt_optim_parse("adamw"), -1);
 }
 
-/* ---- against the independent reference (tools/make_optim_reference.py) ----
+/* ---- against the independent reference (tools/fixtures/make_optim_reference.py) ----
  * Our float32 net and optimiser, 50 full-batch steps, compared after every
  * step with torch (nadam: a NumPy transcription of Dozat 2016). The error of a
  * parameter is |ours - ref| / max(|ref|, 0.1): relative, with a floor so that

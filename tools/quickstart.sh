@@ -7,12 +7,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$ROOT/tools/setup.sh"
 "$ROOT/data/make-fashion-mnist.sh" "$ROOT/build/dptrain"
-if [ "$(id -u)" -eq 0 ]; then
-    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-fi
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p "$ROOT/runs"
-exec mpirun -np 2 --oversubscribe "$ROOT/build/dptrain" train \
+exec "$ROOT/tools/launch.sh" 2 "${OMP_NUM_THREADS:-1}" "$ROOT/build/dptrain" train \
     --data "$ROOT/data/fashion-mnist.h5" --layers 784,100,10 \
     --hidden sigmoid --output softmax --cost cce --optimizer sgd --lr 0.1 --batch 10 --epochs 10 \
     --metrics "$ROOT/runs/quickstart.jsonl" --save "$ROOT/runs/quickstart-model.h5" "$@"

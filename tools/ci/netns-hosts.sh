@@ -1,5 +1,5 @@
 # Hosts in network namespaces, for the cluster tests (sourced by
-# tools/netns-ci.sh and tools/slurm-ci.sh; needs root and iproute2).
+# tools/ci/netns.sh and tools/ci/slurm.sh; needs root and iproute2).
 #
 #   ns_up N        N hosts: namespaces $NS_PFX-n1..nN joined by veth links to a
 #                  bridge in a namespace of its own; host i has address

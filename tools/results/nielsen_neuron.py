@@ -9,7 +9,7 @@ The output after each epoch comes from the trainer's own evaluation of the
 training set (--eval-train): quadratic cost C = a^2/2, so a = sqrt(2C);
 cross-entropy C = -ln(1 - a), so a = 1 - exp(-C).
 
-Usage: tools/nielsen_neuron.py [--dptrain build/dptrain] [--epochs 300] [--csv FILE]
+Usage: tools/results/nielsen_neuron.py [--dptrain build/dptrain] [--epochs 300] [--csv FILE]
 """
 import argparse
 import json
@@ -22,7 +22,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dptmodel  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run(dptrain, tmp, w, b, cost, epochs):

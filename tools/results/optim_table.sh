@@ -5,7 +5,7 @@
 # Prints a Markdown table: test accuracy after 10 epochs, best epoch, wall time
 # per epoch. Metrics files go to runs/optim-*.jsonl.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DPTRAIN=${DPTRAIN:-$ROOT/build/dptrain}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 mkdir -p "$ROOT/runs"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # A real SLURM cluster on this machine, for CI, configured as clusters run it:
-# NODES (2) hosts in network namespaces (tools/netns-hosts.sh), each with its
+# NODES (2) hosts in network namespaces (tools/ci/netns-hosts.sh), each with its
 # own slurmd (`slurmd -N node<i>`, its own address, hostname and /tmp), one
 # slurmctld on node1, TaskPlugin=task/affinity (tasks are bound to the CPUs
 # they were given), munge. Installs slurm-wlm and munge if missing. Checks,
@@ -21,10 +21,10 @@
 #   7. across nodes: --nodes=2 --ntasks-per-node=1, srun --mpi=pmix, one rank
 #      on each namespaced host: the same model as on one host;
 #   8. a strong-scaling study through jobs/slurm-scaling.sh, reported by
-#      tools/scaling.py.
+#      tools/scaling/scaling.py.
 # Stops every daemon it started. Needs root and build/dptrain.
 set -uo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 NODES=${NODES:-2}
 missing=()
 for p in slurm-wlm munge iproute2 util-linux python3-matplotlib; do
@@ -35,7 +35,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-. "$ROOT/tools/netns-hosts.sh"
+. "$ROOT/tools/ci/netns-hosts.sh"
 . "$ROOT/tests/lib.sh"
 
 SL=$NS_DIR/slurm
@@ -131,8 +131,8 @@ JOB=("${ARGS[@]}" --checkpoint-every 100)   # in jobs (the script adds --checkpo
 SHORT=(--epochs 12)      # about 5 s on 2 ranks
 LONG=(--epochs 150)      # about 70 s on 2 ranks: longer than the first warning can come
 # The uninterrupted runs (deterministic: any layout gives the same model).
-mpirun -np 2 --oversubscribe "$DPTRAIN" train "${ARGS[@]}" "${SHORT[@]}" --quiet --save "$W/straight.h5" </dev/null
-mpirun -np 2 --oversubscribe "$DPTRAIN" train "${ARGS[@]}" "${LONG[@]}" --quiet --save "$W/straight-long.h5" </dev/null
+"$ROOT/tools/launch.sh" 2 1 "$DPTRAIN" train "${ARGS[@]}" "${SHORT[@]}" --quiet --save "$W/straight.h5" </dev/null
+"$ROOT/tools/launch.sh" 2 1 "$DPTRAIN" train "${ARGS[@]}" "${LONG[@]}" --quiet --save "$W/straight-long.h5" </dev/null
 
 # ---- 1. hybrid: threads get their CPUs
 j=$(submit hybrid "$W/ck-hybrid" --nodes=1 --ntasks-per-node=1 --cpus-per-task=2 -- "${JOB[@]}" --epochs 1)
@@ -239,7 +239,7 @@ SBATCH_EXTRA="--export=ALL" DPTRAIN="$DPTRAIN" SCALING_OUT="$W/scaling" S "$ROOT
     "1" "1 2" 1 -- --data "$W/d.h5" --layers 16,256,256,4 --batch 64 --epochs 1 --max-steps 200 >/dev/null
 queue_empty() { [ "$(S squeue -h | wc -l)" -eq 0 ]; }
 wait_until 180 queue_empty
-if "$ROOT/tools/scaling.py" report "$W/scaling/strong-ci" --label "(SLURM, 1 node, CI)" \
+if "$ROOT/tools/scaling/scaling.py" report "$W/scaling/strong-ci" --label "(SLURM, 1 node, CI)" \
     --bytes $(( 4 * (16 * 256 + 256 + 256 * 256 + 256 + 256 * 4 + 4 + 8) )); then
     ok "scaling study through SLURM: scaling.{csv,txt,png}"
 else

@@ -9,7 +9,7 @@
 #     its input in runs/fuzz/ (to be fixed and kept in tests/fuzz/regressions).
 # Installs clang, libclang-rt-14-dev, libomp-dev and valgrind if missing.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 DPT_EXTRA_PACKAGES="clang libclang-rt-14-dev libomp-dev valgrind ${DPT_EXTRA_PACKAGES:-}" "$ROOT/tools/setup.sh"
 if [ "$(id -u)" -eq 0 ]; then
@@ -41,7 +41,7 @@ OMP_NUM_THREADS=2 "${VG[@]}" --log-file="$T/vg-resume.log" "$ROOT/build/dptrain"
 "${VG[@]}" --log-file="$T/vg-eval.log" "$ROOT/build/dptrain" eval --model "$T/m.h5" --data "$T/xor.h5" >/dev/null
 for log in "$T"/vg-*.log; do
     printf '%s: ' "$(basename "$log")"
-    awk -f "$ROOT/tools/vg_ours.awk" "$log"
+    awk -f "$ROOT/tools/ci/vg_ours.awk" "$log"
 done
 
 echo "== 3. fuzzing, $FUZZ_SECONDS s per target"

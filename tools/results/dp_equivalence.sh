@@ -3,16 +3,15 @@
 # the same run on P = 1, 2 and 4 ranks (4 is oversubscribed on a 2-core
 # machine), in the default mode (test accuracy per P) and in deterministic mode
 # (the saved models compared bit for bit with dptrain compare). Prints a Markdown table.
-# Usage: tools/dp_equivalence.sh [extra dptrain options]
+# Usage: tools/results/dp_equivalence.sh [extra dptrain options]
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DPTRAIN=${DPTRAIN:-$ROOT/build/dptrain}
 export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 OUT=$ROOT/runs/equivalence
 mkdir -p "$OUT"
 ARGS=(--data "$ROOT/data/fashion-mnist.h5" --layers 784,100,10 --hidden sigmoid --output softmax --cost cce
       --optimizer momentum --momentum 0.9 --lr 0.05 --batch 60 --epochs 5 --quiet "$@")
-MPI=(mpirun --oversubscribe --mca mpi_yield_when_idle 1)
 echo "| P | mode | test accuracy | test loss | samples/s | model identical to P = 1 |"
 echo "|---:|---|---:|---:|---:|---|"
 for mode in default deterministic; do
@@ -20,7 +19,7 @@ for mode in default deterministic; do
     [ "$mode" = deterministic ] && extra=(--deterministic)
     for P in 1 2 4; do
         m="$OUT/$mode-$P.jsonl"
-        "${MPI[@]}" -np "$P" "$DPTRAIN" train "${ARGS[@]}" "${extra[@]}" --metrics "$m" --save "$OUT/$mode-$P.h5" </dev/null
+        "$ROOT/tools/launch.sh" "$P" 1 "$DPTRAIN" train "${ARGS[@]}" "${extra[@]}" --metrics "$m" --save "$OUT/$mode-$P.h5" </dev/null
         same="-"
         if [ "$P" -gt 1 ]; then
             if "$DPTRAIN" compare "$OUT/$mode-1.h5" "$OUT/$mode-$P.h5" >/dev/null 2>&1; then same="bitwise"; else same="no"; fi

@@ -4,7 +4,7 @@
 # output with cross-entropy against sigmoid outputs with the quadratic cost.
 # Prints a Markdown table; metrics files go to runs/.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DPTRAIN=${DPTRAIN:-$ROOT/build/dptrain}
 NP=${NP:-2}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -19,7 +19,7 @@ echo "|---|---:|---:|---:|---:|---:|---:|---|"
 for name in softmax-cce sigmoid-mse; do
     m="$ROOT/runs/fashion-$name.jsonl"
     # shellcheck disable=SC2086
-    mpirun -np "$NP" --oversubscribe "$DPTRAIN" train "${COMMON[@]}" ${ARGS[$name]} --metrics "$m" </dev/null
+    "$ROOT/tools/launch.sh" "$NP" "$OMP_NUM_THREADS" "$DPTRAIN" train "${COMMON[@]}" ${ARGS[$name]} --metrics "$m" </dev/null
     awk -v name="$name" -v args="${ARGS[$name]}" -v np="$NP" '
       { match($0, /"test_acc":[0-9.]+/); a = substr($0, RSTART + 11, RLENGTH - 11) + 0
         match($0, /"samples_per_s":[0-9.]+/); s = substr($0, RSTART + 16, RLENGTH - 16) + 0

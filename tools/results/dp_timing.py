@@ -4,7 +4,7 @@ batch over several layouts (ranks x threads), with and without overlap and in
 deterministic mode, and prints the per-phase breakdown (seconds, mean over
 ranks, with the max) and the throughput ratios, side by side from one run.
 
-Usage: tools/dp_timing.py [--layers 784,1024,1024,10] [--batch 128] [--steps 150]
+Usage: tools/results/dp_timing.py [--layers 784,1024,1024,10] [--batch 128] [--steps 150]
                           [--layouts 1x2,2x1] [--json FILE]
 """
 import argparse
@@ -13,19 +13,17 @@ import os
 import subprocess
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PHASES = ["data", "compute", "allreduce", "update", "eval"]
 
 
 def run(dptrain, data, layers, batch, steps, ranks, threads, extra, tmp):
     metrics = os.path.join(tmp, "m.jsonl")
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OMPI_ALLOW_RUN_AS_ROOT="1",
-               OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    cmd = ["mpirun", "-np", str(ranks), "--oversubscribe", "--bind-to", "none", dptrain, "train",
+    cmd = [os.path.join(ROOT, "tools", "launch.sh"), str(ranks), str(threads), dptrain, "train",
            "--data", data, "--layers", layers, "--hidden", "relu", "--output", "softmax", "--cost", "cce",
            "--optimizer", "momentum", "--lr", "0.01", "--batch", str(batch), "--epochs", "1",
            "--max-steps", str(steps), "--quiet", "--metrics", metrics] + extra
-    subprocess.run(cmd, check=True, env=env, stdin=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL)
     with open(metrics) as f:
         last = [json.loads(line) for line in f][-1]
     return last

@@ -4,7 +4,7 @@
 # gradient norms), alternating, 3 times each; prints the median samples/s and
 # the ratio.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch training the same net as dptrain, for tools/bench: Linear layers
+"""PyTorch training the same net as dptrain, for tools/bench/bench: Linear layers
 with ReLU hidden units, softmax + cross-entropy (CrossEntropyLoss, mean over
 the batch), plain SGD, batches drawn from a random permutation of the
 Fashion-MNIST training set held in memory as float32. Prints JSON with

@@ -10,10 +10,11 @@ per step against the alpha-beta model
 fitted to the measurements (least squares) and extrapolated, labelled as a
 model, to rank counts that were not measured.
 
-  tools/scaling.py run DIR --layouts 1x1x1,1x1x2,1x2x1 [--mpirun-args "..."] -- DPTRAIN-TRAIN-OPTIONS
-      runs `mpirun -np R dptrain train ...` for each NODESxRANKSxTHREADS layout here
+  tools/scaling/scaling.py run DIR --layouts 1x1x1,1x1x2,1x2x1 [--mpirun-args "..."] -- DPTRAIN-TRAIN-OPTIONS
+      runs `tools/launch.sh R T dptrain train ...` for each NODESxRANKSxTHREADS layout here
+      (--mpirun-args="--mca ..." passes options to mpirun: write it with =)
       (nodes > 1 only with --hostfile), metrics into DIR/n<N>-r<R>-t<T>.jsonl
-  tools/scaling.py report DIR [--study strong|weak] [--label TEXT]
+  tools/scaling/scaling.py report DIR [--study strong|weak] [--label TEXT]
       reads DIR/*.jsonl (from `run` or from jobs/slurm-scaling.sh) and writes
       DIR/scaling.csv, DIR/scaling.txt, DIR/scaling.png; prints the text table
 """
@@ -27,7 +28,7 @@ import re
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PHASES = ["compute", "allreduce", "data", "update", "eval"]
 
 
@@ -42,13 +43,11 @@ def cmd_run(args, train_args):
         nodes, ranks, threads = (int(v) for v in lay.split("x"))
         P = nodes * ranks
         out = os.path.join(args.dir, f"n{nodes}-r{ranks}-t{threads}.jsonl")
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads), OMPI_ALLOW_RUN_AS_ROOT="1",
-                   OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-        cmd = ["mpirun", "-np", str(P), "--oversubscribe", "--bind-to", "none",
-               "--mca", "mpi_yield_when_idle", "1"] + args.mpirun_args.split() + \
+        extra = args.mpirun_args.split()
+        cmd = [os.path.join(ROOT, "tools", "launch.sh"), str(P), str(threads)] + (extra + ["--"] if extra else []) + \
               [os.path.join(ROOT, "build", "dptrain"), "train"] + train_args + ["--quiet", "--metrics", out]
         print("+ " + " ".join(cmd), file=sys.stderr)
-        subprocess.run(cmd, check=True, env=env, stdin=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL)
 
 
 def load(d):

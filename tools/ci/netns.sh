@@ -7,14 +7,14 @@
 # traffic over the veth links. Checks that deterministic training across the
 # namespaced nodes gives the same model, bit for bit, as on one host, and
 # records a small scaling run (1 host vs 2 namespaced hosts, and 2 hosts behind
-# a 1 Gbit/s rate-limited link with tc tbf) for tools/scaling.py.
-# Usage: tools/netns-ci.sh [NODES=2]; needs root, iproute2, build/dptrain.
+# a 1 Gbit/s rate-limited link with tc tbf) for tools/scaling/scaling.py.
+# Usage: tools/ci/netns.sh [NODES=2]; needs root, iproute2, build/dptrain.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DPTRAIN=$ROOT/build/dptrain
 NODES=${1:-2}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-. "$ROOT/tools/netns-hosts.sh"
+. "$ROOT/tools/ci/netns-hosts.sh"
 trap ns_down EXIT
 ns_up "$NODES"
 # Files the remote hosts read live outside /tmp (which they replace by their

@@ -13,11 +13,11 @@ with matplotlib, into docs/figures/:
   curves.png        training curves (loss and accuracy per epoch, train and test)
                     from metrics files
   scaling.png       throughput, speedup and efficiency against ranks, from the
-                    scaling-study tool (tools/scaling_study.sh; as root only,
+                    scaling-study tool (tools/scaling/study.sh; as root only,
                     for its namespaced hosts; --no-scaling skips it)
 
 Prints the per-layer gradient ratios at initialisation as JSON (stdout).
-Usage: tools/figures.py [--out docs/figures] [--quick]
+Usage: tools/results/figures.py [--out docs/figures] [--quick]
 """
 import argparse
 import json
@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dptmodel  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DPTRAIN = os.path.join(ROOT, "build", "dptrain")
 FASHION = os.path.join(ROOT, "data", "fashion-mnist.h5")
 ENV = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
@@ -160,7 +160,7 @@ def vanishing(out, tmp, quick):
 
 def neuron(out, tmp):
     csv = os.path.join(tmp, "neuron.csv")
-    subprocess.run([os.path.join(ROOT, "tools", "nielsen_neuron.py"), "--csv", csv], check=True,
+    subprocess.run([os.path.join(ROOT, "tools", "results", "nielsen_neuron.py"), "--csv", csv], check=True,
                    stdout=subprocess.DEVNULL, env=ENV)
     data = np.genfromtxt(csv, delimiter=",", names=True)
     names = data.dtype.names[1:]
@@ -230,7 +230,7 @@ def main():
         neuron(args.out, tmp)
         curves(args.out, tmp, args.quick)
     if not args.no_scaling and os.geteuid() == 0:
-        subprocess.run([os.path.join(ROOT, "tools", "scaling_study.sh")], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([os.path.join(ROOT, "tools", "scaling", "study.sh")], check=True, stdout=subprocess.DEVNULL)
     print(json.dumps(ratios, indent=1))
 
 
