@@ -89,6 +89,19 @@ static DptStepResult decode_ctrl(const float *ctrl)
 
 /* ---------------------------------------------------------------- default mode */
 
+/* Rows idx[0..n) of the training split into the work buffers, then the
+ * forward pass over them; the compute timer is left running. */
+static void gather_forward(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx, size_t n,
+                           DptTimers *tm)
+{
+    DptWork *w = s->work;
+    dpt_timer_start(tm, DPT_T_DATA);
+    dpt_data_gather(w->act[0], w->y, w->cls, train, idx, 0, n, (size_t)s->arch->sizes[s->arch->n_layers]);
+    dpt_timer_stop(tm, DPT_T_DATA);
+    dpt_timer_start(tm, DPT_T_COMPUTE);
+    dpt_net_forward(w, s->arch, params, n);
+}
+
 /* Starts the reduction of layer l's bucket as soon as backprop finished it
  * (the last layer's bucket carries the control words). */
 static void bucket_hook(void *ctx, int l)
@@ -109,7 +122,6 @@ static DptStepResult step_default(DptStep *s, const float *params, const DptSpli
     const DptDist *d = s->d;
     const DptArch *a = s->arch;
     DptWork *w = s->work;
-    const size_t k = (size_t)a->sizes[a->n_layers];
     const size_t lo = cnt * (size_t)d->rank / (size_t)d->world_size;
     const size_t hi = cnt * (size_t)(d->rank + 1) / (size_t)d->world_size;
     float *ctrl = s->grad + a->n_params;
@@ -130,11 +142,7 @@ static DptStepResult step_default(DptStep *s, const float *params, const DptSpli
         size_t n = hi - c0 < s->chunk ? hi - c0 : s->chunk;
         int last = c0 + n == hi;
         int64_t right = 0;
-        dpt_timer_start(tm, DPT_T_DATA);
-        dpt_data_gather(w->act[0], w->y, w->cls, train, idx + c0, 0, n, k);
-        dpt_timer_stop(tm, DPT_T_DATA);
-        dpt_timer_start(tm, DPT_T_COMPUTE);
-        dpt_net_forward(w, a, params, n);
+        gather_forward(s, params, train, idx + c0, n, tm);
         loss += dpt_net_loss(w, a, n, 1, &right);
         correct += right;
         if (last)   /* before the last backward pass: the hook sends the control words with the last layer */
@@ -297,7 +305,7 @@ static DptStepResult step_deterministic(DptStep *s, const float *params, const D
     const DptDist *d = s->d;
     const DptArch *a = s->arch;
     DptWork *w = s->work;
-    const size_t k = (size_t)a->sizes[a->n_layers], blk = s->det_block;
+    const size_t blk = s->det_block;
     const size_t nb = (cnt + blk - 1) / blk;
     const size_t b0 = nb * (size_t)d->rank / (size_t)d->world_size;
     const size_t b1 = nb * (size_t)(d->rank + 1) / (size_t)d->world_size;
@@ -305,11 +313,7 @@ static DptStepResult step_deterministic(DptStep *s, const float *params, const D
     const size_t n = hi > lo ? hi - lo : 0;
     int64_t correct = 0;
 
-    dpt_timer_start(tm, DPT_T_DATA);
-    dpt_data_gather(w->act[0], w->y, w->cls, train, idx + lo, 0, n, k);
-    dpt_timer_stop(tm, DPT_T_DATA);
-    dpt_timer_start(tm, DPT_T_COMPUTE);
-    dpt_net_forward(w, a, params, n);
+    gather_forward(s, params, train, idx + lo, n, tm);
     dpt_net_loss(w, a, n, 1, &correct);
     dpt_net_deltas(w, a, params, n);
     block_bounds(s, n);
