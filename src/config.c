@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { T_STR, T_INT, T_DOUBLE, T_FLAG, T_LAYERS, T_BATCH, T_HIDDEN, T_OUTPUT, T_COST, T_OPT, T_INIT, T_SCHED } OptType;
+typedef enum { T_STR, T_INT, T_DOUBLE, T_FLAG, T_LAYERS, T_BATCH, T_HIDDEN, T_OUTPUT, T_COST, T_OPT, T_INIT, T_SCHED, T_REDUCE } OptType;
+
+static const char *const reduce_names[] = {"auto", "mpi", "shm"};
 
 typedef struct {
     const char *name;
@@ -50,6 +52,7 @@ static const Option options[] = {
     {"deterministic", T_FLAG, F(deterministic), NULL, "bitwise-identical results for any ranks and threads"},
     {"det-block", T_INT, F(det_block), "N", "samples per fixed block in deterministic mode"},
     {"check-every", T_INT, F(check_every), "N", "steps between replica checks (0: at the end only)"},
+    {"reduce", T_REDUCE, F(reduce), "KIND", "gradient reduction: auto|mpi|shm (node-shared memory, hierarchical across nodes)"},
     {"overlap", T_FLAG, F(overlap), NULL, "reduce each layer's gradient (MPI_Iallreduce) while backprop continues (default: one allreduce)"},
     {"eval-train", T_FLAG, F(eval_train), NULL, "evaluate the whole training set after each epoch"},
     {"save", T_STR, F(save), "FILE.h5", "write the trained model"},
@@ -213,6 +216,11 @@ static DptStatus set_option(DptConfig *c, const Option *o, const char *v)
         if ((k = dpt_schedule_parse(v)) < 0)
             return dpt_err(DPT_EUSAGE, "--lr-schedule '%s': expected constant, step or cosine", v);
         c->sched.kind = (DptSchedKind)k;
+        return DPT_OK;
+    case T_REDUCE:
+        if ((k = dpt_name_index(reduce_names, 3, v)) < 0)
+            return dpt_err(DPT_EUSAGE, "--reduce '%s': expected auto, mpi or shm", v);
+        c->reduce = (DptReduceKind)k;
         return DPT_OK;
     case T_INIT:
         if ((k = dpt_init_parse(v)) < 0)
@@ -439,6 +447,7 @@ size_t dpt_config_format(const DptConfig *c, char *buf, size_t len)
         case T_OPT: OUT("optimizer = %s\n", dpt_optim_name(c->opt.kind)); break;
         case T_INIT: OUT("init = %s\n", dpt_init_name(c->init)); break;
         case T_SCHED: OUT("lr-schedule = %s\n", dpt_schedule_name(c->sched.kind)); break;
+        case T_REDUCE: OUT("reduce = %s\n", reduce_names[c->reduce]); break;
         }
     }
 #undef OUT

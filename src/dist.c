@@ -5,12 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_REQUESTS 4096
+#include "dist_comm.h"
+
 
 static MPI_Comm world_comm = MPI_COMM_NULL;  /* MPI_COMM_WORLD, or a subset (tests) */
 static MPI_Comm node_comm = MPI_COMM_NULL;
-static MPI_Request requests[MAX_REQUESTS];
-static int n_requests;
+
+MPI_Comm dpt_dist_world_comm(void) { return world_comm; }
+MPI_Comm dpt_dist_node_comm(void) { return node_comm; }
 
 DptStatus dpt_dist_init(DptDist *d, int *argc, char ***argv)
 {
@@ -175,35 +177,6 @@ int dpt_dist_same_hash(const DptDist *d, uint64_t hash)
     if (d->world_size > 1)
         MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_UINT64_T, MPI_MAX, world_comm);
     return v[0] == ~v[1];
-}
-
-void dpt_dist_isum_floats(const DptDist *d, float *buf, size_t n, int slot)
-{
-    if (d->world_size == 1 || n == 0)
-        return;
-    if (n_requests >= MAX_REQUESTS || n > (1u << 30)) {
-        /* Out of slots or too large for one request: reduce now. */
-        dpt_dist_sum_floats(d, buf, n);
-        return;
-    }
-    (void)slot;
-    MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, world_comm, &requests[n_requests++]);
-}
-
-void dpt_dist_wait_all(const DptDist *d)
-{
-    (void)d;
-    if (n_requests > 0)
-        MPI_Waitall(n_requests, requests, MPI_STATUSES_IGNORE);
-    n_requests = 0;
-}
-
-void dpt_dist_progress(const DptDist *d)
-{
-    (void)d;
-    int flag;
-    if (n_requests > 0)
-        MPI_Testall(n_requests, requests, &flag, MPI_STATUSES_IGNORE);
 }
 
 DptStatus dpt_dist_shared_alloc(const DptDist *d, size_t bytes, void **ptr, void **handle)

@@ -16,8 +16,12 @@ enum { Q_COUNT, Q_CORRECT, Q_LOSS, Q_NONFINITE, Q_STOP, N_CTRLQ };
 
 enum { CHUNK_ROWS = 512 };
 
+/* --reduce auto takes node-shared memory from this vector size up (measured:
+ * README, "Scaling"); below it MPI's own shared-memory collectives are as fast. */
+enum { SHM_MIN_BYTES = 64 * 1024 };
+
 DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_t batch, int deterministic,
-                        int overlap, size_t det_block, size_t *rows)
+                        int overlap, size_t det_block, DptReduceKind reduce, size_t *rows)
 {
     memset(s, 0, sizeof *s);
     s->d = d;
@@ -36,16 +40,23 @@ DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_
     }
     *rows = s->chunk;
     const int L = arch->n_layers;
-    s->grad = dpt_aligned_alloc((arch->n_params + N_CTRL) * sizeof(float), "gradients");
-    if (!s->grad)
+    const size_t n = arch->n_params + (deterministic ? N_CTRLQ : N_CTRL);
+    const size_t bytes = n * (deterministic ? sizeof(int64_t) : sizeof(float));
+    const int shared = reduce == DPT_REDUCE_SHM || (reduce == DPT_REDUCE_AUTO && bytes >= SHM_MIN_BYTES);
+    /* With --overlap, one bucket per layer; the last one carries the control words. */
+    size_t ends[DPT_MAX_LAYERS];
+    for (int l = 0; l < L; l++)
+        ends[l] = l == L - 1 ? n : arch->b_off[l] + (size_t)arch->sizes[l + 1];
+    DPT_TRY(dpt_dist_reducer_init(&s->red, d, n, deterministic, ends, s->overlap ? L : 1, shared));
+    s->avg = dpt_aligned_alloc(arch->n_params * sizeof(float), "averaged gradients");
+    if (!s->avg)
         return DPT_ENOMEM;
     if (deterministic) {
-        s->gradq = dpt_aligned_alloc((arch->n_params + N_CTRLQ) * sizeof(int64_t), "fixed-point gradients");
         s->scales = dpt_calloc((size_t)(2 * L + 1), sizeof(double), "scales");
         s->bounds = dpt_calloc((size_t)(2 * L + 2), sizeof(double), "bounds");
         s->row_a = dpt_calloc(s->chunk, sizeof(double), "row maxima");
         s->row_d = dpt_calloc(s->chunk, sizeof(double), "row maxima");
-        if (!s->gradq || !s->scales || !s->bounds || !s->row_a || !s->row_d)
+        if (!s->scales || !s->bounds || !s->row_a || !s->row_d)
             return DPT_ENOMEM;
     }
     return DPT_OK;
@@ -53,8 +64,8 @@ DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_
 
 void dpt_step_free(DptStep *s)
 {
-    free(s->grad);
-    free(s->gradq);
+    dpt_dist_reducer_free(&s->red);
+    free(s->avg);
     free(s->scales);
     free(s->bounds);
     free(s->row_a);
@@ -102,16 +113,12 @@ static void gather_forward(DptStep *s, const float *params, const DptSplit *trai
     dpt_net_forward(w, s->arch, params, n);
 }
 
-/* Starts the reduction of layer l's bucket as soon as backprop finished it
- * (the last layer's bucket carries the control words). */
+/* Layer l's bucket is complete (last layer first): its reduction may start. */
 static void bucket_hook(void *ctx, int l)
 {
     DptStep *s = ctx;
-    const DptArch *a = s->arch;
-    size_t start = a->w_off[l];
-    size_t end = l == a->n_layers - 1 ? a->n_params + N_CTRL : a->b_off[l] + (size_t)a->sizes[l + 1];
-    dpt_dist_isum_floats(s->d, s->grad + start, end - start, l);
-    dpt_dist_progress(s->d);
+    (void)l;
+    dpt_dist_reducer_ready(s->red, 1);
 }
 
 /* Gradient sums over this rank's slice of idx[0..cnt), in passes of at most
@@ -124,7 +131,8 @@ static DptStepResult step_default(DptStep *s, const float *params, const DptSpli
     DptWork *w = s->work;
     const size_t lo = cnt * (size_t)d->rank / (size_t)d->world_size;
     const size_t hi = cnt * (size_t)(d->rank + 1) / (size_t)d->world_size;
-    float *ctrl = s->grad + a->n_params;
+    s->sum = dpt_dist_reducer_begin(s->red);
+    float *ctrl = s->sum + a->n_params;
     DptLayerHook hook = s->overlap ? bucket_hook : NULL;
     double loss = 0.0;
     int64_t correct = 0;
@@ -132,10 +140,7 @@ static DptStepResult step_default(DptStep *s, const float *params, const DptSpli
     if (lo == hi) {
         /* An empty slice still takes part in every reduction, in the same order. */
         dpt_timer_start(tm, DPT_T_COMPUTE);
-        memset(s->grad, 0, a->n_params * sizeof(float));
-        if (hook)
-            for (int l = a->n_layers - 1; l >= 0; l--)
-                hook(s, l);
+        memset(s->sum, 0, a->n_params * sizeof(float));
         dpt_timer_stop(tm, DPT_T_COMPUTE);
     }
     for (size_t c0 = lo; c0 < hi; c0 += s->chunk) {
@@ -145,18 +150,15 @@ static DptStepResult step_default(DptStep *s, const float *params, const DptSpli
         gather_forward(s, params, train, idx + c0, n, tm);
         loss += dpt_net_loss(w, a, n, 1, &right);
         correct += right;
-        if (last)   /* before the last backward pass: the hook sends the control words with the last layer */
+        if (last)   /* before the last backward pass: the control words travel with the last layer */
             encode_ctrl(ctrl, (int64_t)(hi - lo), correct, loss, !isfinite(loss), stop);
-        dpt_net_backward(w, a, params, s->grad, n, c0 > lo, last ? hook : NULL, s);
+        dpt_net_backward(w, a, params, s->sum, n, c0 > lo, last ? hook : NULL, s);
         dpt_timer_stop(tm, DPT_T_COMPUTE);
     }
     dpt_timer_start(tm, DPT_T_REDUCE);
-    if (hook)
-        dpt_dist_wait_all(d);
-    else
-        dpt_dist_sum_floats(d, s->grad, a->n_params + N_CTRL);
+    s->grad = dpt_dist_reducer_finish(s->red, d);
     dpt_timer_stop(tm, DPT_T_REDUCE);
-    return decode_ctrl(ctrl);
+    return decode_ctrl(s->grad + a->n_params);
 }
 
 /* ---------------------------------------------------------------- deterministic mode
@@ -242,7 +244,7 @@ static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t corr
     DptWork *w = s->work;
     const int L = a->n_layers;
     const size_t blk = s->det_block;
-    int64_t *q = s->gradq, *cq = s->gradq + a->n_params;
+    int64_t *q = s->sumq, *cq = s->sumq + a->n_params;
     memset(cq, 0, N_CTRLQ * sizeof *cq);
     for (int i = 0; i < 2 * L + 1; i++)
         s->scales[i] = fixed_scale(s->bounds[i], n_blocks);
@@ -270,17 +272,17 @@ static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t corr
     cq[Q_STOP] = stop ? 1 : 0;
 }
 
-/* The reduced integers back to float sums in s->grad; the step's result. */
-static DptStepResult from_fixed_point(DptStep *s)
+/* The reduced integers q back to float sums (s->grad); the step's result. */
+static DptStepResult from_fixed_point(DptStep *s, const int64_t *q)
 {
     const DptArch *a = s->arch;
     const int L = a->n_layers;
-    const int64_t *q = s->gradq, *cq = s->gradq + a->n_params;
+    const int64_t *cq = q + a->n_params;
     for (int l = 0; l < L; l++) {
         size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
         double iw = 1.0 / s->scales[2 * l], ib = 1.0 / s->scales[2 * l + 1];
         const int64_t *qw = q + a->w_off[l], *qb = q + a->b_off[l];
-        float *gw = s->grad + a->w_off[l], *gb = s->grad + a->b_off[l];
+        float *gw = s->avg + a->w_off[l], *gb = s->avg + a->b_off[l];
         /* Race-free: element i is written by one thread. */
 #pragma omp parallel for schedule(static) if (in * out > 65536)
         for (size_t i = 0; i < in * out; i++)
@@ -288,6 +290,7 @@ static DptStepResult from_fixed_point(DptStep *s)
         for (size_t o = 0; o < out; o++)
             gb[o] = (float)((double)qb[o] * ib);
     }
+    s->grad = s->avg;
     DptStepResult r;
     r.count = (double)cq[Q_COUNT];
     r.correct = (double)cq[Q_CORRECT];
@@ -324,13 +327,14 @@ static DptStepResult step_deterministic(DptStep *s, const float *params, const D
     dpt_timer_stop(tm, DPT_T_REDUCE);
 
     dpt_timer_start(tm, DPT_T_COMPUTE);
+    s->sumq = dpt_dist_reducer_begin(s->red);
     fixed_point_sums(s, n, nb, correct, stop);
     dpt_timer_stop(tm, DPT_T_COMPUTE);
 
     dpt_timer_start(tm, DPT_T_REDUCE);
-    dpt_dist_sum_i64(d, s->gradq, a->n_params + N_CTRLQ);
+    const int64_t *q = dpt_dist_reducer_finish(s->red, d);
     dpt_timer_stop(tm, DPT_T_REDUCE);
-    return from_fixed_point(s);
+    return from_fixed_point(s, q);
 }
 
 DptStepResult dpt_step_gradient(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx,
@@ -349,15 +353,17 @@ float dpt_step_average(DptStep *s, const DptStepResult *r, double clip_norm, dou
     const float cnt = (float)r->count;
     if (clip_norm == 0 && decay_per_sample == 0)
         return cnt;   /* fused into the optimiser's pass: g / cnt there, the same rounding */
-    float *g = s->grad;
+    const float *sum = s->grad;
+    float *g = s->avg;
     const size_t n = a->n_params;
     int bad = 0;
     /* Race-free: element i is written by one thread. */
 #pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
-        g[i] = g[i] / cnt;
+        g[i] = sum[i] / cnt;
         bad |= !isfinite(g[i]);
     }
+    s->grad = g;
     if (!bad && clip_norm > 0) {
         double norm = dpt_optim_norm(g, n);
         if (norm > clip_norm) {

@@ -174,7 +174,7 @@ static DptStatus trainer_init(Trainer *t, const DptConfig *c, const DptDist *d)
     t->steps_per_epoch = (t->n_train + t->batch - 1) / t->batch;
     size_t rows = 0;
     DptStatus st = dpt_step_init(&t->step, d, &t->arch, t->batch, c->deterministic, c->overlap, (size_t)c->det_block,
-                                 &rows);
+                                 c->reduce, &rows);
     if (st == DPT_OK)
         st = dpt_work_init(&t->work, &t->arch, rows > EVAL_ROWS ? rows : EVAL_ROWS);
     if (st == DPT_OK)

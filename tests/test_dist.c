@@ -87,29 +87,36 @@ static void free_outs(float **o)
     free(o);
 }
 
+/* The reduced gradient on every P, through MPI_Allreduce and through node
+ * shared memory (with and without overlap), against the one-rank MPI one:
+ * bitwise in deterministic mode, to float precision in the default mode. */
 static void check_gradients(int deterministic, int batch)
 {
     DptConfig c;
     base_config(&c);
     c.deterministic = deterministic;
     c.batch = batch;
-    float **g = alloc_outs();
+    float **ref = alloc_outs(), **g = alloc_outs();
     DptStatus st[8] = {0};
-    over_layouts(grad_work, &c, 2, g, st);
-    if (world_rank != 0) {
-        free_outs(g);
-        return;
-    }
-    for (int P = 1; P <= world_size; P++) {
-        assert_int_equal(st[P], DPT_OK);
-        if (deterministic) {
-            assert_memory_equal(g[P], g[1], n_params() * sizeof(float));
-        } else {
-            for (size_t i = 0; i < n_params(); i++)
-                assert_float_equal(g[P][i], g[1][i], 1e-6 * (1 + fabs(g[1][i])));
+    c.reduce = DPT_REDUCE_MPI;
+    over_layouts(grad_work, &c, 2, ref, st);
+    for (int v = 0; v < 3; v++) {
+        c.reduce = v == 0 ? DPT_REDUCE_MPI : DPT_REDUCE_SHM;
+        c.overlap = v == 2;
+        over_layouts(grad_work, &c, 2, g, st);
+        if (world_rank != 0)
+            continue;
+        for (int P = 1; P <= world_size; P++) {
+            assert_int_equal(st[P], DPT_OK);
+            if (deterministic) {
+                assert_memory_equal(g[P], ref[1], n_params() * sizeof(float));
+            } else {
+                for (size_t i = 0; i < n_params(); i++)
+                    assert_float_equal(g[P][i], ref[1][i], 1e-6 * (1 + fabs(ref[1][i])));
+            }
         }
     }
-    /* deterministic and default agree to float precision */
+    free_outs(ref);
     free_outs(g);
 }
 
@@ -135,6 +142,7 @@ static void test_deterministic_training_any_layout(void **state)
     float **p1 = alloc_outs(), **p2 = alloc_outs();
     DptStatus st1[8] = {0}, st2[8] = {0};
     over_layouts(train_work, &c, 1, p1, st1);
+    c.reduce = DPT_REDUCE_SHM;   /* the shared-memory reduction on 2 threads: the same bits */
     over_layouts(train_work, &c, 2, p2, st2);
     if (world_rank == 0) {
         for (int P = 1; P <= world_size; P++) {
@@ -149,7 +157,7 @@ static void test_deterministic_training_any_layout(void **state)
 }
 
 /* Default mode: after several epochs every rank holds the same bits (the
- * trainer also checks this itself), with overlap on and off. */
+ * trainer also checks this itself), with overlap on and off, through MPI and shared memory. */
 static void test_replicas_identical(void **state)
 {
     (void)state;
@@ -160,19 +168,21 @@ static void test_replicas_identical(void **state)
     c.check_every = 3;
     c.opt.kind = DPT_OPT_ADAM;
     c.sched.lr = 0.01;
-    int same[2];
-    DptStatus st[2];
-    for (int ov = 0; ov < 2; ov++) {
-        c.overlap = ov;
+    int same[4];
+    DptStatus st[4];
+    for (int v = 0; v < 4; v++) {
+        /* overlap off and on, through MPI_Allreduce and through shared memory */
+        c.overlap = v % 2;
+        c.reduce = v < 2 ? DPT_REDUCE_MPI : DPT_REDUCE_SHM;
         float *p = NULL;
-        st[ov] = dpt_train_run(&c, &dist, NULL, &p);
+        st[v] = dpt_train_run(&c, &dist, NULL, &p);
         uint64_t h = p ? dpt_hash_bytes(DPT_HASH_INIT, p, n_params() * sizeof(float)) : 0;
-        same[ov] = dpt_dist_same_hash(&dist, h);
+        same[v] = dpt_dist_same_hash(&dist, h);
         free(p);
     }
-    for (int ov = 0; ov < 2; ov++) {
-        assert_int_equal(st[ov], DPT_OK);
-        assert_true(same[ov]);
+    for (int v = 0; v < 4; v++) {
+        assert_int_equal(st[v], DPT_OK);
+        assert_true(same[v]);
     }
 }
 
@@ -263,13 +273,16 @@ static void test_step_result(void **state)
     dpt_data_gather(ref.act[0], ref.y, ref.cls, &split, idx, 0, B, 3);
     dpt_net_forward(&ref, &arch, params, B);
     double loss_ref = dpt_net_loss(&ref, &arch, B, 0, &correct_ref);
-    for (int det = 0; det < 2; det++) {
+    for (int v = 0; v < 6; v++) {
+        /* default and deterministic mode x MPI_Allreduce, shared memory, shared memory with overlap */
+        int det = v % 2, kind = v / 2;
         DptStep step;
         DptWork w;
         DptTimers tm;
         size_t rows = 0;
         memset(&tm, 0, sizeof tm);
-        assert_int_equal(dpt_step_init(&step, &dist, &arch, B, det, 0, 4, &rows), DPT_OK);
+        assert_int_equal(dpt_step_init(&step, &dist, &arch, B, det, kind == 2, 4,
+                                       kind ? DPT_REDUCE_SHM : DPT_REDUCE_MPI, &rows), DPT_OK);
         assert_int_equal(dpt_work_init(&w, &arch, rows), DPT_OK);
         step.work = &w;
         DptStepResult r = dpt_step_gradient(&step, params, &split, idx, B, world_rank == world_size - 1, &tm);

@@ -15,6 +15,7 @@
 #include "dptrain/kernels.h"
 #include "dptrain/net.h"
 #include "dptrain/optim.h"
+#include "dptrain/dist.h"
 #include "dptrain/status.h"
 
 #define DPT_PATH_MAX 1024
@@ -40,6 +41,7 @@ typedef struct {
     int deterministic;
     int64_t det_block;                  /* samples per fixed block in deterministic mode */
     int64_t check_every;                /* steps between replica checks (0 = only at the end) */
+    DptReduceKind reduce;               /* --reduce: how gradients are summed over ranks */
     int overlap;                        /* reduce buckets during backprop */
     int eval_train;                     /* full pass over the training set each epoch */
     char save[DPT_PATH_MAX];

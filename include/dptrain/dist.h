@@ -54,11 +54,34 @@ void dpt_dist_gather_text(const DptDist *d, const char *mine, size_t len, char *
 /* 1 if every rank passed the same hash. */
 int dpt_dist_same_hash(const DptDist *d, uint64_t hash);
 
-/* Non-blocking in-place float sums, one request per bucket (at most 4096). */
-void dpt_dist_isum_floats(const DptDist *d, float *buf, size_t n, int slot);
-void dpt_dist_wait_all(const DptDist *d);
-/* Lets pending non-blocking reductions progress (MPI_Testall). */
-void dpt_dist_progress(const DptDist *d);
+/* The gradient reduction (dist_reduce.c): a vector of n floats, or of n
+ * int64 (exact sums, deterministic mode), summed over all ranks every step.
+ * shared: within a node through an MPI-3 shared-memory window (each node
+ * rank sums its slice over the node's ranks, in rank order) and across nodes
+ * by one allreduce per slice among the ranks with the same node rank
+ * (hierarchical); it needs the same number of ranks on every node, else (or
+ * with one rank per node, or shared == 0) one MPI_Allreduce of the whole
+ * vector. Buckets (bucket_ends: the ends of n_buckets contiguous ranges, in
+ * memory order) become ready last first, and are reduced while the others
+ * are still computed (overlap). Collective: init, finish, free. */
+typedef struct DptReducer DptReducer;
+/* --reduce: node-shared memory and per-slice across nodes (shm), one
+ * MPI_Allreduce (mpi), or shm for vectors large enough to gain (auto). */
+typedef enum { DPT_REDUCE_AUTO = 0, DPT_REDUCE_MPI, DPT_REDUCE_SHM } DptReduceKind;
+DptStatus dpt_dist_reducer_init(DptReducer **r, const DptDist *d, size_t n, int is_int, const size_t *bucket_ends,
+                                int n_buckets, int shared);
+/* Did init choose the shared-memory path? */
+int dpt_dist_reducer_shared(const DptReducer *r);
+/* Starts a step: the buffer [n] this rank writes its contribution into. */
+void *dpt_dist_reducer_begin(DptReducer *r);
+/* The next `count` buckets of this rank's contribution are complete (last
+ * bucket first); reduces what every rank has completed so far. Not inside an
+ * OpenMP region. */
+void dpt_dist_reducer_ready(DptReducer *r, int count);
+/* Completes the step's reduction; the sum over all ranks [n], read-only and
+ * valid until the next begin. Collective. */
+const void *dpt_dist_reducer_finish(DptReducer *r, const DptDist *d);
+void dpt_dist_reducer_free(DptReducer **r);
 
 /* Collective over the node. Memory shared by the ranks of a node, allocated by
  * node rank 0; *ptr is valid on every rank of the node. */

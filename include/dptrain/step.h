@@ -40,11 +40,14 @@ typedef struct {
     const DptArch *arch;     /* not owned */
     DptWork *work;           /* the rank's activation buffers (not owned), >= dpt_step_rows rows */
     int deterministic;
-    int overlap;             /* per-layer buckets (default mode, P > 1) */
+    int overlap;             /* per-layer buckets reduced during backprop (default mode, P > 1) */
     size_t det_block;
     size_t chunk;            /* rows per forward/backward pass */
-    float *grad;             /* [n_params + control words]: sums, then averages */
-    int64_t *gradq;          /* deterministic: [n_params + control words] fixed-point sums */
+    DptReducer *red;         /* the reduction: floats, or int64 in deterministic mode */
+    float *sum;              /* default mode: this step's contribution [n_params + control words] */
+    int64_t *sumq;           /* deterministic: this step's fixed-point contribution */
+    const float *grad;       /* the reduced gradient: sums, after dpt_step_average the averages */
+    float *avg;              /* [n_params] averages (and deterministic mode's sums back in float) */
     double *scales;          /* deterministic: [2L + 1] per-tensor scales (W_l, b_l, loss) */
     double *bounds;          /* deterministic: [2L + 2] bounds on block sums (+ non-finite flag) */
     double *row_a, *row_d;   /* deterministic: [chunk] per-row maxima */
@@ -53,17 +56,17 @@ typedef struct {
 /* Sizes the buffers for global batches of up to `batch` samples on
  * d->world_size ranks; returns in *rows the work rows a pass needs. */
 DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_t batch, int deterministic,
-                        int overlap, size_t det_block, size_t *rows);
+                        int overlap, size_t det_block, DptReduceKind reduce, size_t *rows);
 void dpt_step_free(DptStep *s);
 
 /* The gradient sums of the step whose samples are idx[0..cnt) of `train`
- * (this rank takes its slice), reduced over all ranks into s->grad, and the
+ * (this rank takes its slice), reduced over all ranks (s->grad), and the
  * step's decoded control words. stop: this rank's stop request. Times data,
  * compute and reduction in tm. Collective. */
 DptStepResult dpt_step_gradient(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx,
                                 size_t cnt, int stop, DptTimers *tm);
 
-/* Turns the reduced sums into the averaged gradient: divides by the count,
+/* Turns the reduced sums into the averaged gradient (s->grad := s->avg): divides by the count,
  * clips the result to clip_norm (0: off), adds (decay_per_sample)*w for the
  * weights (L2). Returns the divisor still to apply (the count, when nothing
  * needs the average first: the optimiser divides in its own pass, with the
