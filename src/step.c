@@ -16,10 +16,6 @@ enum { Q_COUNT, Q_CORRECT, Q_LOSS, Q_NONFINITE, Q_STOP, N_CTRLQ };
 
 enum { CHUNK_ROWS = 512 };
 
-/* --reduce auto takes node-shared memory from this vector size up (measured:
- * README, "Scaling"); below it MPI's own shared-memory collectives are as fast. */
-enum { SHM_MIN_BYTES = 64 * 1024 };
-
 DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_t batch, int deterministic,
                         int overlap, size_t det_block, DptReduceKind reduce, size_t *rows)
 {
@@ -42,7 +38,7 @@ DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_
     const int L = arch->n_layers;
     const size_t n = arch->n_params + (deterministic ? N_CTRLQ : N_CTRL);
     const size_t bytes = n * (deterministic ? sizeof(int64_t) : sizeof(float));
-    const int shared = reduce == DPT_REDUCE_SHM || (reduce == DPT_REDUCE_AUTO && bytes >= SHM_MIN_BYTES);
+    const int shared = reduce == DPT_REDUCE_SHM || (reduce == DPT_REDUCE_AUTO && bytes >= DPT_SHM_MIN_BYTES);
     /* With --overlap, one bucket per layer; the last one carries the control words. */
     size_t ends[DPT_MAX_LAYERS];
     for (int l = 0; l < L; l++)

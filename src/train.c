@@ -274,6 +274,12 @@ static void print_header(const Trainer *t)
                  omp_get_max_threads() == 1 ? "" : "s", dpt_kern_name());
     dpt_log_info("network %s (%zu parameters), %zu training samples, global batch %zu, %s mode\n", layers,
                  t->arch.n_params, t->n_train, t->batch, c->deterministic ? "deterministic" : "default");
+    if (t->d->world_size > 1)
+        dpt_log_info("reduction: %s%s\n",
+                     !dpt_dist_reducer_shared(t->step.red) ? "MPI_Allreduce of the whole vector"
+                     : t->d->n_nodes > 1 ? "node-shared memory, then one allreduce per slice across nodes (hierarchical)"
+                                         : "node-shared memory",
+                     t->step.overlap ? ", per-layer buckets during backprop (overlap)" : "");
     dpt_log_info("resolved configuration:\n%s\n", text);
     print_placement(t->d);
 }

@@ -68,6 +68,9 @@ typedef struct DptReducer DptReducer;
 /* --reduce: node-shared memory and per-slice across nodes (shm), one
  * MPI_Allreduce (mpi), or shm for vectors large enough to gain (auto). */
 typedef enum { DPT_REDUCE_AUTO = 0, DPT_REDUCE_MPI, DPT_REDUCE_SHM } DptReduceKind;
+/* --reduce auto takes node-shared memory from this vector size up (measured
+ * with bench_allreduce: README, "Scaling"); below it MPI's own collectives do. */
+#define DPT_SHM_MIN_BYTES (64 * 1024)
 DptStatus dpt_dist_reducer_init(DptReducer **r, const DptDist *d, size_t n, int is_int, const size_t *bucket_ends,
                                 int n_buckets, int shared);
 /* Did init choose the shared-memory path? */

@@ -1,7 +1,15 @@
-/* Our gradient reduction (dpt_dist_sum_floats, the call a training step
- * makes) against a bare MPI_Allreduce of the same bytes, alternating, on the
- * ranks of the launch. Prints a line per size: bytes, median microseconds of
- * each, and the ratio. Usage: mpiexec -n 2 bench_allreduce [REPS] */
+/* The gradient reduction micro-benchmark: for each size, on the ranks of the
+ * launch, the median time of
+ *   bare: MPI_Allreduce of the floats (what Open MPI chooses),
+ *   mpi:  dptrain's reducer on its flat path (the same MPI_Allreduce),
+ *   shm:  dptrain's reducer through node-shared memory (hierarchical across
+ *         nodes), the contribution written into the window as backprop does,
+ * each rep starting from a barrier. Sizes: the gradients of [784,30,10],
+ * [784,100,10] and [784,1024,1024,10] (+ 8 control words), then 4 KiB to
+ * 64 MiB by factors of 4 (up to MAX_MIB). Prints one JSON object: per size the
+ * bytes, microseconds, GB/s (bytes / time) and shm/bare. "ours_us" is the
+ * reduction --reduce auto takes at that size.
+ * Usage: mpiexec -n P bench_allreduce [REPS] [MAX_MIB] */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,48 +23,88 @@ static int cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp);
+    return v[n / 2];
+}
+
+/* Median seconds of the reducer's finish over reps (the contribution filled first). */
+static double time_reducer(const DptDist *d, DptReducer *r, size_t n, int reps, double *t)
+{
+    for (int k = -3; k < reps; k++) {
+        float *buf = dpt_dist_reducer_begin(r);
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (float)((i + (size_t)d->rank) % 7);
+        MPI_Barrier(MPI_COMM_WORLD);
+        double t0 = MPI_Wtime();
+        dpt_dist_reducer_finish(r, d);
+        double t1 = MPI_Wtime();
+        if (k >= 0)
+            t[k] = t1 - t0;
+    }
+    return median(t, reps);
+}
+
 int main(int argc, char **argv)
 {
     DptDist d;
     if (dpt_dist_init(&d, &argc, &argv) != DPT_OK)
         return 1;
-    int reps = argc > 1 ? atoi(argv[1]) : 50;
-    /* [784,30,10], [784,100,10], [784,1024,1024,10] gradients + 8 control words */
-    const size_t sizes[] = {23860 + 8, 79510 + 8, 1863690 + 8};
-    float *buf = malloc(sizeof(float) * sizes[2]);
-    double *ours = malloc(sizeof(double) * (size_t)reps), *bare = malloc(sizeof(double) * (size_t)reps);
+    int reps0 = argc > 1 ? atoi(argv[1]) : 50;
+    size_t max_mib = argc > 2 ? (size_t)atol(argv[2]) : 64;
+    size_t sizes[32];
+    int n_sizes = 0;
+    sizes[n_sizes++] = 23860 + 8;
+    sizes[n_sizes++] = 79510 + 8;
+    sizes[n_sizes++] = 1863690 + 8;
+    for (size_t b = 4096; b <= max_mib << 20; b *= 4)
+        sizes[n_sizes++] = b / 4;
+    size_t biggest = 0;
+    for (int s = 0; s < n_sizes; s++)
+        biggest = sizes[s] > biggest ? sizes[s] : biggest;
+    float *buf = malloc(sizeof(float) * biggest);
+    double *t = malloc(sizeof(double) * (size_t)reps0);
     if (d.rank == 0)
-        printf("{\"ranks\":%d,\"sizes\":[", d.world_size);
-    for (int s = 0; s < 3; s++) {
-        size_t n = sizes[s];
-        for (size_t i = 0; i < n; i++)
-            buf[i] = (float)(i % 7);
-        for (int r = -5; r < reps; r++) {
+        printf("{\"ranks\":%d,\"nodes\":%d,\"sizes\":[", d.world_size, d.n_nodes);
+    for (int s = 0; s < n_sizes; s++) {
+        size_t n = sizes[s], bytes = n * 4;
+        int reps = bytes > (16u << 20) ? (reps0 + 4) / 5 : reps0;
+        for (int k = -3; k < reps; k++) {
+            for (size_t i = 0; i < n; i++)
+                buf[i] = (float)((i + (size_t)d.rank) % 7);
             MPI_Barrier(MPI_COMM_WORLD);
             double t0 = MPI_Wtime();
-            dpt_dist_sum_floats(&d, buf, n);
-            double t1 = MPI_Wtime();
-            MPI_Barrier(MPI_COMM_WORLD);
-            double t2 = MPI_Wtime();
             MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-            double t3 = MPI_Wtime();
-            if (r >= 0) {
-                ours[r] = t1 - t0;
-                bare[r] = t3 - t2;
-            }
+            double t1 = MPI_Wtime();
+            if (k >= 0)
+                t[k] = t1 - t0;
         }
-        qsort(ours, (size_t)reps, sizeof *ours, cmp);
-        qsort(bare, (size_t)reps, sizeof *bare, cmp);
-        double o = ours[reps / 2], b = bare[reps / 2];
+        double bare = median(t, reps);
+        DptReducer *flat = NULL, *shm = NULL;
+        double mpi = -1, sh = -1;
+        if (dpt_dist_reducer_init(&flat, &d, n, 0, NULL, 1, 0) == DPT_OK)
+            mpi = time_reducer(&d, flat, n, reps, t);
+        dpt_dist_reducer_free(&flat);
+        int shared = 0;
+        if (dpt_dist_reducer_init(&shm, &d, n, 0, NULL, 1, 1) == DPT_OK) {
+            shared = dpt_dist_reducer_shared(shm);
+            sh = time_reducer(&d, shm, n, reps, t);
+        }
+        dpt_dist_reducer_free(&shm);
+        /* what --reduce auto takes */
+        double ours = shared && bytes >= DPT_SHM_MIN_BYTES ? sh : mpi;
         if (d.rank == 0)
-            printf("%s{\"bytes\":%zu,\"ours_us\":%.2f,\"bare_us\":%.2f,\"ratio\":%.4f}", s ? "," : "", n * 4, o * 1e6,
-                   b * 1e6, o / b);
+            printf("%s{\"bytes\":%zu,\"bare_us\":%.2f,\"mpi_us\":%.2f,\"shm_us\":%.2f,\"shared\":%d,\"ours_us\":%.2f,"
+                   "\"bare_gbs\":%.3f,\"shm_gbs\":%.3f,\"ratio\":%.4f,\"shm_over_bare\":%.4f}",
+                   s ? "," : "", bytes, bare * 1e6, mpi * 1e6, sh * 1e6, shared, ours * 1e6, bytes / bare * 1e-9,
+                   bytes / sh * 1e-9, ours / bare, sh / bare);
+        fflush(stdout);
     }
     if (d.rank == 0)
         printf("]}\n");
     free(buf);
-    free(ours);
-    free(bare);
+    free(t);
     dpt_dist_finalize(&d);
     return 0;
 }

@@ -49,6 +49,29 @@ else
     rc=1
 fi
 
+# Hierarchical reduction: 2 ranks on each host, node-shared memory within a
+# host and one allreduce per slice across hosts (--reduce shm) against the
+# flat MPI_Allreduce of the whole vector (--reduce mpi): deterministic, the
+# same bits as one host; default mode, the same to float precision.
+HIER_NET=(--mca plm_rsh_agent "$NS_DIR/nsrsh" --mca btl tcp,vader,self --mca btl_tcp_if_include eth0
+          --mca oob_tcp_if_include eth0 --mca mpi_yield_when_idle 1 --oversubscribe)
+HOSTS2=$(seq -s, -f '10.213.0.%g:2' "$NODES")
+for red in shm mpi; do
+    ip netns exec "$PFX-n1" mpirun -np $((2 * NODES)) --host "$HOSTS2" "${HIER_NET[@]}" \
+        "$DPTRAIN" train "${ARGS[@]}" --no-quiet --reduce $red --save "$T/hier-$red.h5" </dev/null | grep "^reduction:" \
+        > "$T/hier-$red.txt"
+    ip netns exec "$PFX-n1" mpirun -np $((2 * NODES)) --host "$HOSTS2" "${HIER_NET[@]}" \
+        "$DPTRAIN" train "${ARGS[@]}" --no-deterministic --reduce $red --save "$T/hier-$red-default.h5" </dev/null
+done
+if grep -q "hierarchical" "$T/hier-shm.txt" && grep -q "MPI_Allreduce" "$T/hier-mpi.txt" \
+   && "$DPTRAIN" compare "$T/one-host.h5" "$T/hier-shm.h5" && "$DPTRAIN" compare "$T/one-host.h5" "$T/hier-mpi.h5" \
+   && "$DPTRAIN" compare "$T/hier-shm-default.h5" "$T/hier-mpi-default.h5" --rtol 1e-4 --atol 1e-6; then
+    echo "ok   $NODES hosts x 2 ranks, hierarchical (shared memory + per-slice allreduce): deterministic model bitwise = one host's; default mode = the flat path's to 1e-4"
+else
+    echo "FAIL hierarchical reduction across $NODES namespaced hosts"
+    rc=1
+fi
+
 # A small timing run for the scaling tool: 1 host, then 2 hosts, then 2 hosts behind 1 Gbit/s.
 if [ -n "${SCALING_DIR:-}" ]; then
     mkdir -p "$SCALING_DIR"
