@@ -8,18 +8,23 @@
  *   1. every rank writes its contribution into its own region of the window
  *      (the step's backward pass writes there directly: no copy) and raises
  *      ready[b][rank] to this step's number;
- *   2. node rank j owns slice j of the bucket: once every rank is ready, it
- *      sums the slice over the node's ranks in rank order (so the result does
- *      not depend on timing) into the result region, allreduces it with the
- *      owners of the same slice on the other nodes, and raises done[b][j];
- *   3. every rank reads the result once all slices are done.
- * A rank does step 2 for the buckets that are ready when it declares one of
- * its own (during backprop, with --overlap), and the rest at the end. The
- * step numbers order everything: a rank overwrites its region only after all
- * slices of the previous step were summed (it saw them done), and an owner
- * overwrites the result only after every rank finished the step's backward
- * pass, hence its previous update. Flags are atomics in the window; waits
- * spin, then yield the core (ranks may outnumber cores).
+ *   2. the bucket is cut into node_size slices on cache lines; once every
+ *      rank is ready, a slice is summed over the node's ranks in rank order
+ *      (so the result does not depend on who sums it, or when) into the
+ *      result region, and done[b] counts it. On one node any rank that
+ *      waits takes the next slice not yet taken (claim[b]): with --overlap
+ *      the ranks that finished backprop sum the buckets the others have
+ *      declared while those still compute. Across nodes slice j belongs to
+ *      node rank j, which allreduces it with the owners of slice j on the
+ *      other nodes (hierarchical), in bucket order, during backprop (at
+ *      each declared bucket) and at the end;
+ *   3. every rank reads the result once every slice is done.
+ * The step numbers order everything: a rank overwrites its region only after
+ * all slices of the previous step were summed (it saw them done), and a
+ * slice of the result is overwritten only after every rank finished the
+ * step's backward pass, hence its previous update. Flags and counters are
+ * atomics in the window; waits spin, then yield the core (ranks may
+ * outnumber cores).
  */
 #include "dptrain/dist.h"
 
@@ -45,7 +50,7 @@ struct DptReducer {
     char *base;                 /* region of node rank 0; rank j's at base + j * stride */
     size_t stride;              /* bytes between regions (padded to a cache line) */
     char *result;               /* [n] the reduced vector */
-    int64_t *flags;             /* ready[b][rank] then done[b][rank], one cache line each */
+    int64_t *flags;             /* ready[b][rank], then claim[b] and done[b]: one cache line each */
     int64_t gen;                /* this step's number */
     int next;                   /* the next bucket this rank has to sum its slice of */
     int declared;               /* buckets this rank declared ready this step */
@@ -55,10 +60,16 @@ struct DptReducer {
     int n_req;
 };
 
-static int64_t *flag(DptReducer *r, int which, int b, int rank)
+static int64_t *ready_flag(DptReducer *r, int b, int rank)
 {
-    size_t per = LINE / sizeof(int64_t);
-    return r->flags + (((size_t)which * (size_t)r->n_buckets + (size_t)b) * (size_t)r->node_size + (size_t)rank) * per;
+    return r->flags + ((size_t)b * (size_t)r->node_size + (size_t)rank) * (LINE / sizeof(int64_t));
+}
+
+/* which: 0 claim[b] (slices taken, counting from the first step), 1 done[b] (slices summed) */
+static int64_t *counter(DptReducer *r, int which, int b)
+{
+    size_t first = (size_t)r->n_buckets * (size_t)r->node_size;
+    return r->flags + (first + 2 * (size_t)b + (size_t)which) * (LINE / sizeof(int64_t));
 }
 
 static void spin_pause(unsigned *spins)
@@ -69,27 +80,44 @@ static void spin_pause(unsigned *spins)
     }
 }
 
-/* Are all node ranks at this step for bucket b (which: 0 ready, 1 done)? */
-static int all_at(DptReducer *r, int which, int b)
+/* Has every node rank declared bucket b for this step? */
+static int all_ready(DptReducer *r, int b)
 {
     for (int j = 0; j < r->node_size; j++)
-        if (__atomic_load_n(flag(r, which, b, j), __ATOMIC_ACQUIRE) < r->gen)
+        if (__atomic_load_n(ready_flag(r, b, j), __ATOMIC_ACQUIRE) < r->gen)
             return 0;
     return 1;
 }
 
-static void wait_all(DptReducer *r, int which, int b)
+static void wait_ready(DptReducer *r, int b)
 {
     unsigned spins = 0;
-    while (!all_at(r, which, b))
+    while (!all_ready(r, b))
         spin_pause(&spins);
 }
 
-/* This rank's slice [*a, *z) of bucket b: node_size parts, cut on cache lines. */
-static void slice_of(const DptReducer *r, int b, size_t *a, size_t *z)
+/* Are all slices of bucket b summed for this step? */
+static int all_done(DptReducer *r, int b)
+{
+    return __atomic_load_n(counter(r, 1, b), __ATOMIC_ACQUIRE) >= r->gen * r->node_size;
+}
+
+/* The next slice of bucket b nobody has taken this step, or -1. */
+static int claim_slice(DptReducer *r, int b)
+{
+    int64_t *c = counter(r, 0, b), end = r->gen * r->node_size;
+    int64_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
+    while (v < end)
+        if (__atomic_compare_exchange_n(c, &v, v + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+            return (int)(v - (end - r->node_size));
+    return -1;
+}
+
+/* Slice j [*a, *z) of bucket b: node_size parts, cut on cache lines. */
+static void slice_of(const DptReducer *r, int b, int slice, size_t *a, size_t *z)
 {
     size_t per_line = LINE / r->elem, len = r->hi[b] - r->lo[b];
-    size_t lines = (len + per_line - 1) / per_line, k = (size_t)r->node_size, j = (size_t)r->node_rank;
+    size_t lines = (len + per_line - 1) / per_line, k = (size_t)r->node_size, j = (size_t)slice;
     size_t la = lines * j / k, lz = lines * (j + 1) / k;
     *a = r->lo[b] + la * per_line;
     *z = r->lo[b] + lz * per_line;
@@ -99,34 +127,44 @@ static void slice_of(const DptReducer *r, int b, size_t *a, size_t *z)
         *z = r->hi[b];
 }
 
-/* The sum over the node's regions of elements [a, z), in rank order, then
- * across nodes; done raised. */
-static void sum_slice(DptReducer *r, int b)
+/* Slice j of bucket b summed over the node's regions in rank order, then
+ * across nodes (by its owner); counted done. */
+static void sum_slice(DptReducer *r, int b, int slice)
 {
     size_t a, z;
-    slice_of(r, b, &a, &z);
+    slice_of(r, b, slice, &a, &z);
+    /* Block by block, so that the output stays in L1 while each region is
+     * added to it (vectorised); every element is still r0 + r1 + ... in rank order. */
     const int k = r->node_size;
-    if (r->is_int) {
-        int64_t *out = (int64_t *)r->result;
-        for (size_t i = a; i < z; i++) {
-            int64_t s = ((const int64_t *)r->base)[i];
-            for (int j = 1; j < k; j++)
-                s += ((const int64_t *)(r->base + (size_t)j * r->stride))[i];
-            out[i] = s;
-        }
-    } else {
-        float *out = (float *)r->result;
-        for (size_t i = a; i < z; i++) {
-            float s = ((const float *)r->base)[i];
-            for (int j = 1; j < k; j++)
-                s += ((const float *)(r->base + (size_t)j * r->stride))[i];
-            out[i] = s;
+    enum { BLOCK = 2048 };
+    for (size_t b0 = a; b0 < z; b0 += BLOCK) {
+        size_t b1 = b0 + BLOCK < z ? b0 + BLOCK : z;
+        if (r->is_int) {
+            int64_t *restrict out = (int64_t *)r->result;
+            const int64_t *restrict r0 = (const int64_t *)r->base;
+            for (size_t i = b0; i < b1; i++)
+                out[i] = r0[i];
+            for (int j = 1; j < k; j++) {
+                const int64_t *restrict rj = (const int64_t *)(r->base + (size_t)j * r->stride);
+                for (size_t i = b0; i < b1; i++)
+                    out[i] += rj[i];
+            }
+        } else {
+            float *restrict out = (float *)r->result;
+            const float *restrict r0 = (const float *)r->base;
+            for (size_t i = b0; i < b1; i++)
+                out[i] = r0[i];
+            for (int j = 1; j < k; j++) {
+                const float *restrict rj = (const float *)(r->base + (size_t)j * r->stride);
+                for (size_t i = b0; i < b1; i++)
+                    out[i] += rj[i];
+            }
         }
     }
     if (r->cross != MPI_COMM_NULL && z > a)
         MPI_Allreduce(MPI_IN_PLACE, r->result + a * r->elem, (int)(z - a), r->is_int ? MPI_INT64_T : MPI_FLOAT,
                       MPI_SUM, r->cross);
-    __atomic_store_n(flag(r, 1, b, r->node_rank), r->gen, __ATOMIC_RELEASE);
+    __atomic_add_fetch(counter(r, 1, b), 1, __ATOMIC_RELEASE);
 }
 
 DptStatus dpt_dist_reducer_init(DptReducer **out, const DptDist *d, size_t n, int is_int, const size_t *bucket_ends,
@@ -164,7 +202,7 @@ DptStatus dpt_dist_reducer_init(DptReducer **out, const DptDist *d, size_t n, in
     DptStatus st = DPT_OK;
     if (use) {
         r->stride = (n * r->elem + LINE - 1) / LINE * LINE;
-        size_t flags_bytes = 2 * (size_t)r->n_buckets * (size_t)r->node_size * LINE;
+        size_t flags_bytes = (size_t)r->n_buckets * ((size_t)r->node_size + 2) * LINE;
         size_t bytes = ((size_t)r->node_size + 1) * r->stride + flags_bytes;
         void *mem = NULL;
         st = dpt_dist_shared_alloc(d, bytes, &mem, &r->win);
@@ -209,18 +247,31 @@ void *dpt_dist_reducer_begin(DptReducer *r)
     return r->mine;
 }
 
-/* Sums this rank's slice of the buckets that every rank has declared, in
- * order; with wait, all of them. */
-static void progress(DptReducer *r, int wait)
+/* Across nodes: this rank's own slice of the buckets that every node rank
+ * has declared, in bucket order (the per-slice allreduces must come in the
+ * same order on every node); with wait, all of them. */
+static void progress_owned(DptReducer *r, int wait)
 {
     while (r->next < r->n_buckets && (r->next < r->declared || wait)) {
-        if (!all_at(r, 0, r->next)) {
+        if (!all_ready(r, r->next)) {
             if (!wait)
                 return;
-            wait_all(r, 0, r->next);
+            wait_ready(r, r->next);
         }
-        sum_slice(r, r->next);
+        sum_slice(r, r->next, r->node_rank);
         r->next++;
+    }
+}
+
+/* On one node: every slice not yet taken, bucket by bucket as they become
+ * ready; the slices of the ranks still computing are summed by those that
+ * wait. */
+static void help_all(DptReducer *r)
+{
+    for (int b = 0; b < r->n_buckets; b++) {
+        wait_ready(r, b);
+        for (int j; (j = claim_slice(r, b)) >= 0;)
+            sum_slice(r, b, j);
     }
 }
 
@@ -246,8 +297,9 @@ void dpt_dist_reducer_ready(DptReducer *r, int count)
         return;
     }
     for (; count > 0 && r->declared < r->n_buckets; count--, r->declared++)
-        __atomic_store_n(flag(r, 0, r->declared, r->node_rank), r->gen, __ATOMIC_RELEASE);
-    progress(r, 0);
+        __atomic_store_n(ready_flag(r, r->declared, r->node_rank), r->gen, __ATOMIC_RELEASE);
+    if (r->cross != MPI_COMM_NULL)
+        progress_owned(r, 0);
 }
 
 const void *dpt_dist_reducer_finish(DptReducer *r, const DptDist *d)
@@ -267,9 +319,15 @@ const void *dpt_dist_reducer_finish(DptReducer *r, const DptDist *d)
         return r->flat;
     }
     dpt_dist_reducer_ready(r, r->n_buckets);
-    progress(r, 1);
-    for (int b = 0; b < r->n_buckets; b++)
-        wait_all(r, 1, b);
+    if (r->cross != MPI_COMM_NULL)
+        progress_owned(r, 1);
+    else
+        help_all(r);
+    for (int b = 0; b < r->n_buckets; b++) {
+        unsigned spins = 0;
+        while (!all_done(r, b))
+            spin_pause(&spins);
+    }
     return r->result;
 }
 

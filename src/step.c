@@ -37,8 +37,7 @@ DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_
     *rows = s->chunk;
     const int L = arch->n_layers;
     const size_t n = arch->n_params + (deterministic ? N_CTRLQ : N_CTRL);
-    const size_t bytes = n * (deterministic ? sizeof(int64_t) : sizeof(float));
-    const int shared = reduce == DPT_REDUCE_SHM || (reduce == DPT_REDUCE_AUTO && bytes >= DPT_SHM_MIN_BYTES);
+    const int shared = reduce != DPT_REDUCE_MPI;
     /* With --overlap, one bucket per layer; the last one carries the control words. */
     size_t ends[DPT_MAX_LAYERS];
     for (int l = 0; l < L; l++)

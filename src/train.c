@@ -243,22 +243,36 @@ static DptStatus open_records(Run *r)
 static void print_placement(const DptDist *d)
 {
     enum { LINE = 256 };
-    char host[64], cpus[128], mine[LINE];
+    char host[64], cpus[128], mine[2][LINE];
     int n_cpus = dpt_machine_cpus(cpus, sizeof cpus), threads = omp_get_max_threads();
     dpt_machine_host(host, sizeof host);
-    snprintf(mine, sizeof mine, "  rank %d on %s: %d thread%s, CPUs %s (%d)", d->rank, host, threads,
+    snprintf(mine[0], LINE, "  rank %d on %s: %d thread%s, CPUs %s (%d)", d->rank, host, threads,
              threads == 1 ? "" : "s", n_cpus ? cpus : "?", n_cpus);
+    snprintf(mine[1], LINE, "%s %s", host, cpus);
     if (n_cpus > 0 && threads > n_cpus)
         dpt_log_warn("%d OpenMP threads but %d CPU%s allowed (%s): the threads share cores. Give each rank its cores: "
                      "mpirun --map-by slot:PE=%d (or --bind-to none), srun -c %d (or SRUN_CPUS_PER_TASK)",
                      threads, n_cpus, n_cpus == 1 ? "" : "s", cpus, threads, threads);
-    char *all = d->rank == 0 ? malloc((size_t)d->world_size * LINE) : NULL;
-    dpt_dist_gather_text(d, mine, LINE, all);
-    if (all) {
-        dpt_log_info("placement (ranks, threads, CPUs each may use):\n");
-        for (int r = 0; r < d->world_size; r++)
-            dpt_log_info("%s\n", all + (size_t)r * LINE);
-    }
+    char *all = d->rank == 0 ? malloc((size_t)d->world_size * 2 * LINE) : NULL;
+    dpt_dist_gather_text(d, mine[0], 2 * LINE, all);
+    if (!all)
+        return;
+    dpt_log_info("placement (ranks, threads, CPUs each may use):\n");
+    for (int r = 0; r < d->world_size; r++)
+        dpt_log_info("%s\n", all + (size_t)r * 2 * LINE);
+    /* Unbound ranks with thread binding on: each pins its threads to the
+     * first places of the same mask, so all of them share those cores. */
+    const char *bind = getenv("OMP_PROC_BIND");
+    int binds = bind && strcmp(bind, "false") != 0 && strcmp(bind, "FALSE") != 0;
+    for (int r = 1; binds && r < d->world_size; r++)
+        for (int q = 0; q < r; q++)
+            if (strcmp(all + ((size_t)r * 2 + 1) * LINE, all + ((size_t)q * 2 + 1) * LINE) == 0) {
+                dpt_log_warn("ranks %d and %d may use the same CPUs and OMP_PROC_BIND=%s pins the threads of each to "
+                             "the first of them: bind the ranks (mpirun --map-by slot:PE=T --bind-to core, srun -c T) "
+                             "or set OMP_PROC_BIND=false", q, r, bind);
+                binds = 0;
+                break;
+            }
     free(all);
 }
 

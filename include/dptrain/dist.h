@@ -66,11 +66,10 @@ int dpt_dist_same_hash(const DptDist *d, uint64_t hash);
  * are still computed (overlap). Collective: init, finish, free. */
 typedef struct DptReducer DptReducer;
 /* --reduce: node-shared memory and per-slice across nodes (shm), one
- * MPI_Allreduce (mpi), or shm for vectors large enough to gain (auto). */
+ * MPI_Allreduce (mpi), or auto: shm, measured faster than Open MPI's
+ * MPI_Allreduce at every size from 4 KiB to 64 MiB on 2 and 16 cores
+ * (bench_allreduce; README, "Scaling"). */
 typedef enum { DPT_REDUCE_AUTO = 0, DPT_REDUCE_MPI, DPT_REDUCE_SHM } DptReduceKind;
-/* --reduce auto takes node-shared memory from this vector size up (measured
- * with bench_allreduce: README, "Scaling"); below it MPI's own collectives do. */
-#define DPT_SHM_MIN_BYTES (64 * 1024)
 DptStatus dpt_dist_reducer_init(DptReducer **r, const DptDist *d, size_t n, int is_int, const size_t *bucket_ends,
                                 int n_buckets, int shared);
 /* Did init choose the shared-memory path? */

@@ -93,7 +93,7 @@ int main(int argc, char **argv)
         }
         dpt_dist_reducer_free(&shm);
         /* what --reduce auto takes */
-        double ours = shared && bytes >= DPT_SHM_MIN_BYTES ? sh : mpi;
+        double ours = shared ? sh : mpi;
         if (d.rank == 0)
             printf("%s{\"bytes\":%zu,\"bare_us\":%.2f,\"mpi_us\":%.2f,\"shm_us\":%.2f,\"shared\":%d,\"ours_us\":%.2f,"
                    "\"bare_gbs\":%.3f,\"shm_gbs\":%.3f,\"ratio\":%.4f,\"shm_over_bare\":%.4f}",
