@@ -154,6 +154,66 @@ typedef struct {
     size_t n, d, cap;
 } CsvTable;
 
+/* The numeric fields of one line (separated by commas) into *vals (grown as
+ * needed); *count receives how many. */
+static DptStatus parse_fields(char *line, const char *path, size_t lineno, float **vals, size_t *cap, size_t *count)
+{
+    size_t c = 0;
+    char *p = line;
+    for (;;) {
+        char *end;
+        errno = 0;
+        double v = strtod(p, &end);
+        while (end && (*end == ' ' || *end == '\t'))
+            end++;
+        if (end == p || (*end != ',' && *end != '\0') || errno == ERANGE || !isfinite(v))
+            return dpt_err(DPT_EINPUT, "%s:%zu: field %zu is not a finite number", path, lineno, c + 1);
+        if (c >= *cap) {
+            size_t ncap = *cap ? 2 * *cap : 64;
+            if (ncap > (1u << 24))
+                return dpt_err(DPT_EINPUT, "%s:%zu: more than 16M fields", path, lineno);
+            float *nv = realloc(*vals, ncap * sizeof *nv);
+            if (!nv)
+                return dpt_err(DPT_ENOMEM, "%s: out of memory", path);
+            *vals = nv;
+            *cap = ncap;
+        }
+        (*vals)[c++] = (float)v;
+        if (*end == '\0')
+            break;
+        p = end + 1;
+    }
+    *count = c;
+    return DPT_OK;
+}
+
+/* Appends one row (features scaled, the label column apart) to the table. */
+static DptStatus append_row(CsvTable *t, const float *vals, size_t cols, size_t lc, float scale, const char *path,
+                            size_t lineno)
+{
+    float lv = vals[lc];
+    if (lv < 0 || lv > 1e9f || lv != floorf(lv))
+        return dpt_err(DPT_EINPUT, "%s:%zu: label %g is not a non-negative integer", path, lineno, lv);
+    if (t->n == t->cap) {
+        size_t ncap = t->cap ? 2 * t->cap : 1024;
+        float *nx = realloc(t->x, ncap * t->d * sizeof(float));
+        if (nx)
+            t->x = nx;
+        int32_t *nl = realloc(t->lab, ncap * sizeof(int32_t));
+        if (nl)
+            t->lab = nl;
+        if (!nx || !nl)
+            return dpt_err(DPT_ENOMEM, "%s: out of memory at line %zu", path, lineno);
+        t->cap = ncap;
+    }
+    float *xr = t->x + t->n * t->d;
+    for (size_t j = 0, o = 0; j < cols; j++)
+        if (j != lc)
+            xr[o++] = vals[j] * scale;
+    t->lab[t->n++] = (int32_t)lv;
+    return DPT_OK;
+}
+
 static DptStatus read_csv(const char *path, int label_col, int header, float scale, CsvTable *t)
 {
     DptStatus st = DPT_OK;
@@ -162,12 +222,10 @@ static DptStatus read_csv(const char *path, int label_col, int header, float sca
     if (!fp)
         return dpt_err(DPT_EINPUT, "%s: cannot open (%s)", path, strerror(errno));
     char *line = NULL;
-    size_t linecap = 0;
+    size_t linecap = 0, lineno = 0, cols = 0, vals_cap = 0, c = 0;
     ssize_t len;
-    size_t lineno = 0, cols = 0;
     float *vals = NULL;
-    size_t vals_cap = 0;
-    while ((len = getline(&line, &linecap, fp)) >= 0) {
+    while (st == DPT_OK && (len = getline(&line, &linecap, fp)) >= 0) {
         lineno++;
         if (header && lineno == 1)
             continue;
@@ -175,76 +233,21 @@ static DptStatus read_csv(const char *path, int label_col, int header, float sca
             line[--len] = '\0';
         if (len == 0)
             continue;
-        size_t c = 0;
-        char *p = line;
-        for (;;) {
-            char *end;
-            errno = 0;
-            double v = strtod(p, &end);
-            while (end && (*end == ' ' || *end == '\t'))
-                end++;
-            if (end == p || (*end != ',' && *end != '\0') || errno == ERANGE || !isfinite(v)) {
-                st = dpt_err(DPT_EINPUT, "%s:%zu: field %zu is not a finite number", path, lineno, c + 1);
-                goto done;
-            }
-            if (c >= vals_cap) {
-                vals_cap = vals_cap ? 2 * vals_cap : 64;
-                if (vals_cap > (1u << 24)) {
-                    st = dpt_err(DPT_EINPUT, "%s:%zu: more than 16M fields", path, lineno);
-                    goto done;
-                }
-                float *nv = realloc(vals, vals_cap * sizeof *nv);
-                if (!nv) {
-                    st = dpt_err(DPT_ENOMEM, "%s: out of memory", path);
-                    goto done;
-                }
-                vals = nv;
-            }
-            vals[c++] = (float)v;
-            if (*end == '\0')
-                break;
-            p = end + 1;
-        }
+        DPT_TRY_GOTO(st, parse_fields(line, path, lineno, &vals, &vals_cap, &c), done);
         if (cols == 0) {
             cols = c;
-            if (cols < 2) {
+            if (cols < 2)
                 st = dpt_err(DPT_EINPUT, "%s:%zu: expected a label and at least one feature", path, lineno);
-                goto done;
-            }
-            if (label_col >= (int)cols) {
+            else if (label_col >= (int)cols)
                 st = dpt_err(DPT_EUSAGE, "--label-col %d: %s has only %zu columns", label_col, path, cols);
-                goto done;
-            }
             t->d = cols - 1;
         } else if (c != cols) {
             st = dpt_err(DPT_EINPUT, "%s:%zu: %zu fields; the first row has %zu", path, lineno, c, cols);
-            goto done;
         }
-        size_t lc = label_col < 0 ? cols - 1 : (size_t)label_col;
-        float lv = vals[lc];
-        if (lv < 0 || lv > 1e9f || lv != floorf(lv)) {
-            st = dpt_err(DPT_EINPUT, "%s:%zu: label %g is not a non-negative integer", path, lineno, lv);
-            goto done;
-        }
-        if (t->n == t->cap) {
-            size_t ncap = t->cap ? 2 * t->cap : 1024;
-            float *nx = realloc(t->x, ncap * t->d * sizeof(float));
-            if (nx) t->x = nx;
-            int32_t *nl = realloc(t->lab, ncap * sizeof(int32_t));
-            if (nl) t->lab = nl;
-            if (!nx || !nl) {
-                st = dpt_err(DPT_ENOMEM, "%s: out of memory at line %zu", path, lineno);
-                goto done;
-            }
-            t->cap = ncap;
-        }
-        float *xr = t->x + t->n * t->d;
-        for (size_t j = 0, o = 0; j < cols; j++)
-            if (j != lc)
-                xr[o++] = vals[j] * scale;
-        t->lab[t->n++] = (int32_t)lv;
+        if (st == DPT_OK)
+            st = append_row(t, vals, cols, label_col < 0 ? cols - 1 : (size_t)label_col, scale, path, lineno);
     }
-    if (t->n == 0)
+    if (st == DPT_OK && t->n == 0)
         st = dpt_err(DPT_EINPUT, "%s: no data rows", path);
 done:
     free(line);
