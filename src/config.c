@@ -50,7 +50,7 @@ static const Option options[] = {
     {"init", T_INIT, F(init), "SCHEME", "nielsen|xavier|he"},
     {"init-from", T_STR, F(init_from), "MODEL.h5", "start from the weights of a model file"},
     {"deterministic", T_FLAG, F(deterministic), NULL, "bitwise-identical results for any ranks and threads"},
-    {"det-block", T_INT, F(det_block), "N", "samples per fixed block in deterministic mode"},
+    {"det-block", T_INT, F(det_block), "N", "samples per fixed block in deterministic mode (0: from the global batch, 8..64)"},
     {"check-every", T_INT, F(check_every), "N", "steps between replica checks (0: at the end only)"},
     {"reduce", T_REDUCE, F(reduce), "KIND", "gradient reduction: auto|mpi|shm (node-shared memory, hierarchical across nodes)"},
     {"overlap", T_FLAG, F(overlap), NULL, "reduce each layer's gradient (MPI_Iallreduce) while backprop continues (default: one allreduce)"},
@@ -92,7 +92,7 @@ void dpt_config_defaults(DptConfig *c)
     c->epochs = 10;
     c->seed = 1;
     c->init = DPT_INIT_NIELSEN;
-    c->det_block = 8;
+    c->det_block = 0;
     c->check_every = 1000;
     c->overlap = 0;
     c->progress = 1;
@@ -366,8 +366,9 @@ DptStatus dpt_config_validate(const DptConfig *c)
         return dpt_err(DPT_EUSAGE, "--clip-norm %g: expected 0 (off) or a positive norm", c->clip_norm);
     if (c->weight_decay < 0)
         return dpt_err(DPT_EUSAGE, "--weight-decay %g: expected 0 or more", c->weight_decay);
-    if (c->det_block < 1 || c->det_block > 256)
-        return dpt_err(DPT_EUSAGE, "--det-block %lld: expected 1..256", (long long)c->det_block);
+    if (c->det_block < 0 || c->det_block > 256)
+        return dpt_err(DPT_EUSAGE, "--det-block %lld: expected 1..256, or 0 (from the global batch)",
+                       (long long)c->det_block);
     if (c->checkpoint_every < 0)
         return dpt_err(DPT_EUSAGE, "--checkpoint-every %lld: expected 0 or more steps", (long long)c->checkpoint_every);
     if (c->signal_grace < 0 || c->signal_grace > 86400)

@@ -168,9 +168,50 @@ static void fixed_add_avx512(int64_t *restrict c, const float *restrict t, size_
     for (; j < n; j++)
         c[j] += to_fixed(t[j], scale);
 }
+
+/* AVX2 has no double -> int64 conversion. For |x| < 2^51, x + 1.5 * 2^52
+ * (in double, round to nearest even) lands where the ulp is 1, so it rounds
+ * x as llrint does and leaves the integer in the low mantissa bits: the
+ * bits of the sum minus those of 1.5 * 2^52 are llrint(x). Lanes at or above
+ * 2^51 (rare: the scale allows up to 2^60 / blocks) take the scalar path. */
+static inline __attribute__((target("avx2"), always_inline)) void fixed_avx2(int64_t *restrict c,
+                                                                               const float *restrict t, size_t n,
+                                                                               double scale, const int add)
+{
+    const __m256d s = _mm256_set1_pd(scale), magic = _mm256_set1_pd(6755399441055744.0), limit = _mm256_set1_pd(0x1p51);
+    const __m256d absmask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+    const __m256i magic_bits = _mm256_castpd_si256(magic);
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        __m256d v = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(t + j)), s);
+        if (_mm256_movemask_pd(_mm256_cmp_pd(_mm256_and_pd(v, absmask), limit, _CMP_GE_OQ))) {
+            for (size_t k = j; k < j + 4; k++)
+                c[k] = (add ? c[k] : 0) + to_fixed(t[k], scale);
+            continue;
+        }
+        __m256i q = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(v, magic)), magic_bits);
+        if (add)
+            q = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)(c + j)), q);
+        _mm256_storeu_si256((__m256i *)(c + j), q);
+    }
+    for (; j < n; j++)
+        c[j] = (add ? c[j] : 0) + to_fixed(t[j], scale);
+}
+
+__attribute__((target("avx2")))
+static void fixed_add_avx2(int64_t *restrict c, const float *restrict t, size_t n, double scale)
+{
+    fixed_avx2(c, t, n, scale, 1);
+}
+
+__attribute__((target("avx2")))
+static void fixed_store_avx2(int64_t *restrict c, const float *restrict t, size_t n, double scale)
+{
+    fixed_avx2(c, t, n, scale, 0);
+}
 #endif
 
-static FixedAdd fixed_add = fixed_add_generic;
+static FixedAdd fixed_add = fixed_add_generic, fixed_set = fixed_store;
 
 static void choose_ukernel_named(const char *force);
 static void choose_ukernel(void) { choose_ukernel_named(getenv("DPT_KERNEL")); }
@@ -189,9 +230,14 @@ static void choose_ukernel_named(const char *force)
     __builtin_cpu_init();
     int has512 = __builtin_cpu_supports("avx512f");
     int has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    fixed_add = fixed_add_generic;
+    fixed_set = fixed_store;
     if (force && strcmp(force, "generic") == 0)
         return;
-    fixed_add = fixed_add_generic;
+    if (has2) {
+        fixed_add = fixed_add_avx2;
+        fixed_set = fixed_store_avx2;
+    }
     if (has512 && !(force && strcmp(force, "avx2") == 0)) {
         ukernel = ukernel_avx512;
         ukernel_name = "avx512";
@@ -338,7 +384,7 @@ static void gemm_tile(const GemmOut *o, const float *pa, const float *pb, size_t
             int first = first_slab && kb == 0;
             ukernel(kn, pa + kb * MR, pb + kb * NR, tile, NR, 0);
             for (size_t r = 0; r < ni; r++)
-                (first ? fixed_store : fixed_add)(o->Cq + (i0 + r) * o->ldc + j0, tile + r * NR, nj, o->scale);
+                (first ? fixed_set : fixed_add)(o->Cq + (i0 + r) * o->ldc + j0, tile + r * NR, nj, o->scale);
         }
         return;
     }

@@ -16,6 +16,14 @@ enum { Q_COUNT, Q_CORRECT, Q_LOSS, Q_NONFINITE, Q_STOP, N_CTRLQ };
 
 enum { CHUNK_ROWS = 512 };
 
+size_t dpt_step_auto_block(size_t batch)
+{
+    size_t blk = 8;
+    while (blk < 64 && blk * 2 * 16 <= batch)
+        blk *= 2;
+    return blk;
+}
+
 DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_t batch, int deterministic,
                         int overlap, size_t det_block, DptReduceKind reduce, size_t *rows)
 {
@@ -24,7 +32,8 @@ DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_
     s->arch = arch;
     s->deterministic = deterministic;
     s->overlap = overlap && d->world_size > 1 && !deterministic;
-    s->det_block = det_block;
+    s->det_block = det_block ? det_block : dpt_step_auto_block(batch);
+    det_block = s->det_block;
     const size_t P = (size_t)d->world_size;
     if (deterministic) {
         /* The most whole blocks a rank can take, in one pass. */

@@ -286,8 +286,11 @@ static void print_header(const Trainer *t)
     dpt_log_info("dptrain %s: %d rank%s (%d node%s) x %d thread%s, kernels %s\n", DPT_VERSION, t->d->world_size,
                  t->d->world_size == 1 ? "" : "s", t->d->n_nodes, t->d->n_nodes == 1 ? "" : "s", omp_get_max_threads(),
                  omp_get_max_threads() == 1 ? "" : "s", dpt_kern_name());
+    char mode[64] = "default";
+    if (c->deterministic)
+        snprintf(mode, sizeof mode, "deterministic (blocks of %zu samples)", t->step.det_block);
     dpt_log_info("network %s (%zu parameters), %zu training samples, global batch %zu, %s mode\n", layers,
-                 t->arch.n_params, t->n_train, t->batch, c->deterministic ? "deterministic" : "default");
+                 t->arch.n_params, t->n_train, t->batch, mode);
     if (t->d->world_size > 1)
         dpt_log_info("reduction: %s%s\n",
                      !dpt_dist_reducer_shared(t->step.red) ? "MPI_Allreduce of the whole vector"

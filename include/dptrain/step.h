@@ -41,7 +41,7 @@ typedef struct {
     DptWork *work;           /* the rank's activation buffers (not owned), >= dpt_step_rows rows */
     int deterministic;
     int overlap;             /* per-layer buckets reduced during backprop (default mode, P > 1) */
-    size_t det_block;
+    size_t det_block;        /* samples per fixed block (deterministic mode) */
     size_t chunk;            /* rows per forward/backward pass */
     DptReducer *red;         /* the reduction: floats, or int64 in deterministic mode */
     float *sum;              /* default mode: this step's contribution [n_params + control words] */
@@ -52,6 +52,12 @@ typedef struct {
     double *bounds;          /* deterministic: [2L + 2] bounds on block sums (+ non-finite flag) */
     double *row_a, *row_d;   /* deterministic: [chunk] per-row maxima */
 } DptStep;
+
+/* --det-block 0: the block from the global batch alone (so that results stay
+ * independent of ranks and threads): 8 samples, doubled while at least 16
+ * blocks remain, up to 64. Fewer, larger blocks convert fewer partial sums
+ * to fixed point; 16 blocks still feed 16 ranks. */
+size_t dpt_step_auto_block(size_t batch);
 
 /* Sizes the buffers for global batches of up to `batch` samples on
  * d->world_size ranks; returns in *rows the work rows a pass needs. */
