@@ -143,6 +143,41 @@ static void test_fixed_point_weight_grad(void **state)
     free(D); free(A); free(ref); free(db); free(q1); free(q2); free(b1); free(b2);
 }
 
+/* The conversion to fixed point is llrint(scale * block sum) on every
+ * micro-kernel, vector or not: one block of all n rows (one micro-kernel
+ * call per tile, as in the float product) against llrint of the float
+ * product, at scales that leave fractions and halves to round (2^10, 2^20)
+ * and that push some values past 2^51, where the AVX2 path falls back to
+ * scalar (2^56). */
+static void test_fixed_point_rounding(void **state)
+{
+    (void)state;
+    size_t n = 40, in = 70, out = 33;
+    float *D = malloc(n * out * 4), *A = malloc(n * in * 4), *G = malloc(out * in * 4);
+    int64_t *q = calloc(out * in, 8);
+    tu_fill(D, n * out, 31, -1, 1);
+    tu_fill(A, n * in, 32, -1, 1);
+    const double scales[] = {0x1p10, 0x1p20, 0x1p56};
+    for (int kk = 0; kk < 3; kk++) {
+        if (!dpt_kern_select(kernels[kk]))
+            continue;
+        dpt_kern_weight_grad(G, 0, D, A, n, in, out);
+        for (int si = 0; si < 3; si++) {
+            dpt_kern_weight_grad_fixed(q, 0, scales[si], D, A, n, in, out, n);
+            int big = 0;
+            for (size_t i = 0; i < out * in; i++) {
+                double v = (double)G[i] * scales[si];
+                big |= fabs(v) >= 0x1p51;
+                assert_true(q[i] == (int64_t)llrint(v));
+            }
+            if (si == 2)
+                assert_true(big);
+        }
+    }
+    dpt_kern_select("avx512");
+    free(D); free(A); free(G); free(q);
+}
+
 static void test_activations(void **state)
 {
     (void)state;
@@ -211,6 +246,7 @@ int main(void)
         cmocka_unit_test(test_products_against_ref),
         cmocka_unit_test(test_thread_and_row_invariance),
         cmocka_unit_test(test_fixed_point_weight_grad),
+        cmocka_unit_test(test_fixed_point_rounding),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_forward_act_fused),
     };
