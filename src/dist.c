@@ -10,6 +10,7 @@
 
 static MPI_Comm world_comm = MPI_COMM_NULL;  /* MPI_COMM_WORLD, or a subset (tests) */
 static MPI_Comm node_comm = MPI_COMM_NULL;
+static MPI_Comm leader_comm = MPI_COMM_NULL;  /* node rank 0 of every node (MPI_COMM_NULL elsewhere) */
 
 MPI_Comm dpt_dist_world_comm(void) { return world_comm; }
 MPI_Comm dpt_dist_node_comm(void) { return node_comm; }
@@ -39,6 +40,8 @@ DptStatus dpt_dist_init(DptDist *d, int *argc, char ***argv)
     MPI_Comm_size(node_comm, &d->node_size);
     int leader = d->node_rank == 0;
     MPI_Allreduce(&leader, &d->n_nodes, 1, MPI_INT, MPI_SUM, world_comm);
+    if (leader_comm == MPI_COMM_NULL)
+        MPI_Comm_split(world_comm, leader ? 0 : MPI_UNDEFINED, d->rank, &leader_comm);
     return DPT_OK;
 }
 
@@ -50,6 +53,8 @@ int dpt_dist_subset(DptDist *d, int n)
         MPI_Comm_free(&world_comm);
     if (node_comm != MPI_COMM_NULL)
         MPI_Comm_free(&node_comm);
+    if (leader_comm != MPI_COMM_NULL)
+        MPI_Comm_free(&leader_comm);
     MPI_Comm sub;
     MPI_Comm_split(MPI_COMM_WORLD, world_rank < n ? 0 : MPI_UNDEFINED, world_rank, &sub);
     int in = sub != MPI_COMM_NULL;
@@ -67,6 +72,7 @@ int dpt_dist_subset(DptDist *d, int n)
     MPI_Comm_size(node_comm, &d->node_size);
     int leader = d->node_rank == 0;
     MPI_Allreduce(&leader, &d->n_nodes, 1, MPI_INT, MPI_SUM, world_comm);
+    MPI_Comm_split(world_comm, leader ? 0 : MPI_UNDEFINED, d->rank, &leader_comm);
     return in;
 }
 
@@ -78,6 +84,8 @@ void dpt_dist_finalize(DptDist *d)
         return;
     if (node_comm != MPI_COMM_NULL)
         MPI_Comm_free(&node_comm);
+    if (leader_comm != MPI_COMM_NULL)
+        MPI_Comm_free(&leader_comm);
     if (world_comm != MPI_COMM_WORLD && world_comm != MPI_COMM_NULL)
         MPI_Comm_free(&world_comm);
     world_comm = MPI_COMM_NULL;
@@ -209,6 +217,33 @@ void dpt_dist_shared_free(void **handle)
         MPI_Win_free(win);
     free(win);
     *handle = NULL;
+}
+
+void dpt_dist_bcast_model(const DptDist *d, void *buf, size_t bytes, int shared)
+{
+    if (!shared) {
+        dpt_dist_bcast(d, buf, bytes, 0);
+        return;
+    }
+    /* World rank 0 is node rank 0 of its node (the node communicator is
+     * ordered by world rank), so the leaders' rank 0 holds the data. */
+    if (leader_comm != MPI_COMM_NULL && d->n_nodes > 1) {
+        char *p = buf;
+        for (size_t done = 0; done < bytes;) {
+            int chunk = bytes - done > (1u << 30) ? 1 << 30 : (int)(bytes - done);
+            MPI_Bcast(p + done, chunk, MPI_BYTE, 0, leader_comm);
+            done += (size_t)chunk;
+        }
+    }
+    MPI_Barrier(node_comm);
+}
+
+int dpt_dist_node_all(const DptDist *d, int flag)
+{
+    (void)d;
+    int all = flag;
+    MPI_Allreduce(&flag, &all, 1, MPI_INT, MPI_MIN, node_comm);
+    return all;
 }
 
 void dpt_dist_node_barrier(const DptDist *d)

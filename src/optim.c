@@ -37,6 +37,20 @@ const char *dpt_optim_state_name(DptOptKind k, int i)
     }
 }
 
+int dpt_optim_state_count(DptOptKind k) { return state_count(k); }
+
+void dpt_optim_init_in(DptOptim *o, const DptOptHyper *h, size_t n, float *mem, size_t stride)
+{
+    memset(o, 0, sizeof *o);
+    o->h = *h;
+    o->n = n;
+    o->n_state = state_count(h->kind);
+    o->mu_prod = 1.0;
+    o->borrowed = 1;
+    for (int i = 0; i < o->n_state; i++)
+        o->state[i] = mem + (size_t)i * stride;
+}
+
 DptStatus dpt_optim_init(DptOptim *o, const DptOptHyper *h, size_t n)
 {
     memset(o, 0, sizeof *o);
@@ -58,7 +72,7 @@ void dpt_optim_free(DptOptim *o)
 {
     if (!o)
         return;
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2 && !o->borrowed; i++)
         free(o->state[i]);
     memset(o, 0, sizeof *o);
 }
@@ -73,12 +87,12 @@ static double nadam_mu(double beta1, int64_t t)
  * sums that are divided by count in the same pass. Return 0 if a g/count is
  * not finite. */
 
-static int step_sgd(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count)
+static int step_sgd(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count, size_t lo,
+                    size_t hi)
 {
     int bad = 0;
-    const size_t n = o->n;
-#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
-    for (size_t i = 0; i < n; i++) {
+#pragma omp parallel for schedule(static) reduction(| : bad) if (hi - lo > 65536)
+    for (size_t i = lo; i < hi; i++) {
         const float gi = g[i] / count;
         bad |= !isfinite(gi);
         w[i] -= lr * gi;
@@ -87,23 +101,23 @@ static int step_sgd(DptOptim *o, float *restrict w, const float *restrict g, flo
 }
 
 /* Momentum as the method states it, and Nesterov's look-ahead form of it. */
-static int step_momentum(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count, int nesterov)
+static int step_momentum(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count, size_t lo,
+                         size_t hi, int nesterov)
 {
     int bad = 0;
-    const size_t n = o->n;
     float *restrict v = o->state[0];
     const float a = (float)o->h.momentum;
     if (nesterov) {
-#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
-        for (size_t i = 0; i < n; i++) {
+#pragma omp parallel for schedule(static) reduction(| : bad) if (hi - lo > 65536)
+        for (size_t i = lo; i < hi; i++) {
             const float gi = g[i] / count;
             bad |= !isfinite(gi);
             v[i] = a * v[i] - lr * gi;
             w[i] += a * v[i] - lr * gi;
         }
     } else {
-#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
-        for (size_t i = 0; i < n; i++) {
+#pragma omp parallel for schedule(static) reduction(| : bad) if (hi - lo > 65536)
+        for (size_t i = lo; i < hi; i++) {
             const float gi = g[i] / count;
             bad |= !isfinite(gi);
             v[i] = a * v[i] - lr * gi;
@@ -114,14 +128,14 @@ static int step_momentum(DptOptim *o, float *restrict w, const float *restrict g
 }
 
 /* Adagrad (G += g^2) and RMSprop (E = rho E + (1 - rho) g^2), epsilon outside the root. */
-static int step_adagrad(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count)
+static int step_adagrad(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count, size_t lo,
+                        size_t hi)
 {
     int bad = 0;
-    const size_t n = o->n;
     float *restrict s0 = o->state[0];
     const float eps = (float)o->h.eps;
-#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
-    for (size_t i = 0; i < n; i++) {
+#pragma omp parallel for schedule(static) reduction(| : bad) if (hi - lo > 65536)
+    for (size_t i = lo; i < hi; i++) {
         const float gi = g[i] / count;
         bad |= !isfinite(gi);
         s0[i] += gi * gi;
@@ -130,14 +144,14 @@ static int step_adagrad(DptOptim *o, float *restrict w, const float *restrict g,
     return !bad;
 }
 
-static int step_rmsprop(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count)
+static int step_rmsprop(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count, size_t lo,
+                        size_t hi)
 {
     int bad = 0;
-    const size_t n = o->n;
     float *restrict s0 = o->state[0];
     const float rho = (float)o->h.decay, one_m_rho = (float)(1.0 - o->h.decay), eps = (float)o->h.eps;
-#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
-    for (size_t i = 0; i < n; i++) {
+#pragma omp parallel for schedule(static) reduction(| : bad) if (hi - lo > 65536)
+    for (size_t i = lo; i < hi; i++) {
         const float gi = g[i] / count;
         bad |= !isfinite(gi);
         s0[i] = rho * s0[i] + one_m_rho * gi * gi;
@@ -146,18 +160,18 @@ static int step_rmsprop(DptOptim *o, float *restrict w, const float *restrict g,
     return !bad;
 }
 
-static int step_adam(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count)
+static int step_adam(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count, size_t lo,
+                     size_t hi)
 {
     int bad = 0;
-    const size_t n = o->n;
     float *restrict s0 = o->state[0];
     float *restrict s1 = o->state[1];
     const float b1 = (float)o->h.beta1, b2 = (float)o->h.beta2, eps = (float)o->h.eps;
     const float m1 = (float)(1.0 - o->h.beta1), m2 = (float)(1.0 - o->h.beta2);
     const float c1 = (float)(1.0 / (1.0 - pow(o->h.beta1, (double)o->t)));
     const float c2 = (float)(1.0 / (1.0 - pow(o->h.beta2, (double)o->t)));
-#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
-    for (size_t i = 0; i < n; i++) {
+#pragma omp parallel for schedule(static) reduction(| : bad) if (hi - lo > 65536)
+    for (size_t i = lo; i < hi; i++) {
         const float gi = g[i] / count;
         bad |= !isfinite(gi);
         s0[i] = b1 * s0[i] + m1 * gi;
@@ -167,10 +181,10 @@ static int step_adam(DptOptim *o, float *restrict w, const float *restrict g, fl
     return !bad;
 }
 
-static int step_nadam(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count)
+static int step_nadam(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count, size_t lo,
+                      size_t hi)
 {
     int bad = 0;
-    const size_t n = o->n;
     float *restrict s0 = o->state[0];
     float *restrict s1 = o->state[1];
     const double mu_t = nadam_mu(o->h.beta1, o->t), mu_next = nadam_mu(o->h.beta1, o->t + 1);
@@ -180,8 +194,8 @@ static int step_nadam(DptOptim *o, float *restrict w, const float *restrict g, f
     const float cg = (float)((1.0 - mu_t) / (1.0 - o->mu_prod));
     const float cm = (float)(mu_next / (1.0 - o->mu_prod * mu_next));
     const float c2 = (float)(1.0 / (1.0 - pow(o->h.beta2, (double)o->t)));
-#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
-    for (size_t i = 0; i < n; i++) {
+#pragma omp parallel for schedule(static) reduction(| : bad) if (hi - lo > 65536)
+    for (size_t i = lo; i < hi; i++) {
         const float gi = g[i] / count;
         bad |= !isfinite(gi);
         s0[i] = b1 * s0[i] + m1 * gi;
@@ -191,20 +205,26 @@ static int step_nadam(DptOptim *o, float *restrict w, const float *restrict g, f
     return !bad;
 }
 
-int dpt_optim_step_scaled(DptOptim *o, float *restrict w, const float *restrict g, double eta, float count)
+int dpt_optim_step_range(DptOptim *o, float *restrict w, const float *restrict g, double eta, float count, size_t lo,
+                         size_t hi)
 {
     const float lr = (float)eta;
     o->t++;
     switch (o->h.kind) {
-    case DPT_OPT_SGD: return step_sgd(o, w, g, lr, count);
-    case DPT_OPT_MOMENTUM: return step_momentum(o, w, g, lr, count, 0);
-    case DPT_OPT_NESTEROV: return step_momentum(o, w, g, lr, count, 1);
-    case DPT_OPT_ADAGRAD: return step_adagrad(o, w, g, lr, count);
-    case DPT_OPT_RMSPROP: return step_rmsprop(o, w, g, lr, count);
-    case DPT_OPT_ADAM: return step_adam(o, w, g, lr, count);
-    case DPT_OPT_NADAM: return step_nadam(o, w, g, lr, count);
+    case DPT_OPT_SGD: return step_sgd(o, w, g, lr, count, lo, hi);
+    case DPT_OPT_MOMENTUM: return step_momentum(o, w, g, lr, count, lo, hi, 0);
+    case DPT_OPT_NESTEROV: return step_momentum(o, w, g, lr, count, lo, hi, 1);
+    case DPT_OPT_ADAGRAD: return step_adagrad(o, w, g, lr, count, lo, hi);
+    case DPT_OPT_RMSPROP: return step_rmsprop(o, w, g, lr, count, lo, hi);
+    case DPT_OPT_ADAM: return step_adam(o, w, g, lr, count, lo, hi);
+    case DPT_OPT_NADAM: return step_nadam(o, w, g, lr, count, lo, hi);
     }
     return 1;
+}
+
+int dpt_optim_step_scaled(DptOptim *o, float *restrict w, const float *restrict g, double eta, float count)
+{
+    return dpt_optim_step_range(o, w, g, eta, count, 0, o->n);
 }
 
 void dpt_optim_step(DptOptim *o, float *restrict w, const float *restrict g, double eta)

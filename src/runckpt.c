@@ -209,9 +209,9 @@ static DptStatus resume(DptRunCkpt *c, DptTrainState *ts)
         }
     }
     DPT_TRY(dpt_dist_agree(d, st, NULL));
-    dpt_dist_bcast(d, c->params, c->arch->n_params * sizeof(float), 0);
+    dpt_dist_bcast_model(d, c->params, c->arch->n_params * sizeof(float), c->shared_model);
     for (int i = 0; i < c->opt->n_state; i++)
-        dpt_dist_bcast(d, c->opt->state[i], c->opt->n * sizeof(float), 0);
+        dpt_dist_bcast_model(d, c->opt->state[i], c->opt->n * sizeof(float), c->shared_model);
     dpt_dist_bcast(d, &c->opt->t, sizeof c->opt->t, 0);
     dpt_dist_bcast(d, &c->opt->mu_prod, sizeof c->opt->mu_prod, 0);
     dpt_dist_bcast(d, ts, sizeof *ts, 0);
@@ -222,7 +222,7 @@ static DptStatus resume(DptRunCkpt *c, DptTrainState *ts)
 }
 
 DptStatus dpt_runckpt_open(DptRunCkpt *c, const DptConfig *cfg, const DptDist *d, const DptArch *arch, float *params,
-                           DptOptim *opt, int64_t batch, DptTrainState *ts)
+                           DptOptim *opt, int shared_model, int64_t batch, DptTrainState *ts)
 {
     memset(c, 0, sizeof *c);
     memset(ts, 0, sizeof *ts);
@@ -231,6 +231,7 @@ DptStatus dpt_runckpt_open(DptRunCkpt *c, const DptConfig *cfg, const DptDist *d
     c->arch = arch;
     c->params = params;
     c->opt = opt;
+    c->shared_model = shared_model;
     c->batch = batch;
     c->lock_fd = -1;
     c->last_step = -1;

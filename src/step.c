@@ -351,7 +351,7 @@ DptStepResult dpt_step_gradient(DptStep *s, const float *params, const DptSplit 
 /* ---------------------------------------------------------------- averaging */
 
 float dpt_step_average(DptStep *s, const DptStepResult *r, double clip_norm, double decay_per_sample,
-                       const float *params)
+                       const float *params, size_t lo, size_t hi)
 {
     const DptArch *a = s->arch;
     const float cnt = (float)r->count;
@@ -359,21 +359,23 @@ float dpt_step_average(DptStep *s, const DptStepResult *r, double clip_norm, dou
         return cnt;   /* fused into the optimiser's pass: g / cnt there, the same rounding */
     const float *sum = s->grad;
     float *g = s->avg;
-    const size_t n = a->n_params;
+    /* The norm needs every average; otherwise only the range is used. */
+    const size_t a0 = clip_norm > 0 ? 0 : lo, a1 = clip_norm > 0 ? a->n_params : hi;
+    const int whole = a0 == 0 && a1 == a->n_params;
     int bad = 0;
     /* Race-free: element i is written by one thread. */
-#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
-    for (size_t i = 0; i < n; i++) {
+#pragma omp parallel for schedule(static) reduction(| : bad) if (a1 - a0 > 65536)
+    for (size_t i = a0; i < a1; i++) {
         g[i] = sum[i] / cnt;
         bad |= !isfinite(g[i]);
     }
     s->grad = g;
     if (!bad && clip_norm > 0) {
-        double norm = dpt_optim_norm(g, n);
+        double norm = dpt_optim_norm(g, a->n_params);
         if (norm > clip_norm) {
             const float f = (float)(clip_norm / norm);
-#pragma omp parallel for schedule(static) if (n > 65536)
-            for (size_t i = 0; i < n; i++)
+#pragma omp parallel for schedule(static) if (hi - lo > 65536)
+            for (size_t i = lo; i < hi; i++)
                 g[i] *= f;
         }
     }
@@ -381,12 +383,14 @@ float dpt_step_average(DptStep *s, const DptStepResult *r, double clip_norm, dou
         /* C = C0 + lambda/(2n) sum w^2 over weights (not biases): dC/dw += (lambda/n) w. */
         const float c = (float)decay_per_sample;
         for (int l = 0; l < a->n_layers; l++) {
-            size_t m = (size_t)a->sizes[l] * (size_t)a->sizes[l + 1];
-            float *gw = g + a->w_off[l];
-            const float *pw = params + a->w_off[l];
-            for (size_t i = 0; i < m; i++)
-                gw[i] += c * pw[i];
+            size_t w0 = a->w_off[l], w1 = a->b_off[l];
+            w0 = w0 > lo ? w0 : lo;
+            w1 = w1 < hi ? w1 : hi;
+            for (size_t i = w0; i < w1; i++)
+                g[i] += c * params[i];
         }
     }
-    return bad ? 0.0f : 1.0f;
+    /* A non-finite average seen by part of the ranks only must not decide
+     * alone: then the optimiser's checks, agreed over the node, do. */
+    return bad && whole ? 0.0f : 1.0f;
 }

@@ -25,8 +25,11 @@ typedef struct {
     const DptConfig *cfg;
     const DptDist *d;
     DptArch arch;
-    float *params;        /* [n_params] */
+    float *params;        /* [n_params]; with shared_model, the node's one copy */
     DptOptim opt;
+    int shared_model;     /* parameters and optimiser state in node-shared memory, each rank updating a slice */
+    void *model_win;      /* their window */
+    size_t own_lo, own_hi;/* the slice this rank updates ([0, n_params) when not shared) */
     DptWork work;         /* activations, for steps and evaluation */
     DptStep step;
     DptSplit split[DPT_N_SPLITS];
@@ -77,7 +80,10 @@ static uint64_t state_hash(const Trainer *t)
 
 static void trainer_free(Trainer *t)
 {
-    free(t->params);
+    if (t->model_win)
+        dpt_dist_shared_free(&t->model_win);
+    else
+        free(t->params);
     free(t->perm);
     dpt_step_free(&t->step);
     dpt_optim_free(&t->opt);
@@ -118,6 +124,40 @@ static DptStatus load_init_from(const DptConfig *c, DptArch *arch, float **loade
     return DPT_OK;
 }
 
+/* The parameters and the optimiser state. With several ranks on a node and
+ * the shared-memory reduction, the node keeps one copy of both in a shared
+ * window and each rank updates its slice (cut on cache lines): the update
+ * costs 1/node_size of a full one, the node's ranks read the same weights,
+ * and the arithmetic of every element is that of the replicated update. With
+ * --reduce mpi (or one rank per node) every rank holds its own copy.
+ * Collective. */
+static DptStatus alloc_model(Trainer *t)
+{
+    const DptConfig *c = t->cfg;
+    const DptDist *d = t->d;
+    const size_t n = t->arch.n_params;
+    t->shared_model = d->node_size > 1 && c->reduce != DPT_REDUCE_MPI;
+    t->own_lo = 0;
+    t->own_hi = n;
+    if (!t->shared_model) {
+        t->params = dpt_aligned_alloc(n * sizeof(float), "parameters");
+        return t->params ? dpt_optim_init(&t->opt, &c->opt, n) : DPT_ENOMEM;
+    }
+    const size_t stride = (n + 15) / 16 * 16, lines = stride / 16, k = (size_t)d->node_size, j = (size_t)d->node_rank;
+    const size_t vectors = 1 + (size_t)dpt_optim_state_count(c->opt.kind);
+    void *mem = NULL;
+    DPT_TRY(dpt_dist_shared_alloc(d, vectors * stride * sizeof(float), &mem, &t->model_win));
+    t->params = mem;
+    t->own_lo = lines * j / k * 16;
+    t->own_hi = lines * (j + 1) / k * 16 < n ? lines * (j + 1) / k * 16 : n;
+    /* Each rank zeroes (and so first touches) its own slice of every vector. */
+    for (size_t v = 0; v < vectors; v++)
+        memset(t->params + v * stride + t->own_lo, 0, (t->own_hi > t->own_lo ? t->own_hi - t->own_lo : 0) * sizeof(float));
+    dpt_optim_init_in(&t->opt, &c->opt, n, t->params + stride, stride);
+    dpt_dist_node_barrier(d);
+    return DPT_OK;
+}
+
 /* Architecture and initial parameters: from --init-from (read by rank 0) or
  * random on rank 0; broadcast to all. Collective. */
 static DptStatus setup_params(Trainer *t)
@@ -135,8 +175,7 @@ static DptStatus setup_params(Trainer *t)
     } else {
         DPT_TRY(dpt_arch_init(&t->arch, c->sizes, c->n_sizes, c->hidden, c->output, c->cost));
     }
-    t->params = dpt_aligned_alloc(t->arch.n_params * sizeof(float), "parameters");
-    DptStatus st = dpt_dist_agree(d, t->params ? DPT_OK : DPT_ENOMEM, NULL);
+    DptStatus st = dpt_dist_agree(d, alloc_model(t), NULL);
     if (st == DPT_OK && d->rank == 0) {
         if (loaded)
             memcpy(t->params, loaded, t->arch.n_params * sizeof(float));
@@ -145,7 +184,7 @@ static DptStatus setup_params(Trainer *t)
     }
     free(loaded);
     if (st == DPT_OK)
-        dpt_dist_bcast(d, t->params, t->arch.n_params * sizeof(float), 0);
+        dpt_dist_bcast_model(d, t->params, t->arch.n_params * sizeof(float), t->shared_model);
     return st;
 }
 
@@ -177,8 +216,6 @@ static DptStatus trainer_init(Trainer *t, const DptConfig *c, const DptDist *d)
                                  c->reduce, &rows);
     if (st == DPT_OK)
         st = dpt_work_init(&t->work, &t->arch, rows > EVAL_ROWS ? rows : EVAL_ROWS);
-    if (st == DPT_OK)
-        st = dpt_optim_init(&t->opt, &c->opt, t->arch.n_params);
     if (st == DPT_OK && !(t->perm = dpt_calloc(t->n_train, sizeof *t->perm, "permutation")))
         st = DPT_ENOMEM;
     t->step.work = &t->work;
@@ -316,7 +353,8 @@ static DptStatus run_open(Run *r, const DptConfig *cfg, const DptDist *d)
     if (cfg->deterministic)
         agree_kernel(d);
     DPT_TRY(dpt_dist_agree(d, d->rank == 0 ? check_outputs(cfg) : DPT_OK, NULL));
-    DPT_TRY(dpt_runckpt_open(&r->ck, cfg, d, &t->arch, t->params, &t->opt, (int64_t)t->batch, &r->start));
+    DPT_TRY(dpt_runckpt_open(&r->ck, cfg, d, &t->arch, t->params, &t->opt, t->shared_model, (int64_t)t->batch,
+                             &r->start));
     DPT_TRY(dpt_dist_agree(d, d->rank == 0 ? open_records(r) : DPT_OK, NULL));
     print_header(t);
     r->epoch = r->start.epoch;
@@ -347,11 +385,16 @@ static DptStatus update(Run *r, const DptStepResult *res)
     const int64_t done = r->global_step + 1;
     float div = 0.0f;
     if (!res->nonfinite && isfinite(res->loss))
-        div = dpt_step_average(&t->step, res, cfg->clip_norm, cfg->weight_decay / (double)t->n_train, t->params);
-    int ok = div != 0.0f;
+        div = dpt_step_average(&t->step, res, cfg->clip_norm, cfg->weight_decay / (double)t->n_train, t->params,
+                               t->own_lo, t->own_hi);
+    int ok = div != 0.0f;   /* the same on every rank: it comes from reduced values */
     if (ok) {
         r->lr = dpt_schedule_lr(&cfg->sched, r->global_step, (int64_t)t->steps_per_epoch, r->total_steps);
-        ok = dpt_optim_step_scaled(&t->opt, t->params, t->step.grad, r->lr, div);
+        ok = dpt_optim_step_range(&t->opt, t->params, t->step.grad, r->lr, div, t->own_lo, t->own_hi);
+        /* A shared model: the node's slices agree, and every slice is written
+         * before anyone reads the parameters again. */
+        if (t->shared_model)
+            ok = dpt_dist_node_all(t->d, ok);
     }
     r->global_step = done;
     dpt_timer_stop(&t->timers, DPT_T_UPDATE);
@@ -608,7 +651,8 @@ DptStatus dpt_train_gradient(const DptConfig *cfg, const DptDist *d, size_t coun
         dpt_rng_stream(&rng, (uint64_t)cfg->seed, DPT_STREAM_SHUFFLE, 0);
         dpt_rng_permutation(&rng, t.perm, t.n_train);
         DptStepResult r = dpt_step_gradient(&t.step, t.params, &t.split[DPT_SPLIT_TRAIN], t.perm, count, 0, &tm);
-        float div = dpt_step_average(&t.step, &r, cfg->clip_norm, cfg->weight_decay / (double)t.n_train, t.params);
+        float div = dpt_step_average(&t.step, &r, cfg->clip_norm, cfg->weight_decay / (double)t.n_train, t.params, 0,
+                                     t.arch.n_params);
         int bad = div == 0.0f;
         for (size_t i = 0; i < t.arch.n_params; i++) {
             grad[i] = t.step.grad[i] / div;

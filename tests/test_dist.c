@@ -236,6 +236,8 @@ static void test_replica_mismatch_detected(void **state)
     DptConfig c;
     base_config(&c);
     c.check_every = 2;
+    /* Replicas of their own: with --reduce shm the ranks of a node share one copy. */
+    c.reduce = DPT_REDUCE_MPI;
     dpt_train_set_test_hook(nudge_rank1_after_step5, NULL);
     dpt_err_clear();
     DptStatus st = dpt_train_run(&c, &dist, NULL, NULL);

@@ -90,5 +90,12 @@ void dpt_dist_reducer_free(DptReducer **r);
 DptStatus dpt_dist_shared_alloc(const DptDist *d, size_t bytes, void **ptr, void **handle);
 void dpt_dist_shared_free(void **handle);
 void dpt_dist_node_barrier(const DptDist *d);
+/* Collective. From world rank 0 to every rank, like dpt_dist_bcast, or, for
+ * memory that the ranks of a node share (shared), to one rank per node
+ * (then the node waits for it): no two ranks write the same bytes. */
+void dpt_dist_bcast_model(const DptDist *d, void *buf, size_t bytes, int shared);
+/* Collective over the node: 1 if flag is non-zero on every rank of the node
+ * (and a barrier: every rank of the node has arrived). */
+int dpt_dist_node_all(const DptDist *d, int flag);
 
 #endif

@@ -46,7 +46,8 @@ typedef struct {
     DptOptHyper h;
     size_t n;          /* parameters */
     int n_state;       /* state vectors in use (0, 1 or 2) */
-    float *state[2];   /* [n] each, parameter layout; owned */
+    float *state[2];   /* [n] each, parameter layout; owned unless borrowed */
+    int borrowed;      /* state memory belongs to the caller (dpt_optim_init_in) */
     int64_t t;         /* steps taken */
     double mu_prod;    /* nadam: prod_{i<=t} mu_i */
 } DptOptim;
@@ -57,6 +58,11 @@ int dpt_optim_parse(const char *s);
 const char *dpt_optim_state_name(DptOptKind k, int i);
 
 DptStatus dpt_optim_init(DptOptim *o, const DptOptHyper *h, size_t n);
+/* The same on the caller's memory: dpt_optim_state_count(kind) vectors of n
+ * floats at mem, mem + stride, ..., zeroed by the caller (e.g. memory shared
+ * by a node's ranks). */
+void dpt_optim_init_in(DptOptim *o, const DptOptHyper *h, size_t n, float *mem, size_t stride);
+int dpt_optim_state_count(DptOptKind k);
 void dpt_optim_free(DptOptim *o);
 
 /* One update of w[n] with the averaged gradient g[n] and step size eta. */
@@ -65,6 +71,11 @@ void dpt_optim_step(DptOptim *o, float *restrict w, const float *restrict g, dou
  * instead of two; the same bits as dividing first). Returns 0 if a divided
  * gradient was not finite: the update is then garbage and must not be kept. */
 int dpt_optim_step_scaled(DptOptim *o, float *restrict w, const float *restrict g, double eta, float count);
+/* The same for elements [lo, hi) only (the slice of a node rank that shares
+ * parameters and state with the others); t and the scalar state advance
+ * once per call. */
+int dpt_optim_step_range(DptOptim *o, float *restrict w, const float *restrict g, double eta, float count, size_t lo,
+                         size_t hi);
 
 /* Learning-rate schedules, as a function of the global step (0-based). */
 typedef enum { DPT_SCHED_CONSTANT = 0, DPT_SCHED_STEP, DPT_SCHED_COSINE } DptSchedKind;

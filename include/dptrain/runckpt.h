@@ -28,6 +28,7 @@ typedef struct {
     const DptArch *arch;        /* the model being trained (views, not owned) */
     float *params;
     DptOptim *opt;
+    int shared_model;           /* params and opt state shared by the node's ranks (one writer per node) */
     int64_t batch;              /* the global batch */
     int lock_fd;                /* rank 0: the directory lock */
     char *history;              /* rank 0: the metrics lines so far (carried by checkpoints) */
@@ -42,7 +43,7 @@ typedef struct {
  * params, opt and *ts (else *ts is the start), gives the run its identity
  * and claims the directory for it. Collective. */
 DptStatus dpt_runckpt_open(DptRunCkpt *c, const DptConfig *cfg, const DptDist *d, const DptArch *arch, float *params,
-                           DptOptim *opt, int64_t batch, DptTrainState *ts);
+                           DptOptim *opt, int shared_model, int64_t batch, DptTrainState *ts);
 /* Is a checkpoint due after global_step (cadence, a stop, the last step)? */
 int dpt_runckpt_due(const DptRunCkpt *c, int64_t global_step, int stopping);
 /* Writes the state at (epoch in progress, steps of it taken, global step,

@@ -72,12 +72,14 @@ void dpt_step_free(DptStep *s);
 DptStepResult dpt_step_gradient(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx,
                                 size_t cnt, int stop, DptTimers *tm);
 
-/* Turns the reduced sums into the averaged gradient (s->grad := s->avg): divides by the count,
- * clips the result to clip_norm (0: off), adds (decay_per_sample)*w for the
- * weights (L2). Returns the divisor still to apply (the count, when nothing
- * needs the average first: the optimiser divides in its own pass, with the
- * same rounding), or 0 if a value is not finite. */
+/* Turns the reduced sums into the averaged gradient (s->grad := s->avg) for
+ * elements [lo, hi), those this rank updates: divides by the count, clips
+ * to clip_norm (0: off; the norm is over all elements), adds
+ * decay_per_sample * w to the weights (L2). Returns the divisor still to
+ * apply (the count when nothing needs the average first: the optimiser
+ * divides in its own pass, with the same rounding), or 0 if an average over
+ * all elements is not finite. */
 float dpt_step_average(DptStep *s, const DptStepResult *r, double clip_norm, double decay_per_sample,
-                       const float *params);
+                       const float *params, size_t lo, size_t hi);
 
 #endif
