@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { T_STR, T_INT, T_DOUBLE, T_FLAG, T_LAYERS, T_BATCH, T_HIDDEN, T_OUTPUT, T_COST, T_OPT, T_INIT, T_SCHED, T_REDUCE } OptType;
+typedef enum { T_STR, T_INT, T_DOUBLE, T_FLAG, T_LAYERS, T_BATCH, T_HIDDEN, T_OUTPUT, T_COST, T_OPT, T_INIT, T_SCHED, T_REDUCE, T_AUTOFLAG } OptType;
 
 static const char *const reduce_names[] = {"auto", "mpi", "shm"};
 
@@ -53,7 +53,7 @@ static const Option options[] = {
     {"det-block", T_INT, F(det_block), "N", "samples per fixed block in deterministic mode (0: from the global batch, 8..64)"},
     {"check-every", T_INT, F(check_every), "N", "steps between replica checks (0: at the end only)"},
     {"reduce", T_REDUCE, F(reduce), "KIND", "gradient reduction: auto|mpi|shm (node-shared memory, hierarchical across nodes)"},
-    {"overlap", T_FLAG, F(overlap), NULL, "reduce each layer's gradient (MPI_Iallreduce) while backprop continues (default: one allreduce)"},
+    {"overlap", T_AUTOFLAG, F(overlap), NULL, "reduce each layer's gradient while backprop continues (default auto: with the shared-memory reduction)"},
     {"eval-train", T_FLAG, F(eval_train), NULL, "evaluate the whole training set after each epoch"},
     {"save", T_STR, F(save), "FILE.h5", "write the trained model"},
     {"metrics", T_STR, F(metrics), "FILE.jsonl", "one JSON object per epoch"},
@@ -94,7 +94,7 @@ void dpt_config_defaults(DptConfig *c)
     c->init = DPT_INIT_NIELSEN;
     c->det_block = 0;
     c->check_every = 1000;
-    c->overlap = 0;
+    c->overlap = -1;
     c->progress = 1;
     c->keep = 3;
     c->signal_grace = 30.0;
@@ -180,6 +180,12 @@ static DptStatus set_option(DptConfig *c, const Option *o, const char *v)
         return DPT_OK;
     }
     case T_FLAG:
+        return parse_flag(o->name, v, (int *)field);
+    case T_AUTOFLAG:
+        if (!strcmp(v, "auto")) {
+            *(int *)field = -1;
+            return DPT_OK;
+        }
         return parse_flag(o->name, v, (int *)field);
     case T_LAYERS:
         return parse_layers(v, c);
@@ -305,15 +311,15 @@ DptStatus dpt_config_parse(DptConfig *c, int argc, char **argv)
         const Option *o = find_option(name, len);
         if (!o && len > 3 && !strncmp(name, "no-", 3)) {
             o = find_option(name + 3, len - 3);
-            if (o && o->type != T_FLAG)
+            if (o && o->type != T_FLAG && o->type != T_AUTOFLAG)
                 o = NULL;
             negate = 1;
         }
         if (!o)
             return dpt_err(DPT_EUSAGE, "unknown option '--%.*s' (see dptrain train --help)", (int)len, name);
-        if (o->type == T_FLAG) {
+        if (o->type == T_FLAG || o->type == T_AUTOFLAG) {
             if (eq) {
-                DPT_TRY(parse_flag(a, eq + 1, (int *)((char *)c + o->offset)));
+                DPT_TRY(set_option(c, o, eq + 1));
             } else {
                 *(int *)((char *)c + o->offset) = !negate;
             }
@@ -428,6 +434,11 @@ size_t dpt_config_format(const DptConfig *c, char *buf, size_t len)
             break;
         }
         case T_FLAG: OUT("%s = %s\n", o->name, *(const int *)field ? "true" : "false"); break;
+        case T_AUTOFLAG: {
+            int v = *(const int *)field;
+            OUT("%s = %s\n", o->name, v < 0 ? "auto" : v ? "true" : "false");
+            break;
+        }
         case T_LAYERS:
             if (c->n_sizes == 0)
                 break;

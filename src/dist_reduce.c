@@ -168,7 +168,7 @@ static void sum_slice(DptReducer *r, int b, int slice)
 }
 
 DptStatus dpt_dist_reducer_init(DptReducer **out, const DptDist *d, size_t n, int is_int, const size_t *bucket_ends,
-                                int n_buckets, int shared)
+                                int n_buckets, int shared, int flat_buckets)
 {
     DptReducer *r = calloc(1, sizeof *r);
     if (!r)
@@ -224,6 +224,11 @@ DptStatus dpt_dist_reducer_init(DptReducer **out, const DptDist *d, size_t n, in
     if (st != DPT_OK)
         return st;
     r->shared = use;
+    if (!use && !flat_buckets) {
+        r->n_buckets = 1;
+        r->lo[0] = 0;
+        r->hi[0] = n;
+    }
     if (!use) {
         r->flat = calloc(n ? n : 1, r->elem);
         if (!r->flat)

@@ -31,7 +31,8 @@ DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_
     s->d = d;
     s->arch = arch;
     s->deterministic = deterministic;
-    s->overlap = overlap && d->world_size > 1 && !deterministic;
+    /* auto (-1): per-layer buckets where the reduction goes through shared memory */
+    s->overlap = overlap != 0 && d->world_size > 1 && !deterministic;
     s->det_block = det_block ? det_block : dpt_step_auto_block(batch);
     det_block = s->det_block;
     const size_t P = (size_t)d->world_size;
@@ -51,7 +52,9 @@ DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_
     size_t ends[DPT_MAX_LAYERS];
     for (int l = 0; l < L; l++)
         ends[l] = l == L - 1 ? n : arch->b_off[l] + (size_t)arch->sizes[l + 1];
-    DPT_TRY(dpt_dist_reducer_init(&s->red, d, n, deterministic, ends, s->overlap ? L : 1, shared));
+    DPT_TRY(dpt_dist_reducer_init(&s->red, d, n, deterministic, ends, s->overlap ? L : 1, shared, overlap > 0));
+    if (overlap < 0 && !dpt_dist_reducer_shared(s->red))
+        s->overlap = 0;   /* the flat path buckets only on request */
     s->avg = dpt_aligned_alloc(arch->n_params * sizeof(float), "averaged gradients");
     if (!s->avg)
         return DPT_ENOMEM;

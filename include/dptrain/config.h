@@ -42,7 +42,7 @@ typedef struct {
     int64_t det_block;                  /* samples per fixed block in deterministic mode */
     int64_t check_every;                /* steps between replica checks (0 = only at the end) */
     DptReduceKind reduce;               /* --reduce: how gradients are summed over ranks */
-    int overlap;                        /* reduce buckets during backprop */
+    int overlap;                        /* reduce buckets during backprop: 1, 0, or -1 (auto: with shm) */
     int eval_train;                     /* full pass over the training set each epoch */
     char save[DPT_PATH_MAX];
     char metrics[DPT_PATH_MAX];

@@ -63,7 +63,9 @@ int dpt_dist_same_hash(const DptDist *d, uint64_t hash);
  * with one rank per node, or shared == 0) one MPI_Allreduce of the whole
  * vector. Buckets (bucket_ends: the ends of n_buckets contiguous ranges, in
  * memory order) become ready last first, and are reduced while the others
- * are still computed (overlap). Collective: init, finish, free. */
+ * are still computed (overlap); on the flat path each bucket is an
+ * MPI_Iallreduce, only if flat_buckets (else one allreduce). Collective:
+ * init, finish, free. */
 typedef struct DptReducer DptReducer;
 /* --reduce: node-shared memory and per-slice across nodes (shm), one
  * MPI_Allreduce (mpi), or auto: shm, measured faster than Open MPI's
@@ -71,7 +73,7 @@ typedef struct DptReducer DptReducer;
  * (bench_allreduce; README, "Scaling"). */
 typedef enum { DPT_REDUCE_AUTO = 0, DPT_REDUCE_MPI, DPT_REDUCE_SHM } DptReduceKind;
 DptStatus dpt_dist_reducer_init(DptReducer **r, const DptDist *d, size_t n, int is_int, const size_t *bucket_ends,
-                                int n_buckets, int shared);
+                                int n_buckets, int shared, int flat_buckets);
 /* Did init choose the shared-memory path? */
 int dpt_dist_reducer_shared(const DptReducer *r);
 /* Starts a step: the buffer [n] this rank writes its contribution into. */

@@ -83,11 +83,11 @@ int main(int argc, char **argv)
         double bare = median(t, reps);
         DptReducer *flat = NULL, *shm = NULL;
         double mpi = -1, sh = -1;
-        if (dpt_dist_reducer_init(&flat, &d, n, 0, NULL, 1, 0) == DPT_OK)
+        if (dpt_dist_reducer_init(&flat, &d, n, 0, NULL, 1, 0, 0) == DPT_OK)
             mpi = time_reducer(&d, flat, n, reps, t);
         dpt_dist_reducer_free(&flat);
         int shared = 0;
-        if (dpt_dist_reducer_init(&shm, &d, n, 0, NULL, 1, 1) == DPT_OK) {
+        if (dpt_dist_reducer_init(&shm, &d, n, 0, NULL, 1, 1, 0) == DPT_OK) {
             shared = dpt_dist_reducer_shared(shm);
             sh = time_reducer(&d, shm, n, reps, t);
         }

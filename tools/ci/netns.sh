@@ -72,6 +72,21 @@ else
     rc=1
 fi
 
+# Timing (HIER_TIMING=1): 2 ranks on each host, hierarchical against flat,
+# interleaved rounds; samples/s of each, and the allreduce wait per step.
+if [ -n "${HIER_TIMING:-}" ]; then
+    TRUN=(--data "$T/d.h5" --layers 16,1024,1024,4 --batch 256 --epochs 1 --max-steps 100 --quiet)
+    for round in 1 2 3; do
+        for red in shm mpi; do
+            ip netns exec "$PFX-n1" mpirun -np $((2 * NODES)) --host "$HOSTS2" "${HIER_NET[@]}" \
+                "$DPTRAIN" train "${TRUN[@]}" --reduce $red --metrics "$T/t-$red.jsonl" </dev/null
+            python3 -c "
+import json; e=[json.loads(l) for l in open('$T/t-$red.jsonl')][-1]
+print('timing round $round $red: %.0f samples/s, allreduce wait %.2f ms/step, compute %.2f ms/step' % (e['samples_per_s'], 1e3 * e['time']['allreduce']['mean'] / e['step'], 1e3 * e['time']['compute']['mean'] / e['step']))"
+        done
+    done
+fi
+
 # A small timing run for the scaling tool: 1 host, then 2 hosts, then 2 hosts behind 1 Gbit/s.
 if [ -n "${SCALING_DIR:-}" ]; then
     mkdir -p "$SCALING_DIR"
