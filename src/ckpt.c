@@ -108,9 +108,13 @@ static DptStatus check_format(hid_t f, const char *path, int *is_ckpt)
 {
     char fmt[64];
     int64_t ver = 0;
-    if (dpt_h5_read_attr_string(f, A_FORMAT, fmt, sizeof fmt) != DPT_OK) {
-        dpt_err_clear();
+    if (H5Aexists(f, A_FORMAT) <= 0)
         return dpt_err(DPT_EINPUT, "%s: not a dptrain model or checkpoint (no 'format' attribute)", path);
+    if (dpt_h5_read_attr_string(f, A_FORMAT, fmt, sizeof fmt) != DPT_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", dpt_err_message());
+        dpt_err_clear();
+        return dpt_err(DPT_EINPUT, "%s: %s", path, why);
     }
     if (strcmp(fmt, DPT_MODEL_FORMAT) != 0 && strcmp(fmt, DPT_CKPT_FORMAT) != 0)
         return dpt_err(DPT_EINPUT, "%s: format '%s'; expected '%s' or '%s'", path, fmt, DPT_MODEL_FORMAT,

@@ -377,7 +377,7 @@ DptStatus dpt_data_describe_dataset(const char *path, void *stream)
     DPT_TRY(dpt_h5_open_read(path, &f));
     char desc[512] = "";
     if (H5Aexists(f, ATTR_DESCRIPTION) > 0)
-        dpt_h5_read_attr_string_ex(f, ATTR_DESCRIPTION, desc, sizeof desc, 1);
+        dpt_h5_read_attr_string(f, ATTR_DESCRIPTION, desc, sizeof desc);
     H5Fclose(f);
     fprintf(out, "%s: dataset%s%s\n", path, desc[0] ? " - " : "", desc);
     const char *splits[] = {"train", "validation", "test"};

@@ -1,6 +1,9 @@
 #include "h5util.h"
 
 #include <errno.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -127,12 +130,73 @@ DptStatus dpt_h5_read_attr_ints(hid_t obj, const char *name, int *v, int cap, in
     return st;
 }
 
-DptStatus dpt_h5_read_attr_string(hid_t obj, const char *name, char *buf, size_t len)
+/* Reads the variable-length string attribute a (memory type mt) in a child
+ * process and takes the text back through a pipe. Variable-length strings
+ * live in the file's global heap, which has no checksum, and HDF5 1.10 can
+ * loop forever on a damaged one (found by fuzzing): the parent never reads
+ * the heap itself, and gives the child VLEN_TIMEOUT_S seconds. */
+enum { VLEN_TIMEOUT_S = 5 };
+
+static DptStatus read_vlen_isolated(hid_t a, hid_t mt, const char *name, char *buf, size_t len)
 {
-    return dpt_h5_read_attr_string_ex(obj, name, buf, len, 0);
+    int fds[2];
+    if (pipe(fds) != 0)
+        return dpt_err(DPT_EINTERNAL, "attribute '%s': cannot create a pipe (%s)", name, strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return dpt_err(DPT_EINTERNAL, "attribute '%s': cannot fork (%s)", name, strerror(errno));
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        char *s = NULL;
+        char ok = H5Aread(a, mt, &s) >= 0 && s ? 1 : 0;
+        size_t n = ok ? strnlen(s, len - 1) : 0;
+        if (write(fds[1], &ok, 1) == 1 && n > 0 && write(fds[1], s, n) != (ssize_t)n)
+            _exit(1);
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t got = 0;
+    char ok = 0, first = 1;
+    DptStatus st = DPT_OK;
+    struct pollfd pfd = {fds[0], POLLIN, 0};
+    for (;;) {
+        int pr = poll(&pfd, 1, VLEN_TIMEOUT_S * 1000);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0) {
+            kill(pid, SIGKILL);
+            st = dpt_err(DPT_EINPUT, "attribute '%s' is a variable-length string whose storage is damaged (reading it "
+                         "did not finish in %d s)", name, VLEN_TIMEOUT_S);
+            break;
+        }
+        char chunk[256];
+        ssize_t r = read(fds[0], chunk, sizeof chunk);
+        if (r <= 0)
+            break;
+        size_t i = 0;
+        if (first) {
+            ok = chunk[0];
+            first = 0;
+            i = 1;
+        }
+        for (; i < (size_t)r && got + 1 < len; i++)
+            buf[got++] = chunk[i];
+    }
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    buf[got] = '\0';
+    if (st == DPT_OK && !ok)
+        st = dpt_err(DPT_EINPUT, "attribute '%s' (a variable-length string) is unreadable", name);
+    return st;
 }
 
-DptStatus dpt_h5_read_attr_string_ex(hid_t obj, const char *name, char *buf, size_t len, int allow_vlen)
+DptStatus dpt_h5_read_attr_string(hid_t obj, const char *name, char *buf, size_t len)
 {
     DptStatus st = DPT_OK;
     hid_t a = H5I_INVALID_HID, t = H5I_INVALID_HID, mt = H5I_INVALID_HID;
@@ -146,23 +210,11 @@ DptStatus dpt_h5_read_attr_string_ex(hid_t obj, const char *name, char *buf, siz
         goto done;
     }
     if (H5Tis_variable_str(t) > 0) {
-        /* Variable-length strings live in the file's global heap, which a
-         * damaged file can make HDF5 1.10 read forever (found by fuzzing):
-         * the attributes we rely on are fixed-length strings. */
-        char *s = NULL;
-        if (!allow_vlen) {
-            st = dpt_err(DPT_EINPUT, "attribute '%s' is a variable-length string; expected a fixed-length one", name);
-            goto done;
-        }
+        /* h5py's default for a Python str */
         mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);
         H5Tset_cset(mt, H5Tget_cset(t));
-        if (H5Aread(a, mt, &s) < 0 || !s) {
-            st = dpt_err(DPT_EINPUT, "attribute '%s' is unreadable", name);
-            goto done;
-        }
-        snprintf(buf, len, "%s", s);
-        H5free_memory(s);
+        st = read_vlen_isolated(a, mt, name, buf, len);
     } else {
         size_t sz = H5Tget_size(t);
         char *tmp = calloc(sz + 1, 1);

@@ -31,10 +31,10 @@ DptStatus dpt_h5_read_attr_double(hid_t obj, const char *name, double *v);
 DptStatus dpt_h5_read_attr_int64(hid_t obj, const char *name, int64_t *v);
 /* Reads a 1-D integer attribute into v[cap]; *n = its length. */
 DptStatus dpt_h5_read_attr_ints(hid_t obj, const char *name, int *v, int cap, int *n);
-/* A fixed-length string attribute (variable-length ones are refused: see h5util.c). */
+/* A string attribute, fixed- or variable-length (h5py's default for str;
+ * read in a child process with a time bound, since a damaged global heap
+ * can make HDF5 1.10 loop forever: see h5util.c), into buf[len]. */
 DptStatus dpt_h5_read_attr_string(hid_t obj, const char *name, char *buf, size_t len);
-/* The same, accepting variable-length strings when allow_vlen (for foreign files' descriptions). */
-DptStatus dpt_h5_read_attr_string_ex(hid_t obj, const char *name, char *buf, size_t len, int allow_vlen);
 /* File-access properties for the files we create (checksummed metadata). */
 hid_t dpt_h5_create_fapl(void);
 

@@ -1,0 +1,79 @@
+#!/bin/bash
+# Files written by h5py the usual way (Python str attributes are variable-
+# length strings): a model and a dataset are accepted (info, eval, predict,
+# --init-from, train), give the same predictions as the model they copy, and
+# a damaged variable-length string (global heap overwritten) ends in a clear
+# error within the bound, never a hang.
+# Usage: h5py_files.sh DPTRAIN   (needs Debian's python3-h5py)
+set -u
+DPTRAIN=$1
+PY=/usr/bin/python3
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/lib.sh"
+make_dataset "$T" 600
+"$DPTRAIN" train --data "$T/d.h5" --layers 20,16,4 --epochs 2 --quiet --save "$T/orig.h5" </dev/null
+"$PY" - "$T" <<'PYEOF'
+import sys, h5py, numpy as np
+T = sys.argv[1]
+with h5py.File(f"{T}/orig.h5", "r") as src, h5py.File(f"{T}/py-model.h5", "w") as f:
+    f.attrs["format"] = "dptrain-model"          # str: a variable-length string
+    f.attrs["format_version"] = 1
+    f.attrs["dptrain_version"] = "h5py"
+    g = f.create_group("model")
+    g.attrs["layers"] = np.array([20, 16, 4], dtype=np.int64)
+    g.attrs["hidden"] = "sigmoid"
+    g.attrs["output"] = "softmax"
+    g.attrs["cost"] = "cce"
+    for l in range(2):
+        f[f"model/layer_{l}/weight"] = src[f"model/layer_{l}/weight"][...]
+        f[f"model/layer_{l}/bias"] = src[f"model/layer_{l}/bias"][...]
+with h5py.File(f"{T}/d.h5", "r") as src, h5py.File(f"{T}/py-data.h5", "w") as f:
+    f.attrs["description"] = "written by h5py"
+    f["train/x"] = src["train/x"][...].astype(np.float32)
+    f["train/y"] = src["train/y"][...].astype(np.int64)
+PYEOF
+out=$("$DPTRAIN" info "$T/py-model.h5" 2>&1)
+rc=$?
+if [ "$rc" -eq 0 ] && printf '%s' "$out" | grep -q "dptrain model" && printf '%s' "$out" | grep -q "hidden sigmoid, output softmax, cost cce"; then
+    ok "a model written by h5py with str attributes: info reads it"
+else
+    bad "info on the h5py model: status $rc: $out"
+fi
+"$DPTRAIN" predict --model "$T/orig.h5" --data "$T/d.h5" --out "$T/p-orig.h5" >/dev/null 2>&1
+"$DPTRAIN" predict --model "$T/py-model.h5" --data "$T/d.h5" --out "$T/p-py.h5" >/dev/null 2>&1
+if h5diff -q "$T/p-orig.h5" "$T/p-py.h5" /predictions /predictions; then
+    ok "predict with the h5py model = predict with the model it copies"
+else
+    bad "predictions of the h5py model differ"
+fi
+if "$DPTRAIN" train --data "$T/py-data.h5" --init-from "$T/py-model.h5" --epochs 1 --quiet </dev/null \
+   && "$DPTRAIN" info "$T/py-data.h5" | grep -q "written by h5py"; then
+    ok "a dataset written by h5py (str description): trains from the h5py model (--init-from)"
+else
+    bad "training on the h5py dataset"
+fi
+# Damage the global heap that holds the strings: overwrite the bytes after
+# its signature (GCOL) in a copy.
+cp "$T/py-model.h5" "$T/damaged.h5"
+"$PY" - "$T/damaged.h5" <<'PYEOF'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+i = b.find(b"GCOL")
+assert i >= 0, "no global heap"
+for k in range(i + 8, min(i + 64, len(b))):
+    b[k] = 0xff
+open(p, "wb").write(bytes(b))
+PYEOF
+start=$(date +%s)
+out=$(timeout 60 "$DPTRAIN" info "$T/damaged.h5" 2>&1)
+rc=$?
+secs=$(( $(date +%s) - start ))
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(printf '%s\n' "$out" | grep -c '^dptrain: error: ')" -eq 1 ]; then
+    ok "a damaged variable-length string: status $rc after $secs s ($(printf '%s' "$out" | cut -c1-110))"
+else
+    bad "damaged variable-length string: status $rc after $secs s: $out"
+fi
+finish
