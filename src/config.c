@@ -1,7 +1,9 @@
 #include "dptrain/config.h"
 
 #include <errno.h>
+#ifdef DPT_HAVE_INIH
 #include <ini.h>
+#endif
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -237,6 +239,7 @@ static DptStatus set_option(DptConfig *c, const Option *o, const char *v)
     return DPT_EINTERNAL;
 }
 
+#ifdef DPT_HAVE_INIH
 typedef struct {
     DptConfig *c;
     const char *path;
@@ -283,6 +286,15 @@ DptStatus dpt_config_load_ini(DptConfig *c, const char *path)
     return DPT_OK;
 }
 
+#else
+DptStatus dpt_config_load_ini(DptConfig *c, const char *path)
+{
+    (void)c;
+    return dpt_err(DPT_EUSAGE, "--config %s: this dptrain was built without libinih (no INI files); give the "
+                   "options on the command line, or rebuild with libinih", path);
+}
+
+#endif
 DptStatus dpt_config_parse(DptConfig *c, int argc, char **argv)
 {
     /* The file first, so that the command line overrides it. */

@@ -28,8 +28,10 @@ enum { MR = 8, NR = 32, KC = 256, MC = 128, NC = 2048 };
 typedef void (*UKernel)(size_t kc, const float *restrict a, const float *restrict b, float *restrict c, size_t ldc,
                         int accumulate);
 
-static float *pack_a;   /* [MC/MR panels][KC][MR] */
-static float *pack_b;   /* [NC/NR panels][KC][NR] */
+/* The packing buffers, static (zero-cost until touched): no kernel
+ * allocates, and no init call is needed before the first product. */
+static float pack_a[MC * KC] __attribute__((aligned(64)));   /* [MC/MR panels][KC][MR] */
+static float pack_b[KC * NC] __attribute__((aligned(64)));   /* [NC/NR panels][KC][NR] */
 static UKernel ukernel;
 static const char *ukernel_name = "none";
 
@@ -254,24 +256,12 @@ static void choose_ukernel_named(const char *force)
 
 DptStatus dpt_kern_init(void)
 {
-    if (pack_a)
-        return DPT_OK;
-    choose_ukernel();
-    pack_a = dpt_aligned_alloc(sizeof(float) * MC * KC, "GEMM packing buffer A");
-    pack_b = dpt_aligned_alloc(sizeof(float) * KC * NC, "GEMM packing buffer B");
-    if (!pack_a || !pack_b) {
-        dpt_kern_free();
-        return DPT_ENOMEM;
-    }
+    if (!ukernel)
+        choose_ukernel();
     return DPT_OK;
 }
 
-void dpt_kern_free(void)
-{
-    free(pack_a);
-    free(pack_b);
-    pack_a = pack_b = NULL;
-}
+void dpt_kern_free(void) {}
 
 static const char *const kern_levels[] = {"generic", "avx2", "avx512"};
 
@@ -419,6 +409,8 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
             }
         return;
     }
+    if (!ukernel)
+        choose_ukernel();   /* a library caller need not call dpt_kern_init first */
     const size_t kcmax = o->Cq ? KC / o->block * o->block : KC;
     const int small = M * N * K < 32768;  /* not worth waking the team */
 #pragma omp parallel if (!small)

@@ -10,7 +10,9 @@
  * threads" rule rest on.
  *
  * Each kernel has a naive _ref twin (kernels_ref in tests) used as the oracle.
- * dpt_kern_init() sizes the packing buffers once; no kernel allocates.
+ * The packing buffers are static and the micro-kernel is chosen at the first
+ * product (or by dpt_kern_init/dpt_kern_select): no kernel allocates, and
+ * no init call is required. Not thread-safe across concurrent callers.
  * Not collective; must be called outside any OpenMP parallel region.
  */
 #ifndef DPT_KERNELS_H
