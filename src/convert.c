@@ -187,11 +187,14 @@ static DptStatus parse_fields(char *line, const char *path, size_t lineno, float
     return DPT_OK;
 }
 
-/* Appends one row (features scaled, the label column apart) to the table. */
-static DptStatus append_row(CsvTable *t, const float *vals, size_t cols, size_t lc, float scale, const char *path,
+enum { NO_LABEL = -2 };   /* label_col: every column is a feature */
+
+/* Appends one row (features scaled, the label column lc apart unless it is
+ * NO_LABEL) to the table. */
+static DptStatus append_row(CsvTable *t, const float *vals, size_t cols, long lc, float scale, const char *path,
                             size_t lineno)
 {
-    float lv = vals[lc];
+    float lv = lc >= 0 ? vals[lc] : 0.0f;
     if (lv < 0 || lv > 1e9f || lv != floorf(lv))
         return dpt_err(DPT_EINPUT, "%s:%zu: label %g is not a non-negative integer", path, lineno, lv);
     if (t->n == t->cap) {
@@ -208,12 +211,13 @@ static DptStatus append_row(CsvTable *t, const float *vals, size_t cols, size_t 
     }
     float *xr = t->x + t->n * t->d;
     for (size_t j = 0, o = 0; j < cols; j++)
-        if (j != lc)
+        if ((long)j != lc)
             xr[o++] = vals[j] * scale;
     t->lab[t->n++] = (int32_t)lv;
     return DPT_OK;
 }
 
+/* header < 0: the first line is a header when it does not parse as numbers. */
 static DptStatus read_csv(const char *path, int label_col, int header, float scale, CsvTable *t)
 {
     DptStatus st = DPT_OK;
@@ -233,19 +237,30 @@ static DptStatus read_csv(const char *path, int label_col, int header, float sca
             line[--len] = '\0';
         if (len == 0)
             continue;
-        DPT_TRY_GOTO(st, parse_fields(line, path, lineno, &vals, &vals_cap, &c), done);
+        st = parse_fields(line, path, lineno, &vals, &vals_cap, &c);
+        if (st != DPT_OK && header < 0 && lineno == 1) {
+            dpt_err_clear();   /* a header line */
+            st = DPT_OK;
+            continue;
+        }
+        if (st != DPT_OK)
+            goto done;
         if (cols == 0) {
             cols = c;
-            if (cols < 2)
+            if (label_col == NO_LABEL)
+                t->d = cols;
+            else if (cols < 2)
                 st = dpt_err(DPT_EINPUT, "%s:%zu: expected a label and at least one feature", path, lineno);
             else if (label_col >= (int)cols)
                 st = dpt_err(DPT_EUSAGE, "--label-col %d: %s has only %zu columns", label_col, path, cols);
-            t->d = cols - 1;
+            else
+                t->d = cols - 1;
         } else if (c != cols) {
             st = dpt_err(DPT_EINPUT, "%s:%zu: %zu fields; the first row has %zu", path, lineno, c, cols);
         }
         if (st == DPT_OK)
-            st = append_row(t, vals, cols, label_col < 0 ? cols - 1 : (size_t)label_col, scale, path, lineno);
+            st = append_row(t, vals, cols, label_col == NO_LABEL ? NO_LABEL : label_col < 0 ? (long)cols - 1 : label_col,
+                            scale, path, lineno);
     }
     if (st == DPT_OK && t->n == 0)
         st = dpt_err(DPT_EINPUT, "%s: no data rows", path);
@@ -288,3 +303,14 @@ DptStatus dpt_convert_csv(const char *train_csv, const char *test_csv, int label
     return st;
 }
 
+
+DptStatus dpt_convert_read_features(const char *path, float **x, size_t *n, size_t *d)
+{
+    CsvTable t;
+    DPT_TRY(read_csv(path, NO_LABEL, -1, 1.0f, &t));
+    free(t.lab);
+    *x = t.x;
+    *n = t.n;
+    *d = t.d;
+    return DPT_OK;
+}

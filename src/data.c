@@ -22,18 +22,24 @@ static size_t pad64(size_t b) { return (b + 63) / 64 * 64; }
 size_t dpt_data_bytes(const DptSplitInfo *info)
 {
     size_t xb = info->n * info->d * (info->x_u8 ? 1 : sizeof(float));
-    size_t yb = info->y_labels ? info->n * sizeof(int32_t) : info->n * info->k * sizeof(float);
+    size_t yb = info->unlabeled ? 0 : info->y_labels ? info->n * sizeof(int32_t) : info->n * info->k * sizeof(float);
     return pad64(xb) + pad64(yb);
 }
 
 /* Probes /<split> of an open file; path names it in messages. */
 /* The shape and type of /<split>/x into info (n, d, x_u8, x_scale). */
+/* "<split>/<ds>", or "<ds>" at the root (split ""). */
+static void ds_name(char *name, size_t len, const char *split, const char *ds)
+{
+    snprintf(name, len, "%s%s%s", split, split[0] ? "/" : "", ds);
+}
+
 static DptStatus probe_x(hid_t f, const char *path, const char *split, DptSplitInfo *info)
 {
     DptStatus st = DPT_OK;
     hid_t dx = H5I_INVALID_HID, sx = H5I_INVALID_HID, tx = H5I_INVALID_HID;
     char name[256];
-    snprintf(name, sizeof name, "%s/%s", split, DS_X);
+    ds_name(name, sizeof name, split, DS_X);
     if (!dpt_h5_exists(f, name) || (dx = H5Dopen2(f, name, H5P_DEFAULT)) < 0)
         return dpt_err(DPT_EINPUT, "%s: missing dataset /%s", path, name);
     sx = H5Dget_space(dx);
@@ -83,7 +89,7 @@ static DptStatus probe_y(hid_t f, const char *path, const char *split, DptSplitI
     DptStatus st = DPT_OK;
     hid_t dy = H5I_INVALID_HID, sy = H5I_INVALID_HID, ty = H5I_INVALID_HID;
     char name[256];
-    snprintf(name, sizeof name, "%s/%s", split, DS_Y);
+    ds_name(name, sizeof name, split, DS_Y);
     if (!dpt_h5_exists(f, name) || (dy = H5Dopen2(f, name, H5P_DEFAULT)) < 0)
         return dpt_err(DPT_EINPUT, "%s: missing dataset /%s", path, name);
     sy = H5Dget_space(dy);
@@ -112,26 +118,36 @@ static DptStatus probe_y(hid_t f, const char *path, const char *split, DptSplitI
     return st;
 }
 
-static DptStatus probe_f(hid_t f, const char *path, const char *split, int required, DptSplitInfo *info)
+static DptStatus probe_f(hid_t f, const char *path, const char *split, int flags, DptSplitInfo *info)
 {
     memset(info, 0, sizeof *info);
-    if (!dpt_h5_exists(f, split)) {
-        if (required)
-            return dpt_err(DPT_EINPUT, "%s: no group /%s (expected /%s/x and /%s/y)", path, split, split, split);
+    char y[256];
+    ds_name(y, sizeof y, split, DS_Y);
+    if (split[0] ? !dpt_h5_exists(f, split) : !dpt_h5_exists(f, DS_X)) {
+        if (flags & DPT_PROBE_REQUIRED)
+            return split[0] ? dpt_err(DPT_EINPUT, "%s: no group /%s (expected /%s/x and /%s/y)", path, split, split,
+                                      split)
+                            : dpt_err(DPT_EINPUT, "%s: no dataset /x", path);
         return DPT_OK;
     }
     DPT_TRY(probe_x(f, path, split, info));
-    DPT_TRY(probe_y(f, path, split, info));
+    if (!dpt_h5_exists(f, y)) {
+        if (!(flags & DPT_PROBE_UNLABELED_OK))
+            return dpt_err(DPT_EINPUT, "%s: missing dataset /%s (the labels: training and eval need them)", path, y);
+        info->unlabeled = 1;
+    } else {
+        DPT_TRY(probe_y(f, path, split, info));
+    }
     info->present = 1;
     return DPT_OK;
 }
 
-DptStatus dpt_data_probe(const char *path, const char *split, int required, DptSplitInfo *info)
+DptStatus dpt_data_probe(const char *path, const char *split, int flags, DptSplitInfo *info)
 {
     hid_t f;
     memset(info, 0, sizeof *info);
     DPT_TRY(dpt_h5_open_read(path, &f));
-    DptStatus st = probe_f(f, path, split, required, info);
+    DptStatus st = probe_f(f, path, split, flags, info);
     H5Fclose(f);
     return st;
 }
@@ -141,8 +157,8 @@ void dpt_data_attach(DptSplit *s, const DptSplitInfo *info, void *mem)
     size_t xb = info->n * info->d * (info->x_u8 ? 1 : sizeof(float));
     s->info = *info;
     s->x = mem;
-    s->lab = info->y_labels ? (const int32_t *)((char *)mem + pad64(xb)) : NULL;
-    s->tgt = info->y_labels ? NULL : (const float *)((char *)mem + pad64(xb));
+    s->lab = info->y_labels && !info->unlabeled ? (const int32_t *)((char *)mem + pad64(xb)) : NULL;
+    s->tgt = info->y_labels || info->unlabeled ? NULL : (const float *)((char *)mem + pad64(xb));
 }
 
 static DptStatus load_f(hid_t f, const char *path, const char *split, const DptSplitInfo *info, void *mem, DptSplit *s)
@@ -151,7 +167,7 @@ static DptStatus load_f(hid_t f, const char *path, const char *split, const DptS
     hid_t d = H5I_INVALID_HID;
     char name[256];
     dpt_data_attach(s, info, mem);
-    snprintf(name, sizeof name, "%s/%s", split, DS_X);
+    ds_name(name, sizeof name, split, DS_X);
     d = H5Dopen2(f, name, H5P_DEFAULT);
     if (d < 0 || H5Dread(d, info->x_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                          (void *)s->x) < 0) {
@@ -159,7 +175,10 @@ static DptStatus load_f(hid_t f, const char *path, const char *split, const DptS
         goto done;
     }
     H5Dclose(d);
-    snprintf(name, sizeof name, "%s/%s", split, DS_Y);
+    d = H5I_INVALID_HID;
+    if (info->unlabeled)
+        goto done;
+    ds_name(name, sizeof name, split, DS_Y);
     d = H5Dopen2(f, name, H5P_DEFAULT);
     if (d < 0 || H5Dread(d, info->y_labels ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                          info->y_labels ? (void *)s->lab : (void *)s->tgt) < 0) {
@@ -219,7 +238,7 @@ DptStatus dpt_data_validate(const DptSplit *s, const char *path, const char *spl
     if (in->d != (size_t)n_in)
         return dpt_err(DPT_EINPUT, "%s: /%s/x has %zu columns but --layers starts with %d inputs", path, split,
                        in->d, n_in);
-    if (!in->y_labels && in->k != (size_t)n_out)
+    if (!in->unlabeled && !in->y_labels && in->k != (size_t)n_out)
         return dpt_err(DPT_EINPUT, "%s: /%s/y has %zu target columns but --layers ends with %d outputs", path,
                        split, in->k, n_out);
     if (!in->x_u8) {
@@ -233,6 +252,8 @@ DptStatus dpt_data_validate(const DptSplit *s, const char *path, const char *spl
             return dpt_err(DPT_EINPUT, "%s: /%s/x row %zu column %zu is %s; expected finite values", path, split,
                            bad / in->d, bad % in->d, isnan(x[bad]) ? "NaN" : "Inf");
     }
+    if (in->unlabeled)
+        return DPT_OK;
     if (in->y_labels) {
         int32_t hi = n_out == 1 ? 1 : n_out - 1;
         for (size_t r = 0; r < in->n; r++)
@@ -267,7 +288,11 @@ void dpt_data_gather(float *restrict x, float *restrict y, int32_t *restrict cls
             memcpy(xr, (const float *)s->x + src * d, d * sizeof(float));
         }
         float *yr = y + r * k_out;
-        if (s->info.y_labels) {
+        if (s->info.unlabeled) {
+            for (size_t j = 0; j < k_out; j++)
+                yr[j] = 0.0f;
+            cls[r] = 0;
+        } else if (s->info.y_labels) {
             int32_t c = s->lab[src];
             if (k_out == 1) {
                 yr[0] = (float)c;
@@ -342,14 +367,45 @@ done:
     return st;
 }
 
+/* The CSV form: written to a temporary name, then renamed. */
+static DptStatus write_predictions_csv(const char *out, const float *outputs, const int32_t *cls, size_t n, size_t k)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
+    FILE *fp = fopen(tmp, "w");
+    if (!fp)
+        return dpt_err(DPT_EOUTPUT, "%s: cannot create (%s)", tmp, strerror(errno));
+    int bad = fprintf(fp, "class") < 0;
+    for (size_t j = 0; j < k; j++)
+        bad |= fprintf(fp, ",output_%zu", j) < 0;
+    bad |= fputc('\n', fp) == EOF;
+    for (size_t r = 0; r < n && !bad; r++) {
+        bad |= fprintf(fp, "%d", cls[r]) < 0;
+        for (size_t j = 0; j < k; j++)
+            bad |= fprintf(fp, ",%.9g", outputs[r * k + j]) < 0;
+        bad |= fputc('\n', fp) == EOF;
+    }
+    bad |= fflush(fp) != 0 || fsync(fileno(fp)) != 0;
+    bad |= fclose(fp) != 0;
+    if (bad || rename(tmp, out) != 0) {
+        DptStatus st = dpt_err(DPT_EOUTPUT, "%s: cannot write (%s)", out, strerror(errno));
+        unlink(tmp);
+        return st;
+    }
+    return DPT_OK;
+}
+
 DptStatus dpt_data_write_predictions(const char *out, const float *outputs, const int32_t *cls, size_t n, size_t k,
                                      const char *model, const char *split)
 {
+    size_t len = strlen(out);
+    if (len > 4 && strcmp(out + len - 4, ".csv") == 0)
+        return write_predictions_csv(out, outputs, cls, n, k);
     DptStatus st = DPT_OK;
     char tmp[4096], desc[2048];
     hid_t f = H5I_INVALID_HID, g = H5I_INVALID_HID;
     DPT_TRY(dpt_h5_create_tmp(out, tmp, sizeof tmp, &f));
-    snprintf(desc, sizeof desc, "predictions of %s on /%s", model, split);
+    snprintf(desc, sizeof desc, "predictions of %s on %s", model, split);
     DPT_TRY_GOTO(st, dpt_h5_write_attr_string(f, ATTR_DESCRIPTION, desc, out), fail);
     if ((g = H5Gcreate2(f, "predictions", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
         st = dpt_err(DPT_EOUTPUT, "%s: cannot create /predictions", out);

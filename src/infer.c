@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "dptrain/ckpt.h"
+#include "dptrain/convert.h"
 #include "dptrain/kernels.h"
 #include "dptrain/log.h"
 #include "dptrain/loss.h"
@@ -12,11 +13,11 @@ const char *const dpt_split_names[DPT_N_SPLITS] = {"train", "test", "validation"
 
 /* Loads one split into node-shared memory: every rank probes, node rank 0
  * reads and validates, the others attach. Collective. */
-DptStatus dpt_infer_load_split(const DptDist *d, const char *path, int which, int required, const DptArch *arch,
+DptStatus dpt_infer_load_split(const DptDist *d, const char *path, const char *split, int flags, const DptArch *arch,
                                DptSplit *s, void **win)
 {
     DptSplitInfo info;
-    DptStatus st = dpt_data_probe(path, dpt_split_names[which], required, &info);
+    DptStatus st = dpt_data_probe(path, split, flags, &info);
     DPT_TRY(dpt_dist_agree(d, st, NULL));
     memset(s, 0, sizeof *s);
     if (!info.present)
@@ -26,9 +27,9 @@ DptStatus dpt_infer_load_split(const DptDist *d, const char *path, int which, in
     DPT_TRY(dpt_dist_agree(d, st, NULL));
     st = DPT_OK;
     if (d->node_rank == 0) {
-        st = dpt_data_load(path, dpt_split_names[which], &info, mem, s);
+        st = dpt_data_load(path, split, &info, mem, s);
         if (st == DPT_OK)
-            st = dpt_data_validate(s, path, dpt_split_names[which], arch->sizes[0], arch->sizes[arch->n_layers]);
+            st = dpt_data_validate(s, path, split, arch->sizes[0], arch->sizes[arch->n_layers]);
     }
     dpt_dist_node_barrier(d);
     DPT_TRY(dpt_dist_agree(d, st, NULL));
@@ -61,7 +62,8 @@ void dpt_infer_evaluate(const DptDist *d, const DptArch *arch, const float *para
 
 /* Model (rank 0 reads, all receive) and the chosen split. Collective. */
 static DptStatus load_model_and_split(const DptDist *d, const char *model, const char *data, const char *split,
-                                      DptArch *arch, float **params, DptSplit *s, void **win, const char **name)
+                                      int unlabeled_ok, DptArch *arch, float **params, DptSplit *s, void **win,
+                                      const char **name)
 {
     DptStatus st = DPT_OK;
     *params = NULL;
@@ -75,22 +77,25 @@ static DptStatus load_model_and_split(const DptDist *d, const char *model, const
     }
     DPT_TRY(dpt_dist_agree(d, st, NULL));
     dpt_dist_bcast(d, *params, arch->n_params * sizeof(float), 0);
-    int which = DPT_SPLIT_TEST;
+    if (!data)
+        return DPT_OK;   /* the model alone */
+    /* --split, else test if present, else the root's /x, else train. */
+    const int flags = DPT_PROBE_REQUIRED | (unlabeled_ok ? DPT_PROBE_UNLABELED_OK : 0);
     if (split && split[0]) {
-        for (which = 0; which < DPT_N_SPLITS && strcmp(split, dpt_split_names[which]) != 0; which++)
-            ;
-        if (which == DPT_N_SPLITS)
+        int which = dpt_name_index(dpt_split_names, DPT_N_SPLITS, split);
+        if (which < 0)
             return dpt_dist_agree(d, dpt_err(DPT_EUSAGE, "--split '%s': expected train, test or validation", split),
                                   NULL);
+        *name = dpt_split_names[which];
     } else {
-        DptSplitInfo info;
-        st = dpt_data_probe(data, "test", 0, &info);
+        DptSplitInfo test, root;
+        st = dpt_data_probe(data, "test", flags & ~DPT_PROBE_REQUIRED, &test);
+        if (st == DPT_OK)
+            st = dpt_data_probe(data, "", flags & ~DPT_PROBE_REQUIRED, &root);
         DPT_TRY(dpt_dist_agree(d, st, NULL));
-        if (!info.present)
-            which = DPT_SPLIT_TRAIN;
+        *name = test.present ? "test" : root.present ? "" : "train";
     }
-    *name = dpt_split_names[which];
-    return dpt_infer_load_split(d, data, which, 1, arch, s, win);
+    return dpt_infer_load_split(d, data, *name, flags, arch, s, win);
 }
 
 /* What eval and predict share: the model, one split, work buffers. */
@@ -99,17 +104,49 @@ typedef struct {
     float *params;
     DptSplit s;
     void *win;
+    float *csv_x;         /* inputs read from a CSV table (predict, rank 0) */
     const char *name;
     DptWork w;
 } ModelRun;
 
-/* Collective. */
-static DptStatus model_run_open(ModelRun *m, const DptDist *d, const char *model, const char *data, const char *split)
+static int is_csv(const char *path)
+{
+    size_t len = strlen(path);
+    return len > 4 && strcmp(path + len - 4, ".csv") == 0;
+}
+
+/* Rank 0: the inputs of a CSV table without labels (predict). */
+static DptStatus load_csv_inputs(ModelRun *m, const char *data)
+{
+    size_t n, dcols;
+    DPT_TRY(dpt_convert_read_features(data, &m->csv_x, &n, &dcols));
+    if (dcols != (size_t)m->arch.sizes[0])
+        return dpt_err(DPT_EINPUT, "%s: %zu columns but the model takes %d inputs", data, dcols, m->arch.sizes[0]);
+    m->s.info = (DptSplitInfo){.present = 1, .n = n, .d = dcols, .x_scale = 1.0f, .unlabeled = 1};
+    m->s.x = m->csv_x;
+    return DPT_OK;
+}
+
+/* unlabeled_ok: predict, which needs inputs only (also from a CSV table).
+ * Collective. */
+static DptStatus model_run_open(ModelRun *m, const DptDist *d, const char *model, const char *data, const char *split,
+                                int unlabeled_ok)
 {
     memset(m, 0, sizeof *m);
     DptStatus st = dpt_dist_agree(d, dpt_kern_init(), NULL);
-    if (st == DPT_OK)
-        st = load_model_and_split(d, model, data, split, &m->arch, &m->params, &m->s, &m->win, &m->name);
+    if (st == DPT_OK && is_csv(data)) {
+        if (!unlabeled_ok)
+            return dpt_dist_agree(d, dpt_err(DPT_EUSAGE, "--data %s: eval needs labels; convert the table first "
+                                             "(dptrain convert csv)", data), NULL);
+        st = load_model_and_split(d, model, NULL, NULL, 1, &m->arch, &m->params, NULL, NULL, NULL);
+        if (st == DPT_OK)
+            st = dpt_dist_agree(d, d->rank == 0 ? load_csv_inputs(m, data) : DPT_OK, NULL);
+        m->name = "the CSV rows";
+    } else if (st == DPT_OK) {
+        st = load_model_and_split(d, model, data, split, unlabeled_ok, &m->arch, &m->params, &m->s, &m->win, &m->name);
+    }
+    if (st == DPT_OK && !unlabeled_ok && m->s.info.unlabeled)
+        st = dpt_err(DPT_EINPUT, "%s: /%s has no labels (y); eval needs them", data, m->name);
     if (st == DPT_OK)
         st = dpt_dist_agree(d, dpt_work_init(&m->w, &m->arch, 1024), NULL);
     return st;
@@ -119,13 +156,14 @@ static void model_run_close(ModelRun *m)
 {
     dpt_work_free(&m->w);
     free(m->params);
+    free(m->csv_x);
     dpt_dist_shared_free(&m->win);
 }
 
 DptStatus dpt_eval_run(const char *model, const char *data, const char *split, const DptDist *d)
 {
     ModelRun m;
-    DptStatus st = model_run_open(&m, d, model, data, split);
+    DptStatus st = model_run_open(&m, d, model, data, split, 0);
     if (st == DPT_OK) {
         double loss, acc;
         dpt_infer_evaluate(d, &m.arch, m.params, &m.w, &m.s, &loss, &acc);
@@ -144,11 +182,13 @@ DptStatus dpt_predict_run(const char *model, const char *data, const char *split
     DptStatus st = dpt_dist_agree(d, d->rank == 0 ? dpt_check_writable("--out", out) : DPT_OK, NULL);
     if (st != DPT_OK)
         return st;
-    st = model_run_open(&m, d, model, data, split);
+    st = model_run_open(&m, d, model, data, split, 1);
     if (st == DPT_OK && d->rank == 0) {
         /* Rank 0 alone: prediction is one forward pass, rarely worth sharding. */
         const int L = m.arch.n_layers;
         size_t n = m.s.info.n, k = (size_t)m.arch.sizes[L];
+        char where[64];
+        snprintf(where, sizeof where, "%s%s", m.csv_x ? "" : "/", m.name);
         outputs = dpt_calloc(n * k, sizeof(float), "outputs");
         pred = outputs ? dpt_calloc(n, sizeof(int32_t), "predictions") : NULL;
         if (!pred)
@@ -162,9 +202,10 @@ DptStatus dpt_predict_run(const char *model, const char *data, const char *split
                 pred[r + i] = dpt_loss_predict(m.w.act[L] + i * k, k);
         }
         if (st == DPT_OK)
-            st = dpt_data_write_predictions(out, outputs, pred, n, k, model, m.name);
+            st = dpt_data_write_predictions(out, outputs, pred, n, k, model, where);
         if (st == DPT_OK)
-            dpt_log_info("wrote %zu predictions of %s on /%s to %s\n", n, model, m.name, out);
+            dpt_log_info("wrote %zu predictions of %s on %s%s to %s\n", n, model, m.name[0] == 't' && m.name[1] == 'h' ? "" : "/",
+                         m.name, out);
     }
     st = dpt_dist_agree(d, st, NULL);
     free(outputs);

@@ -198,7 +198,8 @@ static DptStatus trainer_init(Trainer *t, const DptConfig *c, const DptDist *d)
     DPT_TRY(dpt_dist_agree(d, dpt_kern_init(), NULL));
     DPT_TRY(setup_params(t));
     for (int s = 0; s < DPT_N_SPLITS; s++)
-        DPT_TRY(dpt_infer_load_split(d, c->data, s, s == DPT_SPLIT_TRAIN, &t->arch, &t->split[s], &t->win[s]));
+        DPT_TRY(dpt_infer_load_split(d, c->data, dpt_split_names[s], s == DPT_SPLIT_TRAIN ? DPT_PROBE_REQUIRED : 0,
+                                     &t->arch, &t->split[s], &t->win[s]));
     t->n_train = t->split[DPT_SPLIT_TRAIN].info.n;
     t->batch = c->batch_per_rank > 0 ? (size_t)c->batch_per_rank * (size_t)d->world_size
                : c->batch == 0      ? t->n_train

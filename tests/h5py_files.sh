@@ -3,7 +3,9 @@
 # length strings): a model and a dataset are accepted (info, eval, predict,
 # --init-from, train), give the same predictions as the model they copy, and
 # a damaged variable-length string (global heap overwritten) ends in a clear
-# error within the bound, never a hang.
+# error within the bound, never a hang. Predictions without labels: inputs
+# as /x at the root, as /test/x alone, or as a CSV table without a label
+# column (with a header), to HDF5 and to CSV; eval refuses them.
 # Usage: h5py_files.sh DPTRAIN   (needs Debian's python3-h5py)
 set -u
 DPTRAIN=$1
@@ -75,5 +77,57 @@ if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(printf '%s\n' "$out" | grep -c '
     ok "a damaged variable-length string: status $rc after $secs s ($(printf '%s' "$out" | cut -c1-110))"
 else
     bad "damaged variable-length string: status $rc after $secs s: $out"
+fi
+# ---- predict without labels
+"$PY" - "$T" <<'PYEOF'
+import sys, h5py, numpy as np
+T = sys.argv[1]
+with h5py.File(f"{T}/d.h5", "r") as src:
+    x = src["train/x"][...].astype(np.float32)
+with h5py.File(f"{T}/root-x.h5", "w") as f:
+    f["x"] = x
+with h5py.File(f"{T}/test-x.h5", "w") as f:
+    f["test/x"] = x
+with open(f"{T}/inputs.csv", "w") as f:
+    f.write(",".join(f"f{j}" for j in range(x.shape[1])) + "\n")
+    for row in x:
+        f.write(",".join("%.9g" % v for v in row) + "\n")
+PYEOF
+"$DPTRAIN" predict --model "$T/orig.h5" --data "$T/d.h5" --split train --out "$T/p-train.h5" >/dev/null
+for src in root-x.h5 test-x.h5 inputs.csv; do
+    for fmt in h5 csv; do
+        out=$("$DPTRAIN" predict --model "$T/orig.h5" --data "$T/$src" --out "$T/u-$src.$fmt" 2>&1)
+        rc=$?
+        same=$("$PY" - "$T/p-train.h5" "$T/u-$src.$fmt" <<'PYEOF'
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as f:
+    cls = f["predictions/class"][...]; out = f["predictions/output"][...]
+p = sys.argv[2]
+if p.endswith(".csv"):
+    head = open(p).readline().strip()
+    rows = np.loadtxt(p, delimiter=",", skiprows=1, ndmin=2)
+    c, o = rows[:, 0].astype(int), rows[:, 1:]
+    ok = head == "class," + ",".join(f"output_{j}" for j in range(out.shape[1]))
+else:
+    with h5py.File(p, "r") as f:
+        c = f["predictions/class"][...]; o = f["predictions/output"][...]
+    ok = True
+ok = ok and c.shape == cls.shape and (c == cls).all() and np.abs(o - out).max() <= (1e-6 if p.endswith(".csv") else 0)
+print("yes" if ok else "no")
+PYEOF
+)
+        if [ "$rc" -eq 0 ] && [ "$same" = yes ]; then
+            ok "predict on $src (no labels) to .$fmt = predict on the labelled split"
+        else
+            bad "predict on $src to .$fmt: status $rc, same: $same: $out"
+        fi
+    done
+done
+out=$("$DPTRAIN" eval --model "$T/orig.h5" --data "$T/root-x.h5" 2>&1)
+rc=$?
+if [ "$rc" -eq 3 ] && printf '%s' "$out" | grep -q "missing dataset /y (the labels"; then
+    ok "eval on inputs without labels: status 3 ($(printf '%s' "$out" | cut -c17-90))"
+else
+    bad "eval without labels: status $rc: $out"
 fi
 finish

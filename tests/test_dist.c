@@ -264,7 +264,7 @@ static void test_step_result(void **state)
     dpt_net_init_params(params, &arch, DPT_INIT_NIELSEN, 5);
     DptSplit split;
     void *win = NULL;
-    assert_int_equal(dpt_infer_load_split(&dist, data_path, DPT_SPLIT_TRAIN, 1, &arch, &split, &win), DPT_OK);
+    assert_int_equal(dpt_infer_load_split(&dist, data_path, "train", DPT_PROBE_REQUIRED, &arch, &split, &win), DPT_OK);
     uint32_t idx[10];
     for (size_t i = 0; i < B; i++)
         idx[i] = (uint32_t)(3 * i + 1);

@@ -17,4 +17,8 @@ DptStatus dpt_convert_idx(const char *train_images, const char *train_labels,
 DptStatus dpt_convert_csv(const char *train_csv, const char *test_csv, int label_col, int header,
                           float scale, const char *out);
 
+/* A CSV table of inputs only (every column a feature, as for predict); a
+ * first line that is not numbers is taken as a header. *x [n, d] is malloc'd. */
+DptStatus dpt_convert_read_features(const char *path, float **x, size_t *n, size_t *d);
+
 #endif

@@ -27,7 +27,11 @@ typedef struct {
     float x_scale;        /* uint8 only */
     int y_labels;         /* 1: integer labels [n], 0: float targets [n, k] */
     size_t k;             /* target columns (float targets) */
+    int unlabeled;        /* 1: no /y (inputs only, for predict) */
 } DptSplitInfo;
+
+/* Flags of dpt_data_probe. */
+enum { DPT_PROBE_REQUIRED = 1, DPT_PROBE_UNLABELED_OK = 2 };
 
 typedef struct {
     DptSplitInfo info;
@@ -39,9 +43,11 @@ typedef struct {
 /* Bytes of memory a split needs: x, then y, each padded to 64 bytes. */
 size_t dpt_data_bytes(const DptSplitInfo *info);
 
-/* Reads the shapes and types of /<split>. A missing split gives present = 0
- * and DPT_OK unless `required`. Bad shapes or types give DPT_EINPUT. */
-DptStatus dpt_data_probe(const char *path, const char *split, int required, DptSplitInfo *info);
+/* Reads the shapes and types of /<split> (split "": the file's root, /x and
+ * /y). A missing split gives present = 0 and DPT_OK unless flags has
+ * DPT_PROBE_REQUIRED; a missing y is an error unless DPT_PROBE_UNLABELED_OK
+ * (then unlabeled = 1). Bad shapes or types give DPT_EINPUT. */
+DptStatus dpt_data_probe(const char *path, const char *split, int flags, DptSplitInfo *info);
 
 /* Reads /<split> into mem (dpt_data_bytes(info) bytes) and points s into it. */
 DptStatus dpt_data_load(const char *path, const char *split, const DptSplitInfo *info, void *mem, DptSplit *s);
@@ -76,7 +82,9 @@ typedef struct {
 } DptSplitData;
 DptStatus dpt_data_write(const char *out, const DptSplitData *splits, int n_splits, const char *description);
 
-/* Writes /predictions/output [n, k] float32 and /predictions/class [n] int32. */
+/* Writes /predictions/output [n, k] float32 and /predictions/class [n] int32
+ * to an HDF5 file, or, when out ends in ".csv", a CSV table with a header
+ * (class,output_0,...,output_{k-1}) and one row per sample. */
 DptStatus dpt_data_write_predictions(const char *out, const float *outputs, const int32_t *cls, size_t n, size_t k,
                                      const char *model, const char *split);
 

@@ -15,11 +15,12 @@
 enum { DPT_SPLIT_TRAIN, DPT_SPLIT_TEST, DPT_SPLIT_VALIDATION, DPT_N_SPLITS };
 extern const char *const dpt_split_names[DPT_N_SPLITS];
 
-/* Loads split `which` of the dataset at path into node-shared memory: every
- * rank probes, the node's first rank reads and validates it against the
- * network's input and output sizes, the others attach. An absent optional
- * split leaves *s zeroed. Release with dpt_dist_shared_free(win). */
-DptStatus dpt_infer_load_split(const DptDist *d, const char *path, int which, int required, const DptArch *arch,
+/* Loads /<split> of the dataset at path ("": the root's /x and /y) into
+ * node-shared memory: every rank probes (flags: dpt_data_probe's), the
+ * node's first rank reads and validates it against the network's input and
+ * output sizes, the others attach. An absent optional split leaves *s
+ * zeroed. Release with dpt_dist_shared_free(win). */
+DptStatus dpt_infer_load_split(const DptDist *d, const char *path, const char *split, int flags, const DptArch *arch,
                                DptSplit *s, void **win);
 
 /* Loss and accuracy over a whole split, sharded by contiguous ranges and
