@@ -1,6 +1,8 @@
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "dptrain/config.h"
 
 #include <errno.h>
+#include <limits.h>
 #ifdef DPT_HAVE_INIH
 #include <ini.h>
 #endif
@@ -101,6 +103,48 @@ void dpt_config_defaults(DptConfig *c)
     c->keep = 3;
     c->signal_grace = 30.0;
     c->trace_every = 1;
+}
+
+/* Edit distance between a[0..la) and b (small strings). */
+static size_t distance(const char *a, size_t la, const char *b)
+{
+    size_t lb = strlen(b), row[64];
+    if (la >= 63 || lb >= 63)
+        return 99;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t prev = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cur = row[j];
+            size_t best = prev + (a[i - 1] != b[j - 1]);
+            best = row[j] + 1 < best ? row[j] + 1 : best;
+            best = row[j - 1] + 1 < best ? row[j - 1] + 1 : best;
+            row[j] = best;
+            prev = cur;
+        }
+    }
+    return row[lb];
+}
+
+/* "; did you mean --x?" for the nearest option name (at most 2 edits away), or "". */
+static const char *suggestion(const char *name, size_t len)
+{
+    static char buf[96];
+    size_t best = 3;
+    const char *hit = NULL;
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        size_t dd = distance(name, len, options[i].name);
+        if (dd < best) {
+            best = dd;
+            hit = options[i].name;
+        }
+    }
+    if (!hit)
+        return "";
+    snprintf(buf, sizeof buf, "; did you mean --%s?", hit);
+    return buf;
 }
 
 static const Option *find_option(const char *name, size_t len)
@@ -246,20 +290,52 @@ typedef struct {
     DptStatus st;
 } IniCtx;
 
+/* Options that name files: a relative path in an INI file is taken from the
+ * file's folder, not from wherever dptrain is started. */
+static int is_path_option(const Option *o)
+{
+    static const char *const paths[] = {"data", "init-from", "save", "metrics", "checkpoint-dir", "resume", "trace"};
+    return dpt_name_index(paths, 7, o->name) >= 0;
+}
+
 static int config_ini_handler(void *user, const char *section, const char *name, const char *value)
 {
     IniCtx *ctx = user;
-    (void)section;
+    if (section[0] && strcmp(section, "train") != 0) {
+        ctx->st = dpt_err(DPT_EUSAGE, "%s: section [%s] (key '%s'): dptrain reads [train] only (or keys before any "
+                          "section)", ctx->path, section, name);
+        return 0;
+    }
     const Option *o = find_option(name, strlen(name));
     if (!o) {
-        ctx->st = dpt_err(DPT_EUSAGE, "%s: unknown key '%s'", ctx->path, name);
+        ctx->st = dpt_err(DPT_EUSAGE, "%s: unknown key '%s'%s", ctx->path, name, suggestion(name, strlen(name)));
         return 0;
     }
     if (!strcmp(name, "config")) {
         ctx->st = dpt_err(DPT_EUSAGE, "%s: a config file cannot include another", ctx->path);
         return 0;
     }
-    DptStatus st = set_option(ctx->c, o, value);
+    /* An inline comment: "value  # why" or "value ; why". */
+    char v[2 * DPT_PATH_MAX + 2];
+    snprintf(v, sizeof v, "%s", value);
+    for (char *p = v; *p; p++)
+        if ((*p == '#' || *p == ';') && (p == v || p[-1] == ' ' || p[-1] == '\t')) {
+            *p = '\0';
+            break;
+        }
+    for (size_t n = strlen(v); n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'); n--)
+        v[n - 1] = '\0';
+    if (is_path_option(o) && v[0] && v[0] != '/' && strcmp(v, "latest") != 0) {
+        /* Absolute, so that the resolved configuration reads back the same. */
+        char dir[DPT_PATH_MAX], abs_dir[PATH_MAX], joined[PATH_MAX + sizeof v];
+        const char *slash = strrchr(ctx->path, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - ctx->path) : 1, slash ? ctx->path : ".");
+        if (realpath(dir[0] ? dir : "/", abs_dir)) {
+            snprintf(joined, sizeof joined, "%s/%s", abs_dir, v);
+            snprintf(v, sizeof v, "%.*s", (int)(sizeof v - 1), joined);
+        }
+    }
+    DptStatus st = set_option(ctx->c, o, v);
     if (st != DPT_OK) {
         char why[512];
         snprintf(why, sizeof why, "%s", dpt_err_message());
@@ -328,7 +404,8 @@ DptStatus dpt_config_parse(DptConfig *c, int argc, char **argv)
             negate = 1;
         }
         if (!o)
-            return dpt_err(DPT_EUSAGE, "unknown option '--%.*s' (see dptrain train --help)", (int)len, name);
+            return dpt_err(DPT_EUSAGE, "unknown option '--%.*s'%s (see dptrain train --help)", (int)len, name,
+                           suggestion(name, len));
         if (o->type == T_FLAG || o->type == T_AUTOFLAG) {
             if (eq) {
                 DPT_TRY(set_option(c, o, eq + 1));

@@ -88,7 +88,9 @@ static void test_ini_file(void **state)
     snprintf(line, sizeof line, "--config %s --lr 0.125", ini);
     DptConfig c;
     assert_int_equal(parse(&c, line), DPT_OK);
-    assert_string_equal(c.data, "from-file.h5");
+    /* a relative path in an INI file is taken from the file's folder (absolute) */
+    assert_true(c.data[0] == '/');
+    assert_non_null(strstr(c.data, tu_path("from-file.h5")));
     assert_float_equal(c.sched.lr, 0.125, 0); /* the command line wins */
     assert_int_equal(c.epochs, 4);
     assert_true(c.deterministic);
@@ -104,6 +106,19 @@ static void test_ini_file(void **state)
     assert_float_equal(d.sched.lr, 0.125, 0);
     assert_int_equal(d.n_sizes, 3);
     assert_true(d.deterministic);
+    /* keys of another section are refused; inline comments are not values */
+    f = fopen(ini, "w");
+    fputs("[train]\nepochs = 3  # three\n[eval]\nlr = 0.5\n", f);
+    fclose(f);
+    snprintf(line, sizeof line, "--config %s", ini);
+    expect_error(line, "section [eval] (key 'lr')");
+    f = fopen(ini, "w");
+    fputs("[train]\ndata = d.h5\nlayers = 4,2\nepochs = 3  # three\nlr = 0.25 ; slower\n", f);
+    fclose(f);
+    assert_int_equal(parse(&c, line), DPT_OK);
+    assert_int_equal(c.epochs, 3);
+    assert_float_equal(c.sched.lr, 0.25, 0);
+    expect_error("--data d.h5 --layers 2,2 --epoch 3", "did you mean --epochs?");
     /* unknown keys and bad values name the file */
     f = fopen(ini, "w");
     fputs("[train]\nlearning_rate = 1\n", f);
