@@ -139,6 +139,13 @@ static DptStatus cmd_train(int argc, char **argv, const DptDist *d)
     if (st != DPT_OK)
         return st;
     dpt_log_init(d->rank, d->world_size, cfg.quiet, cfg.progress);
+    if (cfg.print_config) {
+        char text[8192];
+        dpt_config_format(&cfg, text, sizeof text);
+        if (d->rank == 0)
+            fputs(text, stdout);
+        return DPT_OK;
+    }
     return dpt_train_run(&cfg, d, NULL, NULL);
 }
 

@@ -62,6 +62,8 @@ static const Option options[] = {
     {"save", T_STR, F(save), "FILE.h5", "write the trained model"},
     {"metrics", T_STR, F(metrics), "FILE.jsonl", "one JSON object per epoch"},
     {"quiet", T_FLAG, F(quiet), NULL, "print errors only"},
+    {"log-every", T_INT, F(log_every), "N", "a line every N steps: step, loss, samples/s, ETA (for batch-job logs)"},
+    {"print-config", T_FLAG, F(print_config), NULL, "print the whole resolved configuration and exit"},
     {"progress", T_FLAG, F(progress), NULL, "progress bar on a terminal (default on; --no-progress)"},
     {"checkpoint-dir", T_STR, F(checkpoint_dir), "DIR", "write checkpoints (ckpt-<step>.h5) to DIR"},
     {"checkpoint-every", T_INT, F(checkpoint_every), "N", "steps between checkpoints (0: only at stops and the end)"},
@@ -483,6 +485,8 @@ DptStatus dpt_config_validate(const DptConfig *c)
     if (c->batch_per_rank < 0 || c->batch_per_rank > ((int64_t)1 << 24))
         return dpt_err(DPT_EUSAGE, "--batch-per-rank %lld: expected 1..16777216 (0: use --batch)",
                        (long long)c->batch_per_rank);
+    if (c->log_every < 0)
+        return dpt_err(DPT_EUSAGE, "--log-every %lld: expected 0 (off) or more steps", (long long)c->log_every);
     if (c->max_steps < 0)
         return dpt_err(DPT_EUSAGE, "--max-steps %lld: expected 0 or more", (long long)c->max_steps);
     if (c->check_every < 0)
@@ -552,6 +556,32 @@ size_t dpt_config_format(const DptConfig *c, char *buf, size_t len)
         }
     }
 #undef OUT
+    return used;
+}
+
+size_t dpt_config_format_changed(const DptConfig *c, char *buf, size_t len)
+{
+    DptConfig d;
+    dpt_config_defaults(&d);
+    char mine[8192], dflt[8192];
+    dpt_config_format(c, mine, sizeof mine);
+    dpt_config_format(&d, dflt, sizeof dflt);
+    size_t used = 0;
+    buf[0] = '\0';
+    for (char *line = mine, *end; *line; line = end + (*end != '\0')) {
+        end = strchr(line, '\n');
+        if (!end)
+            end = line + strlen(line);
+        char one[1200];
+        snprintf(one, sizeof one, "\n%.*s\n", (int)(end - line), line);
+        /* a line of the defaults (bounded by newlines), or the section header */
+        char padded[8200];
+        snprintf(padded, sizeof padded, "\n%s", dflt);
+        if (strstr(padded, one) || !strncmp(line, "[train]", 7) || !strncmp(line, "print-config", 12))
+            continue;
+        if (used < len)
+            used += (size_t)snprintf(buf + used, len - used, "%.*s\n", (int)(end - line), line);
+    }
     return used;
 }
 

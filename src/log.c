@@ -45,7 +45,7 @@ void dpt_log_error(const char *msg)
     fflush(stderr);
 }
 
-void dpt_log_progress(long epoch, long done, long total, double loss)
+void dpt_log_progress(long epoch, long done, long total, double loss, double samples_per_s, double eta_s)
 {
     if (!log_bar)
         return;
@@ -53,7 +53,7 @@ void dpt_log_progress(long epoch, long done, long total, double loss)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     double now = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
     if (done >= total) {
-        fprintf(stderr, "\r%-72s\r", "");
+        fprintf(stderr, "\r%-100s\r", "");
         return;
     }
     if (now - last_bar < 0.1)
@@ -64,6 +64,8 @@ void dpt_log_progress(long epoch, long done, long total, double loss)
     for (int i = 0; i < width; i++)
         bar[i] = i < fill ? '#' : '.';
     bar[width] = '\0';
-    fprintf(stderr, "\repoch %ld [%s] %ld/%ld loss %.4f", epoch, bar, done, total, loss);
+    long t = eta_s > 0 && eta_s < 1e9 ? (long)(eta_s + 0.5) : 0;
+    fprintf(stderr, "\repoch %ld [%s] %ld/%ld loss %.4f %.0f/s eta %ldh%02ldm%02lds ", epoch, bar, done, total, loss,
+            samples_per_s, t / 3600, t / 60 % 60, t % 60);
     fflush(stderr);
 }

@@ -57,6 +57,8 @@ typedef struct {
     double last_train_loss, test_loss, test_acc;
     int stopped, reached_max;
     int traced;           /* this step is recorded in the trace */
+    double log_t0, log_loss, log_count;  /* --log-every: the window's start, loss and sample sums */
+    int64_t end_step;     /* the last step this run takes (epochs or --max-steps) */
 } Run;
 
 static DptAfterStepHook test_hook;
@@ -319,7 +321,7 @@ static void print_header(const Trainer *t)
 {
     const DptConfig *c = t->cfg;
     char text[8192], layers[1024];
-    dpt_config_format(c, text, sizeof text);
+    dpt_config_format_changed(c, text, sizeof text);
     dpt_arch_format(&t->arch, layers, sizeof layers);
     dpt_log_info("dptrain %s: %d rank%s (%d node%s) x %d thread%s, kernels %s\n", DPT_VERSION, t->d->world_size,
                  t->d->world_size == 1 ? "" : "s", t->d->n_nodes, t->d->n_nodes == 1 ? "" : "s", omp_get_max_threads(),
@@ -335,7 +337,7 @@ static void print_header(const Trainer *t)
                      : t->d->n_nodes > 1 ? "node-shared memory, then one allreduce per slice across nodes (hierarchical)"
                                          : "node-shared memory",
                      t->step.overlap ? ", per-layer buckets during backprop (overlap)" : "");
-    dpt_log_info("resolved configuration:\n%s\n", text);
+    dpt_log_info("options (those that differ from the defaults; --print-config shows all):\n%s\n", text);
     print_placement(t->d);
 }
 
@@ -370,8 +372,35 @@ static DptStatus run_open(Run *r, const DptConfig *cfg, const DptDist *d)
         dpt_log_info("nothing to train: the state resumed is at epoch %lld, global step %lld (--epochs %lld, "
                      "--max-steps %lld)\n", (long long)r->epoch + 1, (long long)r->global_step, (long long)cfg->epochs,
                      (long long)cfg->max_steps);
-    r->run_start = dpt_clock();
+    r->end_step = cfg->max_steps > 0 && cfg->max_steps < r->total_steps ? cfg->max_steps : r->total_steps;
+    r->run_start = r->log_t0 = dpt_clock();
     return DPT_OK;
+}
+
+/* Seconds as "1h02m03s". */
+static void format_eta(char *buf, size_t len, double s)
+{
+    long t = s > 0 && s < 1e9 ? (long)(s + 0.5) : 0;
+    snprintf(buf, len, "%ldh%02ldm%02lds", t / 3600, t / 60 % 60, t % 60);
+}
+
+/* --log-every: step, the window's mean loss and samples/s, and the time left
+ * at that rate (rank 0; a plain line, for batch-job logs). */
+static void log_line(Run *r, const DptStepResult *res)
+{
+    const DptConfig *cfg = r->t.cfg;
+    r->log_loss += res->loss;
+    r->log_count += res->count;
+    if (cfg->log_every <= 0 || r->global_step % cfg->log_every != 0)
+        return;
+    double now = dpt_clock(), dt = now - r->log_t0;
+    char eta[32];
+    format_eta(eta, sizeof eta, dt / (double)cfg->log_every * (double)(r->end_step - r->global_step));
+    dpt_log_info("step %lld/%lld (epoch %lld/%lld)  loss %.4f  %.0f samples/s  eta %s\n", (long long)r->global_step,
+                 (long long)r->end_step, (long long)r->epoch + 1, (long long)cfg->epochs, r->log_loss / r->log_count,
+                 r->log_count / dt, eta);
+    r->log_t0 = now;
+    r->log_loss = r->log_count = 0.0;
 }
 
 /* ---------------------------------------------------------------- one step */
@@ -434,8 +463,13 @@ static DptStatus after_step(Run *r, const DptStepResult *res)
         dpt_timer_stop(&t->timers, DPT_T_CKPT);
         DPT_TRY(st);
     }
-    if (!r->stopped && !r->reached_max)
-        dpt_log_progress((long)r->epoch + 1, (long)r->step, (long)t->steps_per_epoch, r->sums[0] / r->sums[2]);
+    log_line(r, res);
+    if (!r->stopped && !r->reached_max) {
+        double dt = dpt_clock() - r->epoch_start, sps = dt > 0 ? (r->sums[2] - r->count0) / dt : 0.0;
+        double eta = sps > 0 ? (double)(r->end_step - r->global_step) * (double)t->batch / sps : 0.0;
+        dpt_log_progress((long)r->epoch + 1, (long)r->step, (long)t->steps_per_epoch, r->sums[0] / r->sums[2], sps,
+                         eta);
+    }
     return DPT_OK;
 }
 
@@ -495,7 +529,7 @@ static DptStatus after_epoch(Run *r)
     r->train_time += e.epoch_s;
     r->last_train_loss = e.train_loss = r->sums[0] / r->sums[2];
     e.train_acc = r->sums[1] / r->sums[2];
-    dpt_log_progress((long)r->epoch + 1, (long)t->steps_per_epoch, (long)t->steps_per_epoch, 0.0);
+    dpt_log_progress((long)r->epoch + 1, (long)t->steps_per_epoch, (long)t->steps_per_epoch, 0.0, 0.0, 0.0);
     dpt_timer_start(&t->timers, DPT_T_EVAL);
     const DptSplit *test = &t->split[DPT_SPLIT_TEST], *val = &t->split[DPT_SPLIT_VALIDATION];
     if (cfg->eval_train)

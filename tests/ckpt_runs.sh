@@ -170,4 +170,21 @@ else
     bad "predict --out into a missing directory: status $rc: $out"
 fi
 
+# ---- 6. batch-job logs: --log-every, the options that differ, --print-config
+out=$("$DPTRAIN" train --data "$T/d.h5" --layers 20,8,4 --epochs 1 --max-steps 100 --log-every 50 --lr 0.05 \
+      --no-progress 2>&1 </dev/null)
+if [ "$(printf '%s\n' "$out" | grep -cE '^step (50|100)/100 \(epoch 1/1\)  loss [0-9.]+  [0-9]+ samples/s  eta [0-9]+h[0-9]{2}m[0-9]{2}s$')" -eq 2 ] \
+   && printf '%s' "$out" | grep -q "^lr = 0.05" && ! printf '%s' "$out" | grep -q "^beta1 = "; then
+    ok "--log-every 50: two lines with step, loss, samples/s and ETA; the header lists only changed options"
+else
+    bad "--log-every or the header: $out"
+fi
+out=$("$DPTRAIN" train --data "$T/d.h5" --layers 20,8,4 --print-config 2>&1 </dev/null)
+rc=$?
+if [ "$rc" -eq 0 ] && printf '%s' "$out" | grep -q "^beta1 = 0.9" && printf '%s' "$out" | grep -q "^signal-grace = 30"; then
+    ok "--print-config prints every option and exits 0"
+else
+    bad "--print-config: status $rc: $out"
+fi
+
 finish

@@ -47,6 +47,8 @@ typedef struct {
     char save[DPT_PATH_MAX];
     char metrics[DPT_PATH_MAX];
     int quiet;
+    int64_t log_every;                  /* a progress line every N steps (0: off) */
+    int print_config;                   /* print the resolved configuration and exit */
     int progress;                       /* progress bar on a terminal */
     /* Checkpoints and traces. */
     char checkpoint_dir[DPT_PATH_MAX];
@@ -69,6 +71,8 @@ DptStatus dpt_config_load_ini(DptConfig *c, const char *path);
 DptStatus dpt_config_validate(const DptConfig *c);
 /* The resolved configuration as INI text; returns bytes written (or needed). */
 size_t dpt_config_format(const DptConfig *c, char *buf, size_t len);
+/* Only the options whose values differ from the defaults, one per line. */
+size_t dpt_config_format_changed(const DptConfig *c, char *buf, size_t len);
 void dpt_config_help(FILE *out);
 
 #endif
