@@ -1,0 +1,156 @@
+#include "trainer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dptrain/ckpt.h"
+#include "dptrain/kernels.h"
+
+enum { EVAL_ROWS = 256 };
+
+void dpt_trainer_free(Trainer *t)
+{
+    if (t->model_win)
+        dpt_dist_shared_free(&t->model_win);
+    else
+        free(t->params);
+    free(t->perm);
+    dpt_step_free(&t->step);
+    dpt_optim_free(&t->opt);
+    dpt_work_free(&t->work);
+    for (int i = 0; i < DPT_N_SPLITS; i++) {
+        dpt_dist_shared_free(&t->win[i]);
+        memset(&t->split[i], 0, sizeof t->split[i]);
+    }
+}
+
+/* Rank 0: the architecture and parameters of --init-from, checked against
+ * this run's options as --layers would be. */
+static DptStatus load_init_from(const DptConfig *c, DptArch *arch, float **loaded)
+{
+    DPT_TRY(dpt_ckpt_load_model(c->init_from, arch, loaded));
+    int same = c->n_sizes < 2 || c->n_sizes == arch->n_layers + 1;
+    for (int l = 0; same && c->n_sizes >= 2 && l < c->n_sizes; l++)
+        same = c->sizes[l] == arch->sizes[l];
+    if (!same) {
+        char have[1024];
+        dpt_arch_format(arch, have, sizeof have);
+        return dpt_err(DPT_EUSAGE, "--init-from %s: the model has layers %s, which differ from --layers", c->init_from,
+                       have);
+    }
+    if (arch->hidden != c->hidden || arch->output != c->output)
+        return dpt_err(DPT_EUSAGE, "--init-from %s: the model has --hidden %s --output %s; pass the same", c->init_from,
+                       dpt_act_name(arch->hidden), dpt_act_name(arch->output));
+    /* The model file's cost is the one it was trained with; this run's
+     * --cost must suit its output units, as with --layers. */
+    DptArch check;
+    if (dpt_arch_init(&check, arch->sizes, arch->n_layers + 1, arch->hidden, arch->output, c->cost) != DPT_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", dpt_err_message());
+        dpt_err_clear();
+        return dpt_err(DPT_EUSAGE, "--init-from %s: %s", c->init_from, why);
+    }
+    arch->cost = c->cost;
+    return DPT_OK;
+}
+
+/* The parameters and the optimiser state. With several ranks on a node and
+ * the shared-memory reduction, the node keeps one copy of both in a shared
+ * window and each rank updates its slice (cut on cache lines): the update
+ * costs 1/node_size of a full one, the node's ranks read the same weights,
+ * and the arithmetic of every element is that of the replicated update. With
+ * --reduce mpi (or one rank per node) every rank holds its own copy.
+ * Collective. */
+static DptStatus alloc_model(Trainer *t)
+{
+    const DptConfig *c = t->cfg;
+    const DptDist *d = t->d;
+    const size_t n = t->arch.n_params;
+    t->shared_model = d->node_size > 1 && c->reduce != DPT_REDUCE_MPI;
+    t->own_lo = 0;
+    t->own_hi = n;
+    if (!t->shared_model) {
+        t->params = dpt_aligned_alloc(n * sizeof(float), "parameters");
+        return t->params ? dpt_optim_init(&t->opt, &c->opt, n) : DPT_ENOMEM;
+    }
+    const size_t stride = (n + 15) / 16 * 16, lines = stride / 16, k = (size_t)d->node_size, j = (size_t)d->node_rank;
+    const size_t vectors = 1 + (size_t)dpt_optim_state_count(c->opt.kind);
+    void *mem = NULL;
+    DPT_TRY(dpt_dist_shared_alloc(d, vectors * stride * sizeof(float), &mem, &t->model_win));
+    t->params = mem;
+    t->own_lo = lines * j / k * 16;
+    t->own_hi = lines * (j + 1) / k * 16 < n ? lines * (j + 1) / k * 16 : n;
+    /* Each rank zeroes (and so first touches) its own slice of every vector. */
+    for (size_t v = 0; v < vectors; v++)
+        memset(t->params + v * stride + t->own_lo, 0, (t->own_hi > t->own_lo ? t->own_hi - t->own_lo : 0) * sizeof(float));
+    dpt_optim_init_in(&t->opt, &c->opt, n, t->params + stride, stride);
+    dpt_dist_node_barrier(d);
+    return DPT_OK;
+}
+
+/* Architecture and initial parameters: from --init-from (read by rank 0) or
+ * random on rank 0; broadcast to all. Collective. */
+static DptStatus setup_params(Trainer *t)
+{
+    const DptConfig *c = t->cfg;
+    const DptDist *d = t->d;
+    float *loaded = NULL;
+    if (c->init_from[0]) {
+        DptStatus st = dpt_dist_agree(d, d->rank == 0 ? load_init_from(c, &t->arch, &loaded) : DPT_OK, NULL);
+        if (st != DPT_OK) {
+            free(loaded);
+            return st;
+        }
+        dpt_dist_bcast(d, &t->arch, sizeof t->arch, 0);
+    } else {
+        DPT_TRY(dpt_arch_init(&t->arch, c->sizes, c->n_sizes, c->hidden, c->output, c->cost));
+    }
+    DptStatus st = dpt_dist_agree(d, alloc_model(t), NULL);
+    if (st == DPT_OK && d->rank == 0) {
+        if (loaded)
+            memcpy(t->params, loaded, t->arch.n_params * sizeof(float));
+        else
+            dpt_net_init_params(t->params, &t->arch, c->init, (uint64_t)c->seed);
+    }
+    free(loaded);
+    if (st == DPT_OK)
+        dpt_dist_bcast_model(d, t->params, t->arch.n_params * sizeof(float), t->shared_model);
+    return st;
+}
+
+/* The model, the data, the global batch, the step and its buffers. Collective. */
+DptStatus dpt_trainer_init(Trainer *t, const DptConfig *c, const DptDist *d)
+{
+    memset(t, 0, sizeof *t);
+    t->cfg = c;
+    t->d = d;
+    DPT_TRY(dpt_dist_agree(d, dpt_config_validate(c), NULL));
+    DPT_TRY(dpt_dist_agree(d, dpt_kern_init(), NULL));
+    DPT_TRY(setup_params(t));
+    for (int s = 0; s < DPT_N_SPLITS; s++)
+        DPT_TRY(dpt_infer_load_split(d, c->data, dpt_split_names[s], s == DPT_SPLIT_TRAIN ? DPT_PROBE_REQUIRED : 0,
+                                     &t->arch, &t->split[s], &t->win[s]));
+    t->n_train = t->split[DPT_SPLIT_TRAIN].info.n;
+    t->batch = c->batch_per_rank > 0 ? (size_t)c->batch_per_rank * (size_t)d->world_size
+               : c->batch == 0      ? t->n_train
+                                    : (size_t)c->batch;
+    if (t->batch > t->n_train && c->batch_per_rank > 0)
+        return dpt_dist_agree(d, dpt_err(DPT_EUSAGE, "--batch-per-rank %lld x %d ranks = %zu is larger than the training "
+                                         "set (%zu samples in %s)", (long long)c->batch_per_rank, d->world_size, t->batch,
+                                         t->n_train, c->data), NULL);
+    if (t->batch > t->n_train)
+        return dpt_dist_agree(d, dpt_err(DPT_EUSAGE, "--batch %zu is larger than the training set (%zu samples in %s)",
+                                         t->batch, t->n_train, c->data), NULL);
+    t->steps_per_epoch = (t->n_train + t->batch - 1) / t->batch;
+    size_t rows = 0;
+    DptStatus st = dpt_step_init(&t->step, d, &t->arch, t->batch, c->deterministic, c->overlap, (size_t)c->det_block,
+                                 c->reduce, &rows);
+    if (st == DPT_OK)
+        st = dpt_work_init(&t->work, &t->arch, rows > EVAL_ROWS ? rows : EVAL_ROWS);
+    if (st == DPT_OK && !(t->perm = dpt_calloc(t->n_train, sizeof *t->perm, "permutation")))
+        st = DPT_ENOMEM;
+    t->step.work = &t->work;
+    return dpt_dist_agree(d, st, NULL);
+}
+
