@@ -17,247 +17,25 @@
 #include <cblas.h>
 #endif
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define DPT_X86 1
-#endif
+#include "ukernels.h"
 
-enum { MR = 8, NR = 32, KC = 256, MC = 128, NC = 2048 };
-
-/* c[MR][NR] (row stride ldc) := (accumulate ? c : 0) + sum_k a[k][:] (outer) b[k][:] */
-typedef void (*UKernel)(size_t kc, const float *restrict a, const float *restrict b, float *restrict c, size_t ldc,
-                        int accumulate);
+enum { MR = DPT_MR, NR = DPT_NR, KC = 256, MC = 128, NC = 2048 };
 
 /* The packing buffers, static (zero-cost until touched): no kernel
  * allocates, and no init call is needed before the first product. */
 static float pack_a[MC * KC] __attribute__((aligned(64)));   /* [MC/MR panels][KC][MR] */
 static float pack_b[KC * NC] __attribute__((aligned(64)));   /* [NC/NR panels][KC][NR] */
-static UKernel ukernel;
-static const char *ukernel_name = "none";
-
-/* ---------------------------------------------------------------- micro-kernels
- * c[MR][NR] := sum_k a[k][0..MR) (outer) b[k][0..NR), k ascending. */
-
-static void ukernel_generic(size_t kc, const float *restrict a, const float *restrict b, float *restrict c, size_t ldc,
-                            int accumulate)
-{
-    float acc[MR][NR];
-    memset(acc, 0, sizeof acc);
-    for (size_t k = 0; k < kc; k++) {
-        for (int r = 0; r < MR; r++) {
-            float ar = a[r];
-            for (int j = 0; j < NR; j++)
-                acc[r][j] += ar * b[j];
-        }
-        a += MR;
-        b += NR;
-    }
-    for (int r = 0; r < MR; r++)
-        for (int j = 0; j < NR; j++)
-            c[r * ldc + j] = accumulate ? c[r * ldc + j] + acc[r][j] : acc[r][j];
-}
-
-#ifdef DPT_X86
-__attribute__((target("avx2,fma")))
-static void ukernel_avx2(size_t kc, const float *restrict a0, const float *restrict b0, float *restrict c, size_t ldc,
-                         int accumulate)
-{
-    /* Four 4 x 16 sub-tiles: 8 accumulators + 2 B vectors fit the 16 ymm registers. */
-    for (int rh = 0; rh < MR; rh += 4) {
-        for (int ch = 0; ch < NR; ch += 16) {
-            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-            const float *a = a0 + rh, *b = b0 + ch;
-            for (size_t k = 0; k < kc; k++) {
-                __m256 bv0 = _mm256_loadu_ps(b), bv1 = _mm256_loadu_ps(b + 8);
-                __m256 av = _mm256_broadcast_ss(a + 0);
-                c00 = _mm256_fmadd_ps(av, bv0, c00); c01 = _mm256_fmadd_ps(av, bv1, c01);
-                av = _mm256_broadcast_ss(a + 1);
-                c10 = _mm256_fmadd_ps(av, bv0, c10); c11 = _mm256_fmadd_ps(av, bv1, c11);
-                av = _mm256_broadcast_ss(a + 2);
-                c20 = _mm256_fmadd_ps(av, bv0, c20); c21 = _mm256_fmadd_ps(av, bv1, c21);
-                av = _mm256_broadcast_ss(a + 3);
-                c30 = _mm256_fmadd_ps(av, bv0, c30); c31 = _mm256_fmadd_ps(av, bv1, c31);
-                a += MR;
-                b += NR;
-            }
-            float *cc = c + (size_t)rh * ldc + (size_t)ch;
-            if (accumulate) {
-                c00 = _mm256_add_ps(_mm256_loadu_ps(cc + 0 * ldc), c00); c01 = _mm256_add_ps(_mm256_loadu_ps(cc + 0 * ldc + 8), c01);
-                c10 = _mm256_add_ps(_mm256_loadu_ps(cc + 1 * ldc), c10); c11 = _mm256_add_ps(_mm256_loadu_ps(cc + 1 * ldc + 8), c11);
-                c20 = _mm256_add_ps(_mm256_loadu_ps(cc + 2 * ldc), c20); c21 = _mm256_add_ps(_mm256_loadu_ps(cc + 2 * ldc + 8), c21);
-                c30 = _mm256_add_ps(_mm256_loadu_ps(cc + 3 * ldc), c30); c31 = _mm256_add_ps(_mm256_loadu_ps(cc + 3 * ldc + 8), c31);
-            }
-            _mm256_storeu_ps(cc + 0 * ldc, c00); _mm256_storeu_ps(cc + 0 * ldc + 8, c01);
-            _mm256_storeu_ps(cc + 1 * ldc, c10); _mm256_storeu_ps(cc + 1 * ldc + 8, c11);
-            _mm256_storeu_ps(cc + 2 * ldc, c20); _mm256_storeu_ps(cc + 2 * ldc + 8, c21);
-            _mm256_storeu_ps(cc + 3 * ldc, c30); _mm256_storeu_ps(cc + 3 * ldc + 8, c31);
-        }
-    }
-}
-
-__attribute__((target("avx512f")))
-static void ukernel_avx512(size_t kc, const float *restrict a, const float *restrict b, float *restrict c, size_t ldc,
-                           int accumulate)
-{
-    /* 8 x 32 tile: 16 zmm accumulators, 2 B vectors, 1 broadcast. */
-    __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
-    __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
-    __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();
-    __m512 c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
-    __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps();
-    __m512 c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
-    __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps();
-    __m512 c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
-    for (size_t k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-        __m512 av;
-#define DPT_ROW(r)                                  \
-        av = _mm512_set1_ps(a[r]);                  \
-        c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0); \
-        c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);
-        DPT_ROW(0) DPT_ROW(1) DPT_ROW(2) DPT_ROW(3)
-        DPT_ROW(4) DPT_ROW(5) DPT_ROW(6) DPT_ROW(7)
-#undef DPT_ROW
-        a += MR;
-        b += NR;
-    }
-#define DPT_STORE(r)                                                                    \
-    if (accumulate) {                                                                   \
-        c##r##0 = _mm512_add_ps(_mm512_loadu_ps(c + r * ldc), c##r##0);                 \
-        c##r##1 = _mm512_add_ps(_mm512_loadu_ps(c + r * ldc + 16), c##r##1);            \
-    }                                                                                   \
-    _mm512_storeu_ps(c + r * ldc, c##r##0);                                             \
-    _mm512_storeu_ps(c + r * ldc + 16, c##r##1);
-    DPT_STORE(0) DPT_STORE(1) DPT_STORE(2) DPT_STORE(3)
-    DPT_STORE(4) DPT_STORE(5) DPT_STORE(6) DPT_STORE(7)
-#undef DPT_STORE
-}
-#endif
-
-static inline int64_t to_fixed(float v, double scale) { return (int64_t)llrint((double)v * scale); }
-
-/* c[0..n) += round(scale * t[0..n)) (round to nearest even, as llrint). */
-typedef void (*FixedAdd)(int64_t *restrict c, const float *restrict t, size_t n, double scale);
-
-static void fixed_add_generic(int64_t *restrict c, const float *restrict t, size_t n, double scale)
-{
-    for (size_t j = 0; j < n; j++)
-        c[j] += to_fixed(t[j], scale);
-}
-
-static void fixed_store(int64_t *restrict c, const float *restrict t, size_t n, double scale)
-{
-    for (size_t j = 0; j < n; j++)
-        c[j] = to_fixed(t[j], scale);
-}
-
-#ifdef DPT_X86
-__attribute__((target("avx512f,avx512dq")))
-static void fixed_add_avx512(int64_t *restrict c, const float *restrict t, size_t n, double scale)
-{
-    /* float -> double is exact and the scale a power of two, so the product is
-     * exact and vcvtpd2qq rounds it as llrint does (MXCSR: nearest even). */
-    const __m512d s = _mm512_set1_pd(scale);
-    size_t j = 0;
-    for (; j + 8 <= n; j += 8) {
-        __m512d v = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(t + j)), s);
-        __m512i q = _mm512_add_epi64(_mm512_loadu_si512((const void *)(c + j)), _mm512_cvtpd_epi64(v));
-        _mm512_storeu_si512((void *)(c + j), q);
-    }
-    for (; j < n; j++)
-        c[j] += to_fixed(t[j], scale);
-}
-
-/* AVX2 has no double -> int64 conversion. For |x| < 2^51, x + 1.5 * 2^52
- * (in double, round to nearest even) lands where the ulp is 1, so it rounds
- * x as llrint does and leaves the integer in the low mantissa bits: the
- * bits of the sum minus those of 1.5 * 2^52 are llrint(x). Lanes at or above
- * 2^51 (rare: the scale allows up to 2^60 / blocks) take the scalar path. */
-static inline __attribute__((target("avx2"), always_inline)) void fixed_avx2(int64_t *restrict c,
-                                                                               const float *restrict t, size_t n,
-                                                                               double scale, const int add)
-{
-    const __m256d s = _mm256_set1_pd(scale), magic = _mm256_set1_pd(6755399441055744.0), limit = _mm256_set1_pd(0x1p51);
-    const __m256d absmask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
-    const __m256i magic_bits = _mm256_castpd_si256(magic);
-    size_t j = 0;
-    for (; j + 4 <= n; j += 4) {
-        __m256d v = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(t + j)), s);
-        if (_mm256_movemask_pd(_mm256_cmp_pd(_mm256_and_pd(v, absmask), limit, _CMP_GE_OQ))) {
-            for (size_t k = j; k < j + 4; k++)
-                c[k] = (add ? c[k] : 0) + to_fixed(t[k], scale);
-            continue;
-        }
-        __m256i q = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(v, magic)), magic_bits);
-        if (add)
-            q = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)(c + j)), q);
-        _mm256_storeu_si256((__m256i *)(c + j), q);
-    }
-    for (; j < n; j++)
-        c[j] = (add ? c[j] : 0) + to_fixed(t[j], scale);
-}
-
-__attribute__((target("avx2")))
-static void fixed_add_avx2(int64_t *restrict c, const float *restrict t, size_t n, double scale)
-{
-    fixed_avx2(c, t, n, scale, 1);
-}
-
-__attribute__((target("avx2")))
-static void fixed_store_avx2(int64_t *restrict c, const float *restrict t, size_t n, double scale)
-{
-    fixed_avx2(c, t, n, scale, 0);
-}
-#endif
-
-static FixedAdd fixed_add = fixed_add_generic, fixed_set = fixed_store;
-
-static void choose_ukernel_named(const char *force);
-static void choose_ukernel(void) { choose_ukernel_named(getenv("DPT_KERNEL")); }
 
 int dpt_kern_select(const char *name)
 {
-    choose_ukernel_named(name);
-    return strcmp(ukernel_name, name) == 0;
-}
-
-static void choose_ukernel_named(const char *force)
-{
-    ukernel = ukernel_generic;
-    ukernel_name = "generic";
-#ifdef DPT_X86
-    __builtin_cpu_init();
-    int has512 = __builtin_cpu_supports("avx512f");
-    int has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    fixed_add = fixed_add_generic;
-    fixed_set = fixed_store;
-    if (force && strcmp(force, "generic") == 0)
-        return;
-    if (has2) {
-        fixed_add = fixed_add_avx2;
-        fixed_set = fixed_store_avx2;
-    }
-    if (has512 && !(force && strcmp(force, "avx2") == 0)) {
-        ukernel = ukernel_avx512;
-        ukernel_name = "avx512";
-        if (__builtin_cpu_supports("avx512dq"))
-            fixed_add = fixed_add_avx512;
-    } else if (has2) {
-        ukernel = ukernel_avx2;
-        ukernel_name = "avx2";
-    }
-#else
-    (void)force;
-#endif
+    dpt_ukernel_choose(name);
+    return strcmp(dpt_ukernel_name, name) == 0;
 }
 
 DptStatus dpt_kern_init(void)
 {
-    if (!ukernel)
-        choose_ukernel();
+    if (!dpt_ukernel)
+        dpt_ukernel_choose(getenv("DPT_KERNEL"));
     return DPT_OK;
 }
 
@@ -283,9 +61,9 @@ const char *dpt_kern_name(void)
 #ifdef DPT_USE_CBLAS
     return "cblas";
 #else
-    if (!ukernel)
-        choose_ukernel();
-    return ukernel_name;
+    if (!dpt_ukernel)
+        dpt_ukernel_choose(getenv("DPT_KERNEL"));
+    return dpt_ukernel_name;
 #endif
 }
 
@@ -372,18 +150,18 @@ static void gemm_tile(const GemmOut *o, const float *pa, const float *pb, size_t
         for (size_t kb = 0; kb < kc; kb += o->block) {
             size_t kn = kc - kb < o->block ? kc - kb : o->block;
             int first = first_slab && kb == 0;
-            ukernel(kn, pa + kb * MR, pb + kb * NR, tile, NR, 0);
+            dpt_ukernel(kn, pa + kb * MR, pb + kb * NR, tile, NR, 0);
             for (size_t r = 0; r < ni; r++)
-                (first ? fixed_set : fixed_add)(o->Cq + (i0 + r) * o->ldc + j0, tile + r * NR, nj, o->scale);
+                (first ? dpt_fixed_set : dpt_fixed_add)(o->Cq + (i0 + r) * o->ldc + j0, tile + r * NR, nj, o->scale);
         }
         return;
     }
     if (ni == MR && nj == NR) {
         /* a whole tile: the micro-kernel updates C itself */
-        ukernel(kc, pa, pb, o->C + i0 * o->ldc + j0, o->ldc, !first_slab);
+        dpt_ukernel(kc, pa, pb, o->C + i0 * o->ldc + j0, o->ldc, !first_slab);
         return;
     }
-    ukernel(kc, pa, pb, tile, NR, 0);
+    dpt_ukernel(kc, pa, pb, tile, NR, 0);
     for (size_t r = 0; r < ni; r++) {
         float *crow = o->C + (i0 + r) * o->ldc + j0;
         const float *trow = tile + r * NR;
@@ -409,8 +187,8 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
             }
         return;
     }
-    if (!ukernel)
-        choose_ukernel();   /* a library caller need not call dpt_kern_init first */
+    if (!dpt_ukernel)
+        dpt_ukernel_choose(getenv("DPT_KERNEL"));   /* a library caller need not call dpt_kern_init first */
     const size_t kcmax = o->Cq ? KC / o->block * o->block : KC;
     const int small = M * N * K < 32768;  /* not worth waking the team */
 #pragma omp parallel if (!small)
@@ -481,7 +259,7 @@ void dpt_kern_bias_grad_fixed(int64_t *restrict dbq, int accumulate, double scal
             float s = 0.0f;
             for (size_t r = r0; r < r1; r++)
                 s += D[r * out + o];
-            acc += to_fixed(s, scale);
+            acc += dpt_to_fixed(s, scale);
         }
         dbq[o] = accumulate ? dbq[o] + acc : acc;
     }
