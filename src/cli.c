@@ -1,4 +1,5 @@
 #include "dptrain/cli.h"
+#include <errno.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -34,9 +35,25 @@ static const char predict_help[] =
     "Writes /predictions/output [N, K] and /predictions/class [N] for one split (default: test, else train).\n";
 static const char convert_help[] =
     "Usage: dptrain convert idx TRAIN_IMAGES TRAIN_LABELS [TEST_IMAGES TEST_LABELS] -o FILE.h5 [--description TEXT]\n"
-    "       dptrain convert csv TRAIN.csv [TEST.csv] -o FILE.h5 [--label-col N|last] [--header] [--scale S]\n"
+    "       dptrain convert csv TRAIN.csv [TEST.csv] -o FILE.h5 [options]\n"
     "IDX files (MNIST format, gzip or plain) become uint8 x with scale 1/255 and integer labels.\n"
-    "CSV rows are numbers; the label column (default: last) holds class labels; features are multiplied by S.\n";
+    "CSV tables as pandas or a spreadsheet write them: separator , ; or tab (detected), quoted fields, a header\n"
+    "line (detected), pandas' unnamed index column (dropped). Every column but the label (and index) is a feature.\n"
+    "  --label-col N|NAME|last|none  the label column: 0-based number, header name, last (default), or none\n"
+    "                                (inputs only, for predict)\n"
+    "  --index-col N|NAME            a column to drop (an id or row number)\n"
+    "  --header, --no-header         whether the first line is a header (default: detected)\n"
+    "  --sep ,|;|tab|'|'             the separator (default: detected from the first line)\n"
+    "  --regression                  labels are float targets (y [N, 1]) even when they are whole numbers;\n"
+    "                                otherwise whole numbers >= 0 are classes, other numbers targets, and text\n"
+    "                                labels class names (sorted; label i is /class_names[i])\n"
+    "  --split A,B,C                 shuffle the training file (--seed S, default 0) and cut it into train,\n"
+    "                                validation and test fractions\n"
+    "  --standardize                 x = (x - mean) / std with the training rows' statistics (stored in\n"
+    "                                /standardize), applied to every split\n"
+    "  --standardize-from DATA.h5    use the statistics stored in another dataset (for new inputs)\n"
+    "  --scale S                     multiply the features by S (before standardising)\n"
+    "  --description TEXT            a description attribute\n";
 static const char compare_help[] =
     "Usage: dptrain compare A.h5 B.h5 [--atol X] [--rtol Y]\n"
     "Compares the parameters of two model or checkpoint files: bitwise by default, else element by element\n"
@@ -93,6 +110,7 @@ int dpt_cli_early(int argc, char **argv, DptStatus *st)
 typedef struct {
     const char *name;
     const char **value;
+    int flag;             /* takes no value: set to "1" */
 } Opt;
 
 static DptStatus parse_opts(const char *cmd, int argc, char **argv, Opt *opts, int n_opts, const char **positional,
@@ -112,7 +130,7 @@ static DptStatus parse_opts(const char *cmd, int argc, char **argv, Opt *opts, i
                 found = 1;
                 if (eq) {
                     *opts[j].value = eq + 1;
-                } else if (!strcmp(opts[j].name, "header")) {
+                } else if (opts[j].flag) {
                     *opts[j].value = "1";
                 } else {
                     if (i + 1 >= argc)
@@ -153,7 +171,7 @@ static DptStatus cmd_eval_predict(int argc, char **argv, const DptDist *d, int p
 {
     const char *model = NULL, *data = NULL, *split = NULL, *out = NULL, *pos[1];
     int n_pos;
-    Opt opts[] = {{"model", &model}, {"data", &data}, {"split", &split}, {"out", &out}};
+    Opt opts[] = {{"model", &model, 0}, {"data", &data, 0}, {"split", &split, 0}, {"out", &out, 0}};
     const char *cmd = predict ? "predict" : "eval";
     DptStatus st = parse_opts(cmd, argc, argv, opts, predict ? 4 : 3, pos, 0, &n_pos);
     if (st == DPT_OK && !model)
@@ -167,52 +185,98 @@ static DptStatus cmd_eval_predict(int argc, char **argv, const DptDist *d, int p
     return predict ? dpt_predict_run(model, data, split, out, d) : dpt_eval_run(model, data, split, d);
 }
 
+/* --split a,b,c: fractions of the training file for train, validation, test. */
+static DptStatus parse_split(const char *v, double f[3])
+{
+    char *end;
+    const char *p = v;
+    double sum = 0;
+    for (int i = 0; i < 3; i++) {
+        f[i] = strtod(p, &end);
+        if (end == p || !(f[i] >= 0 && f[i] <= 1) || (i < 2 && *end != ',') || (i == 2 && *end != '\0'))
+            return dpt_err(DPT_EUSAGE, "convert csv: --split '%s': expected three fractions TRAIN,VALIDATION,TEST "
+                           "that sum to 1 (e.g. 0.8,0.1,0.1)", v);
+        sum += f[i];
+        p = end + 1;
+    }
+    if (fabs(sum - 1.0) > 1e-6 || !(f[0] > 0))
+        return dpt_err(DPT_EUSAGE, "convert csv: --split '%s': the fractions sum to %g and the training one must "
+                       "be above 0; expected a sum of 1", v, sum);
+    return DPT_OK;
+}
+
+static DptStatus cmd_convert_csv(int argc, char **argv)
+{
+    const char *out = NULL, *desc = NULL, *label = NULL, *index = NULL, *header = NULL, *no_header = NULL,
+               *sep = NULL, *regression = NULL, *split = NULL, *seed = NULL, *stdz = NULL, *stdz_from = NULL,
+               *scale = NULL, *pos[2];
+    int n_pos;
+    Opt opts[] = {{"o", &out, 0},          {"out", &out, 0},           {"description", &desc, 0},
+                  {"label-col", &label, 0}, {"index-col", &index, 0},   {"header", &header, 1},
+                  {"no-header", &no_header, 1}, {"sep", &sep, 0},       {"regression", &regression, 1},
+                  {"split", &split, 0},     {"seed", &seed, 0},         {"standardize", &stdz, 1},
+                  {"standardize-from", &stdz_from, 0}, {"scale", &scale, 0}};
+    DPT_TRY(parse_opts("convert csv", argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), pos, 2, &n_pos));
+    if (n_pos < 1)
+        return dpt_err(DPT_EUSAGE, "convert csv: expected TRAIN.csv [TEST.csv]");
+    if (!out)
+        return dpt_err(DPT_EUSAGE, "convert csv: -o FILE.h5 is required");
+    if (header && no_header)
+        return dpt_err(DPT_EUSAGE, "convert csv: --header and --no-header contradict each other");
+    DptCsvOptions o = {.label_col = label, .index_col = index, .header = header ? 1 : no_header ? 0 : -1,
+                       .regression = regression != NULL, .scale = 1.0f, .standardize = stdz != NULL,
+                       .standardize_from = stdz_from, .description = desc};
+    if (sep) {
+        o.sep = !strcmp(sep, "tab") || !strcmp(sep, "\\t") ? '\t' : strlen(sep) == 1 ? sep[0] : 0;
+        if (o.sep != ',' && o.sep != ';' && o.sep != '\t' && o.sep != '|')
+            return dpt_err(DPT_EUSAGE, "convert csv: --sep '%s': expected ',', ';', '|' or 'tab'", sep);
+    }
+    if (scale) {
+        char *end;
+        o.scale = strtof(scale, &end);
+        if (*end || end == scale || !(o.scale > 0) || !isfinite(o.scale))
+            return dpt_err(DPT_EUSAGE, "convert csv: --scale '%s': expected a positive number", scale);
+    }
+    if (split)
+        DPT_TRY(parse_split(split, o.split));
+    if (seed) {
+        char *end;
+        errno = 0;
+        o.seed = strtoull(seed, &end, 10);
+        if (*end || end == seed || errno || seed[0] == '-')
+            return dpt_err(DPT_EUSAGE, "convert csv: --seed '%s': expected a non-negative integer", seed);
+        if (!split)
+            return dpt_err(DPT_EUSAGE, "convert csv: --seed shuffles rows for --split; give --split too");
+    }
+    if (stdz && stdz_from)
+        return dpt_err(DPT_EUSAGE, "convert csv: give --standardize or --standardize-from FILE.h5, not both");
+    if (n_pos > 1 && split && o.split[2] > 0)
+        return dpt_err(DPT_EUSAGE, "convert csv: --split with a test fraction and a TEST.csv: give one test set");
+    DPT_TRY(dpt_convert_csv(pos[0], n_pos > 1 ? pos[1] : NULL, &o, out));
+    printf("wrote %s\n", out);
+    return DPT_OK;
+}
+
 static DptStatus cmd_convert(int argc, char **argv)
 {
-    const char *out = NULL, *desc = NULL, *label = NULL, *header = NULL, *scale = NULL, *pos[5];
+    const char *out = NULL, *desc = NULL, *pos[4];
     int n_pos;
     if (argc < 1)
         return dpt_err(DPT_EUSAGE, "convert: expected 'idx' or 'csv' (see dptrain convert --help)");
     const char *kind = argv[0];
-    Opt opts[] = {{"o", &out}, {"out", &out}, {"description", &desc}, {"label-col", &label}, {"header", &header},
-                  {"scale", &scale}};
-    if (!strcmp(kind, "idx")) {
-        DPT_TRY(parse_opts("convert idx", argc - 1, argv + 1, opts, 3, pos, 4, &n_pos));
-        if (n_pos != 2 && n_pos != 4)
-            return dpt_err(DPT_EUSAGE, "convert idx: expected TRAIN_IMAGES TRAIN_LABELS [TEST_IMAGES TEST_LABELS], got %d files", n_pos);
-        if (!out)
-            return dpt_err(DPT_EUSAGE, "convert idx: -o FILE.h5 is required");
-        DPT_TRY(dpt_convert_idx(pos[0], pos[1], n_pos == 4 ? pos[2] : NULL, n_pos == 4 ? pos[3] : NULL, out,
-                                     desc));
-        printf("wrote %s\n", out);
-        return DPT_OK;
-    }
-    if (!strcmp(kind, "csv")) {
-        DPT_TRY(parse_opts("convert csv", argc - 1, argv + 1, opts, 6, pos, 2, &n_pos));
-        if (n_pos < 1)
-            return dpt_err(DPT_EUSAGE, "convert csv: expected TRAIN.csv [TEST.csv]");
-        if (!out)
-            return dpt_err(DPT_EUSAGE, "convert csv: -o FILE.h5 is required");
-        int col = -1;
-        if (label && strcmp(label, "last") != 0) {
-            char *end;
-            long v = strtol(label, &end, 10);
-            if (*end || end == label || v < 0 || v > 1000000)
-                return dpt_err(DPT_EUSAGE, "convert csv: --label-col '%s': expected a column number (0-based) or 'last'", label);
-            col = (int)v;
-        }
-        float sc = 1.0f;
-        if (scale) {
-            char *end;
-            sc = strtof(scale, &end);
-            if (*end || end == scale || !(sc > 0))
-                return dpt_err(DPT_EUSAGE, "convert csv: --scale '%s': expected a positive number", scale);
-        }
-        DPT_TRY(dpt_convert_csv(pos[0], n_pos > 1 ? pos[1] : NULL, col, header != NULL, sc, out));
-        printf("wrote %s\n", out);
-        return DPT_OK;
-    }
-    return dpt_err(DPT_EUSAGE, "convert: unknown format '%s'; expected idx or csv", kind);
+    if (!strcmp(kind, "csv"))
+        return cmd_convert_csv(argc - 1, argv + 1);
+    if (strcmp(kind, "idx") != 0)
+        return dpt_err(DPT_EUSAGE, "convert: unknown format '%s'; expected idx or csv", kind);
+    Opt opts[] = {{"o", &out, 0}, {"out", &out, 0}, {"description", &desc, 0}};
+    DPT_TRY(parse_opts("convert idx", argc - 1, argv + 1, opts, 3, pos, 4, &n_pos));
+    if (n_pos != 2 && n_pos != 4)
+        return dpt_err(DPT_EUSAGE, "convert idx: expected TRAIN_IMAGES TRAIN_LABELS [TEST_IMAGES TEST_LABELS], got %d files", n_pos);
+    if (!out)
+        return dpt_err(DPT_EUSAGE, "convert idx: -o FILE.h5 is required");
+    DPT_TRY(dpt_convert_idx(pos[0], pos[1], n_pos == 4 ? pos[2] : NULL, n_pos == 4 ? pos[3] : NULL, out, desc));
+    printf("wrote %s\n", out);
+    return DPT_OK;
 }
 
 /* Compares the parameters of two model or checkpoint files: bitwise, or
@@ -222,7 +286,7 @@ static DptStatus cmd_compare(int argc, char **argv)
 {
     const char *atol_s = NULL, *rtol_s = NULL, *pos[2];
     int n_pos;
-    Opt opts[] = {{"atol", &atol_s}, {"rtol", &rtol_s}};
+    Opt opts[] = {{"atol", &atol_s, 0}, {"rtol", &rtol_s, 0}};
     DPT_TRY(parse_opts("compare", argc, argv, opts, 2, pos, 2, &n_pos));
     if (n_pos != 2)
         return dpt_err(DPT_EUSAGE, "compare: expected two files (dptrain compare A.h5 B.h5 [--atol X] [--rtol Y])");

@@ -16,6 +16,8 @@
 #define DS_Y "y"
 #define ATTR_SCALE "scale"
 #define ATTR_DESCRIPTION "description"
+#define ATTR_CLASS_NAMES "class_names"
+#define GRP_STANDARDIZE "standardize"
 
 static size_t pad64(size_t b) { return (b + 63) / 64 * 64; }
 
@@ -336,7 +338,9 @@ static DptStatus write_split(hid_t f, const char *out, const DptSplitData *sp)
         if (st != DPT_OK)
             goto done;
     }
-    if (sp->y_labels) {
+    if (sp->unlabeled) {
+        /* inputs only */
+    } else if (sp->y_labels) {
         hsize_t yd[1] = {sp->n};
         DPT_TRY_GOTO(st, dpt_h5_write_dataset(g, DS_Y, H5T_NATIVE_INT32, 1, yd, sp->lab, 1, out), done);
     } else {
@@ -348,14 +352,64 @@ done:
     return st;
 }
 
-DptStatus dpt_data_write(const char *out, const DptSplitData *splits, int n_splits, const char *description)
+/* class_names: a root attribute (DESIGN.md), an array of fixed-length
+ * UTF-8 strings, kept under the 64 KiB of an attribute in compact storage. */
+static DptStatus write_class_names(hid_t f, const DptDatasetMeta *m, const char *out)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < m->n_classes; i++)
+        len = strlen(m->class_names[i]) + 1 > len ? strlen(m->class_names[i]) + 1 : len;
+    if (len * m->n_classes > 60000)
+        return dpt_err(DPT_EINPUT, "%s: %zu class names of up to %zu bytes do not fit the class_names attribute "
+                       "(60000 bytes at most)", out, m->n_classes, len - 1);
+    char *buf = calloc(m->n_classes, len);
+    if (!buf)
+        return dpt_err(DPT_ENOMEM, "%s: out of memory for class names", out);
+    for (size_t i = 0; i < m->n_classes; i++)
+        memcpy(buf + i * len, m->class_names[i], strlen(m->class_names[i]));
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, len);
+    H5Tset_strpad(t, H5T_STR_NULLPAD);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hsize_t dims[1] = {m->n_classes};
+    hid_t sp = H5Screate_simple(1, dims, NULL);
+    hid_t a = H5Acreate2(f, ATTR_CLASS_NAMES, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    DptStatus st = a >= 0 && H5Awrite(a, t, buf) >= 0
+                       ? DPT_OK
+                       : dpt_err(DPT_EOUTPUT, "%s: cannot write attribute class_names", out);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+    free(buf);
+    return st;
+}
+
+static DptStatus write_standardize(hid_t f, const DptDatasetMeta *m, const char *out)
+{
+    hid_t g = H5Gcreate2(f, GRP_STANDARDIZE, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return dpt_err(DPT_EOUTPUT, "%s: cannot create group /%s", out, GRP_STANDARDIZE);
+    hsize_t dims[1] = {m->d};
+    DptStatus st = dpt_h5_write_dataset(g, "mean", H5T_NATIVE_FLOAT, 1, dims, m->mean, 0, out);
+    if (st == DPT_OK)
+        st = dpt_h5_write_dataset(g, "std", H5T_NATIVE_FLOAT, 1, dims, m->sd, 0, out);
+    H5Gclose(g);
+    return st;
+}
+
+DptStatus dpt_data_write_meta(const char *out, const DptSplitData *splits, int n_splits, const DptDatasetMeta *meta)
 {
     DptStatus st = DPT_OK;
     char tmp[4096];
     hid_t f = H5I_INVALID_HID;
     DPT_TRY_GOTO(st, dpt_h5_create_tmp(out, tmp, sizeof tmp, &f), done);
-    if (description)
-        DPT_TRY_GOTO(st, dpt_h5_write_attr_string(f, ATTR_DESCRIPTION, description, out), done);
+    if (meta && meta->description)
+        DPT_TRY_GOTO(st, dpt_h5_write_attr_string(f, ATTR_DESCRIPTION, meta->description, out), done);
+    if (meta && meta->n_classes)
+        DPT_TRY_GOTO(st, write_class_names(f, meta, out), done);
+    if (meta && meta->mean)
+        DPT_TRY_GOTO(st, write_standardize(f, meta, out), done);
     for (int i = 0; i < n_splits; i++)
         DPT_TRY_GOTO(st, write_split(f, out, &splits[i]), done);
     st = dpt_h5_commit_tmp(&f, tmp, out);
@@ -364,6 +418,45 @@ done:
     if (f >= 0)
         H5Fclose(f);
     unlink(tmp);
+    return st;
+}
+
+DptStatus dpt_data_write(const char *out, const DptSplitData *splits, int n_splits, const char *description)
+{
+    DptDatasetMeta meta = {.description = description};
+    return dpt_data_write_meta(out, splits, n_splits, &meta);
+}
+
+DptStatus dpt_data_read_standardize(const char *path, float *mean, float *sd, size_t d)
+{
+    hid_t f;
+    DPT_TRY(dpt_h5_open_read(path, &f));
+    DptStatus st = DPT_OK;
+    const char *names[2] = {GRP_STANDARDIZE "/mean", GRP_STANDARDIZE "/std"};
+    float *dst[2] = {mean, sd};
+    for (int i = 0; i < 2 && st == DPT_OK; i++) {
+        if (!dpt_h5_exists(f, names[i])) {
+            st = dpt_err(DPT_EINPUT, "%s: no /%s (was it converted with --standardize?)", path, names[i]);
+            break;
+        }
+        hid_t ds = H5Dopen2(f, names[i], H5P_DEFAULT);
+        hid_t sp = ds >= 0 ? H5Dget_space(ds) : H5I_INVALID_HID;
+        hsize_t dims[2] = {0, 0};
+        int rank = sp >= 0 ? H5Sget_simple_extent_dims(sp, dims, NULL) : -1;
+        if (rank != 1 || dims[0] != d)
+            st = dpt_err(DPT_EINPUT, "%s: /%s: expected [%zu] values (one per feature)", path, names[i], d);
+        else if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst[i]) < 0)
+            st = dpt_err(DPT_EINPUT, "%s: cannot read /%s", path, names[i]);
+        for (size_t j = 0; st == DPT_OK && j < d; j++)
+            if (!isfinite(dst[i][j]) || (i == 1 && !(dst[i][j] > 0)))
+                st = dpt_err(DPT_EINPUT, "%s: /%s[%zu] = %g: expected a finite%s number", path, names[i], j,
+                             (double)dst[i][j], i ? " positive" : "");
+        if (sp >= 0)
+            H5Sclose(sp);
+        if (ds >= 0)
+            H5Dclose(ds);
+    }
+    H5Fclose(f);
     return st;
 }
 
@@ -426,6 +519,35 @@ fail:
 
 /* ---------------------------------------------------------------- info */
 
+/* The class names (fixed-length strings; others only counted) and whether
+ * x is standardised. */
+static void describe_meta(hid_t f, FILE *out)
+{
+    if (H5Aexists(f, ATTR_CLASS_NAMES) > 0) {
+        hid_t a = H5Aopen(f, ATTR_CLASS_NAMES, H5P_DEFAULT);
+        hid_t t = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID, sp = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
+        hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : 0;
+        size_t len = t >= 0 ? H5Tget_size(t) : 0;
+        char *buf = t >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) == 0 && n > 0 && len < 4096
+                        ? calloc((size_t)n, len)
+                        : NULL;
+        fprintf(out, "  classes    %lld", (long long)n);
+        if (buf && H5Aread(a, t, buf) >= 0)
+            for (hssize_t i = 0; i < n && i < 20; i++)
+                fprintf(out, "%s%.*s", i ? ", " : ": ", (int)len, buf + (size_t)i * len);
+        fprintf(out, "%s\n", n > 20 ? ", ..." : "");
+        free(buf);
+        if (sp >= 0)
+            H5Sclose(sp);
+        if (t >= 0)
+            H5Tclose(t);
+        if (a >= 0)
+            H5Aclose(a);
+    }
+    if (dpt_h5_exists(f, GRP_STANDARDIZE "/mean"))
+        fprintf(out, "  x is standardised: (raw - /standardize/mean) / /standardize/std\n");
+}
+
 DptStatus dpt_data_describe_dataset(const char *path, void *stream)
 {
     FILE *out = stream;
@@ -434,8 +556,9 @@ DptStatus dpt_data_describe_dataset(const char *path, void *stream)
     char desc[512] = "";
     if (H5Aexists(f, ATTR_DESCRIPTION) > 0)
         dpt_h5_read_attr_string(f, ATTR_DESCRIPTION, desc, sizeof desc);
-    H5Fclose(f);
     fprintf(out, "%s: dataset%s%s\n", path, desc[0] ? " - " : "", desc);
+    describe_meta(f, out);
+    H5Fclose(f);
     const char *splits[] = {"train", "validation", "test"};
     int any = 0;
     for (int i = 0; i < 3; i++) {

@@ -220,42 +220,204 @@ static void test_idx_conversion(void **state)
     dpt_err_clear();
 }
 
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static DptStatus csv(const char *path, const char *text, DptCsvOptions o, const char *out)
+{
+    write_text(path, text);
+    if (o.scale == 0)
+        o.scale = 1.0f;
+    if (o.header == 0)
+        o.header = -1;   /* tests ask for "no header" with header = 2 */
+    else if (o.header == 2)
+        o.header = 0;
+    dpt_err_clear();
+    return dpt_convert_csv(path, NULL, &o, out);
+}
+
+/* The class names stored by the converter, as one "a,b,c" string. */
+static void class_names(const char *path, char *buf, size_t len)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t ds = H5Aopen(f, "class_names", H5P_DEFAULT);
+    assert_true(ds >= 0);
+    hid_t t = H5Aget_type(ds), sp = H5Aget_space(ds);
+    size_t sz = H5Tget_size(t), n = (size_t)H5Sget_simple_extent_npoints(sp);
+    char *raw = calloc(n, sz);
+    assert_true(H5Aread(ds, t, raw) >= 0);
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        strncat(buf, i ? "," : "", len - strlen(buf) - 1);
+        strncat(buf, raw + i * sz, sz < len - strlen(buf) - 1 ? sz : len - strlen(buf) - 1);
+    }
+    free(raw);
+    H5Sclose(sp);
+    H5Tclose(t);
+    H5Aclose(ds);
+    H5Fclose(f);
+}
+
 static void test_csv_conversion(void **state)
 {
     (void)state;
-    const char *csv = tu_path("d.csv"), *out = tu_path("csv.h5");
-    FILE *f = fopen(csv, "w");
-    fputs("a,b,label\n1.5,2,1\n-3,4e-1,0\n\n5,6,2\n", f);
-    fclose(f);
-    assert_int_equal(dpt_convert_csv(csv, NULL, -1, 1, 0.5f, out), DPT_OK);
+    const char *in = tu_path("d.csv"), *out = tu_path("csv.h5");
     DptSplitInfo info;
     DptSplit s;
     void *mem;
+    /* A header (detected), a blank line, scale. */
+    assert_int_equal(csv(in, "a,b,label\n1.5,2,1\n-3,4e-1,0\n\n5,6,2\n", (DptCsvOptions){.scale = 0.5f}, out), DPT_OK);
     load(out, "train", &info, &mem, &s);
-    assert_true(info.n == 3 && info.d == 2 && !info.x_u8);
+    assert_true(info.n == 3 && info.d == 2 && !info.x_u8 && info.y_labels);
     const float *x = s.x;
     assert_float_equal(x[0], 0.75, 1e-7);
     assert_float_equal(x[3], 0.2, 1e-7);
     assert_true(s.lab[0] == 1 && s.lab[1] == 0 && s.lab[2] == 2);
     free(mem);
-    f = fopen(csv, "w");
-    fputs("1,2,1\n3,x,0\n", f);
-    fclose(f);
+    /* Numbers with fractions are regression targets; --regression forces it. */
+    assert_int_equal(csv(in, "1,2,1.5\n3,4,-2\n", (DptCsvOptions){0}, out), DPT_OK);
+    load(out, "train", &info, &mem, &s);
+    assert_true(!info.y_labels && info.k == 1 && s.tgt[0] == 1.5f && s.tgt[1] == -2.0f);
+    free(mem);
+    assert_int_equal(csv(in, "1,2,1\n3,4,0\n", (DptCsvOptions){.regression = 1}, out), DPT_OK);
+    load(out, "train", &info, &mem, &s);
+    assert_true(!info.y_labels && info.k == 1 && s.tgt[0] == 1.0f);
+    free(mem);
+    /* pandas' to_csv: an unnamed index column, class names (sorted). */
+    assert_int_equal(csv(in, ",a,b,species\n0,1,2,setosa\n1,3,4,virginica\n2,5,6,setosa\n3,7,8,versicolor\n",
+                         (DptCsvOptions){0}, out), DPT_OK);
+    load(out, "train", &info, &mem, &s);
+    x = s.x;
+    assert_true(info.n == 4 && info.d == 2 && x[0] == 1.0f && x[7] == 8.0f);
+    assert_true(s.lab[0] == 0 && s.lab[1] == 2 && s.lab[2] == 0 && s.lab[3] == 1);
+    free(mem);
+    char names[256];
+    class_names(out, names, sizeof names);
+    assert_string_equal(names, "setosa,versicolor,virginica");
+    /* A spreadsheet's export: ';' separators, quoted fields, label named. */
+    assert_int_equal(csv(in, "\"id\";\"kind\";\"f;1\";\"f 2\"\n7;\"b\";1;\"2\"\n8;\"a \"\"x\"\"\";3;4\n",
+                         (DptCsvOptions){.label_col = "kind", .index_col = "id"}, out), DPT_OK);
+    load(out, "train", &info, &mem, &s);
+    x = s.x;
+    assert_true(info.n == 2 && info.d == 2 && x[0] == 1.0f && x[1] == 2.0f && x[2] == 3.0f);
+    assert_true(s.lab[0] == 1 && s.lab[1] == 0);
+    free(mem);
+    class_names(out, names, sizeof names);
+    assert_string_equal(names, "a \"x\",b");
+    /* Tabs, label column by number, no header. */
+    assert_int_equal(csv(in, "2\t10\t20\n0\t30\t40\n", (DptCsvOptions){.label_col = "0", .header = 2}, out), DPT_OK);
+    load(out, "train", &info, &mem, &s);
+    x = s.x;
+    assert_true(info.d == 2 && x[0] == 10.0f && x[3] == 40.0f && s.lab[0] == 2 && s.lab[1] == 0);
+    free(mem);
+    /* Inputs only. */
+    assert_int_equal(csv(in, "a,b\n1,2\n3,4\n", (DptCsvOptions){.label_col = "none"}, out), DPT_OK);
+    assert_int_equal(dpt_data_probe(out, "train", DPT_PROBE_UNLABELED_OK, &info), DPT_OK);
+    assert_true(info.unlabeled && info.n == 2 && info.d == 2);
+    /* Bad input: one-line messages naming the file, line and column. */
+    assert_int_equal(csv(in, "1,2,1\n3,x,0\n", (DptCsvOptions){0}, out), DPT_EINPUT);
+    assert_non_null(strstr(dpt_err_message(), "d.csv:2: column 1 ('x') is not a number"));
+    assert_int_equal(csv(in, "1,2,1\n3,0\n", (DptCsvOptions){0}, out), DPT_EINPUT);
+    assert_non_null(strstr(dpt_err_message(), "d.csv:2: 2 fields; the first line has 3"));
+    assert_int_equal(csv(in, "a,b,c\n1,2,1\n", (DptCsvOptions){.label_col = "y"}, out), DPT_EUSAGE);
+    assert_non_null(strstr(dpt_err_message(), "--label-col 'y': "));
+    assert_non_null(strstr(dpt_err_message(), "d.csv has no such column"));
+    assert_int_equal(csv(in, "1,2,1\n3,4,cat\n", (DptCsvOptions){0}, out), DPT_EINPUT);
+    assert_non_null(strstr(dpt_err_message(), "label 'cat' is text but earlier labels are numbers"));
+    assert_int_equal(csv(in, "1,\"2,1\n", (DptCsvOptions){0}, out), DPT_EINPUT);
+    assert_non_null(strstr(dpt_err_message(), "quoted field is not closed"));
+    assert_int_equal(csv(in, "1,2,cat\n", (DptCsvOptions){.regression = 1}, out), DPT_EUSAGE);
     dpt_err_clear();
-    assert_int_equal(dpt_convert_csv(csv, NULL, -1, 0, 1.0f, out), DPT_EINPUT);
-    assert_non_null(strstr(dpt_err_message(), ":2: field 2 is not a finite number"));
-    f = fopen(csv, "w");
-    fputs("1,2,1\n3,0\n", f);
-    fclose(f);
-    dpt_err_clear();
-    assert_int_equal(dpt_convert_csv(csv, NULL, -1, 0, 1.0f, out), DPT_EINPUT);
-    assert_non_null(strstr(dpt_err_message(), ":2: 2 fields; the first row has 3"));
-    f = fopen(csv, "w");
-    fputs("1,2,1.5\n", f);
-    fclose(f);
-    dpt_err_clear();
-    assert_int_equal(dpt_convert_csv(csv, NULL, -1, 0, 1.0f, out), DPT_EINPUT);
-    assert_non_null(strstr(dpt_err_message(), "not a non-negative integer"));
+}
+
+/* --split: a seeded shuffle cut into train, validation and test; every row
+ * lands in exactly one split. --standardize: training statistics, stored
+ * and applied to every split, and reusable with standardize_from. */
+static void test_csv_split_standardize(void **state)
+{
+    (void)state;
+    char in[512], out[512], out2[512], fresh[512], missing[512];   /* tu_path's buffers rotate */
+    snprintf(in, sizeof in, "%s", tu_path("s.csv"));
+    snprintf(out, sizeof out, "%s", tu_path("s.h5"));
+    snprintf(out2, sizeof out2, "%s", tu_path("s2.h5"));
+    snprintf(fresh, sizeof fresh, "%s", tu_path("new.csv"));
+    snprintf(missing, sizeof missing, "%s", tu_path("csv-missing.h5"));
+    char text[4096] = "x,y,label\n";
+    for (int r = 0; r < 20; r++)
+        snprintf(text + strlen(text), sizeof text - strlen(text), "%d,%d,%d\n", r, 100 + 2 * r, r % 3);
+    DptCsvOptions o = {.split = {0.5, 0.25, 0.25}, .seed = 7};
+    assert_int_equal(csv(in, text, o, out), DPT_OK);
+    int seen[20] = {0}, n_split[3] = {0};
+    const char *names[3] = {"train", "validation", "test"};
+    for (int k = 0; k < 3; k++) {
+        DptSplitInfo info;
+        DptSplit s;
+        void *mem;
+        load(out, names[k], &info, &mem, &s);
+        n_split[k] = (int)info.n;
+        const float *x = s.x;
+        for (size_t i = 0; i < info.n; i++) {
+            int r = (int)x[2 * i];
+            assert_true(r >= 0 && r < 20 && x[2 * i + 1] == 100.0f + 2.0f * (float)r && s.lab[i] == r % 3);
+            seen[r]++;
+        }
+        free(mem);
+    }
+    assert_true(n_split[0] == 10 && n_split[1] == 5 && n_split[2] == 5);
+    for (int r = 0; r < 20; r++)
+        assert_int_equal(seen[r], 1);
+    /* Shuffled (not the file's order), and the same shuffle for the same seed. */
+    DptSplitInfo info;
+    DptSplit s, s2;
+    void *mem, *mem2;
+    load(out, "train", &info, &mem, &s);
+    int in_order = 1;
+    for (size_t i = 0; i < info.n; i++)
+        in_order &= ((const float *)s.x)[2 * i] == (float)i;
+    assert_false(in_order);
+    assert_int_equal(csv(in, text, o, out2), DPT_OK);
+    load(out2, "train", &info, &mem2, &s2);
+    assert_memory_equal(s.x, s2.x, info.n * info.d * sizeof(float));
+    free(mem);
+    free(mem2);
+    /* Standardised: training rows have mean 0 and sd 1 (population). */
+    o.standardize = 1;
+    assert_int_equal(csv(in, text, o, out), DPT_OK);
+    load(out, "train", &info, &mem, &s);
+    float mean[2], sd[2];
+    assert_int_equal(dpt_data_read_standardize(out, mean, sd, 2), DPT_OK);
+    for (int j = 0; j < 2; j++) {
+        double m = 0, v = 0;
+        for (size_t i = 0; i < info.n; i++)
+            m += ((const float *)s.x)[2 * i + (size_t)j];
+        m /= (double)info.n;
+        for (size_t i = 0; i < info.n; i++) {
+            double e = ((const float *)s.x)[2 * i + (size_t)j] - m;
+            v += e * e;
+        }
+        assert_true(fabs(m) < 1e-6 && fabs(v / (double)info.n - 1.0) < 1e-5);
+    }
+    assert_true(fabs(sd[1] - 2.0 * sd[0]) < 1e-5 * sd[0] && fabs(mean[1] - (100.0 + 2.0 * mean[0])) < 1e-4);
+    free(mem);
+    /* New inputs converted with the stored statistics: row r = 4 maps as before. */
+    DptCsvOptions o2 = {.label_col = "none", .standardize_from = out};
+    assert_int_equal(csv(fresh, "x,y\n4,108\n", o2, out2), DPT_OK);
+    assert_int_equal(dpt_data_probe(out2, "train", DPT_PROBE_UNLABELED_OK, &info), DPT_OK);
+    mem = aligned_alloc(64, (dpt_data_bytes(&info) + 63) / 64 * 64);
+    assert_int_equal(dpt_data_load(out2, "train", &info, mem, &s), DPT_OK);
+    assert_float_equal(((const float *)s.x)[0], (4.0 - mean[0]) / sd[0], 1e-6);
+    assert_float_equal(((const float *)s.x)[1], (108.0 - mean[1]) / sd[1], 1e-6);
+    free(mem);
+    o2.standardize_from = missing;
+    assert_int_equal(csv(fresh, "x,y\n4,108\n", o2, out2), DPT_EINPUT);
+    assert_int_equal(csv(fresh, "x\n4\n", (DptCsvOptions){.label_col = "none", .standardize_from = out},
+                         out2), DPT_EINPUT);
+    assert_non_null(strstr(dpt_err_message(), "expected [1] values"));
     dpt_err_clear();
 }
 
@@ -267,6 +429,7 @@ int main(void)
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_idx_conversion),
         cmocka_unit_test(test_csv_conversion),
+        cmocka_unit_test(test_csv_split_standardize),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,10 +12,25 @@
 DptStatus dpt_convert_idx(const char *train_images, const char *train_labels,
                           const char *test_images, const char *test_labels,
                           const char *out, const char *description);
-/* csv: numeric rows; the label column is `label_col` (0-based, -1 = last);
- * `header` skips the first line. Test file optional. */
-DptStatus dpt_convert_csv(const char *train_csv, const char *test_csv, int label_col, int header,
-                          float scale, const char *out);
+#include <stdint.h>
+
+/* csv: tables as pandas and spreadsheets write them (see src/csv.c). */
+typedef struct {
+    const char *label_col;        /* 0-based index, header name, "last" or "none"; NULL = last */
+    const char *index_col;        /* a column to drop; NULL = pandas' unnamed first column if any */
+    int header;                   /* 1 yes, 0 no, -1 detect */
+    char sep;                     /* ',' ';' '\t', or 0 = detect */
+    int regression;               /* labels are float targets even if whole numbers */
+    float scale;                  /* features multiplied by this (before standardising) */
+    double split[3];              /* train, validation, test fractions of the training file; [0] = 0: none */
+    uint64_t seed;                /* the shuffle before --split */
+    int standardize;              /* x = (x - mean) / std, statistics of the training rows */
+    const char *standardize_from; /* or the statistics stored in this dataset file */
+    const char *description;
+} DptCsvOptions;
+
+/* The train table (and optional test table) as a dataset file. */
+DptStatus dpt_convert_csv(const char *train_csv, const char *test_csv, const DptCsvOptions *o, const char *out);
 
 /* A CSV table of inputs only (every column a feature, as for predict); a
  * first line that is not numbers is taken as a header. *x [n, d] is malloc'd. */

@@ -79,8 +79,27 @@ typedef struct {
     size_t k;
     const int32_t *lab;
     const float *tgt;
+    int unlabeled;        /* 1: write x only (inputs for predict) */
 } DptSplitData;
 DptStatus dpt_data_write(const char *out, const DptSplitData *splits, int n_splits, const char *description);
+
+/* What a converter knows about a dataset besides its splits: the names of
+ * the classes (label i is class_names[i]; stored as the root attribute
+ * class_names, K strings) and the standardisation applied to x (x = (raw - mean) / std;
+ * stored as /standardize/mean and /standardize/std [D] float32, so that
+ * new inputs can be converted the same way). Unused fields are NULL/0. */
+typedef struct {
+    const char *description;
+    const char *const *class_names;
+    size_t n_classes;
+    const float *mean, *sd;
+    size_t d;
+} DptDatasetMeta;
+DptStatus dpt_data_write_meta(const char *out, const DptSplitData *splits, int n_splits, const DptDatasetMeta *meta);
+
+/* Reads /standardize/mean and /standardize/std of a dataset file written
+ * with --standardize; both must have d values. */
+DptStatus dpt_data_read_standardize(const char *path, float *mean, float *sd, size_t d);
 
 /* Writes /predictions/output [n, k] float32 and /predictions/class [n] int32
  * to an HDF5 file, or, when out ends in ".csv", a CSV table with a header

@@ -43,7 +43,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         st = dpt_convert_idx(a, b, NULL, NULL, out, NULL);
     } else {
         write_file(a, data + 1, size - 1);
-        st = dpt_convert_csv(a, NULL, (data[0] >> 1) % 3 == 2 ? 0 : -1, (data[0] >> 3) & 1, 1.0f, out);
+        DptCsvOptions o = {.label_col = (data[0] >> 1) % 3 == 2 ? "0" : (data[0] >> 1) % 3 == 1 ? "none" : NULL,
+                           .header = (data[0] >> 3) % 3 - 1, .scale = 1.0f, .standardize = (data[0] >> 5) & 1,
+                           .split = {(data[0] >> 6) & 1 ? 0.5 : 0.0, (data[0] >> 6) & 1 ? 0.5 : 0.0, 0.0}};
+        st = dpt_convert_csv(a, NULL, &o, out);
     }
     if (st == DPT_OK) {
         DptSplitInfo info;
