@@ -1,0 +1,135 @@
+#!/bin/bash
+# CSV tables as users bring them, end to end: a pandas-style table (unnamed
+# index column, quoted header, class names as labels) converted with
+# --split and --standardize, trained on 2 ranks, evaluated on its validation
+# split; new inputs (no label column) converted with the stored statistics
+# and predicted; a ';'-separated regression table trained with a linear
+# output. Checks the stored class names and statistics with h5py.
+# Usage: csv_import.sh DPTRAIN MPIEXEC
+set -u
+DPTRAIN=$1
+MPIEXEC=$2
+PY=/usr/bin/python3
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/lib.sh"
+
+# Three Gaussian clusters in 4 features with very different scales (so that
+# standardising matters), labelled by name; the rows of new.csv come with
+# their true classes in new-truth.txt.
+"$PY" - "$T" <<'PYEOF'
+import csv, random, sys
+T = sys.argv[1]
+random.seed(5)
+centres = {"setosa": (5.0, 3.4, 150.0, 0.2), "versicolor": (5.9, 2.8, 430.0, 1.3), "virginica": (6.6, 3.0, 550.0, 2.0)}
+spread = (0.35, 0.3, 45.0, 0.25)
+def row(name):
+    return [f"{random.gauss(c, s):.4f}" for c, s in zip(centres[name], spread)]
+names = sorted(centres)
+with open(f"{T}/iris.csv", "w", newline="") as f:
+    w = csv.writer(f, quoting=csv.QUOTE_NONNUMERIC)
+    f.write(',"sepal length","sepal width","petal area","petal width","species"\n')
+    for i in range(900):
+        name = names[i % 3]
+        f.write(f"{i}," + ",".join(row(name)) + f',"{name}"\n')
+with open(f"{T}/new.csv", "w") as f, open(f"{T}/new-truth.txt", "w") as t:
+    f.write("sepal length,sepal width,petal area,petal width\n")
+    for i in range(300):
+        name = random.choice(names)
+        f.write(",".join(row(name)) + "\n")
+        t.write(f"{names.index(name)}\n")
+with open(f"{T}/reg.csv", "w") as f:
+    f.write("a;b;target\n")
+    for i in range(1000):
+        a, b = random.uniform(-1, 1), random.uniform(-1, 1)
+        f.write(f"{a:.5f};{b:.5f};{0.5 * a - 2 * b + 1:.5f}\n")
+PYEOF
+
+if "$DPTRAIN" convert csv "$T/iris.csv" -o "$T/iris.h5" --split 0.7,0.15,0.15 --seed 3 --standardize >/dev/null; then
+    ok "pandas-style table converted"
+else
+    bad "pandas-style table: convert failed"
+fi
+out=$("$DPTRAIN" info "$T/iris.h5")
+if grep -q "classes    3: setosa, versicolor, virginica" <<<"$out" && grep -q "/train      x \[630, 4\]" <<<"$out" &&
+   grep -q "/validation x \[135, 4\]" <<<"$out" && grep -q "/test       x \[135, 4\]" <<<"$out"; then
+    ok "info shows the class names and the 630/135/135 split"
+else
+    bad "info: $out"
+fi
+if "$PY" - "$T" <<'PYEOF'
+import sys, h5py, numpy as np
+T = sys.argv[1]
+with h5py.File(f"{T}/iris.h5", "r") as f:
+    names = [n.decode() if isinstance(n, bytes) else n for n in f.attrs["class_names"]]
+    assert names == ["setosa", "versicolor", "virginica"], names
+    x = f["train/x"][...]
+    assert np.allclose(x.mean(0), 0, atol=1e-4) and np.allclose(x.std(0), 1, atol=1e-4), (x.mean(0), x.std(0))
+    assert 100 < f["standardize/mean"][2] < 1000 and f["standardize/std"][2] > 10
+PYEOF
+then ok "h5py reads class_names; training x has mean 0, sd 1"; else bad "h5py check of iris.h5"; fi
+
+"$MPIEXEC" -n 2 --oversubscribe "$DPTRAIN" train --data "$T/iris.h5" --layers 4,16,3 --hidden relu --optimizer adam \
+    --lr 0.01 --batch 32 --epochs 15 --quiet --save "$T/iris-model.h5" </dev/null
+out=$("$DPTRAIN" eval --model "$T/iris-model.h5" --data "$T/iris.h5" --split validation)
+acc=$(sed -n 's/.*accuracy \([0-9.]*\).*/\1/p' <<<"$out")
+if awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.9) }'; then
+    ok "2-rank training on the converted table: validation accuracy $acc"
+else
+    bad "validation accuracy ${acc:-?} < 0.9: $out"
+fi
+
+# New inputs: the same standardisation, then predict.
+"$DPTRAIN" convert csv "$T/new.csv" --label-col none --standardize-from "$T/iris.h5" -o "$T/new.h5" >/dev/null &&
+    "$DPTRAIN" predict --model "$T/iris-model.h5" --data "$T/new.h5" --split train --out "$T/pred.csv" >/dev/null
+right=$(tail -n +2 "$T/pred.csv" | cut -d, -f1 | paste -d' ' - "$T/new-truth.txt" | awk '$1 == $2' | wc -l)
+if [ "$right" -ge 285 ]; then
+    ok "new inputs standardised with the stored statistics: $right of 300 predicted right"
+else
+    bad "only $right of 300 new inputs predicted right"
+fi
+"$DPTRAIN" convert csv "$T/new.csv" --label-col none -o "$T/raw.h5" >/dev/null &&
+    "$DPTRAIN" predict --model "$T/iris-model.h5" --data "$T/raw.h5" --split train --out "$T/raw.csv" >/dev/null
+wrong=$(tail -n +2 "$T/raw.csv" | cut -d, -f1 | paste -d' ' - "$T/new-truth.txt" | awk '$1 == $2' | wc -l)
+if [ "$wrong" -lt "$right" ]; then
+    ok "without the statistics the same model does worse ($wrong of 300): they matter"
+else
+    bad "unstandardised inputs predicted as well ($wrong) as standardised ($right)"
+fi
+
+# Regression: ';' separators, float targets, a linear output.
+"$DPTRAIN" convert csv "$T/reg.csv" -o "$T/reg.h5" --split 0.8,0,0.2 >/dev/null
+out=$("$DPTRAIN" info "$T/reg.h5")
+if grep -q "/train      x \[800, 2\] float32, y \[800, 1\] float32 targets" <<<"$out"; then
+    ok "';' table with fractional labels becomes regression targets"
+else
+    bad "regression info: $out"
+fi
+"$MPIEXEC" -n 2 --oversubscribe "$DPTRAIN" train --data "$T/reg.h5" --layers 2,8,1 --hidden tanh --output linear \
+    --cost mse --optimizer adam --lr 0.01 --batch 32 --epochs 30 --quiet --save "$T/reg-model.h5" </dev/null
+out=$("$DPTRAIN" eval --model "$T/reg-model.h5" --data "$T/reg.h5")
+loss=$(sed -n 's/.*loss \([0-9.e+-]*\).*/\1/p' <<<"$out")
+# y has variance about 1.4 (0.25/3 + 4/3): a trained model is far below it.
+if awk -v l="${loss:-9}" 'BEGIN { exit !(l < 0.01) }'; then
+    ok "regression trained on 2 ranks: test loss $loss (C = 1/n sum 1/2 (y - a)^2)"
+else
+    bad "regression test loss ${loss:-?}: $out"
+fi
+
+# Errors name the file, line, column or option.
+out=$("$DPTRAIN" convert csv "$T/iris.csv" -o "$T/x.h5" --label-col colour 2>&1)
+rc=$?
+if [ $rc -ne 0 ] && grep -q "label-col 'colour': .*iris.csv has no such column" <<<"$out"; then
+    ok "unknown label column: $out"
+else
+    bad "unknown label column (rc $rc): $out"
+fi
+out=$("$DPTRAIN" convert csv "$T/iris.csv" -o "$T/x.h5" --split 0.7,0.2 2>&1)
+rc=$?
+if [ $rc -ne 0 ] && grep -q "split '0.7,0.2': expected three fractions" <<<"$out"; then ok "bad --split: $out"; else bad "bad --split (rc $rc): $out"; fi
+out=$("$DPTRAIN" convert csv "$T/new.csv" --label-col none --standardize-from "$T/reg.h5" -o "$T/x.h5" 2>&1)
+rc=$?
+if [ $rc -ne 0 ] && grep -q "reg.h5: no /standardize/mean" <<<"$out"; then ok "statistics missing: $out"; else bad "statistics missing (rc $rc): $out"; fi
+[ ! -e "$T/x.h5" ] && ok "no output file after errors" || bad "an output file was left after errors"
+finish
