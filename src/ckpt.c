@@ -79,8 +79,10 @@ done:
 
 /* What models and checkpoints share: the root attributes, /model, /config. */
 static DptStatus write_common(hid_t f, const char *format, const DptArch *arch, const float *params,
-                              const char *config_text, const char *path)
+                              const char *config_text, const DptDataMeta *meta, const char *path)
 {
+    if (meta)
+        DPT_TRY(dpt_h5_write_meta(f, meta, path));
     DPT_TRY(dpt_h5_write_attr_string(f, A_FORMAT, format, path));
     DPT_TRY(dpt_h5_write_attr_int64(f, A_FORMAT_VERSION, DPT_FORMAT_VERSION, path));
     DPT_TRY(dpt_h5_write_attr_string(f, A_VERSION, DPT_VERSION, path));
@@ -90,13 +92,14 @@ static DptStatus write_common(hid_t f, const char *format, const DptArch *arch, 
     return DPT_OK;
 }
 
-DptStatus dpt_ckpt_save_model(const char *path, const DptArch *arch, const float *params, const char *config_text)
+DptStatus dpt_ckpt_save_model(const char *path, const DptArch *arch, const float *params, const char *config_text,
+                              const DptDataMeta *meta)
 {
     DptStatus st = DPT_OK;
     char tmp[4096];
     hid_t f = H5I_INVALID_HID;
     DPT_TRY(dpt_h5_create_tmp(path, tmp, sizeof tmp, &f));
-    DPT_TRY_GOTO(st, write_common(f, DPT_MODEL_FORMAT, arch, params, config_text, path), fail);
+    DPT_TRY_GOTO(st, write_common(f, DPT_MODEL_FORMAT, arch, params, config_text, meta, path), fail);
     return dpt_h5_commit_tmp(&f, tmp, path);
 fail:
     H5Fclose(f);
@@ -267,6 +270,7 @@ DptStatus dpt_ckpt_describe(const char *path, FILE *out)
     fprintf(out, "  layers %s, hidden %s, output %s, cost %s\n", layers, dpt_act_name(arch.hidden),
             dpt_act_name(arch.output), dpt_cost_name(arch.cost));
     fprintf(out, "  parameters %zu (%.2f MiB float32)\n", arch.n_params, (double)arch.n_params * 4.0 / 1048576.0);
+    dpt_data_describe_meta(path, out);
     if (is_ckpt) {
         hid_t g = H5Gopen2(f, G_TRAIN, H5P_DEFAULT), og = H5Gopen2(f, G_OPTIMIZER, H5P_DEFAULT);
         int64_t epoch = -1, step = -1, gstep = -1, batch = -1, seed = -1, ranks = 0, threads = 0, det = 0;
@@ -353,13 +357,14 @@ static DptStatus read_text_dataset(hid_t f, const char *path, const char *name, 
 }
 
 DptStatus dpt_ckpt_save(const char *path, const DptArch *arch, const float *params, const DptOptim *opt,
-                        const DptTrainState *ts, const char *config_text, const char *metrics_text)
+                        const DptTrainState *ts, const char *config_text, const char *metrics_text,
+                        const DptDataMeta *meta)
 {
     DptStatus st = DPT_OK;
     char tmp[4096];
     hid_t f = H5I_INVALID_HID, g = H5I_INVALID_HID;
     DPT_TRY(dpt_h5_create_tmp(path, tmp, sizeof tmp, &f));
-    DPT_TRY_GOTO(st, write_common(f, DPT_CKPT_FORMAT, arch, params, config_text, path), fail);
+    DPT_TRY_GOTO(st, write_common(f, DPT_CKPT_FORMAT, arch, params, config_text, meta, path), fail);
     if ((g = H5Gcreate2(f, G_OPTIMIZER, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
         st = dpt_err(DPT_EOUTPUT, "%s: cannot create /%s", path, G_OPTIMIZER);
         goto fail;

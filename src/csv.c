@@ -437,6 +437,24 @@ static void standardize_stats(const Table *t, const size_t *rows, size_t n, floa
     }
 }
 
+/* The statistics stored in a dataset (or model) file, for d features. */
+static DptStatus stats_from(const char *path, float *mean, float *sd, size_t d)
+{
+    DptDataMeta m;
+    DptStatus st = dpt_data_read_meta(path, &m);
+    if (st == DPT_OK && !m.mean)
+        st = dpt_err(DPT_EINPUT, "--standardize-from %s: no /standardize/mean and /standardize/std (was it converted "
+                     "with --standardize?)", path);
+    else if (st == DPT_OK && m.d != d)
+        st = dpt_err(DPT_EINPUT, "--standardize-from %s: statistics of %zu features; the table has %zu", path, m.d, d);
+    if (st == DPT_OK) {
+        memcpy(mean, m.mean, d * sizeof *mean);
+        memcpy(sd, m.sd, d * sizeof *sd);
+    }
+    dpt_data_meta_free(&m);
+    return st;
+}
+
 /* Rows 0..n) of the training table, shuffled by (seed) when split. */
 static size_t *row_order(size_t n, const DptCsvOptions *o)
 {
@@ -488,7 +506,7 @@ static DptStatus build(Table *t, int has_test, const DptCsvOptions *o, const cha
             st = dpt_err(DPT_EUSAGE, "--split: the training part of %s would have %zu of %zu rows", path, cut[1], n);
     }
     if (st == DPT_OK && o->standardize_from)
-        st = dpt_data_read_standardize(o->standardize_from, mean, sd, d);
+        st = stats_from(o->standardize_from, mean, sd, d);
     else if (st == DPT_OK && o->standardize)
         standardize_stats(&t[0], rows, cut[1], mean, sd);
     const int stdz = o->standardize || o->standardize_from;
@@ -513,10 +531,9 @@ static DptStatus build(Table *t, int has_test, const DptCsvOptions *o, const cha
     for (int s = 0; s < n_sp; s++)
         sp[s].unlabeled = unlabeled;
     if (st == DPT_OK) {
-        DptDatasetMeta meta = {.description = o->description, .class_names = (const char *const *)t[0].names,
-                               .n_classes = t[0].text_labels ? t[0].n_names : 0, .mean = stdz ? mean : NULL,
-                               .sd = stdz ? sd : NULL, .d = d};
-        st = dpt_data_write_meta(out, sp, n_sp, &meta);
+        DptDataMeta meta = {.class_names = t[0].names, .n_classes = t[0].text_labels ? t[0].n_names : 0,
+                            .mean = stdz ? mean : NULL, .sd = stdz ? sd : NULL, .d = d};
+        st = dpt_data_write_meta(out, sp, n_sp, o->description, &meta);
     }
     for (int i = 0; i < 6; i++)
         free(mem[i]);

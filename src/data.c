@@ -16,8 +16,6 @@
 #define DS_Y "y"
 #define ATTR_SCALE "scale"
 #define ATTR_DESCRIPTION "description"
-#define ATTR_CLASS_NAMES "class_names"
-#define GRP_STANDARDIZE "standardize"
 
 static size_t pad64(size_t b) { return (b + 63) / 64 * 64; }
 
@@ -230,6 +228,12 @@ DptStatus dpt_data_check_image(const void *buf, size_t len, int n_in, int n_out)
                                    n_out > 0 ? n_out : (info.y_labels ? 10 : (int)info.k));
         free(mem);
     }
+    if (st == DPT_OK) {
+        /* class names (variable-length strings from h5py) and statistics */
+        DptDataMeta m = {0};
+        st = dpt_h5_read_meta(f, "image", &m);
+        dpt_data_meta_free(&m);
+    }
     H5Fclose(f);
     return st;
 }
@@ -352,64 +356,17 @@ done:
     return st;
 }
 
-/* class_names: a root attribute (DESIGN.md), an array of fixed-length
- * UTF-8 strings, kept under the 64 KiB of an attribute in compact storage. */
-static DptStatus write_class_names(hid_t f, const DptDatasetMeta *m, const char *out)
-{
-    size_t len = 1;
-    for (size_t i = 0; i < m->n_classes; i++)
-        len = strlen(m->class_names[i]) + 1 > len ? strlen(m->class_names[i]) + 1 : len;
-    if (len * m->n_classes > 60000)
-        return dpt_err(DPT_EINPUT, "%s: %zu class names of up to %zu bytes do not fit the class_names attribute "
-                       "(60000 bytes at most)", out, m->n_classes, len - 1);
-    char *buf = calloc(m->n_classes, len);
-    if (!buf)
-        return dpt_err(DPT_ENOMEM, "%s: out of memory for class names", out);
-    for (size_t i = 0; i < m->n_classes; i++)
-        memcpy(buf + i * len, m->class_names[i], strlen(m->class_names[i]));
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, len);
-    H5Tset_strpad(t, H5T_STR_NULLPAD);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    hsize_t dims[1] = {m->n_classes};
-    hid_t sp = H5Screate_simple(1, dims, NULL);
-    hid_t a = H5Acreate2(f, ATTR_CLASS_NAMES, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    DptStatus st = a >= 0 && H5Awrite(a, t, buf) >= 0
-                       ? DPT_OK
-                       : dpt_err(DPT_EOUTPUT, "%s: cannot write attribute class_names", out);
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(sp);
-    H5Tclose(t);
-    free(buf);
-    return st;
-}
-
-static DptStatus write_standardize(hid_t f, const DptDatasetMeta *m, const char *out)
-{
-    hid_t g = H5Gcreate2(f, GRP_STANDARDIZE, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g < 0)
-        return dpt_err(DPT_EOUTPUT, "%s: cannot create group /%s", out, GRP_STANDARDIZE);
-    hsize_t dims[1] = {m->d};
-    DptStatus st = dpt_h5_write_dataset(g, "mean", H5T_NATIVE_FLOAT, 1, dims, m->mean, 0, out);
-    if (st == DPT_OK)
-        st = dpt_h5_write_dataset(g, "std", H5T_NATIVE_FLOAT, 1, dims, m->sd, 0, out);
-    H5Gclose(g);
-    return st;
-}
-
-DptStatus dpt_data_write_meta(const char *out, const DptSplitData *splits, int n_splits, const DptDatasetMeta *meta)
+DptStatus dpt_data_write_meta(const char *out, const DptSplitData *splits, int n_splits, const char *description,
+                              const DptDataMeta *meta)
 {
     DptStatus st = DPT_OK;
     char tmp[4096];
     hid_t f = H5I_INVALID_HID;
     DPT_TRY_GOTO(st, dpt_h5_create_tmp(out, tmp, sizeof tmp, &f), done);
-    if (meta && meta->description)
-        DPT_TRY_GOTO(st, dpt_h5_write_attr_string(f, ATTR_DESCRIPTION, meta->description, out), done);
-    if (meta && meta->n_classes)
-        DPT_TRY_GOTO(st, write_class_names(f, meta, out), done);
-    if (meta && meta->mean)
-        DPT_TRY_GOTO(st, write_standardize(f, meta, out), done);
+    if (description)
+        DPT_TRY_GOTO(st, dpt_h5_write_attr_string(f, ATTR_DESCRIPTION, description, out), done);
+    if (meta)
+        DPT_TRY_GOTO(st, dpt_h5_write_meta(f, meta, out), done);
     for (int i = 0; i < n_splits; i++)
         DPT_TRY_GOTO(st, write_split(f, out, &splits[i]), done);
     st = dpt_h5_commit_tmp(&f, tmp, out);
@@ -423,57 +380,58 @@ done:
 
 DptStatus dpt_data_write(const char *out, const DptSplitData *splits, int n_splits, const char *description)
 {
-    DptDatasetMeta meta = {.description = description};
-    return dpt_data_write_meta(out, splits, n_splits, &meta);
+    return dpt_data_write_meta(out, splits, n_splits, description, NULL);
 }
 
-DptStatus dpt_data_read_standardize(const char *path, float *mean, float *sd, size_t d)
+DptStatus dpt_data_read_meta(const char *path, DptDataMeta *m)
 {
+    memset(m, 0, sizeof *m);
     hid_t f;
     DPT_TRY(dpt_h5_open_read(path, &f));
-    DptStatus st = DPT_OK;
-    const char *names[2] = {GRP_STANDARDIZE "/mean", GRP_STANDARDIZE "/std"};
-    float *dst[2] = {mean, sd};
-    for (int i = 0; i < 2 && st == DPT_OK; i++) {
-        if (!dpt_h5_exists(f, names[i])) {
-            st = dpt_err(DPT_EINPUT, "%s: no /%s (was it converted with --standardize?)", path, names[i]);
-            break;
-        }
-        hid_t ds = H5Dopen2(f, names[i], H5P_DEFAULT);
-        hid_t sp = ds >= 0 ? H5Dget_space(ds) : H5I_INVALID_HID;
-        hsize_t dims[2] = {0, 0};
-        int rank = sp >= 0 ? H5Sget_simple_extent_dims(sp, dims, NULL) : -1;
-        if (rank != 1 || dims[0] != d)
-            st = dpt_err(DPT_EINPUT, "%s: /%s: expected [%zu] values (one per feature)", path, names[i], d);
-        else if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst[i]) < 0)
-            st = dpt_err(DPT_EINPUT, "%s: cannot read /%s", path, names[i]);
-        for (size_t j = 0; st == DPT_OK && j < d; j++)
-            if (!isfinite(dst[i][j]) || (i == 1 && !(dst[i][j] > 0)))
-                st = dpt_err(DPT_EINPUT, "%s: /%s[%zu] = %g: expected a finite%s number", path, names[i], j,
-                             (double)dst[i][j], i ? " positive" : "");
-        if (sp >= 0)
-            H5Sclose(sp);
-        if (ds >= 0)
-            H5Dclose(ds);
-    }
+    DptStatus st = dpt_h5_read_meta(f, path, m);
     H5Fclose(f);
+    if (st != DPT_OK)
+        dpt_data_meta_free(m);
     return st;
 }
 
+void dpt_data_meta_free(DptDataMeta *m)
+{
+    free(m->class_names);
+    free(m->name_buf);
+    free(m->mean);
+    free(m->sd);
+    memset(m, 0, sizeof *m);
+}
+
+/* ",text", quoted when it holds a separator, a quote or a line break. */
+static int csv_field(FILE *fp, const char *text)
+{
+    if (!strpbrk(text, ",\"\r\n;\t"))
+        return fprintf(fp, ",%s", text);
+    int r = fputs(",\"", fp);
+    for (const char *p = text; r >= 0 && *p; p++)
+        r = *p == '"' ? fputs("\"\"", fp) : fputc(*p, fp);
+    return r < 0 ? r : fputc('"', fp);
+}
+
 /* The CSV form: written to a temporary name, then renamed. */
-static DptStatus write_predictions_csv(const char *out, const float *outputs, const int32_t *cls, size_t n, size_t k)
+static DptStatus write_predictions_csv(const char *out, const float *outputs, const int32_t *cls, size_t n, size_t k,
+                                       const DptDataMeta *names)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
     FILE *fp = fopen(tmp, "w");
     if (!fp)
         return dpt_err(DPT_EOUTPUT, "%s: cannot create (%s)", tmp, strerror(errno));
-    int bad = fprintf(fp, "class") < 0;
+    int bad = fprintf(fp, names ? "class,name" : "class") < 0;
     for (size_t j = 0; j < k; j++)
         bad |= fprintf(fp, ",output_%zu", j) < 0;
     bad |= fputc('\n', fp) == EOF;
     for (size_t r = 0; r < n && !bad; r++) {
         bad |= fprintf(fp, "%d", cls[r]) < 0;
+        if (names)
+            bad |= csv_field(fp, (size_t)cls[r] < names->n_classes ? names->class_names[cls[r]] : "") < 0;
         for (size_t j = 0; j < k; j++)
             bad |= fprintf(fp, ",%.9g", outputs[r * k + j]) < 0;
         bad |= fputc('\n', fp) == EOF;
@@ -489,17 +447,22 @@ static DptStatus write_predictions_csv(const char *out, const float *outputs, co
 }
 
 DptStatus dpt_data_write_predictions(const char *out, const float *outputs, const int32_t *cls, size_t n, size_t k,
-                                     const char *model, const char *split)
+                                     const char *model, const char *split, const DptDataMeta *names)
 {
     size_t len = strlen(out);
+    names = names && names->n_classes ? names : NULL;
     if (len > 4 && strcmp(out + len - 4, ".csv") == 0)
-        return write_predictions_csv(out, outputs, cls, n, k);
+        return write_predictions_csv(out, outputs, cls, n, k, names);
     DptStatus st = DPT_OK;
     char tmp[4096], desc[2048];
     hid_t f = H5I_INVALID_HID, g = H5I_INVALID_HID;
     DPT_TRY(dpt_h5_create_tmp(out, tmp, sizeof tmp, &f));
     snprintf(desc, sizeof desc, "predictions of %s on %s", model, split);
     DPT_TRY_GOTO(st, dpt_h5_write_attr_string(f, ATTR_DESCRIPTION, desc, out), fail);
+    if (names) {
+        DptDataMeta only = {.class_names = names->class_names, .n_classes = names->n_classes};
+        DPT_TRY_GOTO(st, dpt_h5_write_meta(f, &only, out), fail);
+    }
     if ((g = H5Gcreate2(f, "predictions", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
         st = dpt_err(DPT_EOUTPUT, "%s: cannot create /predictions", out);
         goto fail;
@@ -519,33 +482,106 @@ fail:
 
 /* ---------------------------------------------------------------- info */
 
-/* The class names (fixed-length strings; others only counted) and whether
- * x is standardised. */
-static void describe_meta(hid_t f, FILE *out)
+/* The class names and whether x is standardised (datasets and models). */
+void dpt_data_describe_meta(const char *path, void *stream)
 {
-    if (H5Aexists(f, ATTR_CLASS_NAMES) > 0) {
-        hid_t a = H5Aopen(f, ATTR_CLASS_NAMES, H5P_DEFAULT);
-        hid_t t = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID, sp = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
-        hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : 0;
-        size_t len = t >= 0 ? H5Tget_size(t) : 0;
-        char *buf = t >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) == 0 && n > 0 && len < 4096
-                        ? calloc((size_t)n, len)
-                        : NULL;
-        fprintf(out, "  classes    %lld", (long long)n);
-        if (buf && H5Aread(a, t, buf) >= 0)
-            for (hssize_t i = 0; i < n && i < 20; i++)
-                fprintf(out, "%s%.*s", i ? ", " : ": ", (int)len, buf + (size_t)i * len);
-        fprintf(out, "%s\n", n > 20 ? ", ..." : "");
-        free(buf);
-        if (sp >= 0)
-            H5Sclose(sp);
-        if (t >= 0)
-            H5Tclose(t);
-        if (a >= 0)
-            H5Aclose(a);
+    FILE *out = stream;
+    DptDataMeta m;
+    if (dpt_data_read_meta(path, &m) != DPT_OK) {
+        fprintf(out, "  (class names or standardisation unreadable: %s)\n", dpt_err_message());
+        dpt_err_clear();
+        return;
     }
-    if (dpt_h5_exists(f, GRP_STANDARDIZE "/mean"))
-        fprintf(out, "  x is standardised: (raw - /standardize/mean) / /standardize/std\n");
+    if (m.n_classes) {
+        fprintf(out, "  classes    %zu", m.n_classes);
+        for (size_t i = 0; i < m.n_classes && i < 20; i++)
+            fprintf(out, "%s%s", i ? ", " : ": ", m.class_names[i]);
+        fprintf(out, "%s\n", m.n_classes > 20 ? ", ..." : "");
+    }
+    if (m.mean)
+        fprintf(out, "  standardised inputs: x = (raw - /standardize/mean) / /standardize/std, %zu features\n", m.d);
+    dpt_data_meta_free(&m);
+}
+
+/* The stored type of a dataset, in words. */
+static const char *type_name(hid_t f, const char *name)
+{
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    hid_t t = ds >= 0 ? H5Dget_type(ds) : H5I_INVALID_HID;
+    const char *s = "?";
+    if (t >= 0 && H5Tget_class(t) == H5T_FLOAT)
+        s = H5Tget_size(t) == 8 ? "float64" : H5Tget_size(t) == 4 ? "float32" : "float";
+    else if (t >= 0 && H5Tget_class(t) == H5T_INTEGER)
+        s = H5Tget_size(t) == 1 ? (H5Tget_sign(t) == H5T_SGN_NONE ? "uint8" : "int8")
+            : H5Tget_size(t) == 8 ? "int64" : H5Tget_size(t) == 4 ? "int32" : "integer";
+    if (t >= 0)
+        H5Tclose(t);
+    if (ds >= 0)
+        H5Dclose(ds);
+    return s;
+}
+
+/* The smallest and largest label of /<split>/y (integer labels). */
+static void label_range(hid_t f, const char *split, size_t n, int32_t *lo, int32_t *hi)
+{
+    char name[64];
+    ds_name(name, sizeof name, split, DS_Y);
+    int32_t *lab = malloc((n ? n : 1) * sizeof *lab);
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    *lo = 0;
+    *hi = -1;
+    if (lab && d >= 0 && H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, lab) >= 0 && n > 0) {
+        *lo = *hi = lab[0];
+        for (size_t r = 1; r < n; r++) {
+            *lo = lab[r] < *lo ? lab[r] : *lo;
+            *hi = lab[r] > *hi ? lab[r] : *hi;
+        }
+    }
+    if (d >= 0)
+        H5Dclose(d);
+    free(lab);
+}
+
+static DptStatus describe_split(hid_t f, const char *path, const char *split, FILE *out, int *any)
+{
+    DptSplitInfo in;
+    DPT_TRY(probe_f(f, path, split, DPT_PROBE_UNLABELED_OK, &in));
+    if (!in.present)
+        return DPT_OK;
+    char name[64], label[16];
+    ds_name(name, sizeof name, split, DS_X);
+    snprintf(label, sizeof label, "/%s%s", split, split[0] ? "" : "x ");
+    *any = 1;
+    fprintf(out, "  %-11s x [%zu, %zu] %s", label, in.n, in.d, type_name(f, name));
+    if (in.x_u8)
+        fprintf(out, " (scale %g)", (double)in.x_scale);
+    ds_name(name, sizeof name, split, DS_Y);
+    if (in.unlabeled) {
+        fprintf(out, ", no y (inputs only: for predict)\n");
+    } else if (in.y_labels) {
+        int32_t lo, hi;
+        label_range(f, split, in.n, &lo, &hi);
+        fprintf(out, ", y [%zu] %s labels %d..%d\n", in.n, type_name(f, name), lo, hi);
+    } else {
+        fprintf(out, ", y [%zu, %zu] %s targets\n", in.n, in.k, type_name(f, name));
+    }
+    return DPT_OK;
+}
+
+/* A file that dptrain predict wrote. */
+static void describe_predictions(hid_t f, FILE *out)
+{
+    hid_t d = H5Dopen2(f, "predictions/output", H5P_DEFAULT);
+    hid_t sp = d >= 0 ? H5Dget_space(d) : H5I_INVALID_HID;
+    hsize_t dims[2] = {0, 0};
+    if (sp >= 0 && H5Sget_simple_extent_ndims(sp) == 2)
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+    fprintf(out, "  /predictions output [%llu, %llu] float32 (network outputs), class [%llu] int32 (predicted class)\n",
+            (unsigned long long)dims[0], (unsigned long long)dims[1], (unsigned long long)dims[0]);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (d >= 0)
+        H5Dclose(d);
 }
 
 DptStatus dpt_data_describe_dataset(const char *path, void *stream)
@@ -554,55 +590,20 @@ DptStatus dpt_data_describe_dataset(const char *path, void *stream)
     hid_t f;
     DPT_TRY(dpt_h5_open_read(path, &f));
     char desc[512] = "";
-    if (H5Aexists(f, ATTR_DESCRIPTION) > 0)
-        dpt_h5_read_attr_string(f, ATTR_DESCRIPTION, desc, sizeof desc);
-    fprintf(out, "%s: dataset%s%s\n", path, desc[0] ? " - " : "", desc);
-    describe_meta(f, out);
-    H5Fclose(f);
-    const char *splits[] = {"train", "validation", "test"};
+    if (H5Aexists(f, ATTR_DESCRIPTION) > 0 && dpt_h5_read_attr_string(f, ATTR_DESCRIPTION, desc, sizeof desc) != DPT_OK)
+        dpt_err_clear();
+    const int preds = dpt_h5_exists(f, "predictions/output");
+    fprintf(out, "%s: %s%s%s\n", path, preds ? "predictions" : "dataset", desc[0] ? " - " : "", desc);
+    dpt_data_describe_meta(path, out);
+    const char *splits[] = {"train", "validation", "test", ""};
     int any = 0;
-    for (int i = 0; i < 3; i++) {
-        DptSplitInfo in;
-        DptStatus st = dpt_data_probe(path, splits[i], 0, &in);
-        if (st != DPT_OK)
-            return st;
-        if (!in.present)
-            continue;
-        any = 1;
-        fprintf(out, "  /%-10s x [%zu, %zu] %s", splits[i], in.n, in.d, in.x_u8 ? "uint8" : "float32");
-        if (in.x_u8)
-            fprintf(out, " (scale %g)", (double)in.x_scale);
-        if (in.y_labels) {
-            /* Count the classes: load the labels only. */
-            DptSplitInfo li = in;
-            li.d = 0;
-            void *mem = malloc(dpt_data_bytes(&li) + 64);
-            int32_t lo = 0, hi = -1;
-            if (mem) {
-                hid_t f2, d2;
-                char name[64];
-                snprintf(name, sizeof name, "%s/y", splits[i]);
-                if (dpt_h5_open_read(path, &f2) == DPT_OK) {
-                    d2 = H5Dopen2(f2, name, H5P_DEFAULT);
-                    if (d2 >= 0 && H5Dread(d2, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, mem) >= 0) {
-                        const int32_t *lab = mem;
-                        lo = hi = lab[0];
-                        for (size_t r = 1; r < in.n; r++) {
-                            lo = lab[r] < lo ? lab[r] : lo;
-                            hi = lab[r] > hi ? lab[r] : hi;
-                        }
-                    }
-                    if (d2 >= 0) H5Dclose(d2);
-                    H5Fclose(f2);
-                }
-                free(mem);
-            }
-            fprintf(out, ", y [%zu] labels %d..%d\n", in.n, lo, hi);
-        } else {
-            fprintf(out, ", y [%zu, %zu] float32 targets\n", in.n, in.k);
-        }
-    }
-    if (!any)
-        fprintf(out, "  (no train, validation or test group)\n");
-    return DPT_OK;
+    DptStatus st = DPT_OK;
+    for (int i = 0; i < 4 && st == DPT_OK; i++)
+        st = describe_split(f, path, splits[i], out, &any);
+    if (st == DPT_OK && preds)
+        describe_predictions(f, out);
+    else if (st == DPT_OK && !any)
+        fprintf(out, "  (no train, validation or test group, and no /x)\n");
+    H5Fclose(f);
+    return st;
 }

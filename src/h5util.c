@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,7 +138,7 @@ DptStatus dpt_h5_read_attr_ints(hid_t obj, const char *name, int *v, int cap, in
  * the heap itself, and gives the child VLEN_TIMEOUT_S seconds. */
 enum { VLEN_TIMEOUT_S = 5 };
 
-static DptStatus read_vlen_isolated(hid_t a, hid_t mt, const char *name, char *buf, size_t len)
+static DptStatus read_vlen_isolated(hid_t a, hid_t mt, const char *name, char *buf, size_t len, size_t count)
 {
     int fds[2];
     if (pipe(fds) != 0)
@@ -151,11 +152,17 @@ static DptStatus read_vlen_isolated(hid_t a, hid_t mt, const char *name, char *b
     }
     if (pid == 0) {
         close(fds[0]);
-        char *s = NULL;
-        char ok = H5Aread(a, mt, &s) >= 0 && s ? 1 : 0;
-        size_t n = ok ? strnlen(s, len - 1) : 0;
-        if (write(fds[1], &ok, 1) == 1 && n > 0 && write(fds[1], s, n) != (ssize_t)n)
+        /* count strings, each sent with its terminating NUL */
+        char **s = calloc(count, sizeof *s);
+        char ok = s && H5Aread(a, mt, s) >= 0 ? 1 : 0;
+        if (write(fds[1], &ok, 1) != 1)
             _exit(1);
+        for (size_t i = 0; ok && i < count; i++) {
+            const char *v = s[i] ? s[i] : "";
+            size_t n = strnlen(v, len - 1) + 1;
+            if (write(fds[1], v, n) != (ssize_t)n)
+                _exit(1);
+        }
         _exit(0);
     }
     close(fds[1]);
@@ -214,7 +221,7 @@ DptStatus dpt_h5_read_attr_string(hid_t obj, const char *name, char *buf, size_t
         mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);
         H5Tset_cset(mt, H5Tget_cset(t));
-        st = read_vlen_isolated(a, mt, name, buf, len);
+        st = read_vlen_isolated(a, mt, name, buf, len, 1);
     } else {
         size_t sz = H5Tget_size(t);
         char *tmp = calloc(sz + 1, 1);
@@ -231,6 +238,53 @@ DptStatus dpt_h5_read_attr_string(hid_t obj, const char *name, char *buf, size_t
     }
 done:
     if (mt >= 0) H5Tclose(mt);
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+    return st;
+}
+
+DptStatus dpt_h5_read_attr_strings(hid_t obj, const char *name, char *buf, size_t len, size_t *n)
+{
+    DptStatus st = DPT_OK;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t t = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID, sp = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
+    hid_t mt = H5I_INVALID_HID;
+    hssize_t np = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    size_t sz = t >= 0 ? H5Tget_size(t) : 0;
+    memset(buf, 0, len);
+    *n = 0;
+    if (t < 0 || H5Tget_class(t) != H5T_STRING || np < 1) {
+        st = dpt_err(DPT_EINPUT, "attribute '%s': expected one or more strings", name);
+    } else if (H5Tis_variable_str(t) > 0) {
+        mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(t));
+        st = read_vlen_isolated(a, mt, name, buf, len, (size_t)np);
+    } else if ((size_t)np > len / (sz + 1)) {
+        st = dpt_err(DPT_EINPUT, "attribute '%s': %lld strings of %zu bytes are more than %zu bytes", name,
+                     (long long)np, sz, len);
+    } else {
+        char *raw = calloc((size_t)np, sz);
+        if (!raw || H5Aread(a, t, raw) < 0)
+            st = dpt_err(DPT_EINPUT, "attribute '%s' is unreadable", name);
+        for (size_t i = 0, o = 0; st == DPT_OK && i < (size_t)np; i++) {
+            size_t l = strnlen(raw + i * sz, sz);
+            memcpy(buf + o, raw + i * sz, l);
+            o += l + 1;
+        }
+        free(raw);
+    }
+    /* Count what arrived: every string ends in a NUL inside buf. */
+    if (st == DPT_OK) {
+        size_t got = 0;
+        for (size_t o = 0; got < (size_t)np && o < len; o += strlen(buf + o) + 1)
+            got++;
+        if (got < (size_t)np || buf[len - 1] != '\0')
+            st = dpt_err(DPT_EINPUT, "attribute '%s': %lld strings do not fit %zu bytes", name, (long long)np, len);
+        *n = (size_t)np;
+    }
+    if (mt >= 0) H5Tclose(mt);
+    if (sp >= 0) H5Sclose(sp);
     if (t >= 0) H5Tclose(t);
     if (a >= 0) H5Aclose(a);
     return st;
@@ -373,5 +427,121 @@ DptStatus dpt_h5_commit_tmp(hid_t *f, const char *tmp, const char *out)
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", out);
     fsync_path(dirname(dir), 1); /* best effort: some file systems refuse fsync on directories */
+    return DPT_OK;
+}
+
+/* ---------------------------------------------------------------- class names, standardisation */
+
+#define H5_ATTR_CLASS_NAMES "class_names"
+#define H5_GRP_STANDARDIZE "standardize"
+enum { NAME_BYTES = 65536 };
+
+/* class_names: a root attribute (DESIGN.md), an array of fixed-length
+ * UTF-8 strings, kept under the 64 KiB of an attribute in compact storage. */
+static DptStatus write_class_names(hid_t f, const DptDataMeta *m, const char *out)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < m->n_classes; i++)
+        len = strlen(m->class_names[i]) + 1 > len ? strlen(m->class_names[i]) + 1 : len;
+    if (len * m->n_classes > 60000)
+        return dpt_err(DPT_EINPUT, "%s: %zu class names of up to %zu bytes do not fit the class_names attribute "
+                       "(60000 bytes at most)", out, m->n_classes, len - 1);
+    char *buf = calloc(m->n_classes, len);
+    if (!buf)
+        return dpt_err(DPT_ENOMEM, "%s: out of memory for class names", out);
+    for (size_t i = 0; i < m->n_classes; i++)
+        memcpy(buf + i * len, m->class_names[i], strlen(m->class_names[i]));
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, len);
+    H5Tset_strpad(t, H5T_STR_NULLPAD);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hsize_t dims[1] = {m->n_classes};
+    hid_t sp = H5Screate_simple(1, dims, NULL);
+    hid_t a = H5Acreate2(f, H5_ATTR_CLASS_NAMES, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    DptStatus st = a >= 0 && H5Awrite(a, t, buf) >= 0
+                       ? DPT_OK
+                       : dpt_err(DPT_EOUTPUT, "%s: cannot write attribute class_names", out);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+    free(buf);
+    return st;
+}
+
+static DptStatus write_standardize(hid_t f, const DptDataMeta *m, const char *out)
+{
+    hid_t g = H5Gcreate2(f, H5_GRP_STANDARDIZE, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return dpt_err(DPT_EOUTPUT, "%s: cannot create group /%s", out, H5_GRP_STANDARDIZE);
+    hsize_t dims[1] = {m->d};
+    DptStatus st = dpt_h5_write_dataset(g, "mean", H5T_NATIVE_FLOAT, 1, dims, m->mean, 0, out);
+    if (st == DPT_OK)
+        st = dpt_h5_write_dataset(g, "std", H5T_NATIVE_FLOAT, 1, dims, m->sd, 0, out);
+    H5Gclose(g);
+    return st;
+}
+
+DptStatus dpt_h5_write_meta(hid_t f, const DptDataMeta *m, const char *file)
+{
+    if (m->n_classes)
+        DPT_TRY(write_class_names(f, m, file));
+    if (m->mean)
+        DPT_TRY(write_standardize(f, m, file));
+    return DPT_OK;
+}
+
+static DptStatus read_vector(hid_t f, const char *path, const char *name, float **v, size_t *d)
+{
+    DptStatus st = DPT_OK;
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    hid_t sp = ds >= 0 ? H5Dget_space(ds) : H5I_INVALID_HID;
+    hsize_t dims[2] = {0, 0};
+    int rank = sp >= 0 ? H5Sget_simple_extent_dims(sp, dims, NULL) : -1;
+    if (rank != 1 || dims[0] == 0 || dims[0] > ((hsize_t)1 << 31) || (*d && dims[0] != *d))
+        st = dpt_err(DPT_EINPUT, "%s: /%s: expected one value per feature, [%zu]", path, name, *d);
+    else if (!(*v = malloc((size_t)dims[0] * sizeof **v)))
+        st = dpt_err(DPT_ENOMEM, "%s: out of memory for /%s", path, name);
+    else if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, *v) < 0)
+        st = dpt_err(DPT_EINPUT, "%s: cannot read /%s", path, name);
+    *d = st == DPT_OK ? (size_t)dims[0] : *d;
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (ds >= 0)
+        H5Dclose(ds);
+    return st;
+}
+
+DptStatus dpt_h5_read_meta(hid_t f, const char *path, DptDataMeta *m)
+{
+    if (H5Aexists(f, H5_ATTR_CLASS_NAMES) > 0) {
+        size_t n = 0;
+        if (!(m->name_buf = malloc(NAME_BYTES)))
+            return dpt_err(DPT_ENOMEM, "%s: out of memory for class names", path);
+        DptStatus st = dpt_h5_read_attr_strings(f, H5_ATTR_CLASS_NAMES, m->name_buf, NAME_BYTES, &n);
+        if (st != DPT_OK) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", dpt_err_message());
+            dpt_err_clear();
+            return dpt_err(st, "%s: %s", path, why);
+        }
+        if (!(m->class_names = malloc(n * sizeof *m->class_names)))
+            return dpt_err(DPT_ENOMEM, "%s: out of memory for class names", path);
+        for (size_t i = 0, o = 0; i < n; i++, o += strlen(m->name_buf + o) + 1)
+            m->class_names[i] = m->name_buf + o;
+        m->n_classes = n;
+    }
+    if (!dpt_h5_exists(f, H5_GRP_STANDARDIZE))
+        return DPT_OK;
+    if (!dpt_h5_exists(f, H5_GRP_STANDARDIZE "/mean") || !dpt_h5_exists(f, H5_GRP_STANDARDIZE "/std"))
+        return dpt_err(DPT_EINPUT, "%s: /standardize needs both mean and std", path);
+    size_t d = 0;
+    DPT_TRY(read_vector(f, path, H5_GRP_STANDARDIZE "/mean", &m->mean, &d));
+    DPT_TRY(read_vector(f, path, H5_GRP_STANDARDIZE "/std", &m->sd, &d));
+    for (size_t j = 0; j < d; j++)
+        if (!isfinite(m->mean[j]) || !(m->sd[j] > 0) || !isfinite(m->sd[j]))
+            return dpt_err(DPT_EINPUT, "%s: /standardize: feature %zu has mean %g, std %g; expected finite values "
+                           "and std > 0", path, j, (double)m->mean[j], (double)m->sd[j]);
+    m->d = d;
     return DPT_OK;
 }

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dptrain/data.h"
 #include "dptrain/status.h"
 
 /* Before any other HDF5 call: no error printing by HDF5, no exit handler.
@@ -35,6 +36,10 @@ DptStatus dpt_h5_read_attr_ints(hid_t obj, const char *name, int *v, int cap, in
  * read in a child process with a time bound, since a damaged global heap
  * can make HDF5 1.10 loop forever: see h5util.c), into buf[len]. */
 DptStatus dpt_h5_read_attr_string(hid_t obj, const char *name, char *buf, size_t len);
+/* An attribute that is an array of n strings (fixed- or variable-length, the
+ * latter read as dpt_h5_read_attr_string does), into buf as n consecutive
+ * NUL-terminated strings; an error if they do not fit len bytes. */
+DptStatus dpt_h5_read_attr_strings(hid_t obj, const char *name, char *buf, size_t len, size_t *n);
 /* File-access properties for the files we create (checksummed metadata). */
 hid_t dpt_h5_create_fapl(void);
 
@@ -53,5 +58,11 @@ DptStatus dpt_h5_create_tmp(const char *out, char *tmp, size_t tmp_len, hid_t *f
 /* Flushes and closes *f, fsyncs, renames tmp over out, fsyncs the directory.
  * On failure the temporary file is removed and out is left untouched. */
 DptStatus dpt_h5_commit_tmp(hid_t *f, const char *tmp, const char *out);
+
+/* The class names (root attribute class_names) and the standardisation
+ * (/standardize/mean, /standardize/std) of a dataset or model file. read
+ * fills m (to be freed with dpt_data_meta_free, also after an error). */
+DptStatus dpt_h5_write_meta(hid_t f, const DptDataMeta *m, const char *file);
+DptStatus dpt_h5_read_meta(hid_t f, const char *path, DptDataMeta *m);
 
 #endif

@@ -174,8 +174,43 @@ DptStatus dpt_eval_run(const char *model, const char *data, const char *split, c
     return st;
 }
 
+/* Rank 0: the model's class names and, when the inputs are raw (a CSV
+ * table, or a dataset without /standardize), its standardisation; *stdz
+ * says whether to apply it. */
+static DptStatus predict_meta(const char *model, const char *data, int csv, size_t d_in, DptDataMeta *mm, int *stdz)
+{
+    *stdz = 0;
+    DPT_TRY(dpt_data_read_meta(model, mm));
+    if (!mm->mean)
+        return DPT_OK;
+    if (mm->d != d_in)
+        return dpt_err(DPT_EINPUT, "%s: standardisation of %zu features; the model takes %zu", model, mm->d, d_in);
+    if (!csv) {
+        DptDataMeta dm;
+        DptStatus st = dpt_data_read_meta(data, &dm);
+        *stdz = st == DPT_OK && !dm.mean;
+        dpt_data_meta_free(&dm);
+        DPT_TRY(st);
+    } else {
+        *stdz = 1;
+    }
+    if (*stdz)
+        dpt_log_info("inputs of %s standardised with the statistics %s was trained with\n", data, model);
+    return DPT_OK;
+}
+
+/* x[rows, d] = (x - mean) / sd. */
+static void standardize_rows(float *x, size_t rows, const DptDataMeta *m)
+{
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < m->d; j++)
+            x[i * m->d + j] = (x[i * m->d + j] - m->mean[j]) / m->sd[j];
+}
+
 DptStatus dpt_predict_run(const char *model, const char *data, const char *split, const char *out, const DptDist *d)
 {
+    DptDataMeta mm = {0};
+    int stdz = 0;
     ModelRun m;
     float *outputs = NULL;
     int32_t *pred = NULL;
@@ -189,20 +224,23 @@ DptStatus dpt_predict_run(const char *model, const char *data, const char *split
         size_t n = m.s.info.n, k = (size_t)m.arch.sizes[L];
         char where[64];
         snprintf(where, sizeof where, "%s%s", m.csv_x ? "" : "/", m.name);
-        outputs = dpt_calloc(n * k, sizeof(float), "outputs");
+        st = predict_meta(model, data, m.csv_x != NULL, (size_t)m.arch.sizes[0], &mm, &stdz);
+        outputs = st == DPT_OK ? dpt_calloc(n * k, sizeof(float), "outputs") : NULL;
         pred = outputs ? dpt_calloc(n, sizeof(int32_t), "predictions") : NULL;
-        if (!pred)
+        if (st == DPT_OK && !pred)
             st = DPT_ENOMEM;
         for (size_t r = 0; st == DPT_OK && r < n; r += m.w.cap) {
             size_t rows = n - r < m.w.cap ? n - r : m.w.cap;
             dpt_data_gather(m.w.act[0], m.w.y, m.w.cls, &m.s, NULL, r, rows, k);
+            if (stdz)
+                standardize_rows(m.w.act[0], rows, &mm);
             dpt_net_forward(&m.w, &m.arch, m.params, rows);
             memcpy(outputs + r * k, m.w.act[L], rows * k * sizeof(float));
             for (size_t i = 0; i < rows; i++)
                 pred[r + i] = dpt_loss_predict(m.w.act[L] + i * k, k);
         }
         if (st == DPT_OK)
-            st = dpt_data_write_predictions(out, outputs, pred, n, k, model, where);
+            st = dpt_data_write_predictions(out, outputs, pred, n, k, model, where, &mm);
         if (st == DPT_OK)
             dpt_log_info("wrote %zu predictions of %s on %s%s to %s\n", n, model, m.name[0] == 't' && m.name[1] == 'h' ? "" : "/",
                          m.name, out);
@@ -210,6 +248,7 @@ DptStatus dpt_predict_run(const char *model, const char *data, const char *split
     st = dpt_dist_agree(d, st, NULL);
     free(outputs);
     free(pred);
+    dpt_data_meta_free(&mm);
     model_run_close(&m);
     return st;
 }

@@ -58,7 +58,7 @@ DptStatus dpt_runckpt_write(DptRunCkpt *c, int64_t epoch, int64_t step, int64_t 
         char text[8192];
         dpt_config_format(cfg, text, sizeof text);
         dpt_ckptdir_path(cfg->checkpoint_dir, global_step, c->last_path, sizeof c->last_path);
-        st = dpt_ckpt_save(c->last_path, c->arch, c->params, c->opt, &ts, text, c->history);
+        st = dpt_ckpt_save(c->last_path, c->arch, c->params, c->opt, &ts, text, c->history, c->meta);
         if (st == DPT_OK)
             dpt_ckptdir_prune(cfg->checkpoint_dir, c->run_id, (int)cfg->keep);
     }

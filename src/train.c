@@ -193,6 +193,7 @@ static DptStatus run_open(Run *r, const DptConfig *cfg, const DptDist *d)
     DPT_TRY(dpt_dist_agree(d, d->rank == 0 ? check_outputs(cfg) : DPT_OK, NULL));
     DPT_TRY(dpt_runckpt_open(&r->ck, cfg, d, &t->arch, t->params, &t->opt, t->shared_model, (int64_t)t->batch,
                              &r->start));
+    r->ck.meta = &t->meta;
     DPT_TRY(dpt_dist_agree(d, d->rank == 0 ? open_records(r) : DPT_OK, NULL));
     print_header(t);
     r->epoch = r->start.epoch;
@@ -456,7 +457,7 @@ static DptStatus run_finish(Run *r, DptStatus st)
     if (d->rank == 0) {
         char text[8192];
         dpt_config_format(cfg, text, sizeof text);
-        st = dpt_ckpt_save_model(cfg->save, &t->arch, t->params, text);
+        st = dpt_ckpt_save_model(cfg->save, &t->arch, t->params, text, &t->meta);
         if (st == DPT_OK)
             dpt_log_info("model saved to %s\n", cfg->save);
     }

@@ -17,6 +17,7 @@ void dpt_trainer_free(Trainer *t)
         free(t->params);
     free(t->perm);
     dpt_step_free(&t->step);
+    dpt_data_meta_free(&t->meta);
     dpt_optim_free(&t->opt);
     dpt_work_free(&t->work);
     for (int i = 0; i < DPT_N_SPLITS; i++) {
@@ -131,6 +132,11 @@ DptStatus dpt_trainer_init(Trainer *t, const DptConfig *c, const DptDist *d)
     for (int s = 0; s < DPT_N_SPLITS; s++)
         DPT_TRY(dpt_infer_load_split(d, c->data, dpt_split_names[s], s == DPT_SPLIT_TRAIN ? DPT_PROBE_REQUIRED : 0,
                                      &t->arch, &t->split[s], &t->win[s]));
+    DPT_TRY(dpt_dist_agree(d, d->rank == 0 ? dpt_data_read_meta(c->data, &t->meta) : DPT_OK, NULL));
+    if (t->meta.n_classes && t->meta.n_classes != (size_t)t->arch.sizes[t->arch.n_layers] &&
+        !(t->meta.n_classes == 2 && t->arch.sizes[t->arch.n_layers] == 1))
+        return dpt_dist_agree(d, dpt_err(DPT_EUSAGE, "%s names %zu classes but --layers ends in %d outputs", c->data,
+                                         t->meta.n_classes, t->arch.sizes[t->arch.n_layers]), NULL);
     t->n_train = t->split[DPT_SPLIT_TRAIN].info.n;
     t->batch = c->batch_per_rank > 0 ? (size_t)c->batch_per_rank * (size_t)d->world_size
                : c->batch == 0      ? t->n_train

@@ -36,6 +36,7 @@ typedef struct {
     size_t batch;         /* global B */
     size_t n_train, steps_per_epoch;
     DptTimers timers;
+    DptDataMeta meta;     /* rank 0: the data's class names and standardisation, kept in checkpoints and the model */
 } Trainer;
 
 /* Validates the configuration and sets everything up (an error on any rank

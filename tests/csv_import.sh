@@ -3,8 +3,9 @@
 # index column, quoted header, class names as labels) converted with
 # --split and --standardize, trained on 2 ranks, evaluated on its validation
 # split; new inputs (no label column) converted with the stored statistics
-# and predicted; a ';'-separated regression table trained with a linear
-# output. Checks the stored class names and statistics with h5py.
+# and predicted, also straight from the raw table (the model keeps the class
+# names and the statistics); a ';'-separated regression table trained with a
+# linear output. Checks the stored class names and statistics with h5py.
 # Usage: csv_import.sh DPTRAIN MPIEXEC
 set -u
 DPTRAIN=$1
@@ -80,7 +81,10 @@ else
     bad "validation accuracy ${acc:-?} < 0.9: $out"
 fi
 
-# New inputs: the same standardisation, then predict.
+# New inputs: the same standardisation, then predict. Three ways in: converted
+# with --standardize-from, converted raw, and the CSV table itself; the model
+# carries the training data's statistics and class names, so all three give
+# the same predictions, named.
 "$DPTRAIN" convert csv "$T/new.csv" --label-col none --standardize-from "$T/iris.h5" -o "$T/new.h5" >/dev/null &&
     "$DPTRAIN" predict --model "$T/iris-model.h5" --data "$T/new.h5" --split train --out "$T/pred.csv" >/dev/null
 right=$(tail -n +2 "$T/pred.csv" | cut -d, -f1 | paste -d' ' - "$T/new-truth.txt" | awk '$1 == $2' | wc -l)
@@ -89,13 +93,37 @@ if [ "$right" -ge 285 ]; then
 else
     bad "only $right of 300 new inputs predicted right"
 fi
-"$DPTRAIN" convert csv "$T/new.csv" --label-col none -o "$T/raw.h5" >/dev/null &&
-    "$DPTRAIN" predict --model "$T/iris-model.h5" --data "$T/raw.h5" --split train --out "$T/raw.csv" >/dev/null
-wrong=$(tail -n +2 "$T/raw.csv" | cut -d, -f1 | paste -d' ' - "$T/new-truth.txt" | awk '$1 == $2' | wc -l)
-if [ "$wrong" -lt "$right" ]; then
-    ok "without the statistics the same model does worse ($wrong of 300): they matter"
+if head -1 "$T/pred.csv" | grep -q '^class,name,output_0,output_1,output_2$' &&
+   tail -n +2 "$T/pred.csv" | awk -F, '{ n[$1] = n[$1] " " $2 } END { exit !(n[0] ~ /^( setosa)+$/ && n[1] ~ /^( versicolor)+$/ && n[2] ~ /^( virginica)+$/) }'; then
+    ok "predictions name the classes (class,name,output_...)"
 else
-    bad "unstandardised inputs predicted as well ($wrong) as standardised ($right)"
+    bad "predictions CSV: $(head -3 "$T/pred.csv")"
+fi
+"$DPTRAIN" convert csv "$T/new.csv" --label-col none -o "$T/raw.h5" >/dev/null
+msg=$("$DPTRAIN" predict --model "$T/iris-model.h5" --data "$T/raw.h5" --out "$T/raw.csv" 2>&1)
+msg2=$("$DPTRAIN" predict --model "$T/iris-model.h5" --data "$T/new.csv" --out "$T/direct.h5" 2>&1)
+if grep -q "standardised with the statistics" <<<"$msg" && cmp -s "$T/pred.csv" "$T/raw.csv" &&
+   grep -q "standardised with the statistics" <<<"$msg2"; then
+    ok "raw inputs (HDF5 or the CSV itself) are standardised with the model's statistics: same predictions"
+else
+    bad "raw inputs: $msg / $msg2; $(diff "$T/pred.csv" "$T/raw.csv" | head -3)"
+fi
+if "$PY" - "$T" <<'PYEOF'
+import sys, h5py, numpy as np
+T = sys.argv[1]
+with h5py.File(f"{T}/direct.h5", "r") as f:
+    names = [n.decode() if isinstance(n, bytes) else n for n in f.attrs["class_names"]]
+    cls = f["predictions/class"][...]
+truth = np.loadtxt(f"{T}/new-truth.txt", dtype=int)
+assert names == ["setosa", "versicolor", "virginica"], names
+assert (cls == truth).sum() >= 285, (cls == truth).sum()
+PYEOF
+then ok "HDF5 predictions carry class_names"; else bad "HDF5 predictions: class_names or classes wrong"; fi
+out=$("$DPTRAIN" info "$T/iris-model.h5")
+if grep -q "classes    3: setosa, versicolor, virginica" <<<"$out" && grep -q "standardised inputs" <<<"$out"; then
+    ok "the model file keeps the class names and statistics"
+else
+    bad "model info: $out"
 fi
 
 # Regression: ';' separators, float targets, a linear output.
@@ -130,6 +158,6 @@ rc=$?
 if [ $rc -ne 0 ] && grep -q "split '0.7,0.2': expected three fractions" <<<"$out"; then ok "bad --split: $out"; else bad "bad --split (rc $rc): $out"; fi
 out=$("$DPTRAIN" convert csv "$T/new.csv" --label-col none --standardize-from "$T/reg.h5" -o "$T/x.h5" 2>&1)
 rc=$?
-if [ $rc -ne 0 ] && grep -q "reg.h5: no /standardize/mean" <<<"$out"; then ok "statistics missing: $out"; else bad "statistics missing (rc $rc): $out"; fi
+if [ $rc -ne 0 ] && grep -q "standardize-from .*reg.h5: no /standardize/mean" <<<"$out"; then ok "statistics missing: $out"; else bad "statistics missing (rc $rc): $out"; fi
 [ ! -e "$T/x.h5" ] && ok "no output file after errors" || bad "an output file was left after errors"
 finish

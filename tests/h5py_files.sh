@@ -33,6 +33,7 @@ with h5py.File(f"{T}/orig.h5", "r") as src, h5py.File(f"{T}/py-model.h5", "w") a
         f[f"model/layer_{l}/bias"] = src[f"model/layer_{l}/bias"][...]
 with h5py.File(f"{T}/d.h5", "r") as src, h5py.File(f"{T}/py-data.h5", "w") as f:
     f.attrs["description"] = "written by h5py"
+    f.attrs["class_names"] = ["zero", "one", "two", "three"]   # a variable-length string array
     f["train/x"] = src["train/x"][...].astype(np.float32)
     f["train/y"] = src["train/y"][...].astype(np.int64)
 PYEOF
@@ -50,9 +51,11 @@ if h5diff -q "$T/p-orig.h5" "$T/p-py.h5" /predictions /predictions; then
 else
     bad "predictions of the h5py model differ"
 fi
-if "$DPTRAIN" train --data "$T/py-data.h5" --init-from "$T/py-model.h5" --epochs 1 --quiet </dev/null \
-   && "$DPTRAIN" info "$T/py-data.h5" | grep -q "written by h5py"; then
-    ok "a dataset written by h5py (str description): trains from the h5py model (--init-from)"
+if "$DPTRAIN" train --data "$T/py-data.h5" --init-from "$T/py-model.h5" --epochs 1 --quiet --save "$T/named.h5" \
+       </dev/null \
+   && "$DPTRAIN" info "$T/py-data.h5" | grep -q "written by h5py" \
+   && "$DPTRAIN" info "$T/named.h5" | grep -q "classes    4: zero, one, two, three"; then
+    ok "a dataset written by h5py (str description, str class_names): trains from the h5py model; the model keeps the names"
 else
     bad "training on the h5py dataset"
 fi
@@ -69,6 +72,25 @@ for k in range(i + 8, min(i + 64, len(b))):
     b[k] = 0xff
 open(p, "wb").write(bytes(b))
 PYEOF
+# The same damage to the dataset's heap (its description and class_names).
+cp "$T/py-data.h5" "$T/damaged-data.h5"
+"$PY" - "$T/damaged-data.h5" <<'PYEOF'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+i = b.find(b"GCOL")
+assert i >= 0, "no global heap"
+for k in range(i + 8, min(i + 96, len(b))):
+    b[k] = 0xff
+open(p, "wb").write(bytes(b))
+PYEOF
+out=$(timeout 60 "$DPTRAIN" train --data "$T/damaged-data.h5" --layers 20,8,4 --epochs 1 --quiet </dev/null 2>&1)
+rc=$?
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "class_names" <<<"$out"; then
+    ok "damaged class_names (variable-length strings): status $rc ($(printf '%s' "$out" | cut -c1-120))"
+else
+    bad "damaged class_names: status $rc: $out"
+fi
 start=$(date +%s)
 out=$(timeout 60 "$DPTRAIN" info "$T/damaged.h5" 2>&1)
 rc=$?

@@ -14,7 +14,7 @@ static void test_save_load(void **state)
     float *p = malloc(a.n_params * 4), *q = NULL;
     dpt_net_init_params(p, &a, DPT_INIT_NIELSEN, 17);
     const char *path = tu_path("model.h5");
-    assert_int_equal(dpt_ckpt_save_model(path, &a, p, "[train]\nlr = 0.5\n"), DPT_OK);
+    assert_int_equal(dpt_ckpt_save_model(path, &a, p, "[train]\nlr = 0.5\n", NULL), DPT_OK);
     assert_true(dpt_ckpt_is_ours(path));
     assert_int_equal(dpt_ckpt_load_model(path, &b, &q), DPT_OK);
     assert_int_equal(b.n_layers, 3);
@@ -53,7 +53,7 @@ static void test_bad_models(void **state)
     assert_int_equal(dpt_arch_init(&a, sizes, 2, DPT_ACT_SIGMOID, DPT_ACT_SOFTMAX, DPT_COST_CCE), DPT_OK);
     float p[8] = {0};
     const char *path = tu_path("m.h5");
-    assert_int_equal(dpt_ckpt_save_model(path, &a, p, NULL), DPT_OK);
+    assert_int_equal(dpt_ckpt_save_model(path, &a, p, NULL, NULL), DPT_OK);
     /* a future format version */
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     int64_t v = 99;
@@ -63,7 +63,7 @@ static void test_bad_models(void **state)
     H5Fclose(f);
     expect_load_error(path, "format_version 99");
     /* a weight of the wrong shape */
-    assert_int_equal(dpt_ckpt_save_model(path, &a, p, NULL), DPT_OK);
+    assert_int_equal(dpt_ckpt_save_model(path, &a, p, NULL, NULL), DPT_OK);
     f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     H5Ldelete(f, "model/layer_0/weight", H5P_DEFAULT);
     hsize_t d[2] = {3, 3};
@@ -82,7 +82,7 @@ static void test_bad_models(void **state)
     expect_load_error(tu_path("data.h5"), "not a dptrain model");
     expect_load_error(tu_path("nothing.h5"), "cannot open");
     /* a truncated file */
-    assert_int_equal(dpt_ckpt_save_model(path, &a, p, NULL), DPT_OK);
+    assert_int_equal(dpt_ckpt_save_model(path, &a, p, NULL, NULL), DPT_OK);
     assert_int_equal(truncate(path, 600), 0);
     expect_load_error(path, "");
     dpt_err_clear();

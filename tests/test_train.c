@@ -20,7 +20,7 @@ static void write_model(const char *path, const int *sizes, int n, DptAct hidden
 {
     DptArch a;
     assert_int_equal(dpt_arch_init(&a, sizes, n, hidden, out, cost), DPT_OK);
-    assert_int_equal(dpt_ckpt_save_model(path, &a, params, NULL), DPT_OK);
+    assert_int_equal(dpt_ckpt_save_model(path, &a, params, NULL, NULL), DPT_OK);
 }
 
 static void load_params(const char *path, float **p, DptArch *a)

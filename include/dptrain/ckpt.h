@@ -25,6 +25,7 @@
 
 #include <stdio.h>
 
+#include "dptrain/data.h"
 #include "dptrain/net.h"
 #include "dptrain/status.h"
 
@@ -32,7 +33,10 @@
 #define DPT_CKPT_FORMAT "dptrain-checkpoint"
 #define DPT_FORMAT_VERSION 1
 
-DptStatus dpt_ckpt_save_model(const char *path, const DptArch *arch, const float *params, const char *config_text);
+/* Writes a model; meta (may be NULL): the class names and standardisation of
+ * the data it was trained on, kept for predict. */
+DptStatus dpt_ckpt_save_model(const char *path, const DptArch *arch, const float *params, const char *config_text,
+                              const DptDataMeta *meta);
 
 #include "dptrain/optim.h"
 
@@ -56,7 +60,8 @@ typedef struct {
 /* Writes a checkpoint (model, optimiser state, training state, config text,
  * metrics history). */
 DptStatus dpt_ckpt_save(const char *path, const DptArch *arch, const float *params, const DptOptim *opt,
-                        const DptTrainState *ts, const char *config_text, const char *metrics_text);
+                        const DptTrainState *ts, const char *config_text, const char *metrics_text,
+                        const DptDataMeta *meta);
 
 /* Reads a checkpoint into buffers sized for `arch` and an optimiser already
  * initialised with the same kind; the file must hold the same architecture

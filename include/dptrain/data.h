@@ -83,29 +83,33 @@ typedef struct {
 } DptSplitData;
 DptStatus dpt_data_write(const char *out, const DptSplitData *splits, int n_splits, const char *description);
 
-/* What a converter knows about a dataset besides its splits: the names of
- * the classes (label i is class_names[i]; stored as the root attribute
- * class_names, K strings) and the standardisation applied to x (x = (raw - mean) / std;
- * stored as /standardize/mean and /standardize/std [D] float32, so that
- * new inputs can be converted the same way). Unused fields are NULL/0. */
+/* What a dataset knows besides its splits, and what a model trained on it
+ * keeps: the names of the classes (label i is class_names[i]; the root
+ * attribute class_names, K strings) and the standardisation applied to x
+ * (x = (raw - mean) / std; /standardize/mean and /standardize/std, [D]
+ * float32), so that new inputs are converted the same way. NULL/0: none. */
 typedef struct {
-    const char *description;
-    const char *const *class_names;
+    char **class_names;   /* [n_classes], pointing into name_buf when read */
     size_t n_classes;
-    const float *mean, *sd;
+    float *mean, *sd;     /* [d] */
     size_t d;
-} DptDatasetMeta;
-DptStatus dpt_data_write_meta(const char *out, const DptSplitData *splits, int n_splits, const DptDatasetMeta *meta);
-
-/* Reads /standardize/mean and /standardize/std of a dataset file written
- * with --standardize; both must have d values. */
-DptStatus dpt_data_read_standardize(const char *path, float *mean, float *sd, size_t d);
+    char *name_buf;       /* owned by a meta that dpt_data_read_meta filled */
+} DptDataMeta;
+DptStatus dpt_data_write_meta(const char *out, const DptSplitData *splits, int n_splits, const char *description,
+                              const DptDataMeta *meta);
+/* Reads the meta of a dataset, model or checkpoint file (none is not an
+ * error); free with dpt_data_meta_free (also after an error). */
+DptStatus dpt_data_read_meta(const char *path, DptDataMeta *m);
+void dpt_data_meta_free(DptDataMeta *m);
+/* Prints the class names and standardisation of a file, if any. */
+void dpt_data_describe_meta(const char *path, void *stream);
 
 /* Writes /predictions/output [n, k] float32 and /predictions/class [n] int32
- * to an HDF5 file, or, when out ends in ".csv", a CSV table with a header
- * (class,output_0,...,output_{k-1}) and one row per sample. */
+ * to an HDF5 file (with the class_names attribute when names has them), or,
+ * when out ends in ".csv", a CSV table with a header
+ * (class[,name],output_0,...,output_{k-1}) and one row per sample. */
 DptStatus dpt_data_write_predictions(const char *out, const float *outputs, const int32_t *cls, size_t n, size_t k,
-                                     const char *model, const char *split);
+                                     const char *model, const char *split, const DptDataMeta *names);
 
 /* Prints a description of an HDF5 file (dataset, model or checkpoint). */
 DptStatus dpt_data_describe_dataset(const char *path, void *stream);

@@ -37,6 +37,7 @@ typedef struct {
     char last_path[DPT_PATH_MAX + 32];
     char run_id[DPT_RUN_ID_LEN];/* rank 0: this run's identity */
     double write_s;             /* seconds of the last write */
+    const DptDataMeta *meta;    /* rank 0: class names and standardisation of the data, kept in checkpoints */
 } DptRunCkpt;
 
 /* Takes --checkpoint-dir (if any), resumes from --resume (if any) into
