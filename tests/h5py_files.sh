@@ -34,7 +34,7 @@ with h5py.File(f"{T}/orig.h5", "r") as src, h5py.File(f"{T}/py-model.h5", "w") a
 with h5py.File(f"{T}/d.h5", "r") as src, h5py.File(f"{T}/py-data.h5", "w") as f:
     f.attrs["description"] = "written by h5py"
     f.attrs["class_names"] = ["zero", "one", "two", "three"]   # a variable-length string array
-    f["train/x"] = src["train/x"][...].astype(np.float32)
+    f["train/x"] = src["train/x"][...].astype(np.float64)     # numpy's default: read as float32
     f["train/y"] = src["train/y"][...].astype(np.int64)
 PYEOF
 out=$("$DPTRAIN" info "$T/py-model.h5" 2>&1)
@@ -46,6 +46,12 @@ else
 fi
 "$DPTRAIN" predict --model "$T/orig.h5" --data "$T/d.h5" --out "$T/p-orig.h5" >/dev/null 2>&1
 "$DPTRAIN" predict --model "$T/py-model.h5" --data "$T/d.h5" --out "$T/p-py.h5" >/dev/null 2>&1
+out=$("$DPTRAIN" info "$T/p-orig.h5")
+if grep -q "predictions - predictions of" <<<"$out" && grep -q "/predictions output \[.*, 4\] float32" <<<"$out"; then
+    ok "info recognises a predictions file"
+else
+    bad "info on predictions: $out"
+fi
 if h5diff -q "$T/p-orig.h5" "$T/p-py.h5" /predictions /predictions; then
     ok "predict with the h5py model = predict with the model it copies"
 else
@@ -54,8 +60,9 @@ fi
 if "$DPTRAIN" train --data "$T/py-data.h5" --init-from "$T/py-model.h5" --epochs 1 --quiet --save "$T/named.h5" \
        </dev/null \
    && "$DPTRAIN" info "$T/py-data.h5" | grep -q "written by h5py" \
+   && "$DPTRAIN" info "$T/py-data.h5" | grep -q "/train      x \[600, 20\] float64, y \[600\] int64 labels 0..3" \
    && "$DPTRAIN" info "$T/named.h5" | grep -q "classes    4: zero, one, two, three"; then
-    ok "a dataset written by h5py (str description, str class_names): trains from the h5py model; the model keeps the names"
+    ok "a dataset written by h5py (str description, str class_names, float64 x): info names the types; trains from the h5py model; the model keeps the names"
 else
     bad "training on the h5py dataset"
 fi
