@@ -74,4 +74,22 @@ PYEOF
         bad "hidden $1, output $2: $out"
     fi
 done
+# tools/scaling/scaling.py: --mpirun-args takes the next word even when it
+# starts with "--" (the launch itself is replaced by a stub here).
+out=$("$PY" - "$SRC" <<'PYEOF'
+import sys
+sys.path.insert(0, sys.argv[1] + "/tools/scaling")
+import scaling
+got = {}
+scaling.cmd_run = lambda a, t: got.update(args=a, train=t)
+sys.argv = ["scaling.py", "run", "/tmp/x", "--mpirun-args", "--mca btl self,vader", "--layouts", "1x1x2", "--", "--epochs", "1"]
+scaling.main()
+print(got["args"].mpirun_args, "|", got["args"].layouts, "|", " ".join(got["train"]))
+PYEOF
+)
+if [ "$out" = "--mca btl self,vader | 1x1x2 | --epochs 1" ]; then
+    ok "scaling.py --mpirun-args \"--mca ...\" is one value ($out)"
+else
+    bad "scaling.py --mpirun-args: $out"
+fi
 finish

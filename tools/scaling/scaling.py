@@ -12,7 +12,7 @@ model, to rank counts that were not measured.
 
   tools/scaling/scaling.py run DIR --layouts 1x1x1,1x1x2,1x2x1 [--mpirun-args "..."] -- DPTRAIN-TRAIN-OPTIONS
       runs `tools/launch.sh R T dptrain train ...` for each NODESxRANKSxTHREADS layout here
-      (--mpirun-args="--mca ..." passes options to mpirun: write it with =)
+      (--mpirun-args "--mca ..." passes options to mpirun)
       (nodes > 1 only with --hostfile), metrics into DIR/n<N>-r<R>-t<T>.jsonl
   tools/scaling/scaling.py report DIR [--study strong|weak] [--label TEXT]
       reads DIR/*.jsonl (from `run` or from jobs/slurm-scaling.sh) and writes
@@ -188,6 +188,17 @@ def main():
     if "--" in argv:
         i = argv.index("--")
         argv, train_args = argv[:i], argv[i + 1:]
+    # --mpirun-args takes the next word whatever it looks like ("--mca ..."
+    # would otherwise be read as an option of its own).
+    joined, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--mpirun-args" and i + 1 < len(argv):
+            joined.append("--mpirun-args=" + argv[i + 1])
+            i += 2
+        else:
+            joined.append(argv[i])
+            i += 1
+    argv = joined
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
