@@ -126,6 +126,45 @@ else
     bad "model info: $out"
 fi
 
+# Out to Python and ONNX: the module applies the same statistics, and the
+# ONNX export (Sub, Div, then the layers) takes raw inputs; evaluated node by
+# node with NumPy (Debian has no onnxruntime).
+out=$(PYTHONPATH="$(dirname "$0")/../tools/python" "$PY" - "$T" <<'PYEOF'
+import sys, csv, json, h5py, numpy as np, onnx
+from onnx import numpy_helper
+import dptrain
+T = sys.argv[1]
+m = dptrain.load_model(f"{T}/iris-model.h5")
+raw = np.loadtxt(f"{T}/new.csv", delimiter=",", skiprows=1, dtype=np.float32)
+y = m.forward(m.standardize(raw))
+with h5py.File(f"{T}/direct.h5", "r") as f:
+    ref = f["predictions/output"][...]
+d_py = float(np.abs(y - ref).max())
+g = m.to_onnx(f"{T}/iris.onnx").graph
+onnx.checker.check_model(onnx.load(f"{T}/iris.onnx"))
+v = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+v["x"] = raw
+for n in g.node:
+    a = [v[i] for i in n.input]
+    if n.op_type == "Sub": r = a[0] - a[1]
+    elif n.op_type == "Div": r = a[0] / a[1]
+    elif n.op_type == "Gemm": r = a[0] @ a[1].T + a[2]
+    elif n.op_type == "Relu": r = np.maximum(a[0], 0)
+    elif n.op_type == "Softmax": e = np.exp(a[0] - a[0].max(1, keepdims=True)); r = e / e.sum(1, keepdims=True)
+    elif n.op_type == "Identity": r = a[0]
+    else: raise SystemExit(f"op {n.op_type}")
+    v[n.output[0]] = r.astype(np.float32)
+d_onnx = float(np.abs(v["y"] - ref).max())
+meta = {p.key: p.value for p in onnx.load(f"{T}/iris.onnx").metadata_props}
+names = json.loads(meta["class_names"])
+ok = d_py <= 1e-5 and d_onnx <= 1e-4 and names == m.class_names == ["setosa", "versicolor", "virginica"] \
+     and [n.op_type for n in g.node][:2] == ["Sub", "Div"] and m.names(y)[:1] == [names[int(ref[0].argmax())]]
+print(("OK " if ok else "BAD ") + f"Python max|diff| {d_py:.2g}, ONNX ({len(g.node)} nodes: "
+      f"{' '.join(n.op_type for n in g.node)}) max|diff| {d_onnx:.2g}, class names {names}")
+PYEOF
+)
+if grep -q "^OK " <<<"$out"; then ok "raw CSV -> Python and ONNX: ${out#OK }"; else bad "Python/ONNX: $out"; fi
+
 # Regression: ';' separators, float targets, a linear output.
 "$DPTRAIN" convert csv "$T/reg.csv" -o "$T/reg.h5" --split 0.8,0,0.2 >/dev/null
 out=$("$DPTRAIN" info "$T/reg.h5")

@@ -8,6 +8,7 @@ DataFrame of the metrics.
     m = dptrain.load_model("runs/model.h5")        # weights [out, in], biases [out], float32
     y = m.forward(x)                                # x [N, D] float32 -> outputs [N, K]
     m.to_onnx("model.onnx")                         # Gemm + activation nodes, opset 13
+    m.class_names, m.mean, m.std                    # from the training data, when it had them
     net = m.to_torch()                              # torch.nn.Sequential of Linear and activations
 
 Command line: dptrain.py onnx MODEL.h5 OUT.onnx | forward MODEL.h5 DATA.h5 [SPLIT]
@@ -48,12 +49,28 @@ def classes(y):
 class Model:
     """A dptrain network: layers [inputs, ..., outputs], hidden and output
     activations, cost, and per layer a weight [out, in] and a bias [out]
-    (the nn.Linear convention: y = W x + b)."""
+    (the nn.Linear convention: y = W x + b). class_names, mean and std come
+    from the data it was trained on (dptrain convert csv with class names or
+    --standardize): None when it had none."""
 
-    def __init__(self, layers, hidden, output, cost, weights, biases):
+    def __init__(self, layers, hidden, output, cost, weights, biases, class_names=None, mean=None, std=None):
         self.layers, self.hidden, self.output, self.cost = list(layers), hidden, output, cost
         self.weights = [np.asarray(w, dtype=np.float32) for w in weights]
         self.biases = [np.asarray(b, dtype=np.float32) for b in biases]
+        self.class_names = list(class_names) if class_names is not None else None
+        self.mean = np.asarray(mean, dtype=np.float32) if mean is not None else None
+        self.std = np.asarray(std, dtype=np.float32) if std is not None else None
+
+    def standardize(self, x):
+        """Raw inputs as the network was trained on them: (x - mean) / std
+        (as dptrain predict does for raw inputs); x itself without statistics."""
+        x = np.asarray(x, dtype=np.float32)
+        return x if self.mean is None else ((x - self.mean) / self.std).astype(np.float32)
+
+    def names(self, y):
+        """The class names of outputs y (the class numbers without names)."""
+        c = classes(y)
+        return [self.class_names[i] for i in c] if self.class_names else list(c)
 
     def forward(self, x):
         """Outputs [N, K] of inputs x [N, D], in float32 as dptrain computes them."""
@@ -84,13 +101,20 @@ class Model:
                 mods.append(act)
         return torch.nn.Sequential(*mods)
 
-    def to_onnx(self, path=None, opset=13):
+    def to_onnx(self, path=None, opset=13, raw_inputs=True):
         """An ONNX model (input "x" [N, D], output "y" [N, K]): one Gemm
-        (transB) per layer and its activation. Written to path if given;
+        (transB) per layer and its activation. With statistics and raw_inputs,
+        Sub and Div nodes first, so that it takes raw inputs; the class names
+        go into the metadata ("class_names", JSON). Written to path if given;
         returned. Needs the onnx package."""
         import onnx
         from onnx import TensorProto, helper, numpy_helper
         nodes, inits, prev = [], [], "x"
+        if raw_inputs and self.mean is not None:
+            inits += [numpy_helper.from_array(self.mean, "mean"), numpy_helper.from_array(self.std, "std")]
+            nodes += [helper.make_node("Sub", ["x", "mean"], ["centred"], name="standardize_sub"),
+                      helper.make_node("Div", ["centred", "std"], ["x_std"], name="standardize_div")]
+            prev = "x_std"
         for l, (w, b) in enumerate(zip(self.weights, self.biases)):
             inits += [numpy_helper.from_array(w, f"W{l}"), numpy_helper.from_array(b, f"b{l}")]
             z = f"z{l}"
@@ -109,6 +133,8 @@ class Model:
             [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", self.layers[0]])],
             [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", self.layers[-1]])], inits)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="dptrain")
+        if self.class_names:
+            helper.set_model_props(model, {"class_names": json.dumps(self.class_names)})
         onnx.checker.check_model(model)
         if path:
             onnx.save(model, path)
@@ -125,7 +151,11 @@ def load_model(path):
         layers = [int(v) for v in g.attrs["layers"]]
         ws = [g[f"layer_{l}/weight"][...] for l in range(len(layers) - 1)]
         bs = [g[f"layer_{l}/bias"][...] for l in range(len(layers) - 1)]
-        return Model(layers, _text(g.attrs["hidden"]), _text(g.attrs["output"]), _text(g.attrs["cost"]), ws, bs)
+        names = [_text(v) for v in f.attrs["class_names"]] if "class_names" in f.attrs else None
+        mean = f["standardize/mean"][...] if "standardize/mean" in f else None
+        std = f["standardize/std"][...] if "standardize/std" in f else None
+        return Model(layers, _text(g.attrs["hidden"]), _text(g.attrs["output"]), _text(g.attrs["cost"]), ws, bs,
+                     names, mean, std)
 
 
 def write_model(path, layers, weights, biases, hidden="sigmoid", output="sigmoid", cost="mse"):
@@ -193,11 +223,15 @@ def load_trace(path):
 
 def main(argv):
     if len(argv) >= 3 and argv[0] == "onnx":
-        load_model(argv[1]).to_onnx(argv[2])
-        print(f"wrote {argv[2]}")
+        m = load_model(argv[1])
+        m.to_onnx(argv[2])
+        print(f"wrote {argv[2]}" + (" (takes raw inputs: standardisation included)" if m.mean is not None else ""))
     elif len(argv) >= 3 and argv[0] == "forward":
         m = load_model(argv[1])
-        y = m.forward(load_inputs(argv[2], argv[3] if len(argv) > 3 else None))
+        x = load_inputs(argv[2], argv[3] if len(argv) > 3 else None)
+        with h5py.File(argv[2], "r") as f:
+            raw = "standardize" not in f          # as dptrain predict: raw inputs get the model's statistics
+        y = m.forward(m.standardize(x) if raw else x)
         np.savetxt(sys.stdout, np.column_stack([classes(y), y]), fmt="%.9g")
     else:
         print(__doc__)
