@@ -44,6 +44,7 @@ static const char convert_help[] =
     "  --index-col N|NAME            a column to drop (an id or row number)\n"
     "  --header, --no-header         whether the first line is a header (default: detected)\n"
     "  --sep ,|;|tab|'|'             the separator (default: detected from the first line)\n"
+    "  --decimal ,                   numbers with a decimal comma (4,5), as European spreadsheets write them\n"
     "  --regression                  labels are float targets (y [N, 1]) even when they are whole numbers;\n"
     "                                otherwise whole numbers >= 0 are classes, other numbers targets, and text\n"
     "                                labels class names (sorted; label i is /class_names[i])\n"
@@ -208,12 +209,12 @@ static DptStatus parse_split(const char *v, double f[3])
 static DptStatus cmd_convert_csv(int argc, char **argv)
 {
     const char *out = NULL, *desc = NULL, *label = NULL, *index = NULL, *header = NULL, *no_header = NULL,
-               *sep = NULL, *regression = NULL, *split = NULL, *seed = NULL, *stdz = NULL, *stdz_from = NULL,
+               *sep = NULL, *decimal = NULL, *regression = NULL, *split = NULL, *seed = NULL, *stdz = NULL, *stdz_from = NULL,
                *scale = NULL, *pos[2];
     int n_pos;
     Opt opts[] = {{"o", &out, 0},          {"out", &out, 0},           {"description", &desc, 0},
                   {"label-col", &label, 0}, {"index-col", &index, 0},   {"header", &header, 1},
-                  {"no-header", &no_header, 1}, {"sep", &sep, 0},       {"regression", &regression, 1},
+                  {"no-header", &no_header, 1}, {"sep", &sep, 0},       {"decimal", &decimal, 0}, {"regression", &regression, 1},
                   {"split", &split, 0},     {"seed", &seed, 0},         {"standardize", &stdz, 1},
                   {"standardize-from", &stdz_from, 0}, {"scale", &scale, 0}};
     DPT_TRY(parse_opts("convert csv", argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), pos, 2, &n_pos));
@@ -231,6 +232,9 @@ static DptStatus cmd_convert_csv(int argc, char **argv)
         if (o.sep != ',' && o.sep != ';' && o.sep != '\t' && o.sep != '|')
             return dpt_err(DPT_EUSAGE, "convert csv: --sep '%s': expected ',', ';', '|' or 'tab'", sep);
     }
+    if (decimal && strcmp(decimal, ".") != 0 && strcmp(decimal, ",") != 0)
+        return dpt_err(DPT_EUSAGE, "convert csv: --decimal '%s': expected '.' or ','", decimal);
+    o.decimal = decimal ? decimal[0] : '.';
     if (scale) {
         char *end;
         o.scale = strtof(scale, &end);

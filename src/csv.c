@@ -78,8 +78,18 @@ static DptStatus split_line(char *line, char sep, Fields *out, const char *path,
     return DPT_OK;
 }
 
-static int is_number(const char *s, double *v)
+/* A finite number; with decimal ',' the comma is the decimal mark ("4,5"). */
+static int is_number(const char *s, double *v, char decimal)
 {
+    char buf[128];
+    if (decimal == ',' && strchr(s, ',')) {
+        size_t n = strlen(s);
+        if (n >= sizeof buf)
+            return 0;
+        for (size_t i = 0; i <= n; i++)
+            buf[i] = s[i] == ',' ? '.' : s[i];
+        s = buf;
+    }
     char *end;
     errno = 0;
     double x = strtod(s, &end);
@@ -90,8 +100,9 @@ static int is_number(const char *s, double *v)
     return 1;
 }
 
-/* The separator among , ; and tab that occurs most in the line (outside quotes). */
-static char detect_sep(const char *line)
+/* The separator among , ; and tab that occurs most in the line (outside
+ * quotes); not ',' when it is the decimal mark. */
+static char detect_sep(const char *line, char decimal)
 {
     size_t n[3] = {0, 0, 0};
     int quoted = 0;
@@ -101,6 +112,8 @@ static char detect_sep(const char *line)
         else if (!quoted)
             n[0] += *p == ',', n[1] += *p == ';', n[2] += *p == '\t';
     }
+    if (decimal == ',')
+        return n[2] > n[1] ? '\t' : ';';
     return n[1] > n[0] && n[1] >= n[2] ? ';' : n[2] > n[0] && n[2] > n[1] ? '\t' : ',';
 }
 
@@ -151,6 +164,7 @@ typedef struct {
     char **names;         /* class names in order of first appearance */
     size_t n_names;
     int text_labels;      /* the label column holds names */
+    char decimal;         /* the decimal mark: '.' or ',' */
 } Table;
 
 static void table_free(Table *t)
@@ -199,7 +213,7 @@ static DptStatus append(Table *t, const Fields *row, long label, long index, flo
         if ((long)j == label || (long)j == index)
             continue;
         double v;
-        if (!is_number(row->f[j], &v))
+        if (!is_number(row->f[j], &v, t->decimal))
             return dpt_err(DPT_EINPUT, "%s:%zu: column %zu ('%s') is not a number; features must be numbers (the "
                            "label column is %s)", path, lineno, j, row->f[j],
                            label >= 0 ? "another" : "none");
@@ -208,7 +222,7 @@ static DptStatus append(Table *t, const Fields *row, long label, long index, flo
     double yv = 0.0;
     if (label >= 0) {
         const char *ls = row->f[label];
-        if (t->text_labels || !is_number(ls, &yv)) {
+        if (t->text_labels || !is_number(ls, &yv, t->decimal)) {
             if (!t->text_labels && t->n > 0)
                 return dpt_err(DPT_EINPUT, "%s:%zu: label '%s' is text but earlier labels are numbers", path, lineno, ls);
             t->text_labels = 1;
@@ -227,6 +241,7 @@ static DptStatus append(Table *t, const Fields *row, long label, long index, flo
 static DptStatus read_table(const char *path, const DptCsvOptions *o, Table *t)
 {
     memset(t, 0, sizeof *t);
+    t->decimal = o->decimal;
     FILE *fp = fopen(path, "r");
     if (!fp)
         return dpt_err(DPT_EINPUT, "%s: cannot open (%s)", path, strerror(errno));
@@ -238,7 +253,12 @@ static DptStatus read_table(const char *path, const DptCsvOptions *o, Table *t)
         st = dpt_err(DPT_EINPUT, "%s: no data rows", path);
         goto done;
     }
-    const char sep = o->sep ? o->sep : detect_sep(line);
+    const char sep = o->sep ? o->sep : detect_sep(line, o->decimal);
+    if (o->decimal == ',' && sep == ',') {
+        st = dpt_err(DPT_EUSAGE, "%s: --decimal , needs another separator (';' or tab), but the separator is ','",
+                     path);
+        goto done;
+    }
     /* The first two lines decide the header. */
     char *first = strdup(line);
     size_t first_no = lineno;
@@ -255,13 +275,13 @@ static DptStatus read_table(const char *path, const DptCsvOptions *o, Table *t)
         header = 0;
         size_t numbers = 0;
         for (size_t j = 0; j < head.n; j++)
-            numbers += is_number(head.f[j], NULL);
+            numbers += is_number(head.f[j], NULL, o->decimal);
         if (numbers == 0 && has_second) {
             header = 1;
         } else if (has_second) {
             DPT_TRY_GOTO(st, split_line(second, sep, &row, path, lineno), done_first);
             for (size_t j = 0; j < head.n && j < row.n && !header; j++)
-                header = !is_number(head.f[j], NULL) && is_number(row.f[j], NULL);
+                header = !is_number(head.f[j], NULL, o->decimal) && is_number(row.f[j], NULL, o->decimal);
             free(second);
             second = strdup(line);
             if (!second) {

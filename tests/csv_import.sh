@@ -1,12 +1,13 @@
 #!/bin/bash
-# CSV tables as users bring them, end to end: a pandas-style table (unnamed
-# index column, quoted header, class names as labels) converted with
+# CSV tables as users bring them, end to end: a table written by pandas'
+# to_csv with its defaults (unnamed index column, header, class names as
+# labels) converted with
 # --split and --standardize, trained on 2 ranks, evaluated on its validation
 # split; new inputs (no label column) converted with the stored statistics
 # and predicted, also straight from the raw table (the model keeps the class
 # names and the statistics); a ';'-separated regression table trained with a
 # linear output. Checks the stored class names and statistics with h5py.
-# Usage: csv_import.sh DPTRAIN MPIEXEC
+# Usage: csv_import.sh DPTRAIN MPIEXEC   (needs Debian's python3-h5py, python3-pandas, python3-onnx)
 set -u
 DPTRAIN=$1
 MPIEXEC=$2
@@ -20,37 +21,42 @@ trap 'rm -rf "$T"' EXIT
 # standardising matters), labelled by name; the rows of new.csv come with
 # their true classes in new-truth.txt.
 "$PY" - "$T" <<'PYEOF'
-import csv, random, sys
+import random, sys
+import pandas as pd
 T = sys.argv[1]
 random.seed(5)
 centres = {"setosa": (5.0, 3.4, 150.0, 0.2), "versicolor": (5.9, 2.8, 430.0, 1.3), "virginica": (6.6, 3.0, 550.0, 2.0)}
 spread = (0.35, 0.3, 45.0, 0.25)
+cols = ["sepal length", "sepal width", "petal area", "petal width"]
 def row(name):
-    return [f"{random.gauss(c, s):.4f}" for c, s in zip(centres[name], spread)]
+    return [round(random.gauss(c, s), 4) for c, s in zip(centres[name], spread)]
 names = sorted(centres)
-with open(f"{T}/iris.csv", "w", newline="") as f:
-    w = csv.writer(f, quoting=csv.QUOTE_NONNUMERIC)
-    f.write(',"sepal length","sepal width","petal area","petal width","species"\n')
-    for i in range(900):
-        name = names[i % 3]
-        f.write(f"{i}," + ",".join(row(name)) + f',"{name}"\n')
-with open(f"{T}/new.csv", "w") as f, open(f"{T}/new-truth.txt", "w") as t:
-    f.write("sepal length,sepal width,petal area,petal width\n")
-    for i in range(300):
-        name = random.choice(names)
-        f.write(",".join(row(name)) + "\n")
-        t.write(f"{names.index(name)}\n")
-with open(f"{T}/reg.csv", "w") as f:
-    f.write("a;b;target\n")
-    for i in range(1000):
-        a, b = random.uniform(-1, 1), random.uniform(-1, 1)
-        f.write(f"{a:.5f};{b:.5f};{0.5 * a - 2 * b + 1:.5f}\n")
+iris = pd.DataFrame([row(names[i % 3]) for i in range(900)], columns=cols)
+iris["species"] = [names[i % 3] for i in range(900)]
+iris.to_csv(f"{T}/iris.csv")                       # pandas' defaults: index column, header, ',' separator
+iris.to_csv(f"{T}/iris-eu.csv", sep=";", decimal=",", index=False)   # a European spreadsheet's export
+truth = [random.choice(names) for i in range(300)]
+pd.DataFrame([row(n) for n in truth], columns=cols).to_csv(f"{T}/new.csv", index=False)
+with open(f"{T}/new-truth.txt", "w") as t:
+    t.write("".join(f"{names.index(n)}\n" for n in truth))
+a = [random.uniform(-1, 1) for i in range(1000)]
+b = [random.uniform(-1, 1) for i in range(1000)]
+reg = pd.DataFrame({"a": a, "b": b, "target": [0.5 * u - 2 * v + 1 for u, v in zip(a, b)]})
+reg.to_csv(f"{T}/reg.csv", sep=";", index=False)   # a spreadsheet-style ';' table
 PYEOF
-
+head -2 "$T/iris.csv" | sed 's/^/    /'
 if "$DPTRAIN" convert csv "$T/iris.csv" -o "$T/iris.h5" --split 0.7,0.15,0.15 --seed 3 --standardize >/dev/null; then
-    ok "pandas-style table converted"
+    ok "pandas' default to_csv table converted"
 else
-    bad "pandas-style table: convert failed"
+    bad "pandas' table: convert failed"
+fi
+# The same table as a European spreadsheet writes it: ';' and decimal commas.
+"$DPTRAIN" convert csv "$T/iris.csv" -o "$T/iris-plain.h5" >/dev/null
+if "$DPTRAIN" convert csv "$T/iris-eu.csv" --decimal , --label-col species -o "$T/iris-eu.h5" >/dev/null &&
+   h5diff -q "$T/iris-plain.h5" "$T/iris-eu.h5" /train /train; then
+    ok "';' with decimal commas (--decimal ,) gives the same dataset as pandas' default"
+else
+    bad "';' with decimal commas: $(head -2 "$T/iris-eu.csv")"
 fi
 out=$("$DPTRAIN" info "$T/iris.h5")
 if grep -q "classes    3: setosa, versicolor, virginica" <<<"$out" && grep -q "/train      x \[630, 4\]" <<<"$out" &&

@@ -315,6 +315,14 @@ static void test_csv_conversion(void **state)
     x = s.x;
     assert_true(info.d == 2 && x[0] == 10.0f && x[3] == 40.0f && s.lab[0] == 2 && s.lab[1] == 0);
     free(mem);
+    /* A decimal comma, as European spreadsheets write numbers (';' detected). */
+    assert_int_equal(csv(in, "a;b;kind\n4,5;-1,25;cat\n2;3,0;dog\n", (DptCsvOptions){.decimal = ','}, out), DPT_OK);
+    load(out, "train", &info, &mem, &s);
+    x = s.x;
+    assert_true(info.n == 2 && info.d == 2 && x[0] == 4.5f && x[1] == -1.25f && x[3] == 3.0f);
+    assert_true(s.lab[0] == 0 && s.lab[1] == 1);
+    free(mem);
+    assert_int_equal(csv(in, "a;b;y\n4,5;1;0\n", (DptCsvOptions){.decimal = ',', .sep = ','}, out), DPT_EUSAGE);
     /* Inputs only. */
     assert_int_equal(csv(in, "a,b\n1,2\n3,4\n", (DptCsvOptions){.label_col = "none"}, out), DPT_OK);
     assert_int_equal(dpt_data_probe(out, "train", DPT_PROBE_UNLABELED_OK, &info), DPT_OK);

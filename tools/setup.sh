@@ -5,7 +5,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PACKAGES=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-dev hdf5-tools
-          libcmocka-dev libinih-dev zlib1g-dev dataset-fashion-mnist python3-h5py python3-onnx ${DPT_EXTRA_PACKAGES:-})
+          libcmocka-dev libinih-dev zlib1g-dev dataset-fashion-mnist python3-h5py python3-onnx python3-pandas ${DPT_EXTRA_PACKAGES:-})
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -20,6 +20,7 @@ typedef struct {
     const char *index_col;        /* a column to drop; NULL = pandas' unnamed first column if any */
     int header;                   /* 1 yes, 0 no, -1 detect */
     char sep;                     /* ',' ';' '\t', or 0 = detect */
+    char decimal;                 /* ',' for a decimal comma ("4,5"; with ';' or tab), else '.' */
     int regression;               /* labels are float targets even if whole numbers */
     float scale;                  /* features multiplied by this (before standardising) */
     double split[3];              /* train, validation, test fractions of the training file; [0] = 0: none */

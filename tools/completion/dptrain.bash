@@ -32,7 +32,7 @@ _dptrain()
             train) opts=$(dptrain train --help 2>/dev/null | awk '/^  --/ {print $1}');;
             eval) opts="--model --data --split --help";;
             predict) opts="--model --data --out --split --help";;
-            convert) opts="-o --out --description --label-col --index-col --header --no-header --sep --regression --split --seed --standardize --standardize-from --scale --help";;
+            convert) opts="-o --out --description --label-col --index-col --header --no-header --sep --decimal --regression --split --seed --standardize --standardize-from --scale --help";;
             compare) opts="--atol --rtol --help";;
         esac
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
