@@ -10,6 +10,7 @@
 #include "dptrain/config.h"
 #include "dptrain/convert.h"
 #include "dptrain/data.h"
+#include "dptrain/kernels.h"
 #include "dptrain/log.h"
 #include "dptrain/trace.h"
 #include "dptrain/infer.h"
@@ -81,6 +82,10 @@ int dpt_cli_early(int argc, char **argv, DptStatus *st)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version") || (argc > 2 && !strcmp(argv[2], "--version"))) {
         printf("dptrain %s\n", DPT_VERSION);
+        if (dpt_kern_init() == DPT_OK)
+            printf("kernels %s (chosen for this CPU; DPT_KERNEL overrides)\n", dpt_kern_name());
+        dpt_err_clear();
+        printf("built with %s\n", "GCC " __VERSION__);
         return 1;
     }
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
