@@ -139,21 +139,32 @@ typedef struct {
     int accumulate;
     double scale;      /* fixed point only */
     size_t block;      /* fixed point only: rows of a block (<= KC) */
+    float lim;         /* fixed point only: dpt_fixed_limit(scale) */
 } GemmOut;
 
 /* One MR x NR tile of C at (i0, j0), ni x nj of it inside C, from packed
  * panels of kc. */
 static void gemm_tile(const GemmOut *o, const float *pa, const float *pb, size_t kc, int first_slab, size_t i0,
-                      size_t j0, size_t ni, size_t nj, float *tile)
+                      size_t j0, size_t ni, size_t nj, float *tile, int64_t *qtile)
 {
     if (o->Cq) {
+        /* A whole tile is rounded straight into C's rows; an edge tile into
+         * qtile, then copied. Each block's rounded sum is added in block order. */
+        const int whole = ni == MR && nj == NR;
+        int64_t *q = whole ? o->Cq + i0 * o->ldc + j0 : qtile;
+        const size_t ldq = whole ? o->ldc : NR;
         for (size_t kb = 0; kb < kc; kb += o->block) {
             size_t kn = kc - kb < o->block ? kc - kb : o->block;
-            int first = first_slab && kb == 0;
-            dpt_ukernel(kn, pa + kb * MR, pb + kb * NR, tile, NR, 0);
-            for (size_t r = 0; r < ni; r++)
-                (first ? dpt_fixed_set : dpt_fixed_add)(o->Cq + (i0 + r) * o->ldc + j0, tile + r * NR, nj, o->scale);
+            int add = whole ? !(first_slab && kb == 0) : kb > 0;
+            dpt_ufixed(kn, pa + kb * MR, pb + kb * NR, q, ldq, add, o->scale, o->lim, tile);
         }
+        if (!whole)
+            for (size_t r = 0; r < ni; r++) {
+                int64_t *crow = o->Cq + (i0 + r) * o->ldc + j0;
+                const int64_t *qrow = qtile + r * NR;
+                for (size_t j = 0; j < nj; j++)
+                    crow[j] = first_slab ? qrow[j] : crow[j] + qrow[j];
+            }
         return;
     }
     if (ni == MR && nj == NR) {
@@ -194,6 +205,7 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
 #pragma omp parallel if (!small)
     {
         float tile[MR * NR] __attribute__((aligned(64)));
+        int64_t qtile[MR * NR] __attribute__((aligned(64)));
         for (size_t jc = 0; jc < N; jc += NC) {
             size_t nc = N - jc < NC ? N - jc : NC;
             size_t n_panels_b = (nc + NR - 1) / NR;
@@ -222,7 +234,7 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
                         for (size_t p = 0; p < n_panels_a; p++) {
                             size_t i0 = ic + p * MR, j0 = jc + q * NR;
                             gemm_tile(o, pack_a + p * MR * kc, pack_b + q * NR * kc, kc, first_slab, i0, j0,
-                                      M - i0 < MR ? M - i0 : MR, N - j0 < NR ? N - j0 : NR, tile);
+                                      M - i0 < MR ? M - i0 : MR, N - j0 < NR ? N - j0 : NR, tile, qtile);
                         }
                     }
                 }
@@ -243,7 +255,8 @@ void dpt_gemm(float *C, size_t ldc, int accumulate,
 void dpt_kern_weight_grad_fixed(int64_t *restrict dWq, int accumulate, double scale, const float *restrict D,
                                 const float *restrict A, size_t n, size_t in, size_t out, size_t block)
 {
-    GemmOut o = {.Cq = dWq, .ldc = in, .accumulate = accumulate, .scale = scale, .block = block};
+    GemmOut o = {.Cq = dWq, .ldc = in, .accumulate = accumulate, .scale = scale, .block = block,
+                 .lim = dpt_fixed_limit(scale)};
     gemm_run(&o, D, 1, out, A, in, 1, out, in, n);
 }
 

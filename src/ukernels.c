@@ -6,6 +6,7 @@
  */
 #include "ukernels.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -70,6 +71,68 @@ static void ukernel_avx2(size_t kc, const float *restrict a0, const float *restr
             _mm256_storeu_ps(cc + 1 * ldc, c10); _mm256_storeu_ps(cc + 1 * ldc + 8, c11);
             _mm256_storeu_ps(cc + 2 * ldc, c20); _mm256_storeu_ps(cc + 2 * ldc + 8, c21);
             _mm256_storeu_ps(cc + 3 * ldc, c30); _mm256_storeu_ps(cc + 3 * ldc + 8, c31);
+        }
+    }
+}
+
+/* The AVX2 micro-kernel with the conversion to fixed point fused into its
+ * store: the same 4 x 16 sub-tiles and FMAs as ukernel_avx2 (the same float
+ * sums), rounded from the registers (the magic-number rounding of
+ * fixed_avx2 below) and added to the int64 rows, with no float tile in
+ * between and one range check per sub-tile. */
+__attribute__((target("avx2,fma")))
+static void ufixed_avx2(size_t kc, const float *restrict a0, const float *restrict b0, int64_t *restrict q, size_t ldq,
+                        int add, double scale, float lim, float *restrict tile)
+{
+    const __m256d s = _mm256_set1_pd(scale), magic = _mm256_set1_pd(6755399441055744.0);
+    const __m256i magic_bits = _mm256_castpd_si256(magic);
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), limv = _mm256_set1_ps(lim);
+    for (int rh = 0; rh < MR; rh += 4) {
+        for (int ch = 0; ch < NR; ch += 16) {
+            __m256 c[8];
+            for (int i = 0; i < 8; i++)
+                c[i] = _mm256_setzero_ps();
+            const float *a = a0 + rh, *b = b0 + ch;
+            for (size_t k = 0; k < kc; k++) {
+                __m256 bv0 = _mm256_loadu_ps(b), bv1 = _mm256_loadu_ps(b + 8);
+                __m256 av = _mm256_broadcast_ss(a + 0);
+                c[0] = _mm256_fmadd_ps(av, bv0, c[0]); c[1] = _mm256_fmadd_ps(av, bv1, c[1]);
+                av = _mm256_broadcast_ss(a + 1);
+                c[2] = _mm256_fmadd_ps(av, bv0, c[2]); c[3] = _mm256_fmadd_ps(av, bv1, c[3]);
+                av = _mm256_broadcast_ss(a + 2);
+                c[4] = _mm256_fmadd_ps(av, bv0, c[4]); c[5] = _mm256_fmadd_ps(av, bv1, c[5]);
+                av = _mm256_broadcast_ss(a + 3);
+                c[6] = _mm256_fmadd_ps(av, bv0, c[6]); c[7] = _mm256_fmadd_ps(av, bv1, c[7]);
+                a += MR;
+                b += NR;
+            }
+            /* |c| >= lim, or NaN: this sub-tile goes the scalar way. */
+            __m256 far = _mm256_setzero_ps();
+            for (int i = 0; i < 8; i++)
+                far = _mm256_or_ps(far, _mm256_cmp_ps(_mm256_and_ps(c[i], absmask), limv, _CMP_NLT_UQ));
+            if (_mm256_movemask_ps(far)) {
+                for (int i = 0; i < 8; i++)
+                    _mm256_storeu_ps(tile + i * 8, c[i]);
+                for (int r = 0; r < 4; r++) {
+                    int64_t *qr = q + (size_t)(rh + r) * ldq + (size_t)ch;
+                    for (int j = 0; j < 16; j++)
+                        qr[j] = (add ? qr[j] : 0) + dpt_to_fixed(tile[r * 16 + j], scale);
+                }
+                continue;
+            }
+            for (int i = 0; i < 8; i++) {
+                int64_t *qr = q + (size_t)(rh + i / 2) * ldq + (size_t)(ch + (i % 2) * 8);
+                __m256d lo = _mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(c[i])), s);
+                __m256d hi = _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(c[i], 1)), s);
+                __m256i qlo = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(lo, magic)), magic_bits);
+                __m256i qhi = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(hi, magic)), magic_bits);
+                if (add) {
+                    qlo = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)qr), qlo);
+                    qhi = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)(qr + 4)), qhi);
+                }
+                _mm256_storeu_si256((__m256i *)qr, qlo);
+                _mm256_storeu_si256((__m256i *)(qr + 4), qhi);
+            }
         }
     }
 }
@@ -186,7 +249,30 @@ static void fixed_store_avx2(int64_t *restrict c, const float *restrict t, size_
 #endif
 
 DptFixedFn dpt_fixed_add = fixed_add_generic, dpt_fixed_set = fixed_store;
+
+/* Any micro-kernel, then the conversion row by row. */
+static void ufixed_generic(size_t kc, const float *restrict a, const float *restrict b, int64_t *restrict q,
+                           size_t ldq, int add, double scale, float lim, float *restrict tile)
+{
+    (void)lim;
+    dpt_ukernel(kc, a, b, tile, NR, 0);
+    for (size_t r = 0; r < MR; r++)
+        (add ? dpt_fixed_add : dpt_fixed_set)(q + r * ldq, tile + r * NR, NR, scale);
+}
+
+float dpt_fixed_limit(double scale)
+{
+    double l = 0x1p51 / scale;
+    if (!(l <= (double)FLT_MAX))
+        return INFINITY;
+    float f = (float)l;
+    if ((double)f > l)
+        f = nextafterf(f, 0.0f);
+    return f;
+}
+
 DptUKernel dpt_ukernel;
+DptUFixed dpt_ufixed = ufixed_generic;
 const char *dpt_ukernel_name = "none";
 
 
@@ -201,6 +287,7 @@ void dpt_ukernel_choose(const char *force)
     int has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     dpt_fixed_add = fixed_add_generic;
     dpt_fixed_set = fixed_store;
+    dpt_ufixed = ufixed_generic;
     if (force && strcmp(force, "generic") == 0)
         return;
     if (has2) {
@@ -215,6 +302,7 @@ void dpt_ukernel_choose(const char *force)
     } else if (has2) {
         dpt_ukernel = ukernel_avx2;
         dpt_ukernel_name = "avx2";
+        dpt_ufixed = ufixed_avx2;
     }
 #else
     (void)force;

@@ -22,13 +22,27 @@ typedef void (*DptUKernel)(size_t kc, const float *restrict a, const float *rest
 /* c[0..n) (+)= round(scale * t[0..n)) (to nearest even, as llrint). */
 typedef void (*DptFixedFn)(int64_t *restrict c, const float *restrict t, size_t n, double scale);
 
+/* The fixed-point micro-kernel of deterministic mode: one block of kc rows,
+ *   q[r*ldq + j] := (add ? q[r*ldq + j] : 0) + llrint(scale * c[r][j]),
+ * c the MR x NR float tile that dpt_ukernel computes from the same panels
+ * (the same operations in the same order: the same bits). lim is a float at
+ * most 2^51 / scale: tiles holding a value that large take the scalar path.
+ * tile is MR x NR floats of scratch. */
+typedef void (*DptUFixed)(size_t kc, const float *restrict a, const float *restrict b, int64_t *restrict q,
+                          size_t ldq, int add, double scale, float lim, float *restrict tile);
+
 extern DptUKernel dpt_ukernel;        /* NULL until chosen */
+extern DptUFixed dpt_ufixed;
 extern const char *dpt_ukernel_name;
 extern DptFixedFn dpt_fixed_add, dpt_fixed_set;
 
 /* Chooses the best micro-kernel this CPU runs, or force ("generic",
  * "avx2", "avx512") where it can. */
 void dpt_ukernel_choose(const char *force);
+
+/* The largest float f with f * scale < 2^51 (the AVX2 rounding's range);
+ * +inf when every float qualifies. */
+float dpt_fixed_limit(double scale);
 
 static inline int64_t dpt_to_fixed(float v, double scale) { return (int64_t)llrint((double)v * scale); }
 
