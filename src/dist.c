@@ -166,6 +166,12 @@ void dpt_dist_gather_text(const DptDist *d, const char *mine, size_t len, char *
     MPI_Gather(mine, (int)len, MPI_CHAR, all, (int)len, MPI_CHAR, 0, world_comm);
 }
 
+void dpt_dist_node_allgather(const DptDist *d, const void *mine, size_t bytes, void *all)
+{
+    (void)d;
+    MPI_Allgather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, node_comm);
+}
+
 void dpt_dist_stats(const DptDist *d, double v, double out[3])
 {
     double mm[2] = {-v, v}, sum = v;

@@ -112,17 +112,27 @@ static DptStatus open_records(Run *r)
     return DPT_OK;
 }
 
-/* Where every rank runs, as the launcher placed it: host, allowed CPUs and
- * threads, printed by rank 0; a rank with more threads than CPUs warns (its
- * threads would share cores). Collective. */
+/* Where every rank runs: host, threads and the CPUs they may use, printed
+ * by rank 0. Threads nobody placed are pinned first (dpt_machine_pin: one CPU
+ * each, when the user set no OpenMP binding and the node's CPUs suffice); a
+ * rank with more threads than CPUs warns (its threads would share cores).
+ * Collective. */
 static void print_placement(const DptDist *d)
 {
     enum { LINE = 256 };
     char host[64], cpus[128], mine[2][LINE];
-    int n_cpus = dpt_machine_cpus(cpus, sizeof cpus), threads = omp_get_max_threads();
+    int threads = omp_get_max_threads(), n_cpus, pinned = 0;
+    DptCpuMask mask, *masks = malloc((size_t)d->node_size * sizeof *masks);
+    dpt_machine_mask(&mask);
+    if (masks) {
+        dpt_dist_node_allgather(d, &mask, sizeof mask, masks);
+        pinned = dpt_machine_pin(masks, d->node_size, d->node_rank, threads, cpus, sizeof cpus);
+        free(masks);
+    }
+    n_cpus = pinned ? pinned : dpt_machine_cpus(cpus, sizeof cpus);
     dpt_machine_host(host, sizeof host);
-    snprintf(mine[0], LINE, "  rank %d on %s: %d thread%s, CPUs %s (%d)", d->rank, host, threads,
-             threads == 1 ? "" : "s", n_cpus ? cpus : "?", n_cpus);
+    snprintf(mine[0], LINE, "  rank %d on %s: %d thread%s, CPUs %s (%d)%s", d->rank, host, threads,
+             threads == 1 ? "" : "s", n_cpus ? cpus : "?", n_cpus, pinned == 1 ? ", pinned" : pinned ? ", one thread pinned to each" : "");
     snprintf(mine[1], LINE, "%s %s", host, cpus);
     if (n_cpus > 0 && threads > n_cpus)
         dpt_log_warn("%d OpenMP threads but %d CPU%s allowed (%s): the threads share cores. Give each rank its cores: "

@@ -51,6 +51,9 @@ void dpt_dist_stats(const DptDist *d, double v, double out[3]);
 /* Rank 0 receives every rank's text (each at most `len` bytes, NUL included)
  * into all[world_size * len], in rank order; other ranks may pass NULL. */
 void dpt_dist_gather_text(const DptDist *d, const char *mine, size_t len, char *all);
+/* Every rank of this node receives each node rank's `bytes` into
+ * all[node_size * bytes], in node-rank order. */
+void dpt_dist_node_allgather(const DptDist *d, const void *mine, size_t bytes, void *all);
 /* 1 if every rank passed the same hash. */
 int dpt_dist_same_hash(const DptDist *d, uint64_t hash);
 
