@@ -19,7 +19,7 @@ enum { CHUNK_ROWS = 512 };
 size_t dpt_step_auto_block(size_t batch)
 {
     size_t blk = 8;
-    while (blk < 64 && blk * 2 * 16 <= batch)
+    while (blk < 64 && blk * 2 * 4 <= batch)
         blk *= 2;
     return blk;
 }
@@ -188,15 +188,20 @@ static double row_absmax(const float *row, size_t m, int *bad)
     return mx;
 }
 
-/* 2^e with scale * bound * n_blocks <= 2^60, so that the int64 sum of
- * n_blocks terms, each at most bound in magnitude, cannot overflow. */
+/* 2^e with scale * bound * n_blocks < 2^60, so that the int64 sum of
+ * n_blocks terms, each at most bound in magnitude, cannot overflow, and
+ * scale * bound < 2^51, so that every block sum takes the vector rounding
+ * (ukernels.c: exact below 2^51). A block sum is then rounded to a multiple
+ * of 1/scale, an error of at most bound * 2^-52 (2^-28 of a float's last
+ * place at the bound). */
 static double fixed_scale(double bound, size_t n_blocks)
 {
     if (!(bound > 0) || !isfinite(bound))
         return 1.0;
-    int ex;
-    frexp(bound * (double)n_blocks * (1.0 + 1.0 / 1024.0), &ex);
-    return ldexp(1.0, 60 - ex);
+    int e_sum, e_one;
+    frexp(bound * (double)n_blocks * (1.0 + 1.0 / 1024.0), &e_sum);
+    frexp(bound * (1.0 + 1.0 / 1024.0), &e_one);
+    return ldexp(1.0, 60 - e_sum < 51 - e_one ? 60 - e_sum : 51 - e_one);
 }
 
 /* s->bounds := per layer, the largest bound over this rank's blocks on

@@ -122,10 +122,11 @@ static void ufixed_avx2(size_t kc, const float *restrict a0, const float *restri
             }
             for (int i = 0; i < 8; i++) {
                 int64_t *qr = q + (size_t)(rh + i / 2) * ldq + (size_t)(ch + (i % 2) * 8);
-                __m256d lo = _mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(c[i])), s);
-                __m256d hi = _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(c[i], 1)), s);
-                __m256i qlo = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(lo, magic)), magic_bits);
-                __m256i qhi = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(hi, magic)), magic_bits);
+                /* c * scale is exact (a power of two), so one rounding in the fma */
+                __m256d lo = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(c[i])), s, magic);
+                __m256d hi = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(c[i], 1)), s, magic);
+                __m256i qlo = _mm256_sub_epi64(_mm256_castpd_si256(lo), magic_bits);
+                __m256i qhi = _mm256_sub_epi64(_mm256_castpd_si256(hi), magic_bits);
                 if (add) {
                     qlo = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)qr), qlo);
                     qhi = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)(qr + 4)), qhi);

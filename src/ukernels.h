@@ -25,7 +25,8 @@ typedef void (*DptFixedFn)(int64_t *restrict c, const float *restrict t, size_t 
 /* The fixed-point micro-kernel of deterministic mode: one block of kc rows,
  *   q[r*ldq + j] := (add ? q[r*ldq + j] : 0) + llrint(scale * c[r][j]),
  * c the MR x NR float tile that dpt_ukernel computes from the same panels
- * (the same operations in the same order: the same bits). lim is a float at
+ * (the same operations in the same order: the same bits); scale is a power
+ * of two (so that scale * c is exact). lim is a float at
  * most 2^51 / scale: tiles holding a value that large take the scalar path.
  * tile is MR x NR floats of scratch. */
 typedef void (*DptUFixed)(size_t kc, const float *restrict a, const float *restrict b, int64_t *restrict q,

@@ -12,6 +12,7 @@
 #include "dptrain/train.h"
 #include "dptrain/loss.h"
 #include "dptrain/net.h"
+#include "dptrain/step.h"
 
 static DptDist dist;
 
@@ -360,10 +361,22 @@ static void test_init_from_mismatch(void **state)
     dpt_err_clear();
 }
 
+/* The automatic block of deterministic mode, a function of the global batch
+ * alone: 8, doubled while at least 4 blocks remain, up to 64. */
+static void test_auto_block(void **state)
+{
+    (void)state;
+    const size_t batch[] = {1, 10, 31, 32, 63, 64, 127, 128, 255, 256, 1024, 60000};
+    const size_t want[] = {8, 8, 8, 8, 8, 16, 16, 32, 32, 64, 64, 64};
+    for (size_t i = 0; i < sizeof batch / sizeof batch[0]; i++)
+        assert_int_equal(dpt_step_auto_block(batch[i]), want[i]);
+}
+
 int main(int argc, char **argv)
 {
     assert_int_equal(dpt_dist_init(&dist, &argc, &argv), DPT_OK);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_auto_block),
         cmocka_unit_test(test_single_neuron_momentum),
         cmocka_unit_test(test_single_neuron_decay_clip_warmup),
         cmocka_unit_test(test_trace_single_neuron),

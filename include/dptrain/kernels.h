@@ -78,7 +78,8 @@ void dpt_kern_input_grad(float *restrict dA, const float *restrict D, const floa
  * where the rows 0..n-1 are cut into consecutive blocks of `block` rows (the
  * last may be shorter) and each block's float sum is computed in a fixed
  * order. Integer addition is associative, so the total is the same however
- * the blocks are spread over ranks and threads. block <= 256. */
+ * the blocks are spread over ranks and threads. block <= 256; scale is a
+ * power of two (scale * a float is then exact, and rounded once). */
 void dpt_kern_weight_grad_fixed(int64_t *restrict dWq, int accumulate, double scale, const float *restrict D,
                                 const float *restrict A, size_t n, size_t in, size_t out, size_t block);
 /* dbq[out] (+)= sum over blocks of llrint(scale * sum_{r in block} D[r,out]) */

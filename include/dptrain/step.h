@@ -54,9 +54,11 @@ typedef struct {
 } DptStep;
 
 /* --det-block 0: the block from the global batch alone (so that results stay
- * independent of ranks and threads): 8 samples, doubled while at least 16
- * blocks remain, up to 64. Fewer, larger blocks convert fewer partial sums
- * to fixed point; 16 blocks still feed 16 ranks. */
+ * independent of ranks and threads): 8 samples, doubled while at least 4
+ * blocks remain, up to 64 (batch 128: 32; 256 and more: 64). Each block's
+ * partial sums are converted to fixed point once, so larger blocks cost
+ * less; ranks take whole blocks, so ranks beyond the block count idle
+ * (--det-block sets a smaller block for many ranks on a small batch). */
 size_t dpt_step_auto_block(size_t batch);
 
 /* Sizes the buffers for global batches of up to `batch` samples on
