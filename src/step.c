@@ -188,13 +188,7 @@ static double row_absmax(const float *row, size_t m, int *bad)
     return mx;
 }
 
-/* 2^e with scale * bound * n_blocks < 2^60, so that the int64 sum of
- * n_blocks terms, each at most bound in magnitude, cannot overflow, and
- * scale * bound < 2^51, so that every block sum takes the vector rounding
- * (ukernels.c: exact below 2^51). A block sum is then rounded to a multiple
- * of 1/scale, an error of at most bound * 2^-52 (2^-28 of a float's last
- * place at the bound). */
-static double fixed_scale(double bound, size_t n_blocks)
+double dpt_step_fixed_scale(double bound, size_t n_blocks)
 {
     if (!(bound > 0) || !isfinite(bound))
         return 1.0;
@@ -259,7 +253,7 @@ static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t corr
     int64_t *q = s->sumq, *cq = s->sumq + a->n_params;
     memset(cq, 0, N_CTRLQ * sizeof *cq);
     for (int i = 0; i < 2 * L + 1; i++)
-        s->scales[i] = fixed_scale(s->bounds[i], n_blocks);
+        s->scales[i] = dpt_step_fixed_scale(s->bounds[i], n_blocks);
     const int bad = s->bounds[2 * L + 1] != 0.0;
     if (!bad) {
         /* Overwrites q (no accumulate): an empty slice writes zeros. */

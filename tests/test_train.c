@@ -372,11 +372,35 @@ static void test_auto_block(void **state)
         assert_int_equal(dpt_step_auto_block(batch[i]), want[i]);
 }
 
+/* The fixed-point scale: a power of two, the largest that keeps a block sum
+ * below 2^51 and n_blocks of them below 2^60; its rounding error (half a
+ * step, 0.5 / scale) within the stated bound. */
+static void test_fixed_scale(void **state)
+{
+    (void)state;
+    const double bounds[] = {1e-30, 3e-7, 0.75, 1.0, 1.5, 1000.0, 7.3e12};
+    const size_t blocks[] = {1, 4, 16, 512, 513, 4096, 1u << 20};
+    for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++)
+        for (size_t j = 0; j < sizeof blocks / sizeof blocks[0]; j++) {
+            double b = bounds[i] * (1.0 + 1.0 / 1024.0), n = (double)blocks[j];
+            double s = dpt_step_fixed_scale(bounds[i], blocks[j]);
+            int e;
+            assert_true(frexp(s, &e) == 0.5);               /* a power of two */
+            assert_true(s * b < 0x1p51 && s * b * n < 0x1p60);
+            assert_true(2 * s * b >= 0x1p51 || 2 * s * b * n >= 0x1p60);   /* the largest */
+            double worst = (n * 0x1p-60 > 0x1p-51 ? n * 0x1p-60 : 0x1p-51) * b;
+            assert_true(0.5 / s <= worst);
+        }
+    assert_true(dpt_step_fixed_scale(0.0, 4) == 1.0);
+    assert_true(dpt_step_fixed_scale(INFINITY, 4) == 1.0);
+}
+
 int main(int argc, char **argv)
 {
     assert_int_equal(dpt_dist_init(&dist, &argc, &argv), DPT_OK);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_auto_block),
+        cmocka_unit_test(test_fixed_scale),
         cmocka_unit_test(test_single_neuron_momentum),
         cmocka_unit_test(test_single_neuron_decay_clip_warmup),
         cmocka_unit_test(test_trace_single_neuron),

@@ -60,6 +60,15 @@ typedef struct {
  * less; ranks take whole blocks, so ranks beyond the block count idle
  * (--det-block sets a smaller block for many ranks on a small batch). */
 size_t dpt_step_auto_block(size_t batch);
+/* Deterministic mode's fixed-point scale for a tensor whose block sums are
+ * at most `bound` in magnitude, n_blocks of them in a step: the largest power
+ * of two with scale * bound' < 2^51 (every block sum takes the vector
+ * rounding, exact below 2^51) and scale * bound' * n_blocks < 2^60 (the int64
+ * sum cannot overflow), bound' = bound * (1 + 2^-10) covering the float
+ * sum's own rounding. A block sum is rounded to a multiple of 1/scale: an
+ * error of at most max(2^-51, n_blocks * 2^-60) * bound', i.e. 2^-51 of the
+ * bound up to 512 blocks. 1 for a zero or non-finite bound. */
+double dpt_step_fixed_scale(double bound, size_t n_blocks);
 
 /* Sizes the buffers for global batches of up to `batch` samples on
  * d->world_size ranks; returns in *rows the work rows a pass needs. */
