@@ -19,7 +19,7 @@
 
 #include "ukernels.h"
 
-enum { MR = DPT_MR, NR = DPT_NR, KC = 256, MC = 128, NC = 2048 };
+enum { KC = 256, MC = 128, NC = 2048 };   /* blocking; tiles are the kernel's (ukernels.h) */
 
 /* The packing buffers, static (zero-cost until touched): no kernel
  * allocates, and no init call is needed before the first product. */
@@ -74,17 +74,17 @@ const char *dpt_kern_name(void)
 
 /* dst[k][0..NR) = B[k0+k, j0..j0+nj), zero-padded to NR, for k < kc. */
 static void pack_b_panel(float *restrict dst, const float *restrict B, size_t rsb, size_t csb, size_t k0, size_t kc,
-                         size_t j0, size_t nj)
+                         size_t j0, size_t nj, const size_t nr)
 {
     if (csb == 1 || rsb != 1) {
         for (size_t k = 0; k < kc; k++) {
             const float *src = B + (k0 + k) * rsb + j0 * csb;
             size_t j = 0;
             if (csb == 1)
-                for (; j < nj; j++) dst[k * NR + j] = src[j];
+                for (; j < nj; j++) dst[k * nr + j] = src[j];
             else
-                for (; j < nj; j++) dst[k * NR + j] = src[j * csb];
-            for (; j < NR; j++) dst[k * NR + j] = 0.0f;
+                for (; j < nj; j++) dst[k * nr + j] = src[j * csb];
+            for (; j < nr; j++) dst[k * nr + j] = 0.0f;
         }
     } else {
         /* A transpose, in blocks of 16 k so that the 16 x NR block written
@@ -94,35 +94,35 @@ static void pack_b_panel(float *restrict dst, const float *restrict B, size_t rs
             for (size_t j = 0; j < nj; j++) {
                 const float *src = B + k0 + (j0 + j) * csb;
                 for (size_t k = kb; k < ke; k++)
-                    dst[k * NR + j] = src[k];
+                    dst[k * nr + j] = src[k];
             }
-            for (size_t j = nj; j < NR; j++)
+            for (size_t j = nj; j < nr; j++)
                 for (size_t k = kb; k < ke; k++)
-                    dst[k * NR + j] = 0.0f;
+                    dst[k * nr + j] = 0.0f;
         }
     }
 }
 
 /* dst[k][0..MR) = A[i0..i0+ni, k0+k], zero-padded to MR, for k < kc. */
 static void pack_a_panel(float *restrict dst, const float *restrict A, size_t rsa, size_t csa, size_t k0, size_t kc,
-                         size_t i0, size_t ni)
+                         size_t i0, size_t ni, const size_t mr)
 {
     if (rsa == 1 && csa != 1) {
         for (size_t k = 0; k < kc; k++) {
             const float *src = A + (k0 + k) * csa + i0;
             size_t r = 0;
-            for (; r < ni; r++) dst[k * MR + r] = src[r];
-            for (; r < MR; r++) dst[k * MR + r] = 0.0f;
+            for (; r < ni; r++) dst[k * mr + r] = src[r];
+            for (; r < mr; r++) dst[k * mr + r] = 0.0f;
         }
     } else {
         for (size_t r = 0; r < ni; r++) {
             const float *src = A + (i0 + r) * rsa + k0 * csa;
             for (size_t k = 0; k < kc; k++)
-                dst[k * MR + r] = src[k * csa];
+                dst[k * mr + r] = src[k * csa];
         }
-        for (size_t r = ni; r < MR; r++)
+        for (size_t r = ni; r < mr; r++)
             for (size_t k = 0; k < kc; k++)
-                dst[k * MR + r] = 0.0f;
+                dst[k * mr + r] = 0.0f;
     }
 }
 
@@ -145,37 +145,37 @@ typedef struct {
 /* One MR x NR tile of C at (i0, j0), ni x nj of it inside C, from packed
  * panels of kc. */
 static void gemm_tile(const GemmOut *o, const float *pa, const float *pb, size_t kc, int first_slab, size_t i0,
-                      size_t j0, size_t ni, size_t nj, float *tile, int64_t *qtile)
+                      size_t j0, size_t ni, size_t nj, float *tile, int64_t *qtile, const size_t mr, const size_t nr)
 {
     if (o->Cq) {
         /* A whole tile is rounded straight into C's rows; an edge tile into
          * qtile, then copied. Each block's rounded sum is added in block order. */
-        const int whole = ni == MR && nj == NR;
+        const int whole = ni == mr && nj == nr;
         int64_t *q = whole ? o->Cq + i0 * o->ldc + j0 : qtile;
-        const size_t ldq = whole ? o->ldc : NR;
+        const size_t ldq = whole ? o->ldc : DPT_NR;
         for (size_t kb = 0; kb < kc; kb += o->block) {
             size_t kn = kc - kb < o->block ? kc - kb : o->block;
             int add = whole ? !(first_slab && kb == 0) : kb > 0;
-            dpt_ufixed(kn, pa + kb * MR, pb + kb * NR, q, ldq, add, o->scale, o->lim, tile);
+            dpt_ufixed(kn, pa + kb * mr, pb + kb * nr, q, ldq, add, o->scale, o->lim, tile);
         }
         if (!whole)
             for (size_t r = 0; r < ni; r++) {
                 int64_t *crow = o->Cq + (i0 + r) * o->ldc + j0;
-                const int64_t *qrow = qtile + r * NR;
+                const int64_t *qrow = qtile + r * DPT_NR;
                 for (size_t j = 0; j < nj; j++)
                     crow[j] = first_slab ? qrow[j] : crow[j] + qrow[j];
             }
         return;
     }
-    if (ni == MR && nj == NR) {
+    if (ni == mr && nj == nr) {
         /* a whole tile: the micro-kernel updates C itself */
         dpt_ukernel(kc, pa, pb, o->C + i0 * o->ldc + j0, o->ldc, !first_slab);
         return;
     }
-    dpt_ukernel(kc, pa, pb, tile, NR, 0);
+    dpt_ukernel(kc, pa, pb, tile, DPT_NR, 0);
     for (size_t r = 0; r < ni; r++) {
         float *crow = o->C + (i0 + r) * o->ldc + j0;
-        const float *trow = tile + r * NR;
+        const float *trow = tile + r * DPT_NR;
         if (first_slab)
             for (size_t j = 0; j < nj; j++) crow[j] = trow[j];
         else
@@ -201,14 +201,15 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
     if (!dpt_ukernel)
         dpt_ukernel_choose(getenv("DPT_KERNEL"));   /* a library caller need not call dpt_kern_init first */
     const size_t kcmax = o->Cq ? KC / o->block * o->block : KC;
+    const size_t mr = (size_t)dpt_umr, nr = (size_t)dpt_unr, mcmax = MC / mr * mr, ncmax = NC / nr * nr;
     const int small = M * N * K < 32768;  /* not worth waking the team */
 #pragma omp parallel if (!small)
     {
-        float tile[MR * NR] __attribute__((aligned(64)));
-        int64_t qtile[MR * NR] __attribute__((aligned(64)));
-        for (size_t jc = 0; jc < N; jc += NC) {
-            size_t nc = N - jc < NC ? N - jc : NC;
-            size_t n_panels_b = (nc + NR - 1) / NR;
+        float tile[DPT_MR * DPT_NR] __attribute__((aligned(64)));
+        int64_t qtile[DPT_MR * DPT_NR] __attribute__((aligned(64)));
+        for (size_t jc = 0; jc < N; jc += ncmax) {
+            size_t nc = N - jc < ncmax ? N - jc : ncmax;
+            size_t n_panels_b = (nc + nr - 1) / nr;
             for (size_t pc = 0; pc < K; pc += kcmax) {
                 size_t kc = K - pc < kcmax ? K - pc : kcmax;
                 const int first_slab = (pc == 0) && !o->accumulate;
@@ -216,25 +217,25 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
                  * Race-free: each thread writes whole panels of its own. */
 #pragma omp for schedule(static)
                 for (size_t q = 0; q < n_panels_b; q++) {
-                    size_t j0 = jc + q * NR;
-                    pack_b_panel(pack_b + q * NR * kc, B, rsb, csb, pc, kc, j0, N - j0 < NR ? N - j0 : NR);
+                    size_t j0 = jc + q * nr;
+                    pack_b_panel(pack_b + q * nr * kc, B, rsb, csb, pc, kc, j0, N - j0 < nr ? N - j0 : nr, nr);
                 }
-                for (size_t ic = 0; ic < M; ic += MC) {
-                    size_t mc = M - ic < MC ? M - ic : MC;
-                    size_t n_panels_a = (mc + MR - 1) / MR;
+                for (size_t ic = 0; ic < M; ic += mcmax) {
+                    size_t mc = M - ic < mcmax ? M - ic : mcmax;
+                    size_t n_panels_a = (mc + mr - 1) / mr;
                     /* Pack A[ic:ic+mc, pc:pc+kc] in MR-tall panels, zero-padded. */
 #pragma omp for schedule(static)
                     for (size_t p = 0; p < n_panels_a; p++) {
-                        size_t i0 = ic + p * MR;
-                        pack_a_panel(pack_a + p * MR * kc, A, rsa, csa, pc, kc, i0, M - i0 < MR ? M - i0 : MR);
+                        size_t i0 = ic + p * mr;
+                        pack_a_panel(pack_a + p * mr * kc, A, rsa, csa, pc, kc, i0, M - i0 < mr ? M - i0 : mr, mr);
                     }
                     /* Tiles of C: each thread owns whole tiles, so writes never overlap. */
 #pragma omp for collapse(2) schedule(static)
                     for (size_t q = 0; q < n_panels_b; q++) {
                         for (size_t p = 0; p < n_panels_a; p++) {
-                            size_t i0 = ic + p * MR, j0 = jc + q * NR;
-                            gemm_tile(o, pack_a + p * MR * kc, pack_b + q * NR * kc, kc, first_slab, i0, j0,
-                                      M - i0 < MR ? M - i0 : MR, N - j0 < NR ? N - j0 : NR, tile, qtile);
+                            size_t i0 = ic + p * mr, j0 = jc + q * nr;
+                            gemm_tile(o, pack_a + p * mr * kc, pack_b + q * nr * kc, kc, first_slab, i0, j0,
+                                      M - i0 < mr ? M - i0 : mr, N - j0 < nr ? N - j0 : nr, tile, qtile, mr, nr);
                         }
                     }
                 }
@@ -312,16 +313,6 @@ static inline void softmax_row(float *row, size_t m)
         row[j] *= inv;
 }
 
-static inline float act1(float z, DptAct f)
-{
-    switch (f) {
-    case DPT_ACT_SIGMOID: return 1.0f / (1.0f + expf(-z));
-    case DPT_ACT_RELU: return z > 0.0f ? z : 0.0f;
-    case DPT_ACT_TANH: return tanhf(z);
-    default: return z;
-    }
-}
-
 void dpt_kern_forward_act(float *restrict A, float *restrict zsave, const float *restrict X, const float *restrict W,
                           const float *restrict b, DptAct f, size_t n, size_t in, size_t out)
 {
@@ -337,15 +328,35 @@ void dpt_kern_forward_act(float *restrict A, float *restrict zsave, const float 
     for (size_t r = 0; r < n; r++) {
         float *row = A + r * out;
         float *zr = zsave ? zsave + r * out : NULL;
-        for (size_t o = 0; o < out; o++)
-            row[o] += b[o];
-        if (zr)
-            memcpy(zr, row, out * sizeof(float));
-        if (f == DPT_ACT_SOFTMAX) {
-            softmax_row(row, out);
-        } else if (f != DPT_ACT_LINEAR) {
+        /* the activation chosen once per row, so that each loop vectorises */
+        switch (f) {
+        case DPT_ACT_RELU:
+            if (zr)
+                for (size_t o = 0; o < out; o++) {
+                    float z = row[o] + b[o];
+                    zr[o] = z;
+                    row[o] = z > 0.0f ? z : 0.0f;
+                }
+            else
+                for (size_t o = 0; o < out; o++) {
+                    float z = row[o] + b[o];
+                    row[o] = z > 0.0f ? z : 0.0f;
+                }
+            break;
+        default:
             for (size_t o = 0; o < out; o++)
-                row[o] = act1(row[o], f);
+                row[o] += b[o];
+            if (zr)
+                memcpy(zr, row, out * sizeof(float));
+            if (f == DPT_ACT_SOFTMAX)
+                softmax_row(row, out);
+            else if (f == DPT_ACT_SIGMOID)
+                for (size_t o = 0; o < out; o++)
+                    row[o] = 1.0f / (1.0f + expf(-row[o]));
+            else if (f == DPT_ACT_TANH)
+                for (size_t o = 0; o < out; o++)
+                    row[o] = tanhf(row[o]);
+            break;
         }
     }
 }

@@ -35,108 +35,87 @@ static void ukernel_generic(size_t kc, const float *restrict a, const float *res
 }
 
 #ifdef DPT_X86
+/* AVX2 + FMA: a 6 x 16 tile, 12 ymm accumulators (enough independent FMAs
+ * to cover their latency on two FMA ports), 2 B vectors, 1 broadcast. */
+#define DPT_AVX2_BODY                                                                   \
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();                        \
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();                        \
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();                        \
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();                        \
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();                        \
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();                        \
+    for (size_t k = 0; k < kc; k++) {                                                   \
+        __m256 bv0 = _mm256_loadu_ps(b), bv1 = _mm256_loadu_ps(b + 8), av;              \
+        DPT_AVX2_ROW(0) DPT_AVX2_ROW(1) DPT_AVX2_ROW(2)                                 \
+        DPT_AVX2_ROW(3) DPT_AVX2_ROW(4) DPT_AVX2_ROW(5)                                 \
+        a += DPT_MR_AVX2;                                                               \
+        b += DPT_NR_AVX2;                                                               \
+    }
+#define DPT_AVX2_ROW(r)                                                                 \
+    av = _mm256_broadcast_ss(a + r);                                                    \
+    c##r##0 = _mm256_fmadd_ps(av, bv0, c##r##0);                                        \
+    c##r##1 = _mm256_fmadd_ps(av, bv1, c##r##1);
+
 __attribute__((target("avx2,fma")))
-static void ukernel_avx2(size_t kc, const float *restrict a0, const float *restrict b0, float *restrict c, size_t ldc,
+static void ukernel_avx2(size_t kc, const float *restrict a, const float *restrict b, float *restrict c, size_t ldc,
                          int accumulate)
 {
-    /* Four 4 x 16 sub-tiles: 8 accumulators + 2 B vectors fit the 16 ymm registers. */
-    for (int rh = 0; rh < MR; rh += 4) {
-        for (int ch = 0; ch < NR; ch += 16) {
-            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-            const float *a = a0 + rh, *b = b0 + ch;
-            for (size_t k = 0; k < kc; k++) {
-                __m256 bv0 = _mm256_loadu_ps(b), bv1 = _mm256_loadu_ps(b + 8);
-                __m256 av = _mm256_broadcast_ss(a + 0);
-                c00 = _mm256_fmadd_ps(av, bv0, c00); c01 = _mm256_fmadd_ps(av, bv1, c01);
-                av = _mm256_broadcast_ss(a + 1);
-                c10 = _mm256_fmadd_ps(av, bv0, c10); c11 = _mm256_fmadd_ps(av, bv1, c11);
-                av = _mm256_broadcast_ss(a + 2);
-                c20 = _mm256_fmadd_ps(av, bv0, c20); c21 = _mm256_fmadd_ps(av, bv1, c21);
-                av = _mm256_broadcast_ss(a + 3);
-                c30 = _mm256_fmadd_ps(av, bv0, c30); c31 = _mm256_fmadd_ps(av, bv1, c31);
-                a += MR;
-                b += NR;
-            }
-            float *cc = c + (size_t)rh * ldc + (size_t)ch;
-            if (accumulate) {
-                c00 = _mm256_add_ps(_mm256_loadu_ps(cc + 0 * ldc), c00); c01 = _mm256_add_ps(_mm256_loadu_ps(cc + 0 * ldc + 8), c01);
-                c10 = _mm256_add_ps(_mm256_loadu_ps(cc + 1 * ldc), c10); c11 = _mm256_add_ps(_mm256_loadu_ps(cc + 1 * ldc + 8), c11);
-                c20 = _mm256_add_ps(_mm256_loadu_ps(cc + 2 * ldc), c20); c21 = _mm256_add_ps(_mm256_loadu_ps(cc + 2 * ldc + 8), c21);
-                c30 = _mm256_add_ps(_mm256_loadu_ps(cc + 3 * ldc), c30); c31 = _mm256_add_ps(_mm256_loadu_ps(cc + 3 * ldc + 8), c31);
-            }
-            _mm256_storeu_ps(cc + 0 * ldc, c00); _mm256_storeu_ps(cc + 0 * ldc + 8, c01);
-            _mm256_storeu_ps(cc + 1 * ldc, c10); _mm256_storeu_ps(cc + 1 * ldc + 8, c11);
-            _mm256_storeu_ps(cc + 2 * ldc, c20); _mm256_storeu_ps(cc + 2 * ldc + 8, c21);
-            _mm256_storeu_ps(cc + 3 * ldc, c30); _mm256_storeu_ps(cc + 3 * ldc + 8, c31);
-        }
-    }
+    DPT_AVX2_BODY
+#define DPT_STORE(r)                                                                    \
+    if (accumulate) {                                                                   \
+        c##r##0 = _mm256_add_ps(_mm256_loadu_ps(c + r * ldc), c##r##0);                 \
+        c##r##1 = _mm256_add_ps(_mm256_loadu_ps(c + r * ldc + 8), c##r##1);             \
+    }                                                                                   \
+    _mm256_storeu_ps(c + r * ldc, c##r##0);                                             \
+    _mm256_storeu_ps(c + r * ldc + 8, c##r##1);
+    DPT_STORE(0) DPT_STORE(1) DPT_STORE(2) DPT_STORE(3) DPT_STORE(4) DPT_STORE(5)
+#undef DPT_STORE
 }
 
 /* The AVX2 micro-kernel with the conversion to fixed point fused into its
- * store: the same 4 x 16 sub-tiles and FMAs as ukernel_avx2 (the same float
- * sums), rounded from the registers (the magic-number rounding of
- * fixed_avx2 below) and added to the int64 rows, with no float tile in
- * between and one range check per sub-tile. */
+ * store: the same FMAs as ukernel_avx2 (the same float sums), rounded from
+ * the registers (the magic-number rounding of fixed_avx2 below, in one fma:
+ * c * scale is exact) and added to the int64 rows, with no float tile in
+ * between and one range check per tile. */
 __attribute__((target("avx2,fma")))
-static void ufixed_avx2(size_t kc, const float *restrict a0, const float *restrict b0, int64_t *restrict q, size_t ldq,
+static void ufixed_avx2(size_t kc, const float *restrict a, const float *restrict b, int64_t *restrict q, size_t ldq,
                         int add, double scale, float lim, float *restrict tile)
 {
+    DPT_AVX2_BODY
     const __m256d s = _mm256_set1_pd(scale), magic = _mm256_set1_pd(6755399441055744.0);
     const __m256i magic_bits = _mm256_castpd_si256(magic);
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), limv = _mm256_set1_ps(lim);
-    for (int rh = 0; rh < MR; rh += 4) {
-        for (int ch = 0; ch < NR; ch += 16) {
-            __m256 c[8];
-            for (int i = 0; i < 8; i++)
-                c[i] = _mm256_setzero_ps();
-            const float *a = a0 + rh, *b = b0 + ch;
-            for (size_t k = 0; k < kc; k++) {
-                __m256 bv0 = _mm256_loadu_ps(b), bv1 = _mm256_loadu_ps(b + 8);
-                __m256 av = _mm256_broadcast_ss(a + 0);
-                c[0] = _mm256_fmadd_ps(av, bv0, c[0]); c[1] = _mm256_fmadd_ps(av, bv1, c[1]);
-                av = _mm256_broadcast_ss(a + 1);
-                c[2] = _mm256_fmadd_ps(av, bv0, c[2]); c[3] = _mm256_fmadd_ps(av, bv1, c[3]);
-                av = _mm256_broadcast_ss(a + 2);
-                c[4] = _mm256_fmadd_ps(av, bv0, c[4]); c[5] = _mm256_fmadd_ps(av, bv1, c[5]);
-                av = _mm256_broadcast_ss(a + 3);
-                c[6] = _mm256_fmadd_ps(av, bv0, c[6]); c[7] = _mm256_fmadd_ps(av, bv1, c[7]);
-                a += MR;
-                b += NR;
-            }
-            /* |c| >= lim, or NaN: this sub-tile goes the scalar way. */
-            __m256 far = _mm256_setzero_ps();
-            for (int i = 0; i < 8; i++)
-                far = _mm256_or_ps(far, _mm256_cmp_ps(_mm256_and_ps(c[i], absmask), limv, _CMP_NLT_UQ));
-            if (_mm256_movemask_ps(far)) {
-                for (int i = 0; i < 8; i++)
-                    _mm256_storeu_ps(tile + i * 8, c[i]);
-                for (int r = 0; r < 4; r++) {
-                    int64_t *qr = q + (size_t)(rh + r) * ldq + (size_t)ch;
-                    for (int j = 0; j < 16; j++)
-                        qr[j] = (add ? qr[j] : 0) + dpt_to_fixed(tile[r * 16 + j], scale);
-                }
-                continue;
-            }
-            for (int i = 0; i < 8; i++) {
-                int64_t *qr = q + (size_t)(rh + i / 2) * ldq + (size_t)(ch + (i % 2) * 8);
-                /* c * scale is exact (a power of two), so one rounding in the fma */
-                __m256d lo = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(c[i])), s, magic);
-                __m256d hi = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(c[i], 1)), s, magic);
-                __m256i qlo = _mm256_sub_epi64(_mm256_castpd_si256(lo), magic_bits);
-                __m256i qhi = _mm256_sub_epi64(_mm256_castpd_si256(hi), magic_bits);
-                if (add) {
-                    qlo = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)qr), qlo);
-                    qhi = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)(qr + 4)), qhi);
-                }
-                _mm256_storeu_si256((__m256i *)qr, qlo);
-                _mm256_storeu_si256((__m256i *)(qr + 4), qhi);
-            }
+    __m256 acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+    /* |c| >= lim, or NaN: the tile goes the scalar way. */
+    __m256 far = _mm256_setzero_ps();
+    for (int i = 0; i < 12; i++)
+        far = _mm256_or_ps(far, _mm256_cmp_ps(_mm256_and_ps(acc[i], absmask), limv, _CMP_NLT_UQ));
+    if (_mm256_movemask_ps(far)) {
+        for (int i = 0; i < 12; i++)
+            _mm256_storeu_ps(tile + i * 8, acc[i]);
+        for (int r = 0; r < DPT_MR_AVX2; r++) {
+            int64_t *qr = q + (size_t)r * ldq;
+            for (int j = 0; j < DPT_NR_AVX2; j++)
+                qr[j] = (add ? qr[j] : 0) + dpt_to_fixed(tile[r * DPT_NR_AVX2 + j], scale);
         }
+        return;
+    }
+    for (int i = 0; i < 12; i++) {
+        int64_t *qr = q + (size_t)(i / 2) * ldq + (size_t)(i % 2) * 8;
+        __m256d lo = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(acc[i])), s, magic);
+        __m256d hi = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(acc[i], 1)), s, magic);
+        __m256i qlo = _mm256_sub_epi64(_mm256_castpd_si256(lo), magic_bits);
+        __m256i qhi = _mm256_sub_epi64(_mm256_castpd_si256(hi), magic_bits);
+        if (add) {
+            qlo = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)qr), qlo);
+            qhi = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)(qr + 4)), qhi);
+        }
+        _mm256_storeu_si256((__m256i *)qr, qlo);
+        _mm256_storeu_si256((__m256i *)(qr + 4), qhi);
     }
 }
+#undef DPT_AVX2_ROW
+#undef DPT_AVX2_BODY
 
 __attribute__((target("avx512f")))
 static void ukernel_avx512(size_t kc, const float *restrict a, const float *restrict b, float *restrict c, size_t ldc,
@@ -257,8 +236,8 @@ static void ufixed_generic(size_t kc, const float *restrict a, const float *rest
 {
     (void)lim;
     dpt_ukernel(kc, a, b, tile, NR, 0);
-    for (size_t r = 0; r < MR; r++)
-        (add ? dpt_fixed_add : dpt_fixed_set)(q + r * ldq, tile + r * NR, NR, scale);
+    for (size_t r = 0; r < (size_t)dpt_umr; r++)
+        (add ? dpt_fixed_add : dpt_fixed_set)(q + r * ldq, tile + r * NR, (size_t)dpt_unr, scale);
 }
 
 float dpt_fixed_limit(double scale)
@@ -274,6 +253,7 @@ float dpt_fixed_limit(double scale)
 
 DptUKernel dpt_ukernel;
 DptUFixed dpt_ufixed = ufixed_generic;
+int dpt_umr = MR, dpt_unr = NR;
 const char *dpt_ukernel_name = "none";
 
 
@@ -289,6 +269,8 @@ void dpt_ukernel_choose(const char *force)
     dpt_fixed_add = fixed_add_generic;
     dpt_fixed_set = fixed_store;
     dpt_ufixed = ufixed_generic;
+    dpt_umr = MR;
+    dpt_unr = NR;
     if (force && strcmp(force, "generic") == 0)
         return;
     if (has2) {
@@ -304,6 +286,8 @@ void dpt_ukernel_choose(const char *force)
         dpt_ukernel = ukernel_avx2;
         dpt_ukernel_name = "avx2";
         dpt_ufixed = ufixed_avx2;
+        dpt_umr = DPT_MR_AVX2;
+        dpt_unr = DPT_NR_AVX2;
     }
 #else
     (void)force;

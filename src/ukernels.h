@@ -14,9 +14,14 @@
 #define DPT_X86 1
 #endif
 
-enum { DPT_MR = 8, DPT_NR = 32 };   /* the register tile */
+/* The register tile: at most DPT_MR x DPT_NR (generic and AVX-512: 8 x 32;
+ * AVX2: 6 x 16); the chosen kernel's is dpt_umr x dpt_unr. The tile's shape
+ * does not change a result: every kernel reduces each element over k in
+ * the same order. */
+enum { DPT_MR = 8, DPT_NR = 32, DPT_MR_AVX2 = 6, DPT_NR_AVX2 = 16 };
 
-/* c[MR][NR] (row stride ldc) := (accumulate ? c : 0) + sum_k a[k][:] (outer) b[k][:] */
+/* c[mr][nr] (row stride ldc) := (accumulate ? c : 0) + sum_k a[k][:] (outer) b[k][:],
+ * from panels a[kc][mr] and b[kc][nr] */
 typedef void (*DptUKernel)(size_t kc, const float *restrict a, const float *restrict b, float *restrict c, size_t ldc,
                            int accumulate);
 /* c[0..n) (+)= round(scale * t[0..n)) (to nearest even, as llrint). */
@@ -24,7 +29,7 @@ typedef void (*DptFixedFn)(int64_t *restrict c, const float *restrict t, size_t 
 
 /* The fixed-point micro-kernel of deterministic mode: one block of kc rows,
  *   q[r*ldq + j] := (add ? q[r*ldq + j] : 0) + llrint(scale * c[r][j]),
- * c the MR x NR float tile that dpt_ukernel computes from the same panels
+ * c the dpt_umr x dpt_unr float tile that dpt_ukernel computes from the same panels
  * (the same operations in the same order: the same bits); scale is a power
  * of two (so that scale * c is exact). lim is a float at
  * most 2^51 / scale: tiles holding a value that large take the scalar path.
@@ -34,6 +39,7 @@ typedef void (*DptUFixed)(size_t kc, const float *restrict a, const float *restr
 
 extern DptUKernel dpt_ukernel;        /* NULL until chosen */
 extern DptUFixed dpt_ufixed;
+extern int dpt_umr, dpt_unr;          /* the chosen kernel's tile */
 extern const char *dpt_ukernel_name;
 extern DptFixedFn dpt_fixed_add, dpt_fixed_set;
 

@@ -178,6 +178,45 @@ static void test_fixed_point_rounding(void **state)
     free(D); free(A); free(G); free(q);
 }
 
+/* The vector micro-kernels (AVX2's 6 x 16 tile, AVX-512's 8 x 32) compute
+ * every element as the same chain of fused multiply-adds, k ascending from
+ * zero within each slab of 256, the slabs' sums added in order: bitwise
+ * equal to that chain written out with fmaf, whatever the tile, edge or
+ * shape (so tiles may differ between kernels and machines). */
+static void test_fma_chain_bitwise(void **state)
+{
+    (void)state;
+    const Shape sh[] = {{13, 600, 70}, {6, 16, 16}, {7, 300, 17}, {1, 1030, 33}};
+    for (size_t kk = 1; kk < 3; kk++) {
+        if (!dpt_kern_select(kernels[kk]))
+            continue;
+        for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++) {
+            size_t n = sh[s].n, in = sh[s].in, out = sh[s].out;
+            float *X = malloc(n * in * 4), *W = malloc(out * in * 4), *Z = malloc(n * out * 4);
+            tu_fill(X, n * in, 41 + s, -1, 1);
+            tu_fill(W, out * in, 51 + s, -1, 1);
+            dpt_gemm(Z, out, 0, X, in, 1, W, 1, in, n, out, in);   /* X * W^T */
+            for (size_t r = 0; r < n; r++)
+                for (size_t o = 0; o < out; o++) {
+                    float total = 0.0f;
+                    for (size_t k0 = 0; k0 < in; k0 += 256) {
+                        float c = 0.0f;
+                        for (size_t k = k0; k < in && k < k0 + 256; k++)
+                            c = fmaf(X[r * in + k], W[o * in + k], c);
+                        total = k0 == 0 ? c : total + c;
+                    }
+                    if (memcmp(&total, &Z[r * out + o], 4) != 0) {
+                        print_error("%s, %zux%zux%zu: element (%zu, %zu) is %a, the fma chain gives %a\n",
+                                    kernels[kk], n, in, out, r, o, (double)Z[r * out + o], (double)total);
+                        fail();
+                    }
+                }
+            free(X); free(W); free(Z);
+        }
+    }
+    dpt_kern_select("avx512");
+}
+
 static void test_activations(void **state)
 {
     (void)state;
@@ -247,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_thread_and_row_invariance),
         cmocka_unit_test(test_fixed_point_weight_grad),
         cmocka_unit_test(test_fixed_point_rounding),
+        cmocka_unit_test(test_fma_chain_bitwise),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_forward_act_fused),
     };
