@@ -23,7 +23,7 @@ enum { KC = 256, MC = 128, NC = 2048 };   /* blocking; tiles are the kernel's (u
 
 /* The packing buffers, static (zero-cost until touched): no kernel
  * allocates, and no init call is needed before the first product. */
-static float pack_a[MC * KC] __attribute__((aligned(64)));   /* [MC/MR panels][KC][MR] */
+static float pack_a[(MC + DPT_MR) * KC] __attribute__((aligned(64)));   /* [MC/MR panels][KC][MR] */
 static float pack_b[KC * NC] __attribute__((aligned(64)));   /* [NC/NR panels][KC][NR] */
 
 int dpt_kern_select(const char *name)
@@ -201,7 +201,7 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
     if (!dpt_ukernel)
         dpt_ukernel_choose(getenv("DPT_KERNEL"));   /* a library caller need not call dpt_kern_init first */
     const size_t kcmax = o->Cq ? KC / o->block * o->block : KC;
-    const size_t mr = (size_t)dpt_umr, nr = (size_t)dpt_unr, mcmax = MC / mr * mr, ncmax = NC / nr * nr;
+    const size_t mr = (size_t)dpt_umr, nr = (size_t)dpt_unr, mcmax = (MC + mr - 1) / mr * mr, ncmax = NC / nr * nr;
     const int small = M * N * K < 32768;  /* not worth waking the team */
 #pragma omp parallel if (!small)
     {
