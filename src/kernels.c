@@ -279,6 +279,111 @@ void dpt_kern_bias_grad_fixed(int64_t *restrict dbq, int accumulate, double scal
     }
 }
 
+/* ---------------------------------------------------------------- small batches
+ * With a few rows (n <= SMALL_N) the products are bound by reading W, not by
+ * arithmetic, and packing W (a transpose for the forward product, a copy for
+ * the input gradient) would double that traffic every step. Where the
+ * chosen kernel can read operands in place (dpt_ukernel_s), W is not
+ * packed: the forward product is computed as Z^T = W X^T with W's rows as the
+ * A panels, the input gradient with W's rows as B's. Every element is still
+ * the same fma chain over the same 256-slabs (fma(x, w, c) = fma(w, x, c)),
+ * so the results are those of the packed path, bit for bit. */
+enum { SMALL_N = 16 };
+
+static int small_batch(size_t n)
+{
+    if (!dpt_ukernel)
+        dpt_ukernel_choose(getenv("DPT_KERNEL"));
+    return dpt_ukernel_s && n <= SMALL_N && n <= (size_t)dpt_unr && n > 0;
+}
+
+/* Z[n,out] = X[n,in] W[out,in]^T, W read in place (n <= the tile's width). */
+static void forward_small(float *restrict Z, const float *restrict X, const float *restrict W, size_t n, size_t in,
+                          size_t out)
+{
+    const size_t mr = (size_t)dpt_umr, nr = (size_t)dpt_unr;
+    if (in == 0) {
+        memset(Z, 0, n * out * sizeof *Z);
+        return;
+    }
+#pragma omp parallel if (n * in * out >= 32768)
+    {
+        float tile[DPT_MR * DPT_NR] __attribute__((aligned(64)));
+        float pa[DPT_MR * KC] __attribute__((aligned(64)));
+        for (size_t pc = 0; pc < in; pc += KC) {
+            const size_t kc = in - pc < KC ? in - pc : KC;
+            const int first = pc == 0;
+            /* X^T's slab, one panel of n columns; the loop's barrier keeps
+             * it until every thread is done with it. */
+#pragma omp single
+            pack_b_panel(pack_b, X, 1, in, pc, kc, 0, n, nr);
+#pragma omp for schedule(static)
+            for (size_t i0 = 0; i0 < out; i0 += mr) {
+                const size_t ni = out - i0 < mr ? out - i0 : mr;
+                if (ni == mr) {
+                    dpt_ukernel_s(kc, W + i0 * in + pc, in, 1, pack_b, nr, tile, DPT_NR, 0);
+                } else {   /* the last rows: a panel of their own, so nothing past W is read */
+                    pack_a_panel(pa, W, in, 1, pc, kc, i0, ni, mr);
+                    dpt_ukernel(kc, pa, pack_b, tile, DPT_NR, 0);
+                }
+                for (size_t r = 0; r < ni; r++)
+                    for (size_t j = 0; j < n; j++) {
+                        float *z = Z + j * out + i0 + r;
+                        *z = first ? tile[r * DPT_NR + j] : *z + tile[r * DPT_NR + j];
+                    }
+            }
+        }
+    }
+}
+
+/* dA[n,in] = D[n,out] W[out,in], W's rows read in place. */
+static void input_grad_small(float *restrict dA, const float *restrict D, const float *restrict W, size_t n,
+                             size_t in, size_t out)
+{
+    const size_t mr = (size_t)dpt_umr, nr = (size_t)dpt_unr, n_pa = (n + mr - 1) / mr, n_pb = (in + nr - 1) / nr;
+    if (out == 0) {
+        memset(dA, 0, n * in * sizeof *dA);
+        return;
+    }
+#pragma omp parallel if (n * in * out >= 32768)
+    {
+        float tile[DPT_MR * DPT_NR] __attribute__((aligned(64)));
+        float pb[KC * DPT_NR] __attribute__((aligned(64)));
+        for (size_t pc = 0; pc < out; pc += KC) {
+            const size_t kc = out - pc < KC ? out - pc : KC;
+            const int first = pc == 0;
+#pragma omp single
+            for (size_t p = 0; p < n_pa; p++)
+                pack_a_panel(pack_a + p * mr * kc, D, out, 1, pc, kc, p * mr, n - p * mr < mr ? n - p * mr : mr, mr);
+#pragma omp for schedule(static)
+            for (size_t q = 0; q < n_pb; q++) {
+                const size_t j0 = q * nr, nj = in - j0 < nr ? in - j0 : nr;
+                const float *b = W + pc * in + j0;
+                size_t ldb = in;
+                if (nj < nr) {   /* the last columns: packed, so nothing past W is read */
+                    pack_b_panel(pb, W, in, 1, pc, kc, j0, nj, nr);
+                    b = pb;
+                    ldb = nr;
+                }
+                for (size_t p = 0; p < n_pa; p++) {
+                    const size_t i0 = p * mr, ni = n - i0 < mr ? n - i0 : mr;
+                    const float *a = pack_a + p * mr * kc;
+                    if (ni == mr && nj == nr) {
+                        dpt_ukernel_s(kc, a, 1, mr, b, ldb, dA + i0 * in + j0, in, !first);
+                        continue;
+                    }
+                    dpt_ukernel_s(kc, a, 1, mr, b, ldb, tile, DPT_NR, 0);
+                    for (size_t r = 0; r < ni; r++) {
+                        float *row = dA + (i0 + r) * in + j0;
+                        for (size_t j = 0; j < nj; j++)
+                            row[j] = first ? tile[r * DPT_NR + j] : row[j] + tile[r * DPT_NR + j];
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- the three products */
 
 void dpt_kern_forward(float *restrict Z, const float *restrict X, const float *restrict W,
@@ -288,7 +393,10 @@ void dpt_kern_forward(float *restrict Z, const float *restrict X, const float *r
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in,
                 1.0f, X, (int)in, W, (int)in, 0.0f, Z, (int)out);
 #else
-    dpt_gemm(Z, out, 0, X, in, 1, W, 1, in, n, out, in);
+    if (small_batch(n))
+        forward_small(Z, X, W, n, in, out);
+    else
+        dpt_gemm(Z, out, 0, X, in, 1, W, 1, in, n, out, in);
 #endif
     /* Rows are independent: each thread adds the bias to its own rows. */
 #pragma omp parallel for schedule(static) if (n * out > 65536)
@@ -320,7 +428,10 @@ void dpt_kern_forward_act(float *restrict A, float *restrict zsave, const float 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in,
                 1.0f, X, (int)in, W, (int)in, 0.0f, A, (int)out);
 #else
-    dpt_gemm(A, out, 0, X, in, 1, W, 1, in, n, out, in);
+    if (small_batch(n))
+        forward_small(A, X, W, n, in, out);
+    else
+        dpt_gemm(A, out, 0, X, in, 1, W, 1, in, n, out, in);
 #endif
     /* One pass per row: bias, saved pre-activation, activation. Rows are
      * independent, so each thread owns its rows. */
@@ -392,7 +503,10 @@ void dpt_kern_input_grad(float *restrict dA, const float *restrict D, const floa
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)in, (int)out,
                 1.0f, D, (int)out, W, (int)in, 0.0f, dA, (int)in);
 #else
-    dpt_gemm(dA, in, 0, D, out, 1, W, in, 1, n, in, out);
+    if (small_batch(n))
+        input_grad_small(dA, D, W, n, in, out);
+    else
+        dpt_gemm(dA, in, 0, D, out, 1, W, in, 1, n, in, out);
 #endif
 }
 

@@ -72,6 +72,42 @@ static void ukernel_avx2(size_t kc, const float *restrict a, const float *restri
 #undef DPT_STORE
 }
 
+/* The same tile and FMAs, from operands in place: row r of the A panel at
+ * a + r * a_rs, advancing a_ks per k (a packed panel: 1 and 6; the rows of W
+ * read where they are: lda and 1), and B's rows at a stride of ldb. */
+__attribute__((target("avx2,fma")))
+static void ukernel_avx2_s(size_t kc, const float *restrict a, size_t a_rs, size_t a_ks, const float *restrict b,
+                           size_t ldb, float *restrict c, size_t ldc, int accumulate)
+{
+    const float *a0 = a, *a1 = a + a_rs, *a2 = a + 2 * a_rs, *a3 = a + 3 * a_rs, *a4 = a + 4 * a_rs, *a5 = a + 5 * a_rs;
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (size_t k = 0; k < kc; k++) {
+        __m256 bv0 = _mm256_loadu_ps(b), bv1 = _mm256_loadu_ps(b + 8), av;
+#define DPT_ROW_S(r)                                 \
+        av = _mm256_broadcast_ss(a##r);              \
+        c##r##0 = _mm256_fmadd_ps(av, bv0, c##r##0); \
+        c##r##1 = _mm256_fmadd_ps(av, bv1, c##r##1); \
+        a##r += a_ks;
+        DPT_ROW_S(0) DPT_ROW_S(1) DPT_ROW_S(2) DPT_ROW_S(3) DPT_ROW_S(4) DPT_ROW_S(5)
+#undef DPT_ROW_S
+        b += ldb;
+    }
+#define DPT_STORE(r)                                                                    \
+    if (accumulate) {                                                                   \
+        c##r##0 = _mm256_add_ps(_mm256_loadu_ps(c + r * ldc), c##r##0);                 \
+        c##r##1 = _mm256_add_ps(_mm256_loadu_ps(c + r * ldc + 8), c##r##1);             \
+    }                                                                                   \
+    _mm256_storeu_ps(c + r * ldc, c##r##0);                                             \
+    _mm256_storeu_ps(c + r * ldc + 8, c##r##1);
+    DPT_STORE(0) DPT_STORE(1) DPT_STORE(2) DPT_STORE(3) DPT_STORE(4) DPT_STORE(5)
+#undef DPT_STORE
+}
+
 /* The AVX2 micro-kernel with the conversion to fixed point fused into its
  * store: the same FMAs as ukernel_avx2 (the same float sums), rounded from
  * the registers (the magic-number rounding of fixed_avx2 below, in one fma:
@@ -252,6 +288,7 @@ float dpt_fixed_limit(double scale)
 }
 
 DptUKernel dpt_ukernel;
+DptUKernelS dpt_ukernel_s;
 DptUFixed dpt_ufixed = ufixed_generic;
 int dpt_umr = MR, dpt_unr = NR;
 const char *dpt_ukernel_name = "none";
@@ -269,6 +306,7 @@ void dpt_ukernel_choose(const char *force)
     dpt_fixed_add = fixed_add_generic;
     dpt_fixed_set = fixed_store;
     dpt_ufixed = ufixed_generic;
+    dpt_ukernel_s = NULL;
     dpt_umr = MR;
     dpt_unr = NR;
     if (force && strcmp(force, "generic") == 0)
@@ -286,6 +324,7 @@ void dpt_ukernel_choose(const char *force)
         dpt_ukernel = ukernel_avx2;
         dpt_ukernel_name = "avx2";
         dpt_ufixed = ufixed_avx2;
+        dpt_ukernel_s = ukernel_avx2_s;
         dpt_umr = DPT_MR_AVX2;
         dpt_unr = DPT_NR_AVX2;
     }

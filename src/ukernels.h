@@ -37,7 +37,14 @@ typedef void (*DptFixedFn)(int64_t *restrict c, const float *restrict t, size_t 
 typedef void (*DptUFixed)(size_t kc, const float *restrict a, const float *restrict b, int64_t *restrict q,
                           size_t ldq, int add, double scale, float lim, float *restrict tile);
 
+/* The same product from operands in place (no packing): A's row r at
+ * a + r * a_rs advancing a_ks per k, B's rows ldb apart; NULL where the
+ * chosen kernel has no such variant (then everything is packed). */
+typedef void (*DptUKernelS)(size_t kc, const float *restrict a, size_t a_rs, size_t a_ks, const float *restrict b,
+                            size_t ldb, float *restrict c, size_t ldc, int accumulate);
+
 extern DptUKernel dpt_ukernel;        /* NULL until chosen */
+extern DptUKernelS dpt_ukernel_s;
 extern DptUFixed dpt_ufixed;
 extern int dpt_umr, dpt_unr;          /* the chosen kernel's tile */
 extern const char *dpt_ukernel_name;

@@ -217,6 +217,41 @@ static void test_fma_chain_bitwise(void **state)
     dpt_kern_select("avx512");
 }
 
+/* Small batches read W in place (where the kernel can): the forward product
+ * and the input gradient of n <= 16 rows equal, bit for bit, the same rows
+ * computed in a batch of 40 by the packed path, on 1 and 2 threads, across
+ * slabs (in, out > 256) and ragged edges. */
+static void test_small_batch_bitwise(void **state)
+{
+    (void)state;
+    const size_t ns[] = {1, 5, 6, 7, 12, 16}, big = 40;
+    const Shape sh[] = {{0, 300, 70}, {0, 784, 1030}, {0, 17, 5}, {0, 520, 33}};
+    int saved = omp_get_max_threads();
+    for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++) {
+        size_t in = sh[s].in, out = sh[s].out;
+        float *X = malloc(big * in * 4), *W = malloc(out * in * 4), *b = malloc(out * 4), *D = malloc(big * out * 4);
+        float *Zb = malloc(big * out * 4), *Ab = malloc(big * in * 4), *Z = malloc(big * out * 4), *A = malloc(big * in * 4);
+        tu_fill(X, big * in, 61 + s, -1, 1);
+        tu_fill(W, out * in, 71 + s, -1, 1);
+        tu_fill(b, out, 81 + s, -1, 1);
+        tu_fill(D, big * out, 91 + s, -1, 1);
+        dpt_kern_forward(Zb, X, W, b, big, in, out);
+        dpt_kern_input_grad(Ab, D, W, big, in, out);
+        for (int t = 1; t <= 2; t++) {
+            omp_set_num_threads(t);
+            for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+                size_t n = ns[k];
+                dpt_kern_forward(Z, X, W, b, n, in, out);
+                dpt_kern_input_grad(A, D, W, n, in, out);
+                assert_memory_equal(Z, Zb, n * out * 4);
+                assert_memory_equal(A, Ab, n * in * 4);
+            }
+        }
+        free(X); free(W); free(b); free(D); free(Zb); free(Ab); free(Z); free(A);
+    }
+    omp_set_num_threads(saved);
+}
+
 static void test_activations(void **state)
 {
     (void)state;
@@ -287,6 +322,7 @@ int main(void)
         cmocka_unit_test(test_fixed_point_weight_grad),
         cmocka_unit_test(test_fixed_point_rounding),
         cmocka_unit_test(test_fma_chain_bitwise),
+        cmocka_unit_test(test_small_batch_bitwise),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_forward_act_fused),
     };
