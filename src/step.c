@@ -32,7 +32,7 @@ DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_
     s->arch = arch;
     s->deterministic = deterministic;
     /* auto (-1): per-layer buckets where the reduction goes through shared memory */
-    s->overlap = overlap != 0 && d->world_size > 1 && !deterministic;
+    s->overlap = overlap != 0 && d->world_size > 1;
     s->det_block = det_block ? det_block : dpt_step_auto_block(batch);
     det_block = s->det_block;
     const size_t P = (size_t)d->world_size;
@@ -255,16 +255,7 @@ static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t corr
     for (int i = 0; i < 2 * L + 1; i++)
         s->scales[i] = dpt_step_fixed_scale(s->bounds[i], n_blocks);
     const int bad = s->bounds[2 * L + 1] != 0.0;
-    if (!bad) {
-        /* Overwrites q (no accumulate): an empty slice writes zeros. */
-        for (int l = 0; l < L; l++) {
-            size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
-            dpt_kern_weight_grad_fixed(q + a->w_off[l], 0, s->scales[2 * l], w->delta[l + 1], w->act[l], n, in, out, blk);
-            dpt_kern_bias_grad_fixed(q + a->b_off[l], 0, s->scales[2 * l + 1], w->delta[l + 1], n, out, blk);
-        }
-    } else {
-        memset(q, 0, a->n_params * sizeof *q);
-    }
+    /* The control words first: they travel in the last layer's bucket. */
     cq[Q_COUNT] = (int64_t)n;
     cq[Q_CORRECT] = correct;
     for (size_t r0 = 0; r0 < n; r0 += blk) {
@@ -276,6 +267,20 @@ static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t corr
     }
     cq[Q_NONFINITE] = bad;
     cq[Q_STOP] = stop ? 1 : 0;
+    /* Last layer first; with overlap each layer's bucket is handed to the
+     * reduction as soon as it is complete (integer sums: any order). */
+    for (int l = L - 1; l >= 0; l--) {
+        size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
+        if (!bad) {
+            /* Overwrites q (no accumulate): an empty slice writes zeros. */
+            dpt_kern_weight_grad_fixed(q + a->w_off[l], 0, s->scales[2 * l], w->delta[l + 1], w->act[l], n, in, out, blk);
+            dpt_kern_bias_grad_fixed(q + a->b_off[l], 0, s->scales[2 * l + 1], w->delta[l + 1], n, out, blk);
+        } else {
+            memset(q + a->w_off[l], 0, (in * out + out) * sizeof *q);
+        }
+        if (s->overlap)
+            dpt_dist_reducer_ready(s->red, 1);
+    }
 }
 
 /* The reduced integers q back to float sums (s->grad); the step's result. */

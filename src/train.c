@@ -181,7 +181,9 @@ static void print_header(const Trainer *t)
                      !dpt_dist_reducer_shared(t->step.red) ? "MPI_Allreduce of the whole vector"
                      : t->d->n_nodes > 1 ? "node-shared memory, then one allreduce per slice across nodes (hierarchical)"
                                          : "node-shared memory",
-                     t->step.overlap ? ", per-layer buckets during backprop (overlap)" : "");
+                     !t->step.overlap            ? ""
+                     : t->step.deterministic ? ", per-layer buckets as their fixed-point sums complete (overlap)"
+                                             : ", per-layer buckets during backprop (overlap)");
     dpt_log_info("options (those that differ from the defaults; --print-config shows all):\n%s\n", text);
     print_placement(t->d);
 }
