@@ -48,28 +48,36 @@ static void ukernel_generic(size_t kc, const float *restrict a, const float *res
         __m256 bv0 = _mm256_loadu_ps(b), bv1 = _mm256_loadu_ps(b + 8), av;              \
         DPT_AVX2_ROW(0) DPT_AVX2_ROW(1) DPT_AVX2_ROW(2)                                 \
         DPT_AVX2_ROW(3) DPT_AVX2_ROW(4) DPT_AVX2_ROW(5)                                 \
-        a += DPT_MR_AVX2;                                                               \
-        b += DPT_NR_AVX2;                                                               \
+        DPT_AVX2_NEXT                                                                   \
     }
+/* Where row r of A is read, and the step to the next k: packed panels here;
+ * ukernel_avx2_s redefines both for operands read in place. */
+#define DPT_A_AT(r) (a + r)
+#define DPT_AVX2_NEXT                                                                   \
+    a += DPT_MR_AVX2;                                                                   \
+    b += DPT_NR_AVX2;
 #define DPT_AVX2_ROW(r)                                                                 \
-    av = _mm256_broadcast_ss(a + r);                                                    \
+    av = _mm256_broadcast_ss(DPT_A_AT(r));                                              \
     c##r##0 = _mm256_fmadd_ps(av, bv0, c##r##0);                                        \
     c##r##1 = _mm256_fmadd_ps(av, bv1, c##r##1);
-
-__attribute__((target("avx2,fma")))
-static void ukernel_avx2(size_t kc, const float *restrict a, const float *restrict b, float *restrict c, size_t ldc,
-                         int accumulate)
-{
-    DPT_AVX2_BODY
-#define DPT_STORE(r)                                                                    \
+/* c (+)= the accumulators */
+#define DPT_AVX2_STORE(r)                                                               \
     if (accumulate) {                                                                   \
         c##r##0 = _mm256_add_ps(_mm256_loadu_ps(c + r * ldc), c##r##0);                 \
         c##r##1 = _mm256_add_ps(_mm256_loadu_ps(c + r * ldc + 8), c##r##1);             \
     }                                                                                   \
     _mm256_storeu_ps(c + r * ldc, c##r##0);                                             \
     _mm256_storeu_ps(c + r * ldc + 8, c##r##1);
-    DPT_STORE(0) DPT_STORE(1) DPT_STORE(2) DPT_STORE(3) DPT_STORE(4) DPT_STORE(5)
-#undef DPT_STORE
+#define DPT_AVX2_STORE_ALL                                                              \
+    DPT_AVX2_STORE(0) DPT_AVX2_STORE(1) DPT_AVX2_STORE(2)                               \
+    DPT_AVX2_STORE(3) DPT_AVX2_STORE(4) DPT_AVX2_STORE(5)
+
+__attribute__((target("avx2,fma")))
+static void ukernel_avx2(size_t kc, const float *restrict a, const float *restrict b, float *restrict c, size_t ldc,
+                         int accumulate)
+{
+    DPT_AVX2_BODY
+    DPT_AVX2_STORE_ALL
 }
 
 /* The same tile and FMAs, from operands in place: row r of the A panel at
@@ -80,32 +88,20 @@ static void ukernel_avx2_s(size_t kc, const float *restrict a, size_t a_rs, size
                            size_t ldb, float *restrict c, size_t ldc, int accumulate)
 {
     const float *a0 = a, *a1 = a + a_rs, *a2 = a + 2 * a_rs, *a3 = a + 3 * a_rs, *a4 = a + 4 * a_rs, *a5 = a + 5 * a_rs;
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-    for (size_t k = 0; k < kc; k++) {
-        __m256 bv0 = _mm256_loadu_ps(b), bv1 = _mm256_loadu_ps(b + 8), av;
-#define DPT_ROW_S(r)                                 \
-        av = _mm256_broadcast_ss(a##r);              \
-        c##r##0 = _mm256_fmadd_ps(av, bv0, c##r##0); \
-        c##r##1 = _mm256_fmadd_ps(av, bv1, c##r##1); \
-        a##r += a_ks;
-        DPT_ROW_S(0) DPT_ROW_S(1) DPT_ROW_S(2) DPT_ROW_S(3) DPT_ROW_S(4) DPT_ROW_S(5)
-#undef DPT_ROW_S
-        b += ldb;
-    }
-#define DPT_STORE(r)                                                                    \
-    if (accumulate) {                                                                   \
-        c##r##0 = _mm256_add_ps(_mm256_loadu_ps(c + r * ldc), c##r##0);                 \
-        c##r##1 = _mm256_add_ps(_mm256_loadu_ps(c + r * ldc + 8), c##r##1);             \
-    }                                                                                   \
-    _mm256_storeu_ps(c + r * ldc, c##r##0);                                             \
-    _mm256_storeu_ps(c + r * ldc + 8, c##r##1);
-    DPT_STORE(0) DPT_STORE(1) DPT_STORE(2) DPT_STORE(3) DPT_STORE(4) DPT_STORE(5)
-#undef DPT_STORE
+#undef DPT_A_AT
+#undef DPT_AVX2_NEXT
+#define DPT_A_AT(r) (a##r)
+#define DPT_AVX2_NEXT                                                                   \
+    a0 += a_ks; a1 += a_ks; a2 += a_ks; a3 += a_ks; a4 += a_ks; a5 += a_ks;             \
+    b += ldb;
+    DPT_AVX2_BODY
+    DPT_AVX2_STORE_ALL
+#undef DPT_A_AT
+#undef DPT_AVX2_NEXT
+#define DPT_A_AT(r) (a + r)
+#define DPT_AVX2_NEXT                                                                   \
+    a += DPT_MR_AVX2;                                                                   \
+    b += DPT_NR_AVX2;
 }
 
 /* The AVX2 micro-kernel with the conversion to fixed point fused into its
@@ -152,6 +148,10 @@ static void ufixed_avx2(size_t kc, const float *restrict a, const float *restric
 }
 #undef DPT_AVX2_ROW
 #undef DPT_AVX2_BODY
+#undef DPT_AVX2_NEXT
+#undef DPT_A_AT
+#undef DPT_AVX2_STORE
+#undef DPT_AVX2_STORE_ALL
 
 __attribute__((target("avx512f")))
 static void ukernel_avx512(size_t kc, const float *restrict a, const float *restrict b, float *restrict c, size_t ldc,
