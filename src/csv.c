@@ -236,6 +236,64 @@ static DptStatus append(Table *t, const Fields *row, long label, long index, flo
     return DPT_OK;
 }
 
+/* Whether the first line (split into head) is a header: o->header if given;
+ * else yes when a second line exists and the first holds no number, or a column
+ * is text in the first line and a number in the second. */
+static DptStatus detect_header(const DptCsvOptions *o, const Fields *head, const char *second, char sep,
+                               const char *path, size_t second_no, Fields *row, int *header)
+{
+    *header = o->header > 0;
+    if (o->header >= 0 || !second)
+        return DPT_OK;
+    size_t numbers = 0;
+    for (size_t j = 0; j < head->n; j++)
+        numbers += is_number(head->f[j], NULL, o->decimal);
+    if (numbers == 0) {
+        *header = 1;
+        return DPT_OK;
+    }
+    char *copy = strdup(second);
+    if (!copy)
+        return dpt_err(DPT_ENOMEM, "%s: out of memory", path);
+    DptStatus st = split_line(copy, sep, row, path, second_no);
+    for (size_t j = 0; st == DPT_OK && j < head->n && j < row->n && !*header; j++)
+        *header = !is_number(head->f[j], NULL, o->decimal) && is_number(row->f[j], NULL, o->decimal);
+    free(copy);
+    return st;
+}
+
+/* The label and index columns (-1: none) of a table of cols columns; head
+ * names them when header is set. */
+static DptStatus choose_columns(const DptCsvOptions *o, const Fields *head, int header, const char *path,
+                                long *label, long *index)
+{
+    const size_t cols = head->n;
+    *index = -1;
+    if (o->index_col)
+        *index = find_column(o->index_col, header ? head : NULL, cols, "--index-col", path);
+    else if (header && cols > 1 && head->f[0][0] == '\0')
+        *index = 0;   /* pandas' default: an unnamed index column */
+    *label = o->label_col ? find_column(o->label_col, header ? head : NULL, cols, "--label-col", path)
+                          : (long)cols - 1;
+    if (*index == -2 || *label == -2)
+        return DPT_EUSAGE;
+    if (*label >= 0 && *label == *index)
+        return dpt_err(DPT_EUSAGE, "%s: the label column is also the index column", path);
+    if (cols - (*label >= 0) - (*index >= 0) == 0)
+        return dpt_err(DPT_EINPUT, "%s: no feature columns", path);
+    return DPT_OK;
+}
+
+/* Splits one data line of a table of cols columns and appends it. */
+static DptStatus append_line(Table *t, char *line, char sep, size_t cols, long label, long index,
+                             const DptCsvOptions *o, const char *path, size_t no, Fields *row)
+{
+    DPT_TRY(split_line(line, sep, row, path, no));
+    if (row->n != cols)
+        return dpt_err(DPT_EINPUT, "%s:%zu: %zu fields; the first line has %zu", path, no, row->n, cols);
+    return append(t, row, label, index, o->scale, path, no);
+}
+
 /* Reads a whole table. label: column spec or "none"; index: spec or NULL
  * (auto: an unnamed first header column, as pandas writes). */
 static DptStatus read_table(const char *path, const DptCsvOptions *o, Table *t)
@@ -245,8 +303,8 @@ static DptStatus read_table(const char *path, const DptCsvOptions *o, Table *t)
     FILE *fp = fopen(path, "r");
     if (!fp)
         return dpt_err(DPT_EINPUT, "%s: cannot open (%s)", path, strerror(errno));
-    char *line = NULL, *second = NULL;
-    size_t cap = 0, lineno = 0;
+    char *line = NULL, *first = NULL, *second = NULL;
+    size_t cap = 0, lineno = 0, first_no, second_no = 0;
     Fields head = {0}, row = {0};
     DptStatus st = DPT_OK;
     if (!next_line(fp, &line, &cap, &lineno)) {
@@ -259,85 +317,35 @@ static DptStatus read_table(const char *path, const DptCsvOptions *o, Table *t)
                      path);
         goto done;
     }
-    /* The first two lines decide the header. */
-    char *first = strdup(line);
-    size_t first_no = lineno;
-    int has_second = next_line(fp, &line, &cap, &lineno);
-    second = has_second ? strdup(line) : NULL;
-    if (!first || (has_second && !second)) {
-        free(first);
+    /* The first two lines decide the header and the columns. */
+    first = strdup(line);
+    first_no = lineno;
+    if (next_line(fp, &line, &cap, &lineno)) {
+        second = strdup(line);
+        second_no = lineno;
+    }
+    if (!first || (second_no && !second)) {
         st = dpt_err(DPT_ENOMEM, "%s: out of memory", path);
         goto done;
     }
-    DPT_TRY_GOTO(st, split_line(first, sep, &head, path, first_no), done_first);
-    int header = o->header;
-    if (header < 0) {
-        header = 0;
-        size_t numbers = 0;
-        for (size_t j = 0; j < head.n; j++)
-            numbers += is_number(head.f[j], NULL, o->decimal);
-        if (numbers == 0 && has_second) {
-            header = 1;
-        } else if (has_second) {
-            DPT_TRY_GOTO(st, split_line(second, sep, &row, path, lineno), done_first);
-            for (size_t j = 0; j < head.n && j < row.n && !header; j++)
-                header = !is_number(head.f[j], NULL, o->decimal) && is_number(row.f[j], NULL, o->decimal);
-            free(second);
-            second = strdup(line);
-            if (!second) {
-                st = dpt_err(DPT_ENOMEM, "%s: out of memory", path);
-                goto done_first;
-            }
-        }
-    }
+    int header;
+    long label, index;
+    DPT_TRY_GOTO(st, split_line(first, sep, &head, path, first_no), done);
+    DPT_TRY_GOTO(st, detect_header(o, &head, second, sep, path, second_no, &row, &header), done);
+    DPT_TRY_GOTO(st, choose_columns(o, &head, header, path, &label, &index), done);
     const size_t cols = head.n;
-    long index = -1;
-    if (o->index_col)
-        index = find_column(o->index_col, header ? &head : NULL, cols, "--index-col", path);
-    else if (header && head.n > 1 && head.f[0][0] == '\0')
-        index = 0;   /* pandas' default: an unnamed index column */
-    long label = o->label_col ? find_column(o->label_col, header ? &head : NULL, cols, "--label-col", path)
-                              : (long)cols - 1;
-    if (index == -2 || label == -2) {
-        st = DPT_EUSAGE;
-        goto done_first;
-    }
-    if (label >= 0 && label == index) {
-        st = dpt_err(DPT_EUSAGE, "%s: the label column is also the index column", path);
-        goto done_first;
-    }
     t->d = cols - (label >= 0) - (index >= 0);
-    if (t->d == 0) {
-        st = dpt_err(DPT_EINPUT, "%s: no feature columns", path);
-        goto done_first;
-    }
     if (!header)
-        DPT_TRY_GOTO(st, append(t, &head, label, index, o->scale, path, first_no), done_first);
-    /* Then every other line (the second one is in `line` again). */
-    int have = has_second;
-    size_t no = has_second ? lineno : 0;
-    if (have) {
-        free(line);
-        line = second;
-        second = NULL;
-        cap = line ? strlen(line) + 1 : 0;
-    }
-    while (have) {
-        DPT_TRY_GOTO(st, split_line(line, sep, &row, path, no), done_first);
-        if (row.n != cols) {
-            st = dpt_err(DPT_EINPUT, "%s:%zu: %zu fields; the first line has %zu", path, no, row.n, cols);
-            goto done_first;
-        }
-        DPT_TRY_GOTO(st, append(t, &row, label, index, o->scale, path, no), done_first);
-        have = next_line(fp, &line, &cap, &lineno);
-        no = lineno;
-    }
+        DPT_TRY_GOTO(st, append(t, &head, label, index, o->scale, path, first_no), done);
+    if (second)
+        DPT_TRY_GOTO(st, append_line(t, second, sep, cols, label, index, o, path, second_no, &row), done);
+    while (next_line(fp, &line, &cap, &lineno))
+        DPT_TRY_GOTO(st, append_line(t, line, sep, cols, label, index, o, path, lineno, &row), done);
     if (t->n == 0)
         st = dpt_err(DPT_EINPUT, "%s: no data rows", path);
-done_first:
-    free(first);
 done:
     free(line);
+    free(first);
     free(second);
     free(head.f);
     free(row.f);

@@ -41,3 +41,20 @@ make_dataset() {
            print line (s > 1 ? 3 : s > 0 ? 2 : s > -1 ? 1 : 0) } }' > "$dir/d.csv"
     "$DPTRAIN" convert csv "$dir/d.csv" -o "$dir/d.h5" >/dev/null || { echo "convert failed"; exit 1; }
 }
+
+# same_group A.h5 B.h5 GROUP: every dataset under GROUP in A equals (values
+# and shape, bitwise) the one at the same path in B, and B has no others.
+same_group() {
+    /usr/bin/python3 - "$1" "$2" "$3" <<'PY'
+import sys, h5py, numpy as np
+def sets(f, g):
+    out = {}
+    f[g].visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+    return out
+with h5py.File(sys.argv[1], "r") as a, h5py.File(sys.argv[2], "r") as b:
+    da, db = sets(a, sys.argv[3]), sets(b, sys.argv[3])
+    same = da.keys() == db.keys() and all(
+        da[k].shape == db[k].shape and np.array_equal(da[k], db[k]) for k in da)
+sys.exit(0 if same and da else 1)
+PY
+}
