@@ -252,6 +252,44 @@ int dpt_ckpt_is_ours(const char *path)
     return ours;
 }
 
+/* The training state of a checkpoint, in two lines (what cannot be read shows
+ * as -1 or ?). */
+static void describe_train(hid_t f, FILE *out)
+{
+    static const char *const name[] = {"epoch", "step",  "global_step", "batch",
+                                        "seed",  "ranks", "threads",     "deterministic"};
+    int64_t v[8] = {-1, -1, -1, -1, -1, 0, 0, 0};
+    char kind[32] = "?";
+    hid_t g = H5Gopen2(f, G_TRAIN, H5P_DEFAULT), og = H5Gopen2(f, G_OPTIMIZER, H5P_DEFAULT);
+    for (int i = 0; g >= 0 && i < 8; i++)
+        dpt_h5_read_attr_int64(g, name[i], &v[i]);
+    if (g >= 0)
+        H5Gclose(g);
+    if (og >= 0) {
+        dpt_h5_read_attr_string(og, "kind", kind, sizeof kind);
+        H5Gclose(og);
+    }
+    dpt_err_clear();
+    fprintf(out, "  training state: epoch %lld, step %lld of it, global step %lld; batch %lld, seed %lld, %s mode\n",
+            (long long)v[0] + 1, (long long)v[1], (long long)v[2], (long long)v[3], (long long)v[4],
+            v[7] ? "deterministic" : "default");
+    fprintf(out, "  optimizer %s; written by %lld rank(s) x %lld thread(s)\n", kind, (long long)v[5],
+            (long long)v[6]);
+}
+
+/* The text dataset `name` of f under a heading, one indented line per line. */
+static void print_text(hid_t f, const char *path, const char *name, const char *heading, FILE *out)
+{
+    char *text = NULL;
+    if (read_text_dataset(f, path, name, &text) == DPT_OK && text) {
+        fprintf(out, "  %s:\n", heading);
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+            fprintf(out, "    %s\n", line);
+    }
+    free(text);
+    dpt_err_clear();
+}
+
 DptStatus dpt_ckpt_describe(const char *path, FILE *out)
 {
     DptStatus st = DPT_OK;
@@ -271,47 +309,11 @@ DptStatus dpt_ckpt_describe(const char *path, FILE *out)
             dpt_act_name(arch.output), dpt_cost_name(arch.cost));
     fprintf(out, "  parameters %zu (%.2f MiB float32)\n", arch.n_params, (double)arch.n_params * 4.0 / 1048576.0);
     dpt_data_describe_meta(path, out);
-    if (is_ckpt) {
-        hid_t g = H5Gopen2(f, G_TRAIN, H5P_DEFAULT), og = H5Gopen2(f, G_OPTIMIZER, H5P_DEFAULT);
-        int64_t epoch = -1, step = -1, gstep = -1, batch = -1, seed = -1, ranks = 0, threads = 0, det = 0;
-        char kind[32] = "?";
-        if (g >= 0) {
-            dpt_h5_read_attr_int64(g, "epoch", &epoch);
-            dpt_h5_read_attr_int64(g, "step", &step);
-            dpt_h5_read_attr_int64(g, "global_step", &gstep);
-            dpt_h5_read_attr_int64(g, "batch", &batch);
-            dpt_h5_read_attr_int64(g, "seed", &seed);
-            dpt_h5_read_attr_int64(g, "ranks", &ranks);
-            dpt_h5_read_attr_int64(g, "threads", &threads);
-            dpt_h5_read_attr_int64(g, "deterministic", &det);
-            H5Gclose(g);
-        }
-        if (og >= 0) {
-            dpt_h5_read_attr_string(og, "kind", kind, sizeof kind);
-            H5Gclose(og);
-        }
-        dpt_err_clear();
-        fprintf(out, "  training state: epoch %lld, step %lld of it, global step %lld; batch %lld, seed %lld, %s mode\n",
-                (long long)epoch + 1, (long long)step, (long long)gstep, (long long)batch, (long long)seed,
-                det ? "deterministic" : "default");
-        fprintf(out, "  optimizer %s; written by %lld rank(s) x %lld thread(s)\n", kind, (long long)ranks,
-                (long long)threads);
-    }
-    char *text = NULL;
-    if (read_text_dataset(f, path, G_CONFIG, &text) == DPT_OK && text) {
-        fprintf(out, "  configuration:\n");
-        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
-            fprintf(out, "    %s\n", line);
-    }
-    free(text);
-    text = NULL;
-    if (is_ckpt && read_text_dataset(f, path, D_HISTORY, &text) == DPT_OK && text) {
-        fprintf(out, "  metrics (one line per epoch):\n");
-        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
-            fprintf(out, "    %s\n", line);
-    }
-    free(text);
-    dpt_err_clear();
+    if (is_ckpt)
+        describe_train(f, out);
+    print_text(f, path, G_CONFIG, "configuration", out);
+    if (is_ckpt)
+        print_text(f, path, D_HISTORY, "metrics (one line per epoch)", out);
 done:
     H5Fclose(f);
     return st;
