@@ -32,6 +32,8 @@ int dpt_kern_select(const char *name)
     return strcmp(dpt_ukernel_name, name) == 0;
 }
 
+/* Chooses the micro-kernel (DPT_KERNEL, else the best this CPU runs) unless one
+ * is chosen; every product calls it, so a library caller need not. */
 DptStatus dpt_kern_init(void)
 {
     if (!dpt_ukernel)
@@ -61,8 +63,7 @@ const char *dpt_kern_name(void)
 #ifdef DPT_USE_CBLAS
     return "cblas";
 #else
-    if (!dpt_ukernel)
-        dpt_ukernel_choose(getenv("DPT_KERNEL"));
+    dpt_kern_init();
     return dpt_ukernel_name;
 #endif
 }
@@ -198,8 +199,7 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
             }
         return;
     }
-    if (!dpt_ukernel)
-        dpt_ukernel_choose(getenv("DPT_KERNEL"));   /* a library caller need not call dpt_kern_init first */
+    dpt_kern_init();
     const size_t kcmax = o->Cq ? KC / o->block * o->block : KC;
     const size_t mr = (size_t)dpt_umr, nr = (size_t)dpt_unr, mcmax = (MC + mr - 1) / mr * mr, ncmax = NC / nr * nr;
     const int small = M * N * K < 32768;  /* not worth waking the team */
@@ -292,8 +292,7 @@ enum { SMALL_N = 16 };
 
 static int small_batch(size_t n)
 {
-    if (!dpt_ukernel)
-        dpt_ukernel_choose(getenv("DPT_KERNEL"));
+    dpt_kern_init();
     return dpt_ukernel_s && n <= SMALL_N && n <= (size_t)dpt_unr && n > 0;
 }
 
