@@ -1,0 +1,100 @@
+#!/bin/bash
+# 16-core host, one short pass (2026-11-27):
+#  A. issue 16: 1 rank x T threads vs PyTorch (its own BLAS) at T = 1..16, batch 1024, two rounds;
+#  B. issue 12: strong (1024) and weak (128/rank) at 1 and 16 ranks, phases; DDP at 1 and 16;
+#  C. the node's ceiling: 16 independent 1-thread processes (no MPI traffic), one per core,
+#     batch 64 and 128, against one alone: compute per step;
+#  D. deterministic vs default, 16 x 1 and 1 x 16 (2 interleaved rounds); E. 1-thread repeat x3.
+set -uo pipefail
+D=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$D/.." && pwd)
+O=${OUT:-/tmp/out}; mkdir -p "$O"
+exec > >(tee "$O/log.txt") 2>&1
+T0=$(date +%s)
+lscpu | grep -E 'Model name|^CPU\(s\)|Thread\(s\)|Core\(s\)|L3|MHz'
+mkdir -p /opt/inih && for f in "$D"/debs/libinih*.deb; do dpkg -x "$f" /opt/inih; done
+if ! command -v pkg-config >/dev/null; then
+  mkdir -p /opt/pkgconf; for f in "$D"/debs/*pkgconf*.deb; do dpkg -x "$f" /opt/pkgconf; done
+  export PATH=/opt/pkgconf/usr/bin:$PATH
+fi
+PC=/opt/inih/usr/lib/x86_64-linux-gnu/pkgconfig
+sed -i 's#^prefix=.*#prefix=/opt/inih/usr#' $PC/inih.pc
+export PKG_CONFIG_PATH=$PC LD_LIBRARY_PATH=/opt/inih/usr/lib/x86_64-linux-gnu:/opt/pkgconf/usr/lib/x86_64-linux-gnu
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+B=/tmp/dpt-build
+cmake -S "$ROOT" -B $B -DCMAKE_BUILD_TYPE=Release -DDPT_TESTS=OFF > "$O/cmake.txt" 2>&1 || { cat "$O/cmake.txt"; exit 1; }
+cmake --build $B -j16 --target dptrain > "$O/build.txt" 2>&1 || { tail -40 "$O/build.txt"; exit 1; }
+echo "built in $(( $(date +%s) - T0 )) s"
+DPT=$B/dptrain; $DPT --version | head -3
+python3 - <<'EOF'
+import numpy as np, h5py
+r = np.random.default_rng(1)
+with h5py.File('/tmp/rand.h5', 'w') as f:
+    f.create_dataset('train/x', data=r.random((32768, 784), dtype=np.float32))
+    f.create_dataset('train/y', data=r.integers(0, 10, 32768).astype(np.int32))
+EOF
+NET="--quiet --data /tmp/rand.h5 --layers 784,1024,1024,10 --hidden sigmoid --output softmax --cost cce --optimizer momentum --lr 0.1 --momentum 0.9 --epochs 1000"
+rate() { python3 -c "
+import json
+L=[json.loads(l) for l in open('$1') if l.strip()]; t=L[-1]['time']; s=L[-1]['step']
+print('%d samples/s; per step ms: compute %.2f reduce %.2f update %.2f' % (round(s*$2/sum(x['epoch_s'] for x in L)), 1e3*t['compute']['mean']/s, 1e3*t['allreduce']['mean']/s, 1e3*t['update']['mean']/s))"; }
+plain() {  # label threads batch steps [options]
+  local lab=$1 T=$2 Bt=$3 S=$4; shift 4; local m=/tmp/p-$lab.jsonl; rm -f "$m"
+  OMP_NUM_THREADS=$T timeout 60 $DPT train $NET --batch $Bt --max-steps $S --metrics "$m" "$@" </dev/null >/dev/null 2>"$O/$lab.err" \
+    && echo "$lab T=$T B=$Bt: $(rate "$m" $Bt)" || echo "$lab failed"; }
+mp() {  # label ranks threads batch steps [options]
+  local lab=$1 P=$2 T=$3 Bt=$4 S=$5; shift 5; local m=/tmp/m-$lab.jsonl; rm -f "$m"
+  local map="--map-by core --bind-to core"; [ "$T" -gt 1 ] && map="--map-by slot:PE=$T --bind-to core"
+  OMP_NUM_THREADS=$T timeout 60 mpirun -np $P $map -x LD_LIBRARY_PATH -x OMP_NUM_THREADS $DPT train $NET \
+    --batch $Bt --max-steps $S --metrics "$m" "$@" </dev/null >"$O/$lab.out" 2>&1 \
+    && echo "$lab ${P}x$T B=$Bt: $(rate "$m" $Bt)" || echo "$lab failed"; }
+torch_threads() {
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE timeout 90 python3 - <<'EOF'
+import time, torch
+cfg = torch.__config__.show()
+print("torch", torch.__version__, "MKL" if "USE_MKL=ON" in cfg else "", "BLAS_INFO=" + next((l.split("BLAS_INFO=")[1].split(",")[0] for l in cfg.splitlines() if "BLAS_INFO=" in l), "?"))
+for th in (1, 2, 4, 8, 16):
+    torch.set_num_threads(th); torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(784, 1024), torch.nn.Sigmoid(), torch.nn.Linear(1024, 1024),
+                              torch.nn.Sigmoid(), torch.nn.Linear(1024, 10))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9); lf = torch.nn.CrossEntropyLoss()
+    X = torch.rand(8192, 784); Y = torch.randint(0, 10, (8192,))
+    def step(i):
+        j = (i % 8) * 1024
+        opt.zero_grad(); lf(net(X[j:j + 1024]), Y[j:j + 1024]).backward(); opt.step()
+    for i in range(3): step(i)
+    t0 = time.perf_counter(); n = 0
+    while time.perf_counter() - t0 < 2.5: step(n); n += 1
+    print("torch T=%d B=1024: %d samples/s" % (th, round(n * 1024 / (time.perf_counter() - t0))), flush=True)
+EOF
+}
+echo "== A. threads (1 rank) vs PyTorch, batch 1024 (t=$(( $(date +%s) - T0 )))"
+for r in 1 2; do
+  for T in 1 2 4 8 16; do S=40; [ $T -le 2 ] && S=15; plain thr$r-$T $T 1024 $S; done
+  torch_threads
+done
+echo "== B. scaling, one thread per rank (t=$(( $(date +%s) - T0 )))"
+mp strong-1 1 1 1024 15; mp strong-16 16 1 1024 60; mp weak-1 1 1 128 100; mp weak-16 16 1 2048 100
+mp strong-16-mpi 16 1 1024 60 --reduce mpi
+sed "/# single process, threads/,$d" "$D/ddp_cpu_scaling.py" > /tmp/ddp_short.py
+cd /tmp && PS=1,16 OPENBLAS_NUM_THREADS=1 timeout 100 python3 ddp_short.py 2>"$O/ddp.err" | sed "s/^/ddp /"; cd "$ROOT"
+echo "== C. ceiling: independent processes, one per core (t=$(( $(date +%s) - T0 )))"
+for Bt in 64 128; do
+  plain alone-$Bt 1 $Bt 100
+  for i in $(seq 0 15); do
+    OMP_NUM_THREADS=1 taskset -c $i timeout 60 $DPT train $NET --batch $Bt --max-steps 100 --metrics /tmp/c-$Bt-$i.jsonl </dev/null >/dev/null 2>&1 &
+  done; wait
+  python3 -c "
+import json, statistics as st
+v=[]
+for i in range(16):
+    L=[json.loads(l) for l in open('/tmp/c-$Bt-%d.jsonl' % i) if l.strip()]; v.append(1e3*L[-1]['time']['compute']['mean']/L[-1]['step'])
+print('16 copies B=$Bt: compute ms/step median %.2f min %.2f max %.2f' % (st.median(v), min(v), max(v)))"
+done
+echo "== D. deterministic vs default (t=$(( $(date +%s) - T0 )))"
+for r in 1 2; do
+  mp def16-$r 16 1 1024 40; mp det16-$r 16 1 1024 40 --deterministic
+  mp def1x16-$r 1 16 1024 40; mp det1x16-$r 1 16 1024 40 --deterministic
+done
+echo "== E. the same 1-thread command three times (t=$(( $(date +%s) - T0 )))"
+for r in 1 2 3; do plain rep-$r 1 1024 15; done
+echo "all done at $(( $(date +%s) - T0 )) s"
