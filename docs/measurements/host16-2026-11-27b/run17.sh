@@ -67,16 +67,35 @@ for th in (1, 2, 4, 8, 16):
     print("torch T=%d B=1024: %d samples/s" % (th, round(n * 1024 / (time.perf_counter() - t0))), flush=True)
 EOF
 }
+# The four calls made on 2026-11-27: PARTS="A B ddp" (the DDP line then failed on an unquoted $d,
+# fixed below), PARTS="A2 ddp C" (C's 16 concurrent singletons hung: cut at the 420 s limit),
+# PARTS="D E" ROUNDS_D=1, PARTS="F".
+part_A() {
 echo "== A. threads (1 rank) vs PyTorch, batch 1024 (t=$(( $(date +%s) - T0 )))"
 for r in 1 2; do
   for T in 1 2 4 8 16; do S=40; [ $T -le 2 ] && S=15; plain thr$r-$T $T 1024 $S; done
   torch_threads
 done
+}
+part_B() {
 echo "== B. scaling, one thread per rank (t=$(( $(date +%s) - T0 )))"
 mp strong-1 1 1 1024 15; mp strong-16 16 1 1024 60; mp weak-1 1 1 128 100; mp weak-16 16 1 2048 100
 mp strong-16-mpi 16 1 1024 60 --reduce mpi
-sed "/# single process, threads/,$d" "$D/ddp_cpu_scaling.py" > /tmp/ddp_short.py
+}
+part_A2() {
+echo "== A2. micro-kernel avx512 vs avx2, 1 rank (t=$(( $(date +%s) - T0 )))"
+for r in 1 2; do
+  for K in avx512 avx2; do
+    DPT_KERNEL=$K plain k$r-$K-1 1 1024 15; DPT_KERNEL=$K plain k$r-$K-8 8 1024 40; DPT_KERNEL=$K plain k$r-$K-16 16 1024 40
+  done
+done
+DPT_KERNEL=avx2 mp strong16-avx2 16 1 1024 60; mp strong16-avx512 16 1 1024 60
+}
+part_ddp() {
+sed '/# single process, threads/,$d' "$D/ddp_cpu_scaling.py" > /tmp/ddp_short.py
 cd /tmp && PS=1,16 OPENBLAS_NUM_THREADS=1 timeout 100 python3 ddp_short.py 2>"$O/ddp.err" | sed "s/^/ddp /"; cd "$ROOT"
+}
+part_C() {
 echo "== C. ceiling: independent processes, one per core (t=$(( $(date +%s) - T0 )))"
 for Bt in 64 128; do
   plain alone-$Bt 1 $Bt 100
@@ -90,11 +109,24 @@ for i in range(16):
     L=[json.loads(l) for l in open('/tmp/c-$Bt-%d.jsonl' % i) if l.strip()]; v.append(1e3*L[-1]['time']['compute']['mean']/L[-1]['step'])
 print('16 copies B=$Bt: compute ms/step median %.2f min %.2f max %.2f' % (st.median(v), min(v), max(v)))"
 done
+}
+part_D() {
 echo "== D. deterministic vs default (t=$(( $(date +%s) - T0 )))"
-for r in 1 2; do
+for r in $(seq ${ROUNDS_D:-2}); do
   mp def16-$r 16 1 1024 40; mp det16-$r 16 1 1024 40 --deterministic
   mp def1x16-$r 1 16 1024 40; mp det1x16-$r 1 16 1024 40 --deterministic
 done
+}
+part_E() {
 echo "== E. the same 1-thread command three times (t=$(( $(date +%s) - T0 )))"
 for r in 1 2 3; do plain rep-$r 1 1024 15; done
+}
+part_F() {
+echo "== F. 1 thread: core 0 (default pin) vs core 9 vs unpinned"
+for r in 1 2; do
+  plain f$r-pin0 1 1024 15; taskset -c 9 bash -c "true" && { OMP_NUM_THREADS=1 taskset -c 9 $DPT train $NET --batch 1024 --max-steps 15 --metrics /tmp/f9-$r.jsonl </dev/null >/dev/null 2>&1; echo "f$r-core9: $(rate /tmp/f9-$r.jsonl 1024)"; }
+  OMP_PROC_BIND=false plain f$r-unpinned 1 1024 15
+done
+}
+for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
