@@ -187,7 +187,9 @@ static DptStatus read_tensor(hid_t f, const char *path, const char *name, float 
                          (unsigned long long)want[0], rank > 1 ? ", " : "", rank > 1 ? (unsigned long long)want[1] : 0ULL);
             goto done;
         }
-    if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
+    if (!dpt_h5_is_number(d, H5T_FLOAT))
+        st = dpt_err(DPT_EINPUT, "%s: /%s is not a float array", path, name);
+    else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
         st = dpt_err(DPT_EINPUT, "%s: cannot read /%s (checksum mismatch or damaged file)", path, name);
 done:
     H5Sclose(sp);

@@ -54,7 +54,7 @@ static DptStatus probe_x(hid_t f, const char *path, const char *split, DptSplitI
     info->n = (size_t)dims[0];
     info->d = (size_t)dims[1];
     H5T_class_t cls = H5Tget_class(tx);
-    if (cls == H5T_FLOAT) {
+    if (cls == H5T_FLOAT && dpt_h5_is_number(dx, H5T_FLOAT)) {
         info->x_u8 = 0;
     } else if (cls == H5T_INTEGER && H5Tget_size(tx) == 1 && H5Tget_sign(tx) == H5T_SGN_NONE) {
         info->x_u8 = 1;
@@ -68,7 +68,7 @@ static DptStatus probe_x(hid_t f, const char *path, const char *split, DptSplitI
         if (sc > 0)
             info->x_scale = (float)sc;
     } else {
-        st = dpt_err(DPT_EINPUT, "%s: /%s has an unsupported type; expected float32 or uint8", path, name);
+        st = dpt_err(DPT_EINPUT, "%s: /%s has an unsupported type; expected float32, float64 or uint8", path, name);
         goto done;
     }
     if (info->n == 0 || info->d == 0)
@@ -87,21 +87,20 @@ done:
 static DptStatus probe_y(hid_t f, const char *path, const char *split, DptSplitInfo *info)
 {
     DptStatus st = DPT_OK;
-    hid_t dy = H5I_INVALID_HID, sy = H5I_INVALID_HID, ty = H5I_INVALID_HID;
+    hid_t dy = H5I_INVALID_HID, sy = H5I_INVALID_HID;
     char name[256];
     ds_name(name, sizeof name, split, DS_Y);
     if (!dpt_h5_exists(f, name) || (dy = H5Dopen2(f, name, H5P_DEFAULT)) < 0)
         return dpt_err(DPT_EINPUT, "%s: missing dataset /%s", path, name);
     sy = H5Dget_space(dy);
-    ty = H5Dget_type(dy);
     int ry = H5Sget_simple_extent_ndims(sy);
     hsize_t ydims[2] = {0, 0};
     if (ry == 1 || ry == 2)
         H5Sget_simple_extent_dims(sy, ydims, NULL);
-    if (ry == 1 && H5Tget_class(ty) == H5T_INTEGER) {
+    if (ry == 1 && dpt_h5_is_number(dy, H5T_INTEGER)) {
         info->y_labels = 1;
         info->k = 0;
-    } else if (ry == 2 && H5Tget_class(ty) == H5T_FLOAT) {
+    } else if (ry == 2 && dpt_h5_is_number(dy, H5T_FLOAT)) {
         info->y_labels = 0;
         info->k = (size_t)ydims[1];
         if (info->k == 0)
@@ -112,7 +111,6 @@ static DptStatus probe_y(hid_t f, const char *path, const char *split, DptSplitI
     if (st == DPT_OK && (size_t)ydims[0] != info->n)
         st = dpt_err(DPT_EINPUT, "%s: /%s has %zu rows but /%s/%s has %zu", path, name, (size_t)ydims[0], split,
                      DS_X, info->n);
-    if (ty >= 0) H5Tclose(ty);
     if (sy >= 0) H5Sclose(sy);
     H5Dclose(dy);
     return st;

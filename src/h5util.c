@@ -85,6 +85,18 @@ int dpt_h5_exists(hid_t loc, const char *path)
     return H5Oexists_by_name(loc, path, H5P_DEFAULT) > 0;
 }
 
+int dpt_h5_is_number(hid_t obj, H5T_class_t cls)
+{
+    H5I_type_t kind = H5Iget_type(obj);
+    hid_t t = kind == H5I_DATASET ? H5Dget_type(obj) : kind == H5I_ATTR ? H5Aget_type(obj) : H5I_INVALID_HID;
+    if (t < 0)
+        return 0;
+    size_t sz = H5Tget_size(t);
+    int ok = H5Tget_class(t) == cls && sz >= 1 && sz <= 8;
+    H5Tclose(t);
+    return ok;
+}
+
 static DptStatus read_attr(hid_t obj, const char *name, hid_t mem_type, void *v, hssize_t want)
 {
     DptStatus st = DPT_OK;
@@ -93,8 +105,9 @@ static DptStatus read_attr(hid_t obj, const char *name, hid_t mem_type, void *v,
         return dpt_err(DPT_EINPUT, "missing attribute '%s'", name);
     a = H5Aopen(obj, name, H5P_DEFAULT);
     sp = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
-    if (a < 0 || sp < 0 || H5Sget_simple_extent_npoints(sp) != want || H5Aread(a, mem_type, v) < 0)
-        st = dpt_err(DPT_EINPUT, "attribute '%s' is unreadable or has the wrong size", name);
+    if (a < 0 || sp < 0 || H5Sget_simple_extent_npoints(sp) != want ||
+        !dpt_h5_is_number(a, H5Tget_class(mem_type)) || H5Aread(a, mem_type, v) < 0)
+        st = dpt_err(DPT_EINPUT, "attribute '%s' is unreadable or has the wrong size or type", name);
     if (sp >= 0) H5Sclose(sp);
     if (a >= 0) H5Aclose(a);
     return st;
@@ -121,6 +134,8 @@ DptStatus dpt_h5_read_attr_ints(hid_t obj, const char *name, int *v, int cap, in
     hssize_t np = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
     if (np < 1 || np > cap) {
         st = dpt_err(DPT_EINPUT, "attribute '%s' has %lld values; expected 1..%d", name, (long long)np, cap);
+    } else if (!dpt_h5_is_number(a, H5T_INTEGER)) {
+        st = dpt_err(DPT_EINPUT, "attribute '%s' is not an integer of 1 to 8 bytes", name);
     } else if (H5Aread(a, H5T_NATIVE_INT, v) < 0) {
         st = dpt_err(DPT_EINPUT, "attribute '%s' is unreadable", name);
     } else {
@@ -152,6 +167,12 @@ static DptStatus read_vlen_isolated(hid_t a, hid_t mt, const char *name, char *b
     }
     if (pid == 0) {
         close(fds[0]);
+        /* A damaged heap may crash the library here: die quietly, the parent
+         * reports it (the handlers inherited from MPI or a sanitizer would
+         * print a backtrace of the child). */
+        const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+        for (size_t i = 0; i < sizeof fatal / sizeof *fatal; i++)
+            signal(fatal[i], SIG_DFL);
         /* count strings, each sent with its terminating NUL */
         char **s = calloc(count, sizeof *s);
         char ok = s && H5Aread(a, mt, s) >= 0 ? 1 : 0;
@@ -498,8 +519,9 @@ static DptStatus read_vector(hid_t f, const char *path, const char *name, float 
     hid_t sp = ds >= 0 ? H5Dget_space(ds) : H5I_INVALID_HID;
     hsize_t dims[2] = {0, 0};
     int rank = sp >= 0 ? H5Sget_simple_extent_dims(sp, dims, NULL) : -1;
-    if (rank != 1 || dims[0] == 0 || dims[0] > ((hsize_t)1 << 31) || (*d && dims[0] != *d))
-        st = dpt_err(DPT_EINPUT, "%s: /%s: expected one value per feature, [%zu]", path, name, *d);
+    if (rank != 1 || dims[0] == 0 || dims[0] > ((hsize_t)1 << 31) || (*d && dims[0] != *d) ||
+        !dpt_h5_is_number(ds, H5T_FLOAT))
+        st = dpt_err(DPT_EINPUT, "%s: /%s: expected one float per feature, [%zu]", path, name, *d);
     else if (!(*v = malloc((size_t)dims[0] * sizeof **v)))
         st = dpt_err(DPT_ENOMEM, "%s: out of memory for /%s", path, name);
     else if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, *v) < 0)

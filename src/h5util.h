@@ -27,6 +27,11 @@ DptStatus dpt_h5_open_read(const char *path, hid_t *f);
 DptStatus dpt_h5_open_image(const void *buf, size_t len, hid_t *f);
 /* Does the object at `path` (a/b/c, relative to loc) exist? */
 int dpt_h5_exists(hid_t loc, const char *path);
+/* Is the type of dataset or attribute obj an integer or a float (cls) of 1 to
+ * 8 bytes? A damaged file can claim any size, and HDF5 then allocates
+ * conversion buffers of that size per element (found by fuzzing: an
+ * "integer" of 4 GB per value). */
+int dpt_h5_is_number(hid_t obj, H5T_class_t cls);
 
 DptStatus dpt_h5_read_attr_double(hid_t obj, const char *name, double *v);
 DptStatus dpt_h5_read_attr_int64(hid_t obj, const char *name, int64_t *v);

@@ -16,6 +16,7 @@ echo "this is not HDF5" > "$T/text.h5"
 : > "$T/empty.h5"
 mkdir "$T/dir.h5"
 G="$T/good.h5"
+R=$(cd "$(dirname "$0")" && pwd)   # a fuzz-found file: /train/y claims integers of 4 GB each
 TRAIN="train --quiet --epochs 1 --layers 2,3"
 
 # status | fragment | arguments
@@ -27,7 +28,8 @@ CASES=$(cat <<CASES_END
 3|no group /train|$TRAIN --data $T/no-train.h5
 3|missing dataset /train/y|$TRAIN --data $T/no-labels.h5
 3|/train/x has rank 3; expected a 2-D array|$TRAIN --data $T/wrong-rank.h5
-3|/train/x has an unsupported type; expected float32 or uint8|$TRAIN --data $T/wrong-type.h5
+3|/train/x has an unsupported type; expected float32, float64 or uint8|$TRAIN --data $T/wrong-type.h5
+3|/train/y must be [N] integer labels or [N, K] float targets|$TRAIN --data $R/fuzz/regressions/hdf5/oom-integer-of-4gb
 3|/train/x is empty (0 rows|$TRAIN --data $T/zero-rows.h5
 3|/train/y has 3 rows but /train/x has 4|$TRAIN --data $T/mismatched.h5
 3|/train/y row 2 has label 7; expected 0..2|$TRAIN --data $T/labels-out-of-range.h5
