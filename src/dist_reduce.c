@@ -16,8 +16,9 @@
  *      the ranks that finished backprop sum the buckets the others have
  *      declared while those still compute. Across nodes slice j belongs to
  *      node rank j, which allreduces it with the owners of slice j on the
- *      other nodes (hierarchical), in bucket order, during backprop (at
- *      each declared bucket) and at the end;
+ *      other nodes (hierarchical), in bucket order: started without
+ *      blocking during backprop (at each declared bucket), tested at the
+ *      next ones, finished at the end;
  *   3. every rank reads the result once every slice is done.
  * The step numbers order everything: a rank overwrites its region only after
  * all slices of the previous step were summed (it saw them done), and a
@@ -58,6 +59,8 @@ struct DptReducer {
     int world_size;
     MPI_Request req[MAX_BUCKETS];/* the flat path with buckets: one MPI_Iallreduce each */
     int n_req;
+    MPI_Request xreq[MAX_BUCKETS];/* across nodes: bucket b's own slice in flight, for b in [x_first, next) */
+    int x_first;
 };
 
 static int64_t *ready_flag(DptReducer *r, int b, int rank)
@@ -161,10 +164,11 @@ static void sum_slice(DptReducer *r, int b, int slice)
             }
         }
     }
-    if (r->cross != MPI_COMM_NULL && z > a)
-        MPI_Allreduce(MPI_IN_PLACE, r->result + a * r->elem, (int)(z - a), r->is_int ? MPI_INT64_T : MPI_FLOAT,
-                      MPI_SUM, r->cross);
-    __atomic_add_fetch(counter(r, 1, b), 1, __ATOMIC_RELEASE);
+    if (r->cross != MPI_COMM_NULL)   /* counted done when it completes (progress_owned) */
+        MPI_Iallreduce(MPI_IN_PLACE, r->result + a * r->elem, (int)(z - a), r->is_int ? MPI_INT64_T : MPI_FLOAT,
+                       MPI_SUM, r->cross, &r->xreq[b]);
+    else
+        __atomic_add_fetch(counter(r, 1, b), 1, __ATOMIC_RELEASE);
 }
 
 DptStatus dpt_dist_reducer_init(DptReducer **out, const DptDist *d, size_t n, int is_int, const size_t *bucket_ends,
@@ -249,22 +253,38 @@ void *dpt_dist_reducer_begin(DptReducer *r)
      * no one reads this rank's region any more. */
     r->gen++;
     r->next = 0;
+    r->x_first = 0;
     return r->mine;
 }
 
 /* Across nodes: this rank's own slice of the buckets that every node rank
- * has declared, in bucket order (the per-slice allreduces must come in the
- * same order on every node); with wait, all of them. */
+ * has declared, summed and its allreduce started, in bucket order (the
+ * per-slice allreduces must start in the same order on every node); then the
+ * ones in flight tested (Open MPI moves them only inside MPI calls), each
+ * counted done as it completes. With wait: all of them, to the end. The
+ * allreduces are non-blocking so that backprop never waits here for another
+ * node to reach the same bucket. */
 static void progress_owned(DptReducer *r, int wait)
 {
     while (r->next < r->n_buckets && (r->next < r->declared || wait)) {
         if (!all_ready(r, r->next)) {
             if (!wait)
-                return;
+                break;
             wait_ready(r, r->next);
         }
         sum_slice(r, r->next, r->node_rank);
         r->next++;
+    }
+    while (r->x_first < r->next) {
+        int complete = 1;
+        if (wait)
+            MPI_Wait(&r->xreq[r->x_first], MPI_STATUS_IGNORE);
+        else
+            MPI_Test(&r->xreq[r->x_first], &complete, MPI_STATUS_IGNORE);
+        if (!complete)
+            break;
+        __atomic_add_fetch(counter(r, 1, r->x_first), 1, __ATOMIC_RELEASE);
+        r->x_first++;
     }
 }
 

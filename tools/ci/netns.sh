@@ -76,14 +76,25 @@ fi
 # interleaved rounds; samples/s of each, and the allreduce wait per step.
 if [ -n "${HIER_TIMING:-}" ]; then
     TRUN=(--data "$T/d.h5" --layers 16,1024,1024,4 --batch 256 --epochs 1 --max-steps 100 --quiet)
+    # HIER_VARIANTS: shm (hierarchical, overlap auto), shm-no-overlap, mpi (flat).
     for round in 1 2 3; do
-        for red in shm mpi; do
+        for red in ${HIER_VARIANTS:-shm mpi}; do
+            opts=(--reduce "${red%%-*}"); [ "$red" = shm-no-overlap ] && opts+=(--no-overlap)
             ip netns exec "$PFX-n1" mpirun -np $((2 * NODES)) --host "$HOSTS2" "${HIER_NET[@]}" \
-                "$DPTRAIN" train "${TRUN[@]}" --reduce $red --metrics "$T/t-$red.jsonl" </dev/null
+                "$DPTRAIN" train "${TRUN[@]}" "${opts[@]}" --metrics "$T/t-$red.jsonl" </dev/null
             python3 -c "
 import json; e=[json.loads(l) for l in open('$T/t-$red.jsonl')][-1]
 print('timing round $round $red: %.0f samples/s, allreduce wait %.2f ms/step, compute %.2f ms/step' % (e['samples_per_s'], 1e3 * e['time']['allreduce']['mean'] / e['step'], 1e3 * e['time']['compute']['mean'] / e['step']))"
         done
+    done
+    # The reduction alone: MPI_Allreduce (flat) against shared memory + per-slice allreduce
+    # (hierarchical), the same floats, each rep from a barrier.
+    for round in 1 2 3; do
+        ip netns exec "$PFX-n1" mpirun -np $((2 * NODES)) --host "$HOSTS2" "${HIER_NET[@]}" \
+            "$T/bench_allreduce" 20 16 </dev/null > "$T/hier-bench.json"
+        python3 -c "
+import json; d=json.load(open('$T/hier-bench.json'))
+print('reduction round $round, $NODES hosts x 2 ranks, flat / hierarchical us: ' + ', '.join('%s %.0f / %.0f (%.2fx)' % (s.get('name') or '%d KiB' % (s['bytes'] // 1024), s['bare_us'], s['shm_us'], s['bare_us'] / s['shm_us']) for s in d['sizes']))"
     done
 fi
 
