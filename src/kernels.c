@@ -261,6 +261,19 @@ void dpt_kern_weight_grad_fixed(int64_t *restrict dWq, int accumulate, double sc
     gemm_run(&o, D, 1, out, A, in, 1, out, in, n);
 }
 
+void dpt_kern_fixed_to_float(float *restrict dst, const int64_t *restrict q, size_t n, double inv_scale)
+{
+    dpt_kern_init();
+    enum { PIECE = 16384 };
+    const size_t pieces = (n + PIECE - 1) / PIECE;
+    /* Race-free: each piece of dst is written by one thread. */
+#pragma omp parallel for schedule(static) if (pieces > 4)
+    for (size_t p = 0; p < pieces; p++) {
+        size_t a = p * PIECE, z = a + PIECE < n ? a + PIECE : n;
+        dpt_fixed_to_float(dst + a, q + a, z - a, inv_scale);
+    }
+}
+
 void dpt_kern_bias_grad_fixed(int64_t *restrict dbq, int accumulate, double scale, const float *restrict D,
                               size_t n, size_t out, size_t block)
 {

@@ -283,24 +283,47 @@ static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t corr
     }
 }
 
-/* The reduced integers q back to float sums (s->grad); the step's result. */
+/* Deterministic mode: the elements [a0, a1) of the tensor at [t0, t1), scale
+ * 1/inv, that fall in [lo, hi), from the reduced integers into s->avg. */
+static void to_float_part(DptStep *s, size_t t0, size_t t1, double scale, size_t lo, size_t hi)
+{
+    size_t a0 = t0 > lo ? t0 : lo, a1 = t1 < hi ? t1 : hi;
+    if (a0 < a1)
+        dpt_kern_fixed_to_float(s->avg + a0, s->q + a0, a1 - a0, 1.0 / scale);
+}
+
+/* Deterministic mode: the reduced sums [lo, hi) back to float (s->avg): only
+ * what this rank needs (its slice of a shared model, or all). */
+static void fixed_to_float(DptStep *s, size_t lo, size_t hi)
+{
+    if (!s->deterministic || (lo >= s->conv_lo && hi <= s->conv_hi))
+        return;
+    const DptArch *a = s->arch;
+    for (int l = 0; l < a->n_layers; l++) {
+        size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
+        to_float_part(s, a->w_off[l], a->w_off[l] + in * out, s->scales[2 * l], lo, hi);
+        to_float_part(s, a->b_off[l], a->b_off[l] + out, s->scales[2 * l + 1], lo, hi);
+    }
+    s->conv_lo = lo;
+    s->conv_hi = hi;
+}
+
+const float *dpt_step_sums(DptStep *s)
+{
+    fixed_to_float(s, 0, s->arch->n_params);
+    return s->grad;
+}
+
+/* The step's result from the reduced integers q; the sums themselves are
+ * turned into floats (s->grad) by whoever needs them, for the elements
+ * needed (fixed_to_float). */
 static DptStepResult from_fixed_point(DptStep *s, const int64_t *q)
 {
     const DptArch *a = s->arch;
     const int L = a->n_layers;
     const int64_t *cq = q + a->n_params;
-    for (int l = 0; l < L; l++) {
-        size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
-        double iw = 1.0 / s->scales[2 * l], ib = 1.0 / s->scales[2 * l + 1];
-        const int64_t *qw = q + a->w_off[l], *qb = q + a->b_off[l];
-        float *gw = s->avg + a->w_off[l], *gb = s->avg + a->b_off[l];
-        /* Race-free: element i is written by one thread. */
-#pragma omp parallel for schedule(static) if (in * out > 65536)
-        for (size_t i = 0; i < in * out; i++)
-            gw[i] = (float)((double)qw[i] * iw);
-        for (size_t o = 0; o < out; o++)
-            gb[o] = (float)((double)qb[o] * ib);
-    }
+    s->q = q;
+    s->conv_lo = s->conv_hi = 0;
     s->grad = s->avg;
     DptStepResult r;
     r.count = (double)cq[Q_COUNT];
@@ -362,6 +385,7 @@ float dpt_step_average(DptStep *s, const DptStepResult *r, double clip_norm, dou
 {
     const DptArch *a = s->arch;
     const float cnt = (float)r->count;
+    fixed_to_float(s, clip_norm > 0 ? 0 : lo, clip_norm > 0 ? a->n_params : hi);
     if (clip_norm == 0 && decay_per_sample == 0)
         return cnt;   /* fused into the optimiser's pass: g / cnt there, the same rounding */
     const float *sum = s->grad;

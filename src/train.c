@@ -353,7 +353,7 @@ static DptStatus run_steps(Run *r)
         /* The trace sees the reduced sums before the update averages them. */
         r->traced = r->trace && dpt_trace_wants(r->trace, r->global_step + 1);
         if (r->traced)
-            dpt_trace_grads(r->trace, r->global_step + 1, res.loss / res.count, t->step.grad, res.count);
+            dpt_trace_grads(r->trace, r->global_step + 1, res.loss / res.count, dpt_step_sums(&t->step), res.count);
         DPT_TRY(update(r, &res));
         DPT_TRY(after_step(r, &res));
         if (r->stopped || r->reached_max)

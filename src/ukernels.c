@@ -266,6 +266,38 @@ static void fixed_store_avx2(int64_t *restrict c, const float *restrict t, size_
 
 DptFixedFn dpt_fixed_add = fixed_add_generic, dpt_fixed_set = fixed_store;
 
+static void to_float_generic(float *restrict dst, const int64_t *restrict q, size_t n, double inv)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (float)((double)q[i] * inv);
+}
+
+#ifdef DPT_X86
+/* AVX2 has no int64 -> double conversion: each value is split into its high
+ * (signed) and low (unsigned) 32 bits, each placed exactly in a double's
+ * mantissa with a magic exponent, and the two recombined by one addition,
+ * which rounds once: the correctly rounded (double)q, as cvtsi2sd gives it. */
+__attribute__((target("avx2")))
+static void to_float_avx2(float *restrict dst, const int64_t *restrict q, size_t n, double inv)
+{
+    const __m256i lo_magic = _mm256_set1_epi64x(0x4330000000000000LL);              /* 2^52 */
+    const __m256i hi_magic = _mm256_set1_epi64x(0x4530000080000000LL);              /* 2^84 + 2^63 */
+    const __m256d all_magic = _mm256_castsi256_pd(_mm256_set1_epi64x(0x4530000080100000LL)); /* + 2^52 */
+    const __m256d vinv = _mm256_set1_pd(inv);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(q + i));
+        __m256d lo = _mm256_castsi256_pd(_mm256_blend_epi32(lo_magic, v, 0x55));      /* 2^52 + low */
+        __m256d hi = _mm256_castsi256_pd(_mm256_xor_si256(_mm256_srli_epi64(v, 32), hi_magic));
+        __m256d d = _mm256_add_pd(_mm256_sub_pd(hi, all_magic), lo);
+        _mm_storeu_ps(dst + i, _mm256_cvtpd_ps(_mm256_mul_pd(d, vinv)));
+    }
+    to_float_generic(dst + i, q + i, n - i, inv);
+}
+#endif
+
+DptToFloatFn dpt_fixed_to_float = to_float_generic;
+
 /* Any micro-kernel, then the conversion row by row. */
 static void ufixed_generic(size_t kc, const float *restrict a, const float *restrict b, int64_t *restrict q,
                            size_t ldq, int add, double scale, float lim, float *restrict tile)
@@ -305,6 +337,7 @@ void dpt_ukernel_choose(const char *force)
     int has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     dpt_fixed_add = fixed_add_generic;
     dpt_fixed_set = fixed_store;
+    dpt_fixed_to_float = to_float_generic;
     dpt_ufixed = ufixed_generic;
     dpt_ukernel_s = NULL;
     dpt_umr = MR;
@@ -314,6 +347,7 @@ void dpt_ukernel_choose(const char *force)
     if (has2) {
         dpt_fixed_add = fixed_add_avx2;
         dpt_fixed_set = fixed_store_avx2;
+        dpt_fixed_to_float = to_float_avx2;
     }
     if (has512 && !(force && strcmp(force, "avx2") == 0)) {
         dpt_ukernel = ukernel_avx512;

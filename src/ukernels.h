@@ -49,6 +49,9 @@ extern DptUFixed dpt_ufixed;
 extern int dpt_umr, dpt_unr;          /* the chosen kernel's tile */
 extern const char *dpt_ukernel_name;
 extern DptFixedFn dpt_fixed_add, dpt_fixed_set;
+/* dst[i] = (float)((double)q[i] * inv) (see dpt_kern_fixed_to_float). */
+typedef void (*DptToFloatFn)(float *restrict dst, const int64_t *restrict q, size_t n, double inv);
+extern DptToFloatFn dpt_fixed_to_float;
 
 /* Chooses the best micro-kernel this CPU runs, or force ("generic",
  * "avx2", "avx512") where it can. */

@@ -178,6 +178,49 @@ static void test_fixed_point_rounding(void **state)
     free(D); free(A); free(G); free(q);
 }
 
+/* The fixed-point sums back to float: every kernel gives, bit for bit, the
+ * scalar (float)((double)q * inv), over the whole int64 range (values near
+ * powers of two, where the rounding to double and then to float decides,
+ * negative ones, the extremes) and for scales from 1 to 2^-62; lengths that
+ * are not multiples of the vector width. */
+static void test_fixed_to_float_bitwise(void **state)
+{
+    (void)state;
+    enum { N = 1027 };
+    int64_t *q = malloc(N * sizeof *q);
+    float *got = malloc(N * sizeof *got);
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < N; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int e = (int)(i % 63);
+        int64_t v = (int64_t)(x >> (63 - e));                    /* about 2^e */
+        if (i % 5 == 1)
+            v = ((int64_t)1 << e) + (int64_t)(x % 7) - 3;        /* near a power of two */
+        q[i] = i % 2 ? -v : v;
+    }
+    q[0] = INT64_MAX;
+    q[1] = INT64_MIN + 1;
+    q[2] = 0;
+    q[3] = ((int64_t)1 << 53) + 1;                               /* not exact in double */
+    q[4] = -(((int64_t)1 << 62) + ((int64_t)1 << 38) + 1);
+    const double inv[] = {1.0, 0x1p-20, 0x1p-51, 0x1p-62};
+    for (int kk = 0; kk < 3; kk++) {
+        if (!dpt_kern_select(kernels[kk]))
+            continue;
+        for (int si = 0; si < 4; si++)
+            for (size_t n = N - 4; n <= N; n++) {
+                dpt_kern_fixed_to_float(got, q, n, inv[si]);
+                for (size_t i = 0; i < n; i++) {
+                    float want = (float)((double)q[i] * inv[si]);
+                    assert_memory_equal(&got[i], &want, sizeof want);
+                }
+            }
+    }
+    dpt_kern_select("avx512");
+    free(q);
+    free(got);
+}
+
 /* The vector micro-kernels (AVX2's 6 x 16 tile, AVX-512's 8 x 32) compute
  * every element as the same chain of fused multiply-adds, k ascending from
  * zero within each slab of 256, the slabs' sums added in order: bitwise
@@ -321,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_thread_and_row_invariance),
         cmocka_unit_test(test_fixed_point_weight_grad),
         cmocka_unit_test(test_fixed_point_rounding),
+        cmocka_unit_test(test_fixed_to_float_bitwise),
         cmocka_unit_test(test_fma_chain_bitwise),
         cmocka_unit_test(test_small_batch_bitwise),
         cmocka_unit_test(test_activations),

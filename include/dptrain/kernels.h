@@ -86,6 +86,12 @@ void dpt_kern_weight_grad_fixed(int64_t *restrict dWq, int accumulate, double sc
 void dpt_kern_bias_grad_fixed(int64_t *restrict dbq, int accumulate, double scale, const float *restrict D,
                               size_t n, size_t out, size_t block);
 
+/* dst[i] = (float)((double)q[i] * inv_scale) for i < n: the fixed-point sums
+ * back to float (the int64 rounded to double, the power of two applied, then
+ * rounded to float), vectorised where the CPU can; bitwise the scalar
+ * expression. */
+void dpt_kern_fixed_to_float(float *restrict dst, const int64_t *restrict q, size_t n, double inv_scale);
+
 /* A[n,m] := f(A) in place; softmax is taken over each row. */
 void dpt_kern_activate(float *restrict A, DptAct f, size_t n, size_t m);
 /* D[n,m] *= f'(z), expressed through the activation a = f(z) (sigmoid: a(1-a),

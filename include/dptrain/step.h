@@ -46,6 +46,8 @@ typedef struct {
     DptReducer *red;         /* the reduction: floats, or int64 in deterministic mode */
     float *sum;              /* default mode: this step's contribution [n_params + control words] */
     int64_t *sumq;           /* deterministic: this step's fixed-point contribution */
+    const int64_t *q;        /* deterministic: the reduced fixed-point sums, turned into floats on demand */
+    size_t conv_lo, conv_hi; /* deterministic: the elements of q already in avg */
     const float *grad;       /* the reduced gradient: sums, after dpt_step_average the averages */
     float *avg;              /* [n_params] averages (and deterministic mode's sums back in float) */
     double *scales;          /* deterministic: [2L + 1] per-tensor scales (W_l, b_l, loss) */
@@ -82,6 +84,12 @@ void dpt_step_free(DptStep *s);
  * compute and reduction in tm. Collective. */
 DptStepResult dpt_step_gradient(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx,
                                 size_t cnt, int stop, DptTimers *tm);
+
+/* The reduced sums of every element (s->grad), for those who read them all
+ * before dpt_step_average (the trace); in deterministic mode this converts
+ * all of them from fixed point, which dpt_step_average otherwise does for its
+ * range only. */
+const float *dpt_step_sums(DptStep *s);
 
 /* Turns the reduced sums into the averaged gradient (s->grad := s->avg) for
  * elements [lo, hi), those this rank updates: divides by the count, clips
