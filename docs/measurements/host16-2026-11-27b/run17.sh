@@ -69,7 +69,7 @@ EOF
 }
 # The four calls made on 2026-11-27: PARTS="A B ddp" (the DDP line then failed on an unquoted $d,
 # fixed below), PARTS="A2 ddp C" (C's 16 concurrent singletons hung: cut at the 420 s limit),
-# PARTS="D E" ROUNDS_D=1, PARTS="F".
+# PARTS="D E" ROUNDS_D=1, PARTS="F"; after the sliced fixed-point conversion: PARTS="D16 BIT".
 part_A() {
 echo "== A. threads (1 rank) vs PyTorch, batch 1024 (t=$(( $(date +%s) - T0 )))"
 for r in 1 2; do
@@ -127,6 +127,17 @@ for r in 1 2; do
   plain f$r-pin0 1 1024 15; taskset -c 9 bash -c "true" && { OMP_NUM_THREADS=1 taskset -c 9 $DPT train $NET --batch 1024 --max-steps 15 --metrics /tmp/f9-$r.jsonl </dev/null >/dev/null 2>&1; echo "f$r-core9: $(rate /tmp/f9-$r.jsonl 1024)"; }
   OMP_PROC_BIND=false plain f$r-unpinned 1 1024 15
 done
+}
+part_D16() {
+echo "== D16. deterministic vs default after the sliced conversion (t=$(( $(date +%s) - T0 )))"
+for r in 1 2; do mp def16-$r 16 1 1024 40; mp det16-$r 16 1 1024 40 --deterministic; done
+mp def1x16 1 16 1024 40; mp det1x16 1 16 1024 40 --deterministic
+}
+part_BIT() {
+echo "== BIT. deterministic models bitwise across layouts (t=$(( $(date +%s) - T0 )))"
+for L in 1x16 4x4 16x1; do P=${L%x*}; T=${L#*x}; mp bit-$L $P $T 1024 10 --deterministic --save /tmp/bit-$L.h5; done
+$DPT compare /tmp/bit-1x16.h5 /tmp/bit-4x4.h5; echo "compare 1x16 4x4: $?"
+$DPT compare /tmp/bit-1x16.h5 /tmp/bit-16x1.h5; echo "compare 1x16 16x1: $?"
 }
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
