@@ -160,17 +160,18 @@ static DptStatus cmd_train(int argc, char **argv, const DptDist *d)
     DptConfig cfg;
     dpt_config_defaults(&cfg);
     DptStatus st = dpt_dist_agree(d, dpt_config_parse(&cfg, argc, argv), NULL);
-    if (st != DPT_OK)
-        return st;
-    dpt_log_init(d->rank, d->world_size, cfg.quiet, cfg.progress);
-    if (cfg.print_config) {
+    if (st == DPT_OK)
+        dpt_log_init(d->rank, d->world_size, cfg.quiet, cfg.progress);
+    if (st == DPT_OK && cfg.print_config) {
         char text[8192];
         dpt_config_format(&cfg, text, sizeof text);
         if (d->rank == 0)
             fputs(text, stdout);
-        return DPT_OK;
+    } else if (st == DPT_OK) {
+        st = dpt_train_run(&cfg, d, NULL, NULL);
     }
-    return dpt_train_run(&cfg, d, NULL, NULL);
+    dpt_config_free(&cfg);
+    return st;
 }
 
 static DptStatus cmd_eval_predict(int argc, char **argv, const DptDist *d, int predict)

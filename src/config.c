@@ -78,9 +78,16 @@ static const Option options[] = {
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
+struct DptConfigString {
+    DptConfigString *next;
+    char s[];
+};
+
 void dpt_config_defaults(DptConfig *c)
 {
     memset(c, 0, sizeof *c);
+    c->config = c->data = c->init_from = c->save = c->metrics = "";
+    c->checkpoint_dir = c->resume = c->trace = c->trace_params = "";
     c->hidden = DPT_ACT_SIGMOID;
     c->output = DPT_ACT_SOFTMAX;
     c->cost = DPT_COST_CCE;
@@ -105,6 +112,34 @@ void dpt_config_defaults(DptConfig *c)
     c->keep = 3;
     c->signal_grace = 30.0;
     c->trace_every = 1;
+}
+
+void dpt_config_free(DptConfig *c)
+{
+    for (DptConfigString *s = c->strings, *next; s; s = next) {
+        next = s->next;
+        free(s);
+    }
+    c->strings = NULL;
+    /* No field points to freed memory: every text value is "" again. */
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (options[i].type == T_STR)
+            *(const char **)((char *)c + options[i].offset) = "";
+    c->config = "";
+}
+
+/* *field := a copy of v that c owns. */
+static DptStatus set_string(DptConfig *c, const char **field, const char *v)
+{
+    size_t n = strlen(v) + 1;
+    DptConfigString *s = malloc(sizeof *s + n);
+    if (!s)
+        return dpt_err(DPT_ENOMEM, "out of memory for an option's value");
+    memcpy(s->s, v, n);
+    s->next = c->strings;
+    c->strings = s;
+    *field = s->s;
+    return DPT_OK;
 }
 
 /* Edit distance between a[0..la) and b (small strings). */
@@ -214,8 +249,7 @@ static DptStatus set_option(DptConfig *c, const Option *o, const char *v)
             return dpt_err(DPT_EUSAGE, "--%s: value longer than %d characters", o->name, DPT_PATH_MAX - 1);
         if (v[0] == '\0')
             return dpt_err(DPT_EUSAGE, "--%s: empty value", o->name);
-        strcpy(field, v);
-        return DPT_OK;
+        return set_string(c, (const char **)field, v);
     case T_INT:
         return parse_int(o->name, v, (int64_t *)field);
     case T_DOUBLE: {
@@ -360,8 +394,7 @@ DptStatus dpt_config_load_ini(DptConfig *c, const char *path)
         return ctx.st;
     if (line != 0)
         return dpt_err(DPT_EUSAGE, "%s:%d: syntax error; expected 'key = value'", path, line);
-    snprintf(c->config, sizeof c->config, "%s", path);
-    return DPT_OK;
+    return set_string(c, &c->config, path);
 }
 
 #else
@@ -373,6 +406,14 @@ DptStatus dpt_config_load_ini(DptConfig *c, const char *path)
 }
 
 #endif
+DptStatus dpt_config_set(DptConfig *c, const char *name, const char *value)
+{
+    const Option *o = find_option(name, strlen(name));
+    if (!o)
+        return dpt_err(DPT_EUSAGE, "unknown option '--%s'%s", name, suggestion(name, strlen(name)));
+    return set_option(c, o, value);
+}
+
 DptStatus dpt_config_parse(DptConfig *c, int argc, char **argv)
 {
     /* The file first, so that the command line overrides it. */
@@ -512,8 +553,8 @@ size_t dpt_config_format(const DptConfig *c, char *buf, size_t len)
         const char *field = (const char *)c + o->offset;
         switch (o->type) {
         case T_STR:
-            if (field[0])
-                OUT("%s = %s\n", o->name, field);
+            if ((*(const char *const *)field)[0])
+                OUT("%s = %s\n", o->name, *(const char *const *)field);
             break;
         case T_INT: OUT("%s = %lld\n", o->name, (long long)*(const int64_t *)field); break;
         case T_DOUBLE: {

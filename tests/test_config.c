@@ -48,6 +48,41 @@ static void test_command_line(void **state)
     assert_int_equal(c.seed, 7);
 }
 
+/* Text values are copies the configuration owns, allocated to their size:
+ * unchanged when the caller's buffer changes, replaced when set again, all
+ * "" after dpt_config_free; one length limit and a clear error past it. */
+static void test_text_values_owned(void **state)
+{
+    (void)state;
+    DptConfig c;
+    dpt_config_defaults(&c);
+    assert_string_equal(c.save, "");
+    assert_string_equal(c.trace_params, "");
+    char v[32] = "first.h5";
+    assert_int_equal(dpt_config_set(&c, "save", v), DPT_OK);
+    strcpy(v, "changed");
+    assert_string_equal(c.save, "first.h5");
+    assert_int_equal(dpt_config_set(&c, "save", "second.h5"), DPT_OK);
+    assert_int_equal(dpt_config_set(&c, "checkpoint-dir", "runs/a"), DPT_OK);
+    assert_string_equal(c.save, "second.h5");
+    assert_string_equal(c.checkpoint_dir, "runs/a");
+    char *long_path = malloc(DPT_PATH_MAX + 1);
+    memset(long_path, 'a', DPT_PATH_MAX);
+    long_path[DPT_PATH_MAX] = '\0';
+    dpt_err_clear();
+    assert_int_equal(dpt_config_set(&c, "data", long_path), DPT_EUSAGE);
+    assert_non_null(strstr(dpt_err_message(), "--data: value longer than 1023 characters"));
+    free(long_path);
+    dpt_err_clear();
+    assert_int_equal(dpt_config_set(&c, "sav", "x.h5"), DPT_EUSAGE);
+    assert_non_null(strstr(dpt_err_message(), "unknown option '--sav'"));
+    dpt_err_clear();
+    dpt_config_free(&c);
+    assert_null(c.strings);
+    assert_string_equal(c.save, "");
+    assert_string_equal(c.checkpoint_dir, "");
+}
+
 static void test_bad_values(void **state)
 {
     (void)state;
@@ -135,6 +170,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_command_line),
+        cmocka_unit_test(test_text_values_owned),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_ini_file),
     };

@@ -23,7 +23,7 @@ static char data_path[512];
 static void base_config(DptConfig *c)
 {
     dpt_config_defaults(c);
-    snprintf(c->data, sizeof c->data, "%s", data_path);
+    assert_int_equal(dpt_config_set(c, "data", data_path), DPT_OK);
     c->n_sizes = 3;
     c->sizes[0] = 6;
     c->sizes[1] = 7;
@@ -324,15 +324,17 @@ static void test_resume_equivalence(void **state)
     DptStatus st[6];
     for (int det = 0; det < 2; det++) {
         c.deterministic = det;
-        c.checkpoint_dir[0] = c.resume[0] = '\0';
+        c.checkpoint_dir = c.resume = "";
         c.max_steps = 0;
         float *straight = NULL, *resumed = NULL;
         st[3 * det] = dpt_train_run(&c, &dist, NULL, &straight);
-        snprintf(c.checkpoint_dir, sizeof c.checkpoint_dir, "%s-%d", dir, det);
+        char ckdir[512];
+        snprintf(ckdir, sizeof ckdir, "%s-%d", dir, det);
+        assert_int_equal(dpt_config_set(&c, "checkpoint-dir", ckdir), DPT_OK);
         c.max_steps = 11; /* epoch 2, step 3 */
         st[3 * det + 1] = dpt_train_run(&c, &dist, NULL, NULL);
         c.max_steps = 0;
-        snprintf(c.resume, sizeof c.resume, "latest");
+        assert_int_equal(dpt_config_set(&c, "resume", "latest"), DPT_OK);
         if (det) {
             /* the second half on rank 0 alone */
             if (dpt_dist_subset(&dist, 1))
@@ -345,7 +347,7 @@ static void test_resume_equivalence(void **state)
             same[det] = memcmp(straight, resumed, n_params() * sizeof(float)) == 0;
         free(straight);
         free(resumed);
-        c.resume[0] = '\0';
+        c.resume = "";
     }
     if (world_rank == 0) {
         assert_int_equal(system(cmd), 0);

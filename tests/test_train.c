@@ -44,9 +44,9 @@ static void test_single_neuron_momentum(void **state)
     write_model(tu_path("neuron0.h5"), sizes, 2, DPT_ACT_SIGMOID, DPT_ACT_SIGMOID, DPT_COST_MSE, p);
     DptConfig c;
     dpt_config_defaults(&c);
-    snprintf(c.data, sizeof c.data, "%s", tu_path("neuron.h5"));
-    snprintf(c.init_from, sizeof c.init_from, "%s", tu_path("neuron0.h5"));
-    snprintf(c.save, sizeof c.save, "%s", tu_path("neuron2.h5"));
+    assert_int_equal(dpt_config_set(&c, "data", tu_path("neuron.h5")), DPT_OK);
+    assert_int_equal(dpt_config_set(&c, "init-from", tu_path("neuron0.h5")), DPT_OK);
+    assert_int_equal(dpt_config_set(&c, "save", tu_path("neuron2.h5")), DPT_OK);
     c.output = DPT_ACT_SIGMOID;
     c.cost = DPT_COST_MSE;
     c.opt.kind = DPT_OPT_MOMENTUM;
@@ -92,8 +92,8 @@ static void test_single_neuron_decay_clip_warmup(void **state)
     (void)state;
     DptConfig c;
     dpt_config_defaults(&c);
-    snprintf(c.data, sizeof c.data, "%s", tu_path("neuron.h5"));
-    snprintf(c.init_from, sizeof c.init_from, "%s", tu_path("neuron0.h5"));
+    assert_int_equal(dpt_config_set(&c, "data", tu_path("neuron.h5")), DPT_OK);
+    assert_int_equal(dpt_config_set(&c, "init-from", tu_path("neuron0.h5")), DPT_OK);
     c.output = DPT_ACT_SIGMOID;
     c.cost = DPT_COST_MSE;
     c.sched.lr = 0.15;
@@ -127,10 +127,10 @@ static void test_trace_single_neuron(void **state)
     (void)state;
     DptConfig c;
     dpt_config_defaults(&c);
-    snprintf(c.data, sizeof c.data, "%s", tu_path("neuron.h5"));
-    snprintf(c.init_from, sizeof c.init_from, "%s", tu_path("neuron0.h5"));
-    snprintf(c.trace, sizeof c.trace, "%s", tu_path("trace.h5"));
-    snprintf(c.trace_params, sizeof c.trace_params, "0:0:0,0:0:b");
+    assert_int_equal(dpt_config_set(&c, "data", tu_path("neuron.h5")), DPT_OK);
+    assert_int_equal(dpt_config_set(&c, "init-from", tu_path("neuron0.h5")), DPT_OK);
+    assert_int_equal(dpt_config_set(&c, "trace", tu_path("trace.h5")), DPT_OK);
+    assert_int_equal(dpt_config_set(&c, "trace-params", "0:0:0,0:0:b"), DPT_OK);
     c.output = DPT_ACT_SIGMOID;
     c.cost = DPT_COST_MSE;
     c.opt.kind = DPT_OPT_MOMENTUM;
@@ -181,7 +181,7 @@ static void test_full_batch_is_mean_gradient(void **state)
     tu_make_dataset(data, 23, 4, 3, 5);
     DptConfig c;
     dpt_config_defaults(&c);
-    snprintf(c.data, sizeof c.data, "%s", data);
+    assert_int_equal(dpt_config_set(&c, "data", data), DPT_OK);
     c.n_sizes = 3;
     c.sizes[0] = 4;
     c.sizes[1] = 5;
@@ -214,7 +214,8 @@ static void test_full_batch_is_mean_gradient(void **state)
         DptSplitData one = {.name = "train", .n = 1, .d = 4, .x = x + 4 * i, .y_labels = 1, .lab = lab + i};
         assert_int_equal(dpt_data_write(tu_path("one.h5"), &one, 1, NULL), DPT_OK);
         DptConfig c1 = c;
-        snprintf(c1.data, sizeof c1.data, "%s", tu_path("one.h5"));
+        c1.strings = NULL;   /* c1's own values only; c's stay c's */
+        assert_int_equal(dpt_config_set(&c1, "data", tu_path("one.h5")), DPT_OK);
         c1.batch = 1;
         assert_int_equal(dpt_train_gradient(&c1, &dist, 1, g_one, NULL), DPT_OK);
         for (size_t j = 0; j < a.n_params; j++)
@@ -261,8 +262,8 @@ static void test_sgd_visits_every_sample_once(void **state)
     write_model(tu_path("zero.h5"), sizes, 2, DPT_ACT_SIGMOID, DPT_ACT_LINEAR, DPT_COST_MSE, p);
     DptConfig c;
     dpt_config_defaults(&c);
-    snprintf(c.data, sizeof c.data, "%s", tu_path("eye.h5"));
-    snprintf(c.init_from, sizeof c.init_from, "%s", tu_path("zero.h5"));
+    assert_int_equal(dpt_config_set(&c, "data", tu_path("eye.h5")), DPT_OK);
+    assert_int_equal(dpt_config_set(&c, "init-from", tu_path("zero.h5")), DPT_OK);
     c.output = DPT_ACT_LINEAR;
     c.cost = DPT_COST_MSE;
     c.sched.lr = 0.1;
@@ -290,8 +291,8 @@ static void test_predict_and_eval(void **state)
     tu_make_dataset(data, 40, 5, 3, 8);
     DptConfig c;
     dpt_config_defaults(&c);
-    snprintf(c.data, sizeof c.data, "%s", data);
-    snprintf(c.save, sizeof c.save, "%s", model);
+    assert_int_equal(dpt_config_set(&c, "data", data), DPT_OK);
+    assert_int_equal(dpt_config_set(&c, "save", model), DPT_OK);
     c.n_sizes = 3;
     c.sizes[0] = 5;
     c.sizes[1] = 6;
@@ -343,8 +344,8 @@ static void test_init_from_mismatch(void **state)
     tu_make_dataset(tu_path("syn2.h5"), 10, 4, 3, 1);
     DptConfig c;
     dpt_config_defaults(&c);
-    snprintf(c.data, sizeof c.data, "%s", tu_path("syn2.h5"));
-    snprintf(c.init_from, sizeof c.init_from, "%s", tu_path("tiny.h5"));
+    assert_int_equal(dpt_config_set(&c, "data", tu_path("syn2.h5")), DPT_OK);
+    assert_int_equal(dpt_config_set(&c, "init-from", tu_path("tiny.h5")), DPT_OK);
     c.n_sizes = 2;
     c.sizes[0] = 4;
     c.sizes[1] = 3;
@@ -354,7 +355,7 @@ static void test_init_from_mismatch(void **state)
     assert_non_null(strstr(dpt_err_message(), "the model has layers 1,1, which differ from --layers"));
     dpt_err_clear();
     /* batch larger than the data */
-    c.init_from[0] = '\0';
+    c.init_from = "";
     c.batch = 11;
     assert_int_equal(dpt_train_run(&c, &dist, NULL, NULL), DPT_EUSAGE);
     assert_non_null(strstr(dpt_err_message(), "--batch 11 is larger than the training set (10 samples"));

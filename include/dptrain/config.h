@@ -18,11 +18,20 @@
 #include "dptrain/dist.h"
 #include "dptrain/status.h"
 
+/* The longest path (or other text value) an option takes: names derived from
+ * it (temporary and checkpoint files) are built in buffers of this size. */
 #define DPT_PATH_MAX 1024
 
+/* A text value the configuration owns (see DptConfig.strings). */
+typedef struct DptConfigString DptConfigString;
+
+/* Text values (paths, the trace list) are "" when not given, else point to a
+ * copy the configuration allocated when the value was set (through
+ * dpt_config_set or the parsers) and frees in dpt_config_free; a copy of
+ * the struct shares them. */
 typedef struct {
-    char config[DPT_PATH_MAX];          /* the INI file read, if any */
-    char data[DPT_PATH_MAX];            /* dataset file */
+    const char *config;          /* the INI file read, if any */
+    const char *data;            /* dataset file */
     int sizes[DPT_MAX_LAYERS + 1];      /* --layers */
     int n_sizes;
     DptAct hidden, output;
@@ -37,33 +46,38 @@ typedef struct {
     int64_t max_steps;                  /* stop after this many steps (0: no limit) */
     int64_t seed;
     DptInit init;
-    char init_from[DPT_PATH_MAX];
+    const char *init_from;
     int deterministic;
     int64_t det_block;                  /* samples per fixed block in deterministic mode */
     int64_t check_every;                /* steps between replica checks (0 = only at the end) */
     DptReduceKind reduce;               /* --reduce: how gradients are summed over ranks */
     int overlap;                        /* reduce buckets during backprop: 1, 0, or -1 (auto: with shm) */
     int eval_train;                     /* full pass over the training set each epoch */
-    char save[DPT_PATH_MAX];
-    char metrics[DPT_PATH_MAX];
+    const char *save;
+    const char *metrics;
     int quiet;
     int64_t log_every;                  /* a progress line every N steps (0: off) */
     int print_config;                   /* print the resolved configuration and exit */
     int progress;                       /* progress bar on a terminal */
     /* Checkpoints and traces. */
-    char checkpoint_dir[DPT_PATH_MAX];
+    const char *checkpoint_dir;
     int64_t checkpoint_every;
     int checkpoint_epoch;               /* also checkpoint at the end of every epoch */
     int64_t keep;
     double signal_grace;                /* seconds during which repeated stop signals are ignored */
-    char resume[DPT_PATH_MAX];
-    char trace[DPT_PATH_MAX];           /* --trace FILE.h5 */
+    const char *resume;
+    const char *trace;           /* --trace FILE.h5 */
     int64_t trace_every;
-    char trace_params[DPT_PATH_MAX];    /* layer:i:j,... */
+    const char *trace_params;    /* layer:i:j,... */
     int trace_project;
+    DptConfigString *strings;           /* the text values set so far (owned) */
 } DptConfig;
 
 void dpt_config_defaults(DptConfig *c);
+/* Frees the text values the configuration owns; every text value is then "". */
+void dpt_config_free(DptConfig *c);
+/* Sets option `name` (as on the command line, without "--") to value. */
+DptStatus dpt_config_set(DptConfig *c, const char *name, const char *value);
 /* Applies --config FILE (if given) then the other options. args: the words
  * after the command name. */
 DptStatus dpt_config_parse(DptConfig *c, int argc, char **argv);
