@@ -1,11 +1,7 @@
-#define _XOPEN_SOURCE 700 /* realpath */
 #include "dptrain/config.h"
+#include "config_opts.h"
 
 #include <errno.h>
-#include <limits.h>
-#ifdef DPT_HAVE_INIH
-#include <ini.h>
-#endif
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -128,8 +124,7 @@ void dpt_config_free(DptConfig *c)
     c->config = "";
 }
 
-/* *field := a copy of v that c owns. */
-static DptStatus set_string(DptConfig *c, const char **field, const char *v)
+DptStatus dpt_config_set_string(DptConfig *c, const char **field, const char *v)
 {
     size_t n = strlen(v) + 1;
     DptConfigString *s = malloc(sizeof *s + n);
@@ -165,8 +160,7 @@ static size_t distance(const char *a, size_t la, const char *b)
     return row[lb];
 }
 
-/* "; did you mean --x?" for the nearest option name (at most 2 edits away), or "". */
-static const char *suggestion(const char *name, size_t len)
+const char *dpt_config_suggestion(const char *name, size_t len)
 {
     static char buf[96];
     size_t best = 3;
@@ -249,7 +243,7 @@ static DptStatus set_option(DptConfig *c, const Option *o, const char *v)
             return dpt_err(DPT_EUSAGE, "--%s: value longer than %d characters", o->name, DPT_PATH_MAX - 1);
         if (v[0] == '\0')
             return dpt_err(DPT_EUSAGE, "--%s: empty value", o->name);
-        return set_string(c, (const char **)field, v);
+        return dpt_config_set_string(c, (const char **)field, v);
     case T_INT:
         return parse_int(o->name, v, (int64_t *)field);
     case T_DOUBLE: {
@@ -319,98 +313,18 @@ static DptStatus set_option(DptConfig *c, const Option *o, const char *v)
     return DPT_EINTERNAL;
 }
 
-#ifdef DPT_HAVE_INIH
-typedef struct {
-    DptConfig *c;
-    const char *path;
-    DptStatus st;
-} IniCtx;
-
-/* Options that name files: a relative path in an INI file is taken from the
- * file's folder, not from wherever dptrain is started. */
-static int is_path_option(const Option *o)
+int dpt_config_option_kind(const char *name, size_t len)
 {
     static const char *const paths[] = {"data", "init-from", "save", "metrics", "checkpoint-dir", "resume", "trace"};
-    return dpt_name_index(paths, 7, o->name) >= 0;
+    const Option *o = find_option(name, len);
+    return !o ? 0 : dpt_name_index(paths, 7, o->name) >= 0 ? 2 : 1;
 }
 
-static int config_ini_handler(void *user, const char *section, const char *name, const char *value)
-{
-    IniCtx *ctx = user;
-    if (section[0] && strcmp(section, "train") != 0) {
-        ctx->st = dpt_err(DPT_EUSAGE, "%s: section [%s] (key '%s'): dptrain reads [train] only (or keys before any "
-                          "section)", ctx->path, section, name);
-        return 0;
-    }
-    const Option *o = find_option(name, strlen(name));
-    if (!o) {
-        ctx->st = dpt_err(DPT_EUSAGE, "%s: unknown key '%s'%s", ctx->path, name, suggestion(name, strlen(name)));
-        return 0;
-    }
-    if (!strcmp(name, "config")) {
-        ctx->st = dpt_err(DPT_EUSAGE, "%s: a config file cannot include another", ctx->path);
-        return 0;
-    }
-    /* An inline comment: "value  # why" or "value ; why". */
-    char v[2 * DPT_PATH_MAX + 2];
-    snprintf(v, sizeof v, "%s", value);
-    for (char *p = v; *p; p++)
-        if ((*p == '#' || *p == ';') && (p == v || p[-1] == ' ' || p[-1] == '\t')) {
-            *p = '\0';
-            break;
-        }
-    for (size_t n = strlen(v); n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'); n--)
-        v[n - 1] = '\0';
-    if (is_path_option(o) && v[0] && v[0] != '/' && strcmp(v, "latest") != 0) {
-        /* Absolute, so that the resolved configuration reads back the same. */
-        char dir[DPT_PATH_MAX], abs_dir[PATH_MAX], joined[PATH_MAX + sizeof v];
-        const char *slash = strrchr(ctx->path, '/');
-        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - ctx->path) : 1, slash ? ctx->path : ".");
-        if (realpath(dir[0] ? dir : "/", abs_dir)) {
-            snprintf(joined, sizeof joined, "%s/%s", abs_dir, v);
-            snprintf(v, sizeof v, "%.*s", (int)(sizeof v - 1), joined);
-        }
-    }
-    DptStatus st = set_option(ctx->c, o, v);
-    if (st != DPT_OK) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", dpt_err_message());
-        dpt_err_clear();
-        ctx->st = dpt_err(st, "%s: %s", ctx->path, why + (why[0] == '-' && why[1] == '-' ? 2 : 0));
-        return 0;
-    }
-    return 1;
-}
-
-DptStatus dpt_config_load_ini(DptConfig *c, const char *path)
-{
-    IniCtx ctx = {c, path, DPT_OK};
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return dpt_err(DPT_EUSAGE, "--config %s: cannot open (%s)", path, strerror(errno));
-    int line = ini_parse_file(fp, config_ini_handler, &ctx);
-    fclose(fp);
-    if (ctx.st != DPT_OK)
-        return ctx.st;
-    if (line != 0)
-        return dpt_err(DPT_EUSAGE, "%s:%d: syntax error; expected 'key = value'", path, line);
-    return set_string(c, &c->config, path);
-}
-
-#else
-DptStatus dpt_config_load_ini(DptConfig *c, const char *path)
-{
-    (void)c;
-    return dpt_err(DPT_EUSAGE, "--config %s: this dptrain was built without libinih (no INI files); give the "
-                   "options on the command line, or rebuild with libinih", path);
-}
-
-#endif
 DptStatus dpt_config_set(DptConfig *c, const char *name, const char *value)
 {
     const Option *o = find_option(name, strlen(name));
     if (!o)
-        return dpt_err(DPT_EUSAGE, "unknown option '--%s'%s", name, suggestion(name, strlen(name)));
+        return dpt_err(DPT_EUSAGE, "unknown option '--%s'%s", name, dpt_config_suggestion(name, strlen(name)));
     return set_option(c, o, value);
 }
 
@@ -448,7 +362,7 @@ DptStatus dpt_config_parse(DptConfig *c, int argc, char **argv)
         }
         if (!o)
             return dpt_err(DPT_EUSAGE, "unknown option '--%.*s'%s (see dptrain train --help)", (int)len, name,
-                           suggestion(name, len));
+                           dpt_config_suggestion(name, len));
         if (o->type == T_FLAG || o->type == T_AUTOFLAG) {
             if (eq) {
                 DPT_TRY(set_option(c, o, eq + 1));
