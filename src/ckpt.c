@@ -5,27 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ckpt_format.h"
 #include "h5util.h"
-
-/* Names of groups, datasets and attributes: defined once. */
-#define G_MODEL "model"
-#define G_CONFIG "config"
-#define A_FORMAT "format"
-#define A_FORMAT_VERSION "format_version"
-#define A_VERSION "dptrain_version"
-#define A_LAYERS "layers"
-#define A_HIDDEN "hidden"
-#define A_OUTPUT "output"
-#define A_COST "cost"
-#define D_WEIGHT "weight"
-#define D_BIAS "bias"
-#define G_OPTIMIZER "optimizer"
-#define G_TRAIN "train"
-#define D_HISTORY "metrics/history"
-#define A_RUN_ID "run_id"
-#define A_KERNEL "kernel"
-
-static DptStatus read_text_dataset(hid_t f, const char *path, const char *name, char **text);
 
 /* Text as a scalar fixed-length string dataset (not in the global heap). */
 static DptStatus write_text_dataset(hid_t loc, const char *name, const char *text, const char *file)
@@ -107,7 +88,7 @@ fail:
     return st;
 }
 
-static DptStatus check_format(hid_t f, const char *path, int *is_ckpt)
+DptStatus dpt_ckpt_check_format(hid_t f, const char *path, int *is_ckpt)
 {
     char fmt[64];
     int64_t ver = 0;
@@ -132,7 +113,7 @@ static DptStatus check_format(hid_t f, const char *path, int *is_ckpt)
     return DPT_OK;
 }
 
-static DptStatus read_arch(hid_t f, const char *path, DptArch *arch)
+DptStatus dpt_ckpt_read_arch(hid_t f, const char *path, DptArch *arch)
 {
     DptStatus st = DPT_OK;
     int sizes[DPT_MAX_LAYERS + 1], n = 0;
@@ -216,8 +197,8 @@ static DptStatus load_model_f(hid_t f, const char *path, DptArch *arch, float **
 {
     DptStatus st = DPT_OK;
     *params = NULL;
-    DPT_TRY_GOTO(st, check_format(f, path, NULL), done);
-    DPT_TRY_GOTO(st, read_arch(f, path, arch), done);
+    DPT_TRY_GOTO(st, dpt_ckpt_check_format(f, path, NULL), done);
+    DPT_TRY_GOTO(st, dpt_ckpt_read_arch(f, path, arch), done);
     *params = dpt_aligned_alloc(arch->n_params * sizeof(float), "model parameters");
     if (!*params) {
         st = DPT_ENOMEM;
@@ -254,76 +235,9 @@ int dpt_ckpt_is_ours(const char *path)
     return ours;
 }
 
-/* The training state of a checkpoint, in two lines (what cannot be read shows
- * as -1 or ?). */
-static void describe_train(hid_t f, FILE *out)
-{
-    static const char *const name[] = {"epoch", "step",  "global_step", "batch",
-                                        "seed",  "ranks", "threads",     "deterministic"};
-    int64_t v[8] = {-1, -1, -1, -1, -1, 0, 0, 0};
-    char kind[32] = "?";
-    hid_t g = H5Gopen2(f, G_TRAIN, H5P_DEFAULT), og = H5Gopen2(f, G_OPTIMIZER, H5P_DEFAULT);
-    for (int i = 0; g >= 0 && i < 8; i++)
-        dpt_h5_read_attr_int64(g, name[i], &v[i]);
-    if (g >= 0)
-        H5Gclose(g);
-    if (og >= 0) {
-        dpt_h5_read_attr_string(og, "kind", kind, sizeof kind);
-        H5Gclose(og);
-    }
-    dpt_err_clear();
-    fprintf(out, "  training state: epoch %lld, step %lld of it, global step %lld; batch %lld, seed %lld, %s mode\n",
-            (long long)v[0] + 1, (long long)v[1], (long long)v[2], (long long)v[3], (long long)v[4],
-            v[7] ? "deterministic" : "default");
-    fprintf(out, "  optimizer %s; written by %lld rank(s) x %lld thread(s)\n", kind, (long long)v[5],
-            (long long)v[6]);
-}
-
-/* The text dataset `name` of f under a heading, one indented line per line. */
-static void print_text(hid_t f, const char *path, const char *name, const char *heading, FILE *out)
-{
-    char *text = NULL;
-    if (read_text_dataset(f, path, name, &text) == DPT_OK && text) {
-        fprintf(out, "  %s:\n", heading);
-        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
-            fprintf(out, "    %s\n", line);
-    }
-    free(text);
-    dpt_err_clear();
-}
-
-DptStatus dpt_ckpt_describe(const char *path, FILE *out)
-{
-    DptStatus st = DPT_OK;
-    hid_t f = H5I_INVALID_HID;
-    int is_ckpt = 0;
-    char ver[64] = "?", layers[1024];
-    DptArch arch;
-    DPT_TRY(dpt_h5_open_read(path, &f));
-    DPT_TRY_GOTO(st, check_format(f, path, &is_ckpt), done);
-    DPT_TRY_GOTO(st, read_arch(f, path, &arch), done);
-    if (dpt_h5_read_attr_string(f, A_VERSION, ver, sizeof ver) != DPT_OK)
-        dpt_err_clear();
-    dpt_arch_format(&arch, layers, sizeof layers);
-    fprintf(out, "%s: dptrain %s (format version %d, written by dptrain %s)\n", path,
-            is_ckpt ? "checkpoint" : "model", DPT_FORMAT_VERSION, ver);
-    fprintf(out, "  layers %s, hidden %s, output %s, cost %s\n", layers, dpt_act_name(arch.hidden),
-            dpt_act_name(arch.output), dpt_cost_name(arch.cost));
-    fprintf(out, "  parameters %zu (%.2f MiB float32)\n", arch.n_params, (double)arch.n_params * 4.0 / 1048576.0);
-    dpt_data_describe_meta(path, out);
-    if (is_ckpt)
-        describe_train(f, out);
-    print_text(f, path, G_CONFIG, "configuration", out);
-    if (is_ckpt)
-        print_text(f, path, D_HISTORY, "metrics (one line per epoch)", out);
-done:
-    H5Fclose(f);
-    return st;
-}
-
 /* ---------------------------------------------------------------- checkpoints */
 
-static DptStatus read_text_dataset(hid_t f, const char *path, const char *name, char **text)
+DptStatus dpt_ckpt_read_text(hid_t f, const char *path, const char *name, char **text)
 {
     DptStatus st = DPT_OK;
     *text = NULL;
@@ -520,12 +434,12 @@ static DptStatus load_ckpt_f(hid_t f, const char *path, const DptArch *arch, flo
     char a_want[1024], a_have[1024];
     *metrics_text = NULL;
     memset(ts, 0, sizeof *ts);
-    DPT_TRY_GOTO(st, check_format(f, path, &is_ckpt), done);
+    DPT_TRY_GOTO(st, dpt_ckpt_check_format(f, path, &is_ckpt), done);
     if (!is_ckpt) {
         st = dpt_err(DPT_EINPUT, "%s: a model file, not a checkpoint (use --init-from to start from its weights)", path);
         goto done;
     }
-    DPT_TRY_GOTO(st, read_arch(f, path, &have), done);
+    DPT_TRY_GOTO(st, dpt_ckpt_read_arch(f, path, &have), done);
     dpt_arch_format(arch, a_want, sizeof a_want);
     dpt_arch_format(&have, a_have, sizeof a_have);
     if (strcmp(a_want, a_have) != 0 || have.hidden != arch->hidden || have.output != arch->output) {
@@ -542,7 +456,7 @@ static DptStatus load_ckpt_f(hid_t f, const char *path, const DptArch *arch, flo
     DPT_TRY_GOTO(st, read_layers(f, path, arch, params), done);
     DPT_TRY_GOTO(st, read_optimizer(f, path, opt), done);
     DPT_TRY_GOTO(st, read_train_state(f, path, opt->t, ts), done);
-    DPT_TRY_GOTO(st, read_text_dataset(f, path, D_HISTORY, metrics_text), done);
+    DPT_TRY_GOTO(st, dpt_ckpt_read_text(f, path, D_HISTORY, metrics_text), done);
 done:
     if (st != DPT_OK) {
         free(*metrics_text);
@@ -570,16 +484,16 @@ DptStatus dpt_ckpt_check_image(const void *buf, size_t len)
     DptArch arch;
     float *params = NULL;
     /* The architecture first: a few bytes can claim a network of terabytes. */
-    DptStatus st = check_format(f, "image", NULL);
+    DptStatus st = dpt_ckpt_check_format(f, "image", NULL);
     if (st == DPT_OK)
-        st = read_arch(f, "image", &arch);
+        st = dpt_ckpt_read_arch(f, "image", &arch);
     if (st == DPT_OK && arch.n_params > ((size_t)1 << 24))
         st = dpt_err(DPT_EINPUT, "image: %zu parameters is too many for a check", arch.n_params);
     if (st == DPT_OK)
         st = load_model_f(f, "image", &arch, &params);
     int is_ckpt = 0;
     if (st == DPT_OK)
-        st = check_format(f, "image", &is_ckpt);
+        st = dpt_ckpt_check_format(f, "image", &is_ckpt);
     if (st == DPT_OK && is_ckpt) {
         /* The optimiser kind the file names, so that its state is read. */
         char kind[32] = "";
@@ -616,7 +530,7 @@ int dpt_ckpt_read_run_id(const char *path, char *id, size_t len)
         dpt_err_clear();
         return 0;
     }
-    if (check_format(f, path, &ok) == DPT_OK && ok && (g = H5Gopen2(f, G_TRAIN, H5P_DEFAULT)) >= 0) {
+    if (dpt_ckpt_check_format(f, path, &ok) == DPT_OK && ok && (g = H5Gopen2(f, G_TRAIN, H5P_DEFAULT)) >= 0) {
         if (H5Aexists(g, A_RUN_ID) > 0 && dpt_h5_read_attr_string(g, A_RUN_ID, id, len) != DPT_OK)
             ok = 0;
         H5Gclose(g);
