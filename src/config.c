@@ -79,11 +79,19 @@ struct DptConfigString {
     char s[];
 };
 
+/* Every text value (the T_STR options and the INI file's name) := "". */
+static void clear_strings(DptConfig *c)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (options[i].type == T_STR)
+            *(const char **)((char *)c + options[i].offset) = "";
+    c->config = "";
+}
+
 void dpt_config_defaults(DptConfig *c)
 {
     memset(c, 0, sizeof *c);
-    c->config = c->data = c->init_from = c->save = c->metrics = "";
-    c->checkpoint_dir = c->resume = c->trace = c->trace_params = "";
+    clear_strings(c);
     c->hidden = DPT_ACT_SIGMOID;
     c->output = DPT_ACT_SOFTMAX;
     c->cost = DPT_COST_CCE;
@@ -117,11 +125,7 @@ void dpt_config_free(DptConfig *c)
         free(s);
     }
     c->strings = NULL;
-    /* No field points to freed memory: every text value is "" again. */
-    for (size_t i = 0; i < N_OPTIONS; i++)
-        if (options[i].type == T_STR)
-            *(const char **)((char *)c + options[i].offset) = "";
-    c->config = "";
+    clear_strings(c);   /* no field points to freed memory */
 }
 
 DptStatus dpt_config_set_string(DptConfig *c, const char **field, const char *v)

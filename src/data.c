@@ -47,7 +47,7 @@ static DptStatus probe_x(hid_t f, const char *path, const char *split, DptSplitI
     info->n = (size_t)dims[0];
     info->d = (size_t)dims[1];
     H5T_class_t cls = H5Tget_class(tx);
-    if (cls == H5T_FLOAT && dpt_h5_is_number(dx, H5T_FLOAT)) {
+    if (dpt_h5_is_number(dx, H5T_FLOAT)) {
         info->x_u8 = 0;
     } else if (cls == H5T_INTEGER && H5Tget_size(tx) == 1 && H5Tget_sign(tx) == H5T_SGN_NONE) {
         info->x_u8 = 1;

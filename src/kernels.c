@@ -143,6 +143,20 @@ typedef struct {
     float lim;         /* fixed point only: dpt_fixed_limit(scale) */
 } GemmOut;
 
+/* An edge tile's ni x nj corner into C (row stride ldc): stored on the first
+ * slab, added to what the earlier slabs left there after it. */
+static void tile_to_c(float *restrict c, size_t ldc, const float *restrict tile, size_t ni, size_t nj, int first)
+{
+    for (size_t r = 0; r < ni; r++) {
+        float *crow = c + r * ldc;
+        const float *trow = tile + r * DPT_NR;
+        if (first)
+            for (size_t j = 0; j < nj; j++) crow[j] = trow[j];
+        else
+            for (size_t j = 0; j < nj; j++) crow[j] += trow[j];
+    }
+}
+
 /* One MR x NR tile of C at (i0, j0), ni x nj of it inside C, from packed
  * panels of kc. */
 static void gemm_tile(const GemmOut *o, const float *pa, const float *pb, size_t kc, int first_slab, size_t i0,
@@ -174,14 +188,7 @@ static void gemm_tile(const GemmOut *o, const float *pa, const float *pb, size_t
         return;
     }
     dpt_ukernel(kc, pa, pb, tile, DPT_NR, 0);
-    for (size_t r = 0; r < ni; r++) {
-        float *crow = o->C + (i0 + r) * o->ldc + j0;
-        const float *trow = tile + r * DPT_NR;
-        if (first_slab)
-            for (size_t j = 0; j < nj; j++) crow[j] = trow[j];
-        else
-            for (size_t j = 0; j < nj; j++) crow[j] += trow[j];
-    }
+    tile_to_c(o->C + i0 * o->ldc + j0, o->ldc, tile, ni, nj, first_slab);
 }
 
 static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, const float *B, size_t rsb,
@@ -385,11 +392,7 @@ static void input_grad_small(float *restrict dA, const float *restrict D, const 
                         continue;
                     }
                     dpt_ukernel_s(kc, a, 1, mr, b, ldb, tile, DPT_NR, 0);
-                    for (size_t r = 0; r < ni; r++) {
-                        float *row = dA + (i0 + r) * in + j0;
-                        for (size_t j = 0; j < nj; j++)
-                            row[j] = first ? tile[r * DPT_NR + j] : row[j] + tile[r * DPT_NR + j];
-                    }
+                    tile_to_c(dA + i0 * in + j0, in, tile, ni, nj, first);
                 }
             }
         }

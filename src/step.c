@@ -283,8 +283,8 @@ static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t corr
     }
 }
 
-/* Deterministic mode: the elements [a0, a1) of the tensor at [t0, t1), scale
- * 1/inv, that fall in [lo, hi), from the reduced integers into s->avg. */
+/* Deterministic mode: the elements of the tensor at [t0, t1) (fixed-point
+ * scale `scale`) that fall in [lo, hi), from the reduced integers into s->avg. */
 static void to_float_part(DptStep *s, size_t t0, size_t t1, double scale, size_t lo, size_t hi)
 {
     size_t a0 = t0 > lo ? t0 : lo, a1 = t1 < hi ? t1 : hi;

@@ -30,8 +30,8 @@ typedef struct DptConfigString DptConfigString;
  * dpt_config_set or the parsers) and frees in dpt_config_free; a copy of
  * the struct shares them. */
 typedef struct {
-    const char *config;          /* the INI file read, if any */
-    const char *data;            /* dataset file */
+    const char *config;                 /* the INI file read, if any */
+    const char *data;                   /* dataset file */
     int sizes[DPT_MAX_LAYERS + 1];      /* --layers */
     int n_sizes;
     DptAct hidden, output;
@@ -66,9 +66,9 @@ typedef struct {
     int64_t keep;
     double signal_grace;                /* seconds during which repeated stop signals are ignored */
     const char *resume;
-    const char *trace;           /* --trace FILE.h5 */
+    const char *trace;                  /* --trace FILE.h5 */
     int64_t trace_every;
-    const char *trace_params;    /* layer:i:j,... */
+    const char *trace_params;           /* layer:i:j,... */
     int trace_project;
     DptConfigString *strings;           /* the text values set so far (owned) */
 } DptConfig;

@@ -94,7 +94,7 @@ print('timing round $round $red: %.0f samples/s, allreduce wait %.2f ms/step, co
             "$T/bench_allreduce" 20 16 </dev/null > "$T/hier-bench.json"
         python3 -c "
 import json; d=json.load(open('$T/hier-bench.json'))
-print('reduction round $round, $NODES hosts x 2 ranks, flat / hierarchical us: ' + ', '.join('%s %.0f / %.0f (%.2fx)' % (s.get('name') or '%d KiB' % (s['bytes'] // 1024), s['bare_us'], s['shm_us'], s['bare_us'] / s['shm_us']) for s in d['sizes']))"
+print('reduction round $round, $NODES hosts x 2 ranks, flat / hierarchical us: ' + ', '.join('%d KiB %.0f / %.0f (%.2fx)' % (s['bytes'] // 1024, s['bare_us'], s['shm_us'], s['bare_us'] / s['shm_us']) for s in d['sizes']))"
     done
 fi
 
