@@ -143,6 +143,39 @@ static void test_fixed_point_weight_grad(void **state)
     free(D); free(A); free(ref); free(db); free(q1); free(q2); free(b1); free(b2);
 }
 
+/* The bias gradient is each column's sum, rows in order from zero (or from
+ * db when accumulating), whatever the thread count and however the columns
+ * are cut among threads: bitwise the scalar chain, on 1-3 threads, for
+ * widths that do and do not fill whole cache lines. */
+static void test_bias_grad_chain(void **state)
+{
+    (void)state;
+    const size_t n = 160, outs[] = {10, 1030, 4099};
+    int saved = omp_get_max_threads();
+    for (size_t s = 0; s < 3; s++) {
+        size_t out = outs[s];
+        float *D = malloc(n * out * 4), *db = malloc(out * 4), *want = malloc(out * 4), *init = malloc(out * 4);
+        tu_fill(D, n * out, 101 + s, -1, 1);
+        tu_fill(init, out, 111 + s, -1, 1);
+        for (int acc = 0; acc < 2; acc++) {
+            for (size_t o = 0; o < out; o++) {
+                float c = acc ? init[o] : 0.0f;
+                for (size_t r = 0; r < n; r++)
+                    c += D[r * out + o];
+                want[o] = c;
+            }
+            for (int t = 1; t <= 3; t++) {
+                omp_set_num_threads(t);
+                memcpy(db, init, out * 4);
+                dpt_kern_bias_grad(db, acc, D, n, out);
+                assert_memory_equal(db, want, out * 4);
+            }
+        }
+        free(D); free(db); free(want); free(init);
+    }
+    omp_set_num_threads(saved);
+}
+
 /* The conversion to fixed point is llrint(scale * block sum) on every
  * micro-kernel, vector or not: one block of all n rows (one micro-kernel
  * call per tile, as in the float product) against llrint of the float
@@ -260,14 +293,15 @@ static void test_fma_chain_bitwise(void **state)
     dpt_kern_select("avx512");
 }
 
-/* Small batches read W in place (where the kernel can): the forward product
- * and the input gradient of n <= 16 rows equal, bit for bit, the same rows
- * computed in a batch of 40 by the packed path, on 1 and 2 threads, across
- * slabs (in, out > 256) and ragged edges. */
+/* W read in place (where the kernel can): the forward product of any batch
+ * and the input gradient of n <= 16 rows equal, bit for bit, the packed
+ * path's (dpt_gemm, itself checked against the fma chain), on 1 and 2
+ * threads, across slabs (in, out > 256), column blocks (n > 256) and ragged
+ * edges; a narrow layer on 2 threads takes the packed path, with the same bits. */
 static void test_small_batch_bitwise(void **state)
 {
     (void)state;
-    const size_t ns[] = {1, 5, 6, 7, 12, 16}, big = 40;
+    const size_t ns[] = {1, 5, 6, 7, 12, 16, 17, 40, 300}, big = 300;
     const Shape sh[] = {{0, 300, 70}, {0, 784, 1030}, {0, 17, 5}, {0, 520, 33}};
     int saved = omp_get_max_threads();
     for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++) {
@@ -278,8 +312,11 @@ static void test_small_batch_bitwise(void **state)
         tu_fill(W, out * in, 71 + s, -1, 1);
         tu_fill(b, out, 81 + s, -1, 1);
         tu_fill(D, big * out, 91 + s, -1, 1);
-        dpt_kern_forward(Zb, X, W, b, big, in, out);
-        dpt_kern_input_grad(Ab, D, W, big, in, out);
+        dpt_gemm(Zb, out, 0, X, in, 1, W, 1, in, big, out, in);   /* packed X * W^T */
+        for (size_t r = 0; r < big; r++)
+            for (size_t o = 0; o < out; o++)
+                Zb[r * out + o] += b[o];
+        dpt_gemm(Ab, in, 0, D, out, 1, W, in, 1, big, in, out);   /* packed D * W */
         for (int t = 1; t <= 2; t++) {
             omp_set_num_threads(t);
             for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
@@ -367,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_fixed_to_float_bitwise),
         cmocka_unit_test(test_fma_chain_bitwise),
         cmocka_unit_test(test_small_batch_bitwise),
+        cmocka_unit_test(test_bias_grad_chain),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_forward_act_fused),
     };
