@@ -281,21 +281,44 @@ void dpt_kern_fixed_to_float(float *restrict dst, const int64_t *restrict q, siz
     }
 }
 
+/* Columns [lo, hi) of each thread: whole cache lines of floats, the last
+ * thread to the end (so a narrow layer may leave threads without columns). */
+static void column_range(size_t out, size_t *lo, size_t *hi)
+{
+    const size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num(), line = 16;
+    const size_t h = (out * (t + 1) / nt + line - 1) / line * line;
+    *lo = (out * t / nt + line - 1) / line * line;
+    *hi = t + 1 == nt || h > out ? out : h;
+}
+
 void dpt_kern_bias_grad_fixed(int64_t *restrict dbq, int accumulate, double scale, const float *restrict D,
                               size_t n, size_t out, size_t block)
 {
-    /* Each thread owns a range of units; blocks of rows summed in order. */
-#pragma omp parallel for schedule(static) if (n * out > 65536)
-    for (size_t o = 0; o < out; o++) {
-        int64_t acc = 0;
-        for (size_t r0 = 0; r0 < n; r0 += block) {
-            size_t r1 = r0 + block < n ? r0 + block : n;
-            float s = 0.0f;
-            for (size_t r = r0; r < r1; r++)
-                s += D[r * out + o];
-            acc += dpt_to_fixed(s, scale);
+    /* Each thread owns a range of units, taken in chunks of CH: for each
+     * block of rows, the chunk's float sums run along D's rows (rows in
+     * order, the chain of a column sum), then are rounded and added. */
+    enum { CH = 256 };
+#pragma omp parallel if (n * out > 65536)
+    {
+        size_t lo, hi;
+        column_range(out, &lo, &hi);
+        for (size_t c0 = lo; c0 < hi; c0 += CH) {
+            const size_t m = hi - c0 < CH ? hi - c0 : CH;
+            int64_t acc[CH];
+            float s[CH];
+            for (size_t j = 0; j < m; j++) acc[j] = 0;
+            for (size_t r0 = 0; r0 < n; r0 += block) {
+                const size_t r1 = r0 + block < n ? r0 + block : n;
+                for (size_t j = 0; j < m; j++) s[j] = 0.0f;
+                for (size_t r = r0; r < r1; r++) {
+                    const float *d = D + r * out + c0;
+                    for (size_t j = 0; j < m; j++) s[j] += d[j];
+                }
+                for (size_t j = 0; j < m; j++) acc[j] += dpt_to_fixed(s[j], scale);
+            }
+            for (size_t j = 0; j < m; j++)
+                dbq[c0 + j] = accumulate ? dbq[c0 + j] + acc[j] : acc[j];
         }
-        dbq[o] = accumulate ? dbq[o] + acc : acc;
     }
 }
 
@@ -546,9 +569,8 @@ void dpt_kern_bias_grad(float *restrict db, int accumulate, const float *restric
      * D's rows (vectorised) and every sum is the same chain as column by column. */
 #pragma omp parallel if (n * out > 65536)
     {
-        const size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num(), line = 16;
-        const size_t lo = (out * t / nt + line - 1) / line * line, hi0 = (out * (t + 1) / nt + line - 1) / line * line;
-        const size_t hi = t + 1 == nt || hi0 > out ? out : hi0;
+        size_t lo, hi;
+        column_range(out, &lo, &hi);
         if (!accumulate)
             for (size_t o = lo; o < hi; o++) db[o] = 0.0f;
         for (size_t r = 0; r < n; r++) {

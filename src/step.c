@@ -175,17 +175,26 @@ static DptStepResult step_default(DptStep *s, const float *params, const DptSpli
  * (a power of two agreed by an MPI_MAX of bounds on the block sums), and the
  * integers are summed: the result cannot depend on ranks or threads. */
 
-static double row_absmax(const float *row, size_t m, int *bad)
+__attribute__((target_clones("avx2", "default"))) static double row_absmax(const float *row, size_t m, int *bad)
 {
-    float mx = 0.0f;
-    int nf = 0;
+    /* The largest |v| as the largest of the bit patterns without the sign:
+     * for floats of one sign their order is the integers' (and this loop
+     * vectorises, a float max would not without -ffast-math); infinities
+     * and NaNs are the patterns from 0x7f800000 up. */
+    uint32_t mx = 0;
     for (size_t j = 0; j < m; j++) {
-        float v = fabsf(row[j]);
-        nf |= !isfinite(v);
-        mx = v > mx ? v : mx;
+        uint32_t u;
+        memcpy(&u, row + j, sizeof u);
+        u &= 0x7fffffffu;
+        mx = u > mx ? u : mx;
     }
-    *bad |= nf;
-    return mx;
+    if (mx >= 0x7f800000u) {
+        *bad = 1;
+        return INFINITY;
+    }
+    float f;
+    memcpy(&f, &mx, sizeof f);
+    return f;
 }
 
 double dpt_step_fixed_scale(double bound, size_t n_blocks)

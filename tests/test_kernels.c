@@ -146,7 +146,8 @@ static void test_fixed_point_weight_grad(void **state)
 /* The bias gradient is each column's sum, rows in order from zero (or from
  * db when accumulating), whatever the thread count and however the columns
  * are cut among threads: bitwise the scalar chain, on 1-3 threads, for
- * widths that do and do not fill whole cache lines. */
+ * widths that do and do not fill whole cache lines; in fixed point, each
+ * block's chain rounded and the blocks added, likewise. */
 static void test_bias_grad_chain(void **state)
 {
     (void)state;
@@ -171,6 +172,27 @@ static void test_bias_grad_chain(void **state)
                 assert_memory_equal(db, want, out * 4);
             }
         }
+        /* fixed point: per block of 24 rows (the last one short) the float
+         * chain, rounded as llrint(scale * sum), the blocks' integers added */
+        int64_t *q = malloc(out * 8), *qwant = malloc(out * 8);
+        const double scale = 0x1p30;
+        for (size_t o = 0; o < out; o++) {
+            int64_t a = 7;   /* accumulated onto */
+            for (size_t r0 = 0; r0 < n; r0 += 24) {
+                float c = 0.0f;
+                for (size_t r = r0; r < n && r < r0 + 24; r++)
+                    c += D[r * out + o];
+                a += (int64_t)llrint((double)c * scale);
+            }
+            qwant[o] = a;
+        }
+        for (int t = 1; t <= 3; t++) {
+            omp_set_num_threads(t);
+            for (size_t o = 0; o < out; o++) q[o] = 7;
+            dpt_kern_bias_grad_fixed(q, 1, scale, D, n, out, 24);
+            assert_memory_equal(q, qwant, out * 8);
+        }
+        free(q); free(qwant);
         free(D); free(db); free(want); free(init);
     }
     omp_set_num_threads(saved);
