@@ -74,10 +74,12 @@ fi
 
 # Timing (HIER_TIMING=1): 2 ranks on each host, hierarchical against flat,
 # interleaved rounds; samples/s of each, and the allreduce wait per step.
+# HIER_BATCH sets the global batch (default 256; smaller batches make the
+# step more communication-bound), HIER_ROUNDS the rounds (default 3).
 if [ -n "${HIER_TIMING:-}" ]; then
-    TRUN=(--data "$T/d.h5" --layers 16,1024,1024,4 --batch 256 --epochs 1 --max-steps 100 --quiet)
+    TRUN=(--data "$T/d.h5" --layers 16,1024,1024,4 --batch "${HIER_BATCH:-256}" --epochs 1 --max-steps 100 --quiet)
     # HIER_VARIANTS: shm (hierarchical, overlap auto), shm-no-overlap, mpi (flat).
-    for round in 1 2 3; do
+    for round in $(seq "${HIER_ROUNDS:-3}"); do
         for red in ${HIER_VARIANTS:-shm mpi}; do
             opts=(--reduce "${red%%-*}"); [ "$red" = shm-no-overlap ] && opts+=(--no-overlap)
             ip netns exec "$PFX-n1" mpirun -np $((2 * NODES)) --host "$HOSTS2" "${HIER_NET[@]}" \
