@@ -83,7 +83,8 @@ int dpt_cli_early(int argc, char **argv, DptStatus *st)
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version") || (argc > 2 && !strcmp(argv[2], "--version"))) {
         printf("dptrain %s\n", DPT_VERSION);
         if (dpt_kern_init() == DPT_OK)
-            printf("kernels %s (chosen for this CPU; DPT_KERNEL overrides)\n", dpt_kern_name());
+            printf("kernels %s (chosen for this CPU; DPT_KERNEL overrides)%s\n", dpt_kern_name(),
+                   dpt_kern_w_in_place() ? ", W read in place" : "");
         dpt_err_clear();
         printf("built with %s\n", "GCC " __VERSION__);
         return 1;

@@ -43,6 +43,12 @@ DptStatus dpt_kern_init(void)
 
 void dpt_kern_free(void) {}
 
+int dpt_kern_w_in_place(void)
+{
+    dpt_kern_init();
+    return dpt_ukernel_s != NULL;
+}
+
 static const char *const kern_levels[] = {"generic", "avx2", "avx512"};
 
 int dpt_kern_level(const char *name)

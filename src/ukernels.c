@@ -8,6 +8,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { MR = DPT_MR, NR = DPT_NR };
@@ -172,43 +173,86 @@ static void ufixed_avx2(size_t kc, const float *restrict a, const float *restric
 #undef DPT_AVX2_STORE
 #undef DPT_AVX2_STORE_ALL
 
-__attribute__((target("avx512f")))
-static void ukernel_avx512(size_t kc, const float *restrict a, const float *restrict b, float *restrict c, size_t ldc,
-                           int accumulate)
-{
-    /* 8 x 32 tile: 16 zmm accumulators, 2 B vectors, 1 broadcast. */
-    __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
-    __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
-    __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();
-    __m512 c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
-    __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps();
-    __m512 c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
-    __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps();
-    __m512 c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
-    for (size_t k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-        __m512 av;
-#define DPT_ROW(r)                                  \
-        av = _mm512_set1_ps(a[r]);                  \
-        c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0); \
-        c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);
-        DPT_ROW(0) DPT_ROW(1) DPT_ROW(2) DPT_ROW(3)
-        DPT_ROW(4) DPT_ROW(5) DPT_ROW(6) DPT_ROW(7)
-#undef DPT_ROW
-        a += MR;
-        b += NR;
+/* AVX-512: an 8 x 32 tile, 16 zmm accumulators, 2 B vectors, 1 broadcast.
+ * Where row r of A is read and the step to the next k are the variant's:
+ * packed panels, or operands in place (ukernel_avx512_rows, _s). */
+#define DPT_A512_BODY                                                                   \
+    __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();                        \
+    __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();                        \
+    __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();                        \
+    __m512 c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();                        \
+    __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps();                        \
+    __m512 c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();                        \
+    __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps();                        \
+    __m512 c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();                        \
+    for (size_t k = 0; k < kc; k++) {                                                   \
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), av;               \
+        DPT_A512_ROW(0) DPT_A512_ROW(1) DPT_A512_ROW(2) DPT_A512_ROW(3)                 \
+        DPT_A512_ROW(4) DPT_A512_ROW(5) DPT_A512_ROW(6) DPT_A512_ROW(7)                 \
+        DPT_A512_NEXT                                                                   \
     }
-#define DPT_STORE(r)                                                                    \
+#define DPT_A512_ROW(r)                                                                 \
+    av = _mm512_set1_ps(*DPT_A512_AT(r));                                               \
+    c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0);                                         \
+    c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);
+#define DPT_A512_STORE(r)                                                               \
     if (accumulate) {                                                                   \
         c##r##0 = _mm512_add_ps(_mm512_loadu_ps(c + r * ldc), c##r##0);                 \
         c##r##1 = _mm512_add_ps(_mm512_loadu_ps(c + r * ldc + 16), c##r##1);            \
     }                                                                                   \
     _mm512_storeu_ps(c + r * ldc, c##r##0);                                             \
     _mm512_storeu_ps(c + r * ldc + 16, c##r##1);
-    DPT_STORE(0) DPT_STORE(1) DPT_STORE(2) DPT_STORE(3)
-    DPT_STORE(4) DPT_STORE(5) DPT_STORE(6) DPT_STORE(7)
-#undef DPT_STORE
+#define DPT_A512_STORE_ALL                                                              \
+    DPT_A512_STORE(0) DPT_A512_STORE(1) DPT_A512_STORE(2) DPT_A512_STORE(3)             \
+    DPT_A512_STORE(4) DPT_A512_STORE(5) DPT_A512_STORE(6) DPT_A512_STORE(7)
+
+__attribute__((target("avx512f")))
+static void ukernel_avx512(size_t kc, const float *restrict a, const float *restrict b, float *restrict c, size_t ldc,
+                           int accumulate)
+{
+#define DPT_A512_AT(r) (a + r)
+#define DPT_A512_NEXT a += MR; b += NR;
+    DPT_A512_BODY
+    DPT_A512_STORE_ALL
+#undef DPT_A512_AT
+#undef DPT_A512_NEXT
 }
+
+/* The same tile and FMAs from operands in place, as ukernel_avx2_s: A's rows
+ * contiguous in k (W's rows where they are), one index for the eight rows */
+__attribute__((target("avx512f")))
+static void ukernel_avx512_rows(size_t kc, const float *restrict a, size_t a_rs, const float *restrict b, size_t ldb,
+                                float *restrict c, size_t ldc, int accumulate)
+{
+    const float *a0 = a, *a1 = a + a_rs, *a2 = a + 2 * a_rs, *a3 = a + 3 * a_rs;
+    const float *a4 = a + 4 * a_rs, *a5 = a + 5 * a_rs, *a6 = a + 6 * a_rs, *a7 = a + 7 * a_rs;
+#define DPT_A512_AT(r) (a##r + k)
+#define DPT_A512_NEXT b += ldb;
+    DPT_A512_BODY
+    DPT_A512_STORE_ALL
+#undef DPT_A512_AT
+#undef DPT_A512_NEXT
+}
+
+__attribute__((target("avx512f")))
+static void ukernel_avx512_s(size_t kc, const float *restrict a, size_t a_rs, size_t a_ks, const float *restrict b,
+                             size_t ldb, float *restrict c, size_t ldc, int accumulate)
+{
+    if (a_ks == 1) {
+        ukernel_avx512_rows(kc, a, a_rs, b, ldb, c, ldc, accumulate);
+        return;
+    }
+#define DPT_A512_AT(r) (a + r * a_rs)
+#define DPT_A512_NEXT a += a_ks; b += ldb;
+    DPT_A512_BODY
+    DPT_A512_STORE_ALL
+#undef DPT_A512_AT
+#undef DPT_A512_NEXT
+}
+#undef DPT_A512_BODY
+#undef DPT_A512_ROW
+#undef DPT_A512_STORE
+#undef DPT_A512_STORE_ALL
 #endif
 
 
@@ -346,6 +390,38 @@ const char *dpt_ukernel_name = "none";
 
 
 
+/* Whether the chosen in-place kernel gives the packed kernel's bits on a
+ * small product (A's rows in place and as a packed panel, B's rows at a
+ * stride, storing and accumulating): checked once, where it is chosen, so
+ * that a kernel this project's CI cannot run (AVX-512) is never used
+ * unless it agrees with the packed one on the machine itself. */
+int dpt_ukernel_s_agrees(DptUKernelS ks)
+{
+    enum { KC_T = 37, LDA = 41, LDB = 40, LDC = NR };
+    float a[MR * LDA], ap[KC_T * MR], b[KC_T * LDB], bp[KC_T * NR], want[MR * LDC], got[MR * LDC];
+    const int mr = dpt_umr, nr = dpt_unr;
+    for (int i = 0; i < MR * LDA; i++)
+        a[i] = (float)((i * 37) % 101 - 50) / 64.0f + 1e-3f * (float)(i % 7);
+    for (int i = 0; i < KC_T * LDB; i++)
+        b[i] = (float)((i * 53) % 97 - 48) / 32.0f - 1e-3f * (float)(i % 5);
+    for (int k = 0; k < KC_T; k++) {
+        for (int r = 0; r < mr; r++) ap[k * mr + r] = a[r * LDA + k];
+        for (int j = 0; j < nr; j++) bp[k * nr + j] = b[k * LDB + j];
+    }
+    for (int acc = 0; acc < 2; acc++) {
+        for (int i = 0; i < MR * LDC; i++) want[i] = got[i] = (float)(i % 11) - 5.0f;
+        dpt_ukernel(KC_T, ap, bp, want, LDC, acc);
+        ks(KC_T, a, LDA, 1, b, LDB, got, LDC, acc);
+        if (memcmp(want, got, sizeof want) != 0)
+            return 0;
+        for (int i = 0; i < MR * LDC; i++) got[i] = (float)(i % 11) - 5.0f;
+        ks(KC_T, ap, 1, (size_t)mr, bp, (size_t)nr, got, LDC, acc);
+        if (memcmp(want, got, sizeof want) != 0)
+            return 0;
+    }
+    return 1;
+}
+
 void dpt_ukernel_choose(const char *force)
 {
     dpt_ukernel = ukernel_generic;
@@ -368,19 +444,28 @@ void dpt_ukernel_choose(const char *force)
         dpt_fixed_set = fixed_store_avx2;
         dpt_fixed_to_float = to_float_avx2;
     }
+    /* W read in place (DPT_W_IN_PLACE=0 turns it off, =1 on): on by default
+     * with AVX2, where it measured faster; off with AVX-512 until measured
+     * on such a machine. Either way a kernel that disagrees with the packed
+     * one on dpt_ukernel_s_agrees' product is not used. */
+    const char *wip = getenv("DPT_W_IN_PLACE");
+    DptUKernelS ks = NULL;
     if (has512 && !(force && strcmp(force, "avx2") == 0)) {
         dpt_ukernel = ukernel_avx512;
         dpt_ukernel_name = "avx512";
         if (__builtin_cpu_supports("avx512dq"))
             dpt_fixed_add = fixed_add_avx512;
+        ks = wip && strcmp(wip, "1") == 0 ? ukernel_avx512_s : NULL;
     } else if (has2) {
         dpt_ukernel = ukernel_avx2;
         dpt_ukernel_name = "avx2";
         dpt_ufixed = ufixed_avx2;
-        dpt_ukernel_s = ukernel_avx2_s;
         dpt_umr = DPT_MR_AVX2;
         dpt_unr = DPT_NR_AVX2;
+        ks = wip && strcmp(wip, "0") == 0 ? NULL : ukernel_avx2_s;
     }
+    if (ks && dpt_ukernel_s_agrees(ks))
+        dpt_ukernel_s = ks;
 #else
     (void)force;
 #endif

@@ -53,6 +53,12 @@ extern DptFixedFn dpt_fixed_add, dpt_fixed_set;
 typedef void (*DptToFloatFn)(float *restrict dst, const int64_t *restrict q, size_t n, double inv);
 extern DptToFloatFn dpt_fixed_to_float;
 
+/* Whether ks (an in-place variant of dpt_ukernel) gives dpt_ukernel's bits
+ * on a small product: A's rows in place and as a packed panel, B's rows at
+ * a stride, storing and accumulating. dpt_ukernel_choose uses an in-place
+ * kernel only where it agrees. */
+int dpt_ukernel_s_agrees(DptUKernelS ks);
+
 /* Chooses the best micro-kernel this CPU runs, or force ("generic",
  * "avx2", "avx512") where it can. */
 void dpt_ukernel_choose(const char *force);

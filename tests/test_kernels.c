@@ -6,6 +6,7 @@
 
 #include "testutil.h"
 #include "dptrain/kernels.h"
+#include "../src/ukernels.h"   /* the in-place kernel's self-check */
 
 static const char *const kernels[] = {"generic", "avx2", "avx512"};
 
@@ -354,6 +355,45 @@ static void test_small_batch_bitwise(void **state)
     omp_set_num_threads(saved);
 }
 
+/* The in-place micro-kernel is used only where it gives the packed
+ * kernel's bits on the machine itself (the check dpt_ukernel_choose runs):
+ * the AVX2 one passes it and is chosen (this project's CI runs AVX2), a
+ * kernel off by one ulp in one element fails it, and DPT_W_IN_PLACE=0
+ * turns the in-place path off. */
+static DptUKernelS real_s;
+
+static void off_by_one_ulp(size_t kc, const float *restrict a, size_t a_rs, size_t a_ks, const float *restrict b,
+                           size_t ldb, float *restrict c, size_t ldc, int accumulate)
+{
+    real_s(kc, a, a_rs, a_ks, b, ldb, c, ldc, accumulate);
+    c[ldc + 3] = nextafterf(c[ldc + 3], INFINITY);
+}
+
+static void test_inplace_selfcheck(void **state)
+{
+    (void)state;
+    const char *env = getenv("DPT_W_IN_PLACE");
+    char saved[8] = "";
+    if (env)
+        snprintf(saved, sizeof saved, "%s", env);
+    unsetenv("DPT_W_IN_PLACE");
+    if (!dpt_kern_select("avx2"))
+        skip();
+    assert_true(dpt_kern_w_in_place());
+    real_s = dpt_ukernel_s;
+    assert_true(dpt_ukernel_s_agrees(real_s));
+    assert_false(dpt_ukernel_s_agrees(off_by_one_ulp));
+    setenv("DPT_W_IN_PLACE", "0", 1);
+    dpt_kern_select("avx2");
+    assert_false(dpt_kern_w_in_place());
+    unsetenv("DPT_W_IN_PLACE");
+    dpt_kern_select("avx2");
+    assert_true(dpt_kern_w_in_place());
+    if (env)
+        setenv("DPT_W_IN_PLACE", saved, 1);
+    dpt_kern_select("avx512");
+}
+
 static void test_activations(void **state)
 {
     (void)state;
@@ -427,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_fma_chain_bitwise),
         cmocka_unit_test(test_small_batch_bitwise),
         cmocka_unit_test(test_bias_grad_chain),
+        cmocka_unit_test(test_inplace_selfcheck),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_forward_act_fused),
     };

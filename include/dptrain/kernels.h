@@ -40,6 +40,9 @@ void dpt_kern_free(void);
 int dpt_kern_select(const char *name);
 /* Name of the micro-kernel chosen at run time ("avx512", "avx2", "generic", "cblas"). */
 const char *dpt_kern_name(void);
+/* Whether the chosen kernel reads W in place in the forward product (see
+ * kernels.c; DPT_W_IN_PLACE=0/1 overrides the default). */
+int dpt_kern_w_in_place(void);
 /* Micro-kernels by level of availability: 0 "generic" (every machine), 1
  * "avx2", 2 "avx512". The level of a name (-1: not one of ours, e.g. cblas),
  * and the name of a level. */
