@@ -139,5 +139,22 @@ for L in 1x16 4x4 16x1; do P=${L%x*}; T=${L#*x}; mp bit-$L $P $T 1024 10 --deter
 $DPT compare /tmp/bit-1x16.h5 /tmp/bit-4x4.h5; echo "compare 1x16 4x4: $?"
 $DPT compare /tmp/bit-1x16.h5 /tmp/bit-16x1.h5; echo "compare 1x16 16x1: $?"
 }
+# Added after that run, for the next one (not yet run): PARTS="W" measures the AVX-512
+# in-place forward kernel (off by default until this says it is faster) against the packed
+# path, and checks that both give the same model.
+part_W() {
+echo "== W. forward product with W in place (DPT_W_IN_PLACE=1) vs packed (0) (t=$(( $(date +%s) - T0 )))"
+DPT_W_IN_PLACE=1 $DPT --version | grep kernels
+for r in 1 2; do
+  for w in 0 1; do
+    export DPT_W_IN_PLACE=$w
+    plain w$r-$w-1x1 1 1024 15; plain w$r-$w-1x1-b128 1 128 60; plain w$r-$w-1x16 16 1024 40
+    mp w$r-$w-16x1 16 1 1024 60
+  done
+done
+DPT_W_IN_PLACE=0 plain wbit-0 1 128 20 --save /tmp/wbit-0.h5; DPT_W_IN_PLACE=1 plain wbit-1 1 128 20 --save /tmp/wbit-1.h5
+unset DPT_W_IN_PLACE
+$DPT compare /tmp/wbit-0.h5 /tmp/wbit-1.h5; echo "compare W packed / in place: $?"
+}
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
