@@ -300,9 +300,10 @@ static void column_range(size_t out, size_t *lo, size_t *hi)
 void dpt_kern_bias_grad_fixed(int64_t *restrict dbq, int accumulate, double scale, const float *restrict D,
                               size_t n, size_t out, size_t block)
 {
-    /* Each thread owns a range of units, taken in chunks of CH: for each
-     * block of rows, the chunk's float sums run along D's rows (rows in
-     * order, the chain of a column sum), then are rounded and added. */
+    /* Each thread owns a range of units (race-free: it writes only those),
+     * taken in chunks of CH: for each block of rows, the chunk's float sums
+     * run along D's rows (rows in order, the chain of a column sum), then
+     * are rounded and added. */
     enum { CH = 256 };
 #pragma omp parallel if (n * out > 65536)
     {
@@ -389,13 +390,16 @@ static void forward_inplace(float *restrict Z, const float *restrict X, const fl
         float pa[DPT_MR * KC] __attribute__((aligned(64)));
         for (size_t jb = 0; jb < n; jb += nbmax) {
             const size_t nb = n - jb < nbmax ? n - jb : nbmax, n_pb = (nb + nr - 1) / nr;
-            /* X^T's columns jb.. in NR-wide panels of all k; the loop's
-             * barrier keeps them until every thread is done with them. */
+            /* X^T's columns jb.. in NR-wide panels of all k (race-free: each
+             * panel is one thread's); the loop's barrier keeps them until
+             * every thread is done with them. */
 #pragma omp for schedule(static)
             for (size_t q = 0; q < n_pb; q++) {
                 const size_t j0 = jb + q * nr;
                 pack_b_panel(pack_b + q * nr * in, X, 1, in, 0, in, j0, n - j0 < nr ? n - j0 : nr, nr);
             }
+            /* Race-free: a row panel of W is one thread's, and with it
+             * Z's columns i0..i0+ni and its own tiles. */
 #pragma omp for schedule(static)
             for (size_t i0 = 0; i0 < out; i0 += mr) {
                 const size_t ni = out - i0 < mr ? out - i0 : mr;
@@ -570,9 +574,10 @@ void dpt_kern_weight_grad(float *restrict dW, int accumulate, const float *restr
 void dpt_kern_bias_grad(float *restrict db, int accumulate, const float *restrict D,
                         size_t n, size_t out)
 {
-    /* Each thread owns a range of output units (whole cache lines) and adds
-     * rows 0..n-1 to it in order, a row at a time, so the loop runs along
-     * D's rows (vectorised) and every sum is the same chain as column by column. */
+    /* Each thread owns a range of output units (whole cache lines; race-free:
+     * it writes only those) and adds rows 0..n-1 to it in order, a row at a
+     * time, so the loop runs along D's rows (vectorised) and every sum is the
+     * same chain as column by column. */
 #pragma omp parallel if (n * out > 65536)
     {
         size_t lo, hi;
