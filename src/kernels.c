@@ -83,7 +83,15 @@ const char *dpt_kern_name(void)
 static void pack_b_panel(float *restrict dst, const float *restrict B, size_t rsb, size_t csb, size_t k0, size_t kc,
                          size_t j0, size_t nj, const size_t nr)
 {
-    if (csb == 1 || rsb != 1) {
+    if (csb == 1 && nj == nr && (nr == 16 || nr == 32)) {
+        /* whole rows of a panel: copies of a constant size, which the
+         * compiler turns into vector moves (not a memmove call per row) */
+        const float *src = B + k0 * rsb + j0;
+        if (nr == 16)
+            for (size_t k = 0; k < kc; k++) memcpy(dst + k * 16, src + k * rsb, 16 * sizeof *dst);
+        else
+            for (size_t k = 0; k < kc; k++) memcpy(dst + k * 32, src + k * rsb, 32 * sizeof *dst);
+    } else if (csb == 1 || rsb != 1) {
         for (size_t k = 0; k < kc; k++) {
             const float *src = B + (k0 + k) * rsb + j0 * csb;
             size_t j = 0;
