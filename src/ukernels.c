@@ -81,15 +81,12 @@ static void ukernel_avx2(size_t kc, const float *restrict a, const float *restri
     DPT_AVX2_STORE_ALL
 }
 
-/* The same tile and FMAs, from operands in place: row r of the A panel at
- * a + r * a_rs, advancing a_ks per k (a packed panel: 1 and 6; the rows of W
- * read where they are: lda and 1), and B's rows at a stride of ldb. */
+/* A's rows contiguous in k (W's rows where they are), row r at a + r * a_rs:
+ * one index for the six rows, so the loop adds one register, not six. */
 __attribute__((target("avx2,fma")))
 static void ukernel_avx2_rows(size_t kc, const float *restrict a, size_t a_rs, const float *restrict b, size_t ldb,
                               float *restrict c, size_t ldc, int accumulate)
 {
-    /* A's rows contiguous in k (W's rows where they are): one index for the
-     * six rows, so the loop adds one register, not six */
     const float *a0 = a, *a1 = a + a_rs, *a2 = a + 2 * a_rs, *a3 = a + 3 * a_rs, *a4 = a + 4 * a_rs, *a5 = a + 5 * a_rs;
 #undef DPT_A_AT
 #undef DPT_AVX2_NEXT
@@ -99,6 +96,10 @@ static void ukernel_avx2_rows(size_t kc, const float *restrict a, size_t a_rs, c
     DPT_AVX2_STORE_ALL
 }
 
+/* The same tile and FMAs, from operands in place: row r of the A panel at
+ * a + r * a_rs, advancing a_ks per k (a packed panel: 1 and 6; the rows of W
+ * read where they are: lda and 1, ukernel_avx2_rows), and B's rows at a
+ * stride of ldb. */
 __attribute__((target("avx2,fma")))
 static void ukernel_avx2_s(size_t kc, const float *restrict a, size_t a_rs, size_t a_ks, const float *restrict b,
                            size_t ldb, float *restrict c, size_t ldc, int accumulate)
@@ -107,13 +108,10 @@ static void ukernel_avx2_s(size_t kc, const float *restrict a, size_t a_rs, size
         ukernel_avx2_rows(kc, a, a_rs, b, ldb, c, ldc, accumulate);
         return;
     }
-    const float *a0 = a, *a1 = a + a_rs, *a2 = a + 2 * a_rs, *a3 = a + 3 * a_rs, *a4 = a + 4 * a_rs, *a5 = a + 5 * a_rs;
 #undef DPT_A_AT
 #undef DPT_AVX2_NEXT
-#define DPT_A_AT(r) (a##r)
-#define DPT_AVX2_NEXT                                                                   \
-    a0 += a_ks; a1 += a_ks; a2 += a_ks; a3 += a_ks; a4 += a_ks; a5 += a_ks;             \
-    b += ldb;
+#define DPT_A_AT(r) (a + r * a_rs)
+#define DPT_AVX2_NEXT a += a_ks; b += ldb;
     DPT_AVX2_BODY
     DPT_AVX2_STORE_ALL
 #undef DPT_A_AT
