@@ -155,6 +155,7 @@ typedef struct {
     double scale;      /* fixed point only */
     size_t block;      /* fixed point only: rows of a block (<= KC) */
     float lim;         /* fixed point only: dpt_fixed_limit(scale) */
+    uint64_t qsub;     /* fixed point only: the blocks of all K times dpt_ufixed_bias */
 } GemmOut;
 
 /* An edge tile's ni x nj corner into C (row stride ldc): stored on the first
@@ -173,19 +174,25 @@ static void tile_to_c(float *restrict c, size_t ldc, const float *restrict tile,
 
 /* One MR x NR tile of C at (i0, j0), ni x nj of it inside C, from packed
  * panels of kc. */
-static void gemm_tile(const GemmOut *o, const float *pa, const float *pb, size_t kc, int first_slab, size_t i0,
+static void gemm_tile(const GemmOut *o, const float *pa, const float *pb, size_t kc, size_t pc, size_t i0,
                       size_t j0, size_t ni, size_t nj, float *tile, int64_t *qtile, const size_t mr, const size_t nr)
 {
+    const int first_slab = pc == 0 && !o->accumulate;
     if (o->Cq) {
         /* A whole tile is rounded straight into C's rows; an edge tile into
-         * qtile, then copied. Each block's rounded sum is added in block order. */
+         * qtile, then copied. Each block's rounded sum is added in block order;
+         * the kernel's bias comes off once: for a whole tile, that of all
+         * the call's blocks in its first; for an edge tile, that of the
+         * slab's blocks in the slab's first. */
         const int whole = ni == mr && nj == nr;
         int64_t *q = whole ? o->Cq + i0 * o->ldc + j0 : qtile;
         const size_t ldq = whole ? o->ldc : DPT_NR;
+        const uint64_t slab_sub = (uint64_t)((kc + o->block - 1) / o->block) * dpt_ufixed_bias;
         for (size_t kb = 0; kb < kc; kb += o->block) {
             size_t kn = kc - kb < o->block ? kc - kb : o->block;
             int add = whole ? !(first_slab && kb == 0) : kb > 0;
-            dpt_ufixed(kn, pa + kb * mr, pb + kb * nr, q, ldq, add, o->scale, o->lim, tile);
+            uint64_t sub = kb > 0 ? 0 : whole ? (pc == 0 ? o->qsub : 0) : slab_sub;
+            dpt_ufixed(kn, pa + kb * mr, pb + kb * nr, q, ldq, add, sub, o->scale, o->lim, tile);
         }
         if (!whole)
             for (size_t r = 0; r < ni; r++) {
@@ -233,7 +240,6 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
             size_t n_panels_b = (nc + nr - 1) / nr;
             for (size_t pc = 0; pc < K; pc += kcmax) {
                 size_t kc = K - pc < kcmax ? K - pc : kcmax;
-                const int first_slab = (pc == 0) && !o->accumulate;
                 /* Pack B[pc:pc+kc, jc:jc+nc] in NR-wide panels, zero-padded.
                  * Race-free: each thread writes whole panels of its own. */
 #pragma omp for schedule(static)
@@ -255,7 +261,7 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
                     for (size_t q = 0; q < n_panels_b; q++) {
                         for (size_t p = 0; p < n_panels_a; p++) {
                             size_t i0 = ic + p * mr, j0 = jc + q * nr;
-                            gemm_tile(o, pack_a + p * mr * kc, pack_b + q * nr * kc, kc, first_slab, i0, j0,
+                            gemm_tile(o, pack_a + p * mr * kc, pack_b + q * nr * kc, kc, pc, i0, j0,
                                       M - i0 < mr ? M - i0 : mr, N - j0 < nr ? N - j0 : nr, tile, qtile, mr, nr);
                         }
                     }
@@ -277,8 +283,9 @@ void dpt_gemm(float *C, size_t ldc, int accumulate,
 void dpt_kern_weight_grad_fixed(int64_t *restrict dWq, int accumulate, double scale, const float *restrict D,
                                 const float *restrict A, size_t n, size_t in, size_t out, size_t block)
 {
+    dpt_kern_init();
     GemmOut o = {.Cq = dWq, .ldc = in, .accumulate = accumulate, .scale = scale, .block = block,
-                 .lim = dpt_fixed_limit(scale)};
+                 .lim = dpt_fixed_limit(scale), .qsub = (uint64_t)((n + block - 1) / block) * dpt_ufixed_bias};
     gemm_run(&o, D, 1, out, A, in, 1, out, in, n);
 }
 

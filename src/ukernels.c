@@ -12,6 +12,11 @@
 #include <string.h>
 
 enum { MR = DPT_MR, NR = DPT_NR };
+/* The rounding constant of the AVX2 conversions, 1.5 * 2^52, and its bits:
+ * for |x| < 2^51, x + MAGIC rounds x to an integer, whose bits are those of
+ * MAGIC plus it. */
+#define MAGIC 6755399441055744.0
+#define MAGIC_BITS UINT64_C(0x4338000000000000)
 
 /* ---------------------------------------------------------------- micro-kernels
  * c[MR][NR] := sum_k a[k][0..MR) (outer) b[k][0..NR), k ascending. */
@@ -129,33 +134,44 @@ static void ukernel_avx2_s(size_t kc, const float *restrict a, size_t a_rs, size
  * between and one range check per tile. */
 __attribute__((target("avx2,fma")))
 static void ufixed_avx2(size_t kc, const float *restrict a, const float *restrict b, int64_t *restrict q, size_t ldq,
-                        int add, double scale, float lim, float *restrict tile)
+                        int add, uint64_t sub, double scale, float lim, float *restrict tile)
 {
     DPT_AVX2_BODY
-    const __m256d s = _mm256_set1_pd(scale), magic = _mm256_set1_pd(6755399441055744.0);
-    const __m256i magic_bits = _mm256_castpd_si256(magic);
-    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), limv = _mm256_set1_ps(lim);
+    const __m256d s = _mm256_set1_pd(scale), magic = _mm256_set1_pd(MAGIC);
     __m256 acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
-    /* |c| >= lim, or NaN: the tile goes the scalar way. */
-    __m256 far = _mm256_setzero_ps();
-    for (int i = 0; i < 12; i++)
-        far = _mm256_or_ps(far, _mm256_cmp_ps(_mm256_and_ps(acc[i], absmask), limv, _CMP_NLT_UQ));
-    if (_mm256_movemask_ps(far)) {
+    /* |c| >= lim, or NaN: the tile goes the scalar way. Without the sign,
+     * the bit patterns of floats are ordered as the values (NaN's above
+     * infinity's), so one unsigned max of them is compared, once. */
+    uint32_t lim_bits;
+    memcpy(&lim_bits, &lim, sizeof lim_bits);
+    const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
+    __m256i m = _mm256_and_si256(_mm256_castps_si256(acc[0]), absmask);
+    for (int i = 1; i < 12; i++)
+        m = _mm256_max_epu32(m, _mm256_and_si256(_mm256_castps_si256(acc[i]), absmask));
+    /* signed compare: both sides are below 2^31 (lim_bits - 1 may be -1: lim 0, all far) */
+    if (_mm256_movemask_epi8(_mm256_cmpgt_epi32(m, _mm256_set1_epi32((int32_t)lim_bits - 1)))) {
         for (int i = 0; i < 12; i++)
             _mm256_storeu_ps(tile + i * 8, acc[i]);
         for (int r = 0; r < DPT_MR_AVX2; r++) {
             int64_t *qr = q + (size_t)r * ldq;
             for (int j = 0; j < DPT_NR_AVX2; j++)
-                qr[j] = (add ? qr[j] : 0) + dpt_to_fixed(tile[r * DPT_NR_AVX2 + j], scale);
+                qr[j] = (int64_t)((add ? (uint64_t)qr[j] : 0) + (uint64_t)dpt_to_fixed(tile[r * DPT_NR_AVX2 + j], scale) +
+                                  MAGIC_BITS - sub);
         }
         return;
     }
+    /* The values with the bits of the constant on them (MAGIC_BITS + v):
+     * the caller's sub takes them off, once for all the blocks. */
+    const __m256i subv = _mm256_set1_epi64x((long long)sub);
     for (int i = 0; i < 12; i++) {
         int64_t *qr = q + (size_t)(i / 2) * ldq + (size_t)(i % 2) * 8;
         __m256d lo = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(acc[i])), s, magic);
         __m256d hi = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(acc[i], 1)), s, magic);
-        __m256i qlo = _mm256_sub_epi64(_mm256_castpd_si256(lo), magic_bits);
-        __m256i qhi = _mm256_sub_epi64(_mm256_castpd_si256(hi), magic_bits);
+        __m256i qlo = _mm256_castpd_si256(lo), qhi = _mm256_castpd_si256(hi);
+        if (sub) {
+            qlo = _mm256_sub_epi64(qlo, subv);
+            qhi = _mm256_sub_epi64(qhi, subv);
+        }
         if (add) {
             qlo = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)qr), qlo);
             qhi = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)(qr + 4)), qhi);
@@ -292,7 +308,7 @@ static inline __attribute__((target("avx2"), always_inline)) void fixed_avx2(int
                                                                                const float *restrict t, size_t n,
                                                                                double scale, const int add)
 {
-    const __m256d s = _mm256_set1_pd(scale), magic = _mm256_set1_pd(6755399441055744.0), limit = _mm256_set1_pd(0x1p51);
+    const __m256d s = _mm256_set1_pd(scale), magic = _mm256_set1_pd(MAGIC), limit = _mm256_set1_pd(0x1p51);
     const __m256d absmask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
     const __m256i magic_bits = _mm256_castpd_si256(magic);
     size_t j = 0;
@@ -361,12 +377,16 @@ DptToFloatFn dpt_fixed_to_float = to_float_generic;
 
 /* Any micro-kernel, then the conversion row by row. */
 static void ufixed_generic(size_t kc, const float *restrict a, const float *restrict b, int64_t *restrict q,
-                           size_t ldq, int add, double scale, float lim, float *restrict tile)
+                           size_t ldq, int add, uint64_t sub, double scale, float lim, float *restrict tile)
 {
     (void)lim;
     dpt_ukernel(kc, a, b, tile, NR, 0);
-    for (size_t r = 0; r < (size_t)dpt_umr; r++)
+    for (size_t r = 0; r < (size_t)dpt_umr; r++) {
         (add ? dpt_fixed_add : dpt_fixed_set)(q + r * ldq, tile + r * NR, (size_t)dpt_unr, scale);
+        if (sub)
+            for (size_t j = 0; j < (size_t)dpt_unr; j++)
+                q[r * ldq + j] = (int64_t)((uint64_t)q[r * ldq + j] - sub);
+    }
 }
 
 float dpt_fixed_limit(double scale)
@@ -383,6 +403,7 @@ float dpt_fixed_limit(double scale)
 DptUKernel dpt_ukernel;
 DptUKernelS dpt_ukernel_s;
 DptUFixed dpt_ufixed = ufixed_generic;
+uint64_t dpt_ufixed_bias;
 int dpt_umr = MR, dpt_unr = NR;
 const char *dpt_ukernel_name = "none";
 
@@ -432,6 +453,7 @@ void dpt_ukernel_choose(const char *force)
     dpt_fixed_set = fixed_store;
     dpt_fixed_to_float = to_float_generic;
     dpt_ufixed = ufixed_generic;
+    dpt_ufixed_bias = 0;
     dpt_ukernel_s = NULL;
     dpt_umr = MR;
     dpt_unr = NR;
@@ -458,6 +480,7 @@ void dpt_ukernel_choose(const char *force)
         dpt_ukernel = ukernel_avx2;
         dpt_ukernel_name = "avx2";
         dpt_ufixed = ufixed_avx2;
+        dpt_ufixed_bias = MAGIC_BITS;
         dpt_umr = DPT_MR_AVX2;
         dpt_unr = DPT_NR_AVX2;
         ks = wip && strcmp(wip, "0") == 0 ? NULL : ukernel_avx2_s;

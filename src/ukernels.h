@@ -28,14 +28,18 @@ typedef void (*DptUKernel)(size_t kc, const float *restrict a, const float *rest
 typedef void (*DptFixedFn)(int64_t *restrict c, const float *restrict t, size_t n, double scale);
 
 /* The fixed-point micro-kernel of deterministic mode: one block of kc rows,
- *   q[r*ldq + j] := (add ? q[r*ldq + j] : 0) + llrint(scale * c[r][j]),
- * c the dpt_umr x dpt_unr float tile that dpt_ukernel computes from the same panels
- * (the same operations in the same order: the same bits); scale is a power
- * of two (so that scale * c is exact). lim is a float at
- * most 2^51 / scale: tiles holding a value that large take the scalar path.
- * tile is MR x NR floats of scratch. */
+ *   q[r*ldq + j] := (add ? q[r*ldq + j] : 0) + llrint(scale * c[r][j]) + dpt_ufixed_bias - sub
+ * (modulo 2^64), c the dpt_umr x dpt_unr float tile that dpt_ukernel computes
+ * from the same panels (the same operations in the same order: the same
+ * bits); scale is a power of two (so that scale * c is exact). lim is a
+ * float at most 2^51 / scale: tiles holding a value that large take the
+ * scalar path. tile is MR x NR floats of scratch. dpt_ufixed_bias is the
+ * kernel's: the AVX2 kernel adds each value with the bits of its rounding
+ * constant still on it, and the caller takes them all off at once (sub =
+ * the number of blocks summed into q, times dpt_ufixed_bias, in one of the
+ * calls); 0 for the others. */
 typedef void (*DptUFixed)(size_t kc, const float *restrict a, const float *restrict b, int64_t *restrict q,
-                          size_t ldq, int add, double scale, float lim, float *restrict tile);
+                          size_t ldq, int add, uint64_t sub, double scale, float lim, float *restrict tile);
 
 /* The same product from operands in place (no packing): A's row r at
  * a + r * a_rs advancing a_ks per k, B's rows ldb apart; NULL where the
@@ -46,6 +50,7 @@ typedef void (*DptUKernelS)(size_t kc, const float *restrict a, size_t a_rs, siz
 extern DptUKernel dpt_ukernel;        /* NULL until chosen */
 extern DptUKernelS dpt_ukernel_s;
 extern DptUFixed dpt_ufixed;
+extern uint64_t dpt_ufixed_bias;
 extern int dpt_umr, dpt_unr;          /* the chosen kernel's tile */
 extern const char *dpt_ukernel_name;
 extern DptFixedFn dpt_fixed_add, dpt_fixed_set;

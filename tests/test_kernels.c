@@ -234,6 +234,57 @@ static void test_fixed_point_rounding(void **state)
     free(D); free(A); free(G); free(q);
 }
 
+/* The fixed-point weight gradient by its definition, exactly: each block's
+ * float product (the same chain as the float kernel's over those rows alone)
+ * rounded as llrint(scale * sum), the blocks' integers added in any order,
+ * onto what was there when accumulating. Over more rows than one KC slab
+ * (300 rows, blocks of 20: two slabs), edge tiles, 1 and 2 threads, and a
+ * block scaled up so far that its values pass 2^51 (the AVX2 kernel's
+ * scalar path) between blocks that stay below it, in the same tiles. */
+static void test_fixed_point_blocks_definition(void **state)
+{
+    (void)state;
+    const size_t n = 300, in = 45, out = 29, blk = 20, nb = (n + blk - 1) / blk;
+    float *D = malloc(n * out * 4), *A = malloc(n * in * 4), *G = malloc(out * in * 4);
+    int64_t *q = malloc(out * in * 8), *want = malloc(out * in * 8);
+    tu_fill(D, n * out, 41, -1, 1);
+    tu_fill(A, n * in, 42, -1, 1);
+    for (size_t r = 5 * blk; r < 6 * blk; r++)   /* block 5: about 2^12 times the others */
+        for (size_t o = 0; o < out; o++)
+            D[r * out + o] *= 4096.0f;
+    const double scale = 0x1p46;   /* block 5's sums pass 2^51 / scale; the others stay below */
+    int saved = omp_get_max_threads();
+    for (int kk = 0; kk < 3; kk++) {
+        if (!dpt_kern_select(kernels[kk]))
+            continue;
+        for (int acc = 0; acc < 2; acc++) {
+            int big = 0;
+            for (size_t i = 0; i < out * in; i++)
+                want[i] = acc ? (int64_t)i * 1000 - 12345 : 0;
+            for (size_t b = 0; b < nb; b++) {
+                size_t r0 = b * blk, rows = n - r0 < blk ? n - r0 : blk;
+                dpt_kern_weight_grad(G, 0, D + r0 * out, A + r0 * in, rows, in, out);
+                for (size_t i = 0; i < out * in; i++) {
+                    double v = (double)G[i] * scale;
+                    big |= fabs(v) >= 0x1p51;
+                    want[i] += (int64_t)llrint(v);
+                }
+            }
+            assert_true(big);
+            for (int t = 1; t <= 2; t++) {
+                omp_set_num_threads(t);
+                for (size_t i = 0; i < out * in; i++)
+                    q[i] = acc ? (int64_t)i * 1000 - 12345 : -1;
+                dpt_kern_weight_grad_fixed(q, acc, scale, D, A, n, in, out, blk);
+                assert_memory_equal(q, want, out * in * 8);
+            }
+        }
+    }
+    omp_set_num_threads(saved);
+    dpt_kern_select("avx512");
+    free(D); free(A); free(G); free(q); free(want);
+}
+
 /* The fixed-point sums back to float: every kernel gives, bit for bit, the
  * scalar (float)((double)q * inv), over the whole int64 range (values near
  * powers of two, where the rounding to double and then to float decides,
@@ -463,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_thread_and_row_invariance),
         cmocka_unit_test(test_fixed_point_weight_grad),
         cmocka_unit_test(test_fixed_point_rounding),
+        cmocka_unit_test(test_fixed_point_blocks_definition),
         cmocka_unit_test(test_fixed_to_float_bitwise),
         cmocka_unit_test(test_fma_chain_bitwise),
         cmocka_unit_test(test_small_batch_bitwise),
