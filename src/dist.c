@@ -13,6 +13,17 @@ static MPI_Comm node_comm = MPI_COMM_NULL;
 static MPI_Comm leader_comm = MPI_COMM_NULL;  /* node rank 0 of every node (MPI_COMM_NULL elsewhere) */
 
 MPI_Comm dpt_dist_world_comm(void) { return world_comm; }
+
+/* The node count and the smallest and largest node, from the node communicator. */
+static void count_nodes(DptDist *d)
+{
+    int v[3] = {d->node_rank == 0, d->node_size, -d->node_size};
+    MPI_Allreduce(MPI_IN_PLACE, v, 1, MPI_INT, MPI_SUM, world_comm);
+    MPI_Allreduce(MPI_IN_PLACE, v + 1, 2, MPI_INT, MPI_MAX, world_comm);
+    d->n_nodes = v[0];
+    d->node_size_max = v[1];
+    d->node_size_min = -v[2];
+}
 MPI_Comm dpt_dist_node_comm(void) { return node_comm; }
 
 DptStatus dpt_dist_init(DptDist *d, int *argc, char ***argv)
@@ -38,14 +49,16 @@ DptStatus dpt_dist_init(DptDist *d, int *argc, char ***argv)
         MPI_Comm_split_type(world_comm, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &node_comm);
     MPI_Comm_rank(node_comm, &d->node_rank);
     MPI_Comm_size(node_comm, &d->node_size);
+    count_nodes(d);
     int leader = d->node_rank == 0;
-    MPI_Allreduce(&leader, &d->n_nodes, 1, MPI_INT, MPI_SUM, world_comm);
     if (leader_comm == MPI_COMM_NULL)
         MPI_Comm_split(world_comm, leader ? 0 : MPI_UNDEFINED, d->rank, &leader_comm);
     return DPT_OK;
 }
 
-int dpt_dist_subset(DptDist *d, int n)
+int dpt_dist_subset(DptDist *d, int n) { return dpt_dist_subset_nodes(d, n, NULL); }
+
+int dpt_dist_subset_nodes(DptDist *d, int n, const int *node_sizes)
 {
     int world_rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
@@ -61,7 +74,15 @@ int dpt_dist_subset(DptDist *d, int n)
     world_comm = in ? sub : MPI_COMM_WORLD;
     if (!in)
         return 0; /* outside: no collective until the next dpt_dist_subset */
-    MPI_Comm_split_type(world_comm, MPI_COMM_TYPE_SHARED, world_rank, MPI_INFO_NULL, &node_comm);
+    if (node_sizes) {
+        /* "Nodes" of consecutive ranks (one machine: any group of its ranks shares memory). */
+        int node = 0;
+        for (int end = node_sizes[0]; world_rank >= end; end += node_sizes[node])
+            node++;
+        MPI_Comm_split(world_comm, node, world_rank, &node_comm);
+    } else {
+        MPI_Comm_split_type(world_comm, MPI_COMM_TYPE_SHARED, world_rank, MPI_INFO_NULL, &node_comm);
+    }
     int provided, init_here = d->initialised_here;
     MPI_Query_thread(&provided);
     memset(d, 0, sizeof *d);
@@ -70,8 +91,8 @@ int dpt_dist_subset(DptDist *d, int n)
     MPI_Comm_size(world_comm, &d->world_size);
     MPI_Comm_rank(node_comm, &d->node_rank);
     MPI_Comm_size(node_comm, &d->node_size);
+    count_nodes(d);
     int leader = d->node_rank == 0;
-    MPI_Allreduce(&leader, &d->n_nodes, 1, MPI_INT, MPI_SUM, world_comm);
     MPI_Comm_split(world_comm, leader ? 0 : MPI_UNDEFINED, d->rank, &leader_comm);
     return in;
 }

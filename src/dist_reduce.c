@@ -8,15 +8,17 @@
  *   1. every rank writes its contribution into its own region of the window
  *      (the step's backward pass writes there directly: no copy) and raises
  *      ready[b][rank] to this step's number;
- *   2. the bucket is cut into node_size slices on cache lines; once every
- *      rank is ready, a slice is summed over the node's ranks in rank order
+ *   2. the bucket is cut into slices on cache lines (node_size of them on
+ *      one node; across nodes as many as the smallest node has ranks); once
+ *      every rank is ready, a slice is summed over the node's ranks in rank order
  *      (so the result does not depend on who sums it, or when) into the
  *      result region, and done[b] counts it. On one node any rank that
  *      waits takes the next slice not yet taken (claim[b]): with --overlap
  *      the ranks that finished backprop sum the buckets the others have
  *      declared while those still compute. Across nodes slice j belongs to
  *      node rank j, which allreduces it with the owners of slice j on the
- *      other nodes (hierarchical), in bucket order: started without
+ *      other nodes (hierarchical; node ranks past the smallest node's
+ *      count own none and only contribute), in bucket order: started without
  *      blocking during backprop (at each declared bucket), tested at the
  *      next ones, finished at the end;
  *   3. every rank reads the result once every slice is done.
@@ -45,7 +47,9 @@ struct DptReducer {
     int n_buckets;
     size_t lo[MAX_BUCKETS], hi[MAX_BUCKETS];  /* bucket b: elements [lo, hi), in the order they become ready */
     int node_rank, node_size;
-    MPI_Comm cross;             /* ranks with this node rank on every node (MPI_COMM_NULL: one node) */
+    int n_slices;               /* slices a bucket is cut into: node_size on one node, else the smallest node's size */
+    int multi;                  /* several nodes: slice j is node rank j's (no claiming) */
+    MPI_Comm cross;             /* ranks with this node rank on every node (MPI_COMM_NULL: one node, or no slice) */
     void *win;                  /* the window handle (dist's shared allocation) */
     char *mine;                 /* this rank's contribution region [n] */
     char *base;                 /* region of node rank 0; rank j's at base + j * stride */
@@ -102,25 +106,25 @@ static void wait_ready(DptReducer *r, int b)
 /* Are all slices of bucket b summed for this step? */
 static int all_done(DptReducer *r, int b)
 {
-    return __atomic_load_n(counter(r, 1, b), __ATOMIC_ACQUIRE) >= r->gen * r->node_size;
+    return __atomic_load_n(counter(r, 1, b), __ATOMIC_ACQUIRE) >= r->gen * r->n_slices;
 }
 
 /* The next slice of bucket b nobody has taken this step, or -1. */
 static int claim_slice(DptReducer *r, int b)
 {
-    int64_t *c = counter(r, 0, b), end = r->gen * r->node_size;
+    int64_t *c = counter(r, 0, b), end = r->gen * r->n_slices;
     int64_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
     while (v < end)
         if (__atomic_compare_exchange_n(c, &v, v + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
-            return (int)(v - (end - r->node_size));
+            return (int)(v - (end - r->n_slices));
     return -1;
 }
 
-/* Slice j [*a, *z) of bucket b: node_size parts, cut on cache lines. */
+/* Slice j [*a, *z) of bucket b: n_slices parts, cut on cache lines. */
 static void slice_of(const DptReducer *r, int b, int slice, size_t *a, size_t *z)
 {
     size_t per_line = LINE / r->elem, len = r->hi[b] - r->lo[b];
-    size_t lines = (len + per_line - 1) / per_line, k = (size_t)r->node_size, j = (size_t)slice;
+    size_t lines = (len + per_line - 1) / per_line, k = (size_t)r->n_slices, j = (size_t)slice;
     size_t la = lines * j / k, lz = lines * (j + 1) / k;
     *a = r->lo[b] + la * per_line;
     *z = r->lo[b] + lz * per_line;
@@ -194,15 +198,12 @@ DptStatus dpt_dist_reducer_init(DptReducer **out, const DptDist *d, size_t n, in
         r->hi[b] = n_buckets == 1 ? n : bucket_ends[m];
         r->lo[b] = m > 0 ? bucket_ends[m - 1] : 0;
     }
-    /* Shared memory needs several ranks here and the same number on every
-     * node (the slices are the cross-node unit). */
-    int equal = 1;
-    if (shared && d->node_size > 1) {
-        int mm[2] = {d->node_size, -d->node_size};
-        MPI_Allreduce(MPI_IN_PLACE, mm, 2, MPI_INT, MPI_MAX, dpt_dist_world_comm());
-        equal = mm[0] == -mm[1];
-    }
-    int use = shared && d->node_size > 1 && equal;
+    /* Shared memory where some node has several ranks (on every node, then:
+     * the choice is the same everywhere); across nodes a bucket is cut into
+     * as many slices as the smallest node has ranks, the cross-node unit. */
+    int use = shared && d->node_size_max > 1;
+    r->multi = d->n_nodes > 1;
+    r->n_slices = r->multi ? d->node_size_min : d->node_size;
     DptStatus st = DPT_OK;
     if (use) {
         r->stride = (n * r->elem + LINE - 1) / LINE * LINE;
@@ -220,8 +221,9 @@ DptStatus dpt_dist_reducer_init(DptReducer **out, const DptDist *d, size_t n, in
             if (r->node_rank == 0)
                 memset(r->flags, 0, flags_bytes);
             dpt_dist_node_barrier(d);
-            if (d->n_nodes > 1)
-                MPI_Comm_split(dpt_dist_world_comm(), r->node_rank, d->rank, &r->cross);
+            if (r->multi)
+                MPI_Comm_split(dpt_dist_world_comm(), r->node_rank < r->n_slices ? r->node_rank : MPI_UNDEFINED,
+                               d->rank, &r->cross);
         }
     }
     st = dpt_dist_agree(d, st, NULL);
@@ -323,7 +325,7 @@ void dpt_dist_reducer_ready(DptReducer *r, int count)
     }
     for (; count > 0 && r->declared < r->n_buckets; count--, r->declared++)
         __atomic_store_n(ready_flag(r, r->declared, r->node_rank), r->gen, __ATOMIC_RELEASE);
-    if (r->cross != MPI_COMM_NULL)
+    if (r->cross != MPI_COMM_NULL)   /* a slice of its own across nodes */
         progress_owned(r, 0);
 }
 
@@ -346,8 +348,9 @@ const void *dpt_dist_reducer_finish(DptReducer *r, const DptDist *d)
     dpt_dist_reducer_ready(r, r->n_buckets);
     if (r->cross != MPI_COMM_NULL)
         progress_owned(r, 1);
-    else
+    else if (!r->multi)
         help_all(r);
+    /* else: no slice of its own (a node rank past the smallest node's count) */
     for (int b = 0; b < r->n_buckets; b++) {
         unsigned spins = 0;
         while (!all_done(r, b))

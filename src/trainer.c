@@ -61,14 +61,16 @@ static DptStatus load_init_from(const DptConfig *c, DptArch *arch, float **loade
  * window and each rank updates its slice (cut on cache lines): the update
  * costs 1/node_size of a full one, the node's ranks read the same weights,
  * and the arithmetic of every element is that of the replicated update. With
- * --reduce mpi (or one rank per node) every rank holds its own copy.
+ * --reduce mpi (or one rank on every node) every rank holds its own copy.
  * Collective. */
 static DptStatus alloc_model(Trainer *t)
 {
     const DptConfig *c = t->cfg;
     const DptDist *d = t->d;
     const size_t n = t->arch.n_params;
-    t->shared_model = d->node_size > 1 && c->reduce != DPT_REDUCE_MPI;
+    /* The same choice on every node (a node of one rank keeps a "shared"
+     * model of its own): the broadcasts and checkpoints that follow depend on it. */
+    t->shared_model = d->node_size_max > 1 && c->reduce != DPT_REDUCE_MPI;
     t->own_lo = 0;
     t->own_hi = n;
     if (!t->shared_model) {

@@ -358,6 +358,120 @@ static void test_resume_equivalence(void **state)
     }
 }
 
+/* ---------------------------------------------------------------- node layouts
+ * Every way of cutting the world into "nodes" of consecutive ranks (one
+ * machine: any group of ranks shares memory), equal or not: 2+1, 1+2+1, ...
+ * The node-count-th composition: bit i of mask set = a node ends after rank i. */
+static int layout_of(unsigned mask, int *sizes)
+{
+    int n = 0, cur = 0;
+    for (int i = 0; i < world_size; i++) {
+        cur++;
+        if (i == world_size - 1 || (mask >> i & 1u)) {
+            sizes[n++] = cur;
+            cur = 0;
+        }
+    }
+    return n;
+}
+
+/* The reducer alone on every node layout: each rank's contribution (values
+ * whose sums are exact in float too) summed over 3 steps, whole or in 3
+ * buckets declared one by one, for vectors shorter than the slices (empty
+ * slices) and longer; the shared path wherever some node has several
+ * ranks, hierarchical across several nodes, and the result equal to the
+ * plain sum. */
+static void test_reducer_node_layouts(void **state)
+{
+    (void)state;
+    const size_t lens[] = {1, 37, 5000};
+    int bad = 0, checked = 0;
+    for (unsigned mask = 0; mask < 1u << (world_size - 1); mask++) {
+        int sizes[8], n_nodes = layout_of(mask, sizes), largest = 0;
+        for (int k = 0; k < n_nodes; k++)
+            largest = sizes[k] > largest ? sizes[k] : largest;
+        assert_int_equal(dpt_dist_subset_nodes(&dist, world_size, sizes), 1);
+        assert_int_equal(dist.n_nodes, n_nodes);
+        for (int li = 0; li < 3; li++)
+            for (int is_int = 0; is_int < 2; is_int++)
+                for (int nb = 1; nb <= 3; nb += 2) {
+                    size_t n = lens[li], ends[3] = {n / 3, 2 * n / 3, n};
+                    DptReducer *r = NULL;
+                    assert_int_equal(dpt_dist_reducer_init(&r, &dist, n, is_int, ends, nb, 1, 1), DPT_OK);
+                    bad |= dpt_dist_reducer_shared(r) != (largest > 1);
+                    for (int step = 0; step < 3; step++) {
+                        void *buf = dpt_dist_reducer_begin(r);
+                        for (size_t i = 0; i < n; i++) {
+                            int64_t v = (int64_t)(dist.rank + 1) * (int64_t)(i % 13 + 1) + step;
+                            if (is_int)
+                                ((int64_t *)buf)[i] = v * 1000000007LL;
+                            else
+                                ((float *)buf)[i] = (float)v;
+                        }
+                        for (int b = 0; b < nb; b++)
+                            dpt_dist_reducer_ready(r, 1);
+                        const void *sum = dpt_dist_reducer_finish(r, &dist);
+                        const int64_t ranks = dist.world_size, rsum = ranks * (ranks + 1) / 2;
+                        for (size_t i = 0; i < n; i++) {
+                            int64_t want = rsum * (int64_t)(i % 13 + 1) + ranks * step;
+                            if (is_int)
+                                bad |= ((const int64_t *)sum)[i] != want * 1000000007LL;
+                            else
+                                bad |= ((const float *)sum)[i] != (float)want;
+                        }
+                        checked++;
+                    }
+                    dpt_dist_reducer_free(&r);
+                }
+        dpt_dist_subset(&dist, world_size);
+    }
+    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    assert_int_equal(bad, 0);
+    assert_int_equal(checked, 36 << (world_size - 1));
+}
+
+/* Training on every node layout, equal or not (a node-shared model on each
+ * "node", hierarchical reduction across them): deterministic mode gives the
+ * one-rank bits; the default mode keeps the replicas identical. */
+static void test_training_node_layouts(void **state)
+{
+    (void)state;
+    DptConfig c;
+    base_config(&c);
+    c.epochs = 2;
+    c.opt.kind = DPT_OPT_MOMENTUM;
+    c.reduce = DPT_REDUCE_SHM;
+    float *ref = calloc(n_params(), sizeof(float)), *p = NULL;
+    c.deterministic = 1;
+    if (dpt_dist_subset(&dist, 1)) {
+        assert_int_equal(dpt_train_run(&c, &dist, NULL, &p), DPT_OK);
+        memcpy(ref, p, n_params() * sizeof(float));
+        free(p);
+        p = NULL;
+    }
+    dpt_dist_subset(&dist, world_size);
+    MPI_Bcast(ref, (int)n_params(), MPI_FLOAT, 0, MPI_COMM_WORLD);
+    for (unsigned mask = 0; mask < 1u << (world_size - 1); mask++) {
+        int sizes[8];
+        layout_of(mask, sizes);
+        for (int det = 0; det < 2; det++) {
+            for (int overlap = 0; overlap < 2; overlap++) {
+                assert_int_equal(dpt_dist_subset_nodes(&dist, world_size, sizes), 1);
+                c.deterministic = det;
+                c.overlap = overlap;
+                /* the trainer itself fails the run if the replicas differ */
+                assert_int_equal(dpt_train_run(&c, &dist, NULL, &p), DPT_OK);
+                if (det)
+                    assert_memory_equal(p, ref, n_params() * sizeof(float));
+                free(p);
+                p = NULL;
+                dpt_dist_subset(&dist, world_size);
+            }
+        }
+    }
+    free(ref);
+}
+
 int main(int argc, char **argv)
 {
     assert_int_equal(dpt_dist_init(&dist, &argc, &argv), DPT_OK);
@@ -380,6 +494,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_replica_mismatch_detected),
         cmocka_unit_test(test_resume_equivalence),
         cmocka_unit_test(test_step_result),
+        cmocka_unit_test(test_reducer_node_layouts),
+        cmocka_unit_test(test_training_node_layouts),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     int worst = 0;

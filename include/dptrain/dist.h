@@ -20,6 +20,7 @@ typedef struct {
     int rank, world_size;          /* MPI's answers for MPI_COMM_WORLD */
     int node_rank, node_size;      /* within this node (MPI_COMM_TYPE_SHARED) */
     int n_nodes;
+    int node_size_min, node_size_max;  /* over all nodes (nodes may differ) */
     int initialised_here;          /* we called MPI_Init_thread (and will finalize) */
 } DptDist;
 
@@ -32,6 +33,10 @@ void dpt_dist_finalize(DptDist *d);
  * whose d is refilled; the others keep a world of the ranks outside and
  * should only call dpt_dist_subset again. */
 int dpt_dist_subset(DptDist *d, int n);
+/* The same, with the first n ranks cut into "nodes" of node_sizes[0],
+ * node_sizes[1], ... consecutive ranks (summing to n; tests of the
+ * multi-node paths on one machine), or the real nodes (NULL). */
+int dpt_dist_subset_nodes(DptDist *d, int n, const int *node_sizes);
 
 /* Collective. Every rank learns the worst status; *reporter is the lowest rank
  * that failed (it alone prints the message), or -1 if all succeeded. */
@@ -62,9 +67,9 @@ int dpt_dist_same_hash(const DptDist *d, uint64_t hash);
  * shared: within a node through an MPI-3 shared-memory window (each node
  * rank sums its slice over the node's ranks, in rank order) and across nodes
  * by one allreduce per slice among the ranks with the same node rank
- * (hierarchical); it needs the same number of ranks on every node, else (or
- * with one rank per node, or shared == 0) one MPI_Allreduce of the whole
- * vector. Buckets (bucket_ends: the ends of n_buckets contiguous ranges, in
+ * (hierarchical: as many slices as the smallest node has ranks, so nodes
+ * may differ); with one rank on every node, or shared == 0, one
+ * MPI_Allreduce of the whole vector. Buckets (bucket_ends: the ends of n_buckets contiguous ranges, in
  * memory order) become ready last first, and are reduced while the others
  * are still computed (overlap); on the flat path each bucket is an
  * MPI_Iallreduce, only if flat_buckets (else one allreduce). Collective:

@@ -23,6 +23,9 @@ T=$NS_DIR
 cp "$ROOT/build/dptrain" "$ROOT/build/bench_allreduce" "$T/"
 DPTRAIN=$T/dptrain
 PFX=$NS_PFX
+# mpirun inside the first host, bounded: a run that hangs (a collective one
+# rank never joins) fails the check instead of the whole job.
+ns_mpirun() { timeout -k 10 "${NETNS_RUN_LIMIT:-600}" ip netns exec "$PFX-n1" mpirun "$@"; }
 HOSTS=$(seq -s, -f '10.213.0.%g' "$NODES")
 echo "namespaced hosts: $HOSTS"
 
@@ -36,9 +39,9 @@ MPI_NET=(--mca plm_rsh_agent "$NS_DIR/nsrsh" --mca btl tcp,self --mca btl_tcp_if
          --mca oob_tcp_if_include eth0 --mca mpi_yield_when_idle 1 --oversubscribe)
 
 mpirun -np 1 "$DPTRAIN" train "${ARGS[@]}" --save "$T/one-host.h5" </dev/null
-ip netns exec "$PFX-n1" mpirun -np "$NODES" --host "$HOSTS" "${MPI_NET[@]}" \
+ns_mpirun -np "$NODES" --host "$HOSTS" "${MPI_NET[@]}" \
     "$DPTRAIN" train "${ARGS[@]}" --save "$T/namespaced.h5" </dev/null
-nodes_seen=$(ip netns exec "$PFX-n1" mpirun -np "$NODES" --host "$HOSTS" "${MPI_NET[@]}" \
+nodes_seen=$(ns_mpirun -np "$NODES" --host "$HOSTS" "${MPI_NET[@]}" \
     /bin/sh -c 'echo "$(hostname) $(ip -4 -o addr show eth0 | awk "{print \$4}")"' </dev/null | sort -u | tee "$T/seen" | wc -l)
 sed 's/^/     rank on: /' "$T/seen"
 rc=0
@@ -57,10 +60,10 @@ HIER_NET=(--mca plm_rsh_agent "$NS_DIR/nsrsh" --mca btl tcp,vader,self --mca btl
           --mca oob_tcp_if_include eth0 --mca mpi_yield_when_idle 1 --oversubscribe)
 HOSTS2=$(seq -s, -f '10.213.0.%g:2' "$NODES")
 for red in shm mpi; do
-    ip netns exec "$PFX-n1" mpirun -np $((2 * NODES)) --host "$HOSTS2" "${HIER_NET[@]}" \
+    ns_mpirun -np $((2 * NODES)) --host "$HOSTS2" "${HIER_NET[@]}" \
         "$DPTRAIN" train "${ARGS[@]}" --no-quiet --reduce $red --save "$T/hier-$red.h5" </dev/null | grep "^reduction:" \
         > "$T/hier-$red.txt"
-    ip netns exec "$PFX-n1" mpirun -np $((2 * NODES)) --host "$HOSTS2" "${HIER_NET[@]}" \
+    ns_mpirun -np $((2 * NODES)) --host "$HOSTS2" "${HIER_NET[@]}" \
         "$DPTRAIN" train "${ARGS[@]}" --no-deterministic --reduce $red --save "$T/hier-$red-default.h5" </dev/null
 done
 if grep -q "hierarchical" "$T/hier-shm.txt" && grep -q "MPI_Allreduce" "$T/hier-mpi.txt" \
@@ -69,6 +72,19 @@ if grep -q "hierarchical" "$T/hier-shm.txt" && grep -q "MPI_Allreduce" "$T/hier-
     echo "ok   $NODES hosts x 2 ranks, hierarchical (shared memory + per-slice allreduce): deterministic model bitwise = one host's; default mode = the flat path's to 1e-4"
 else
     echo "FAIL hierarchical reduction across $NODES namespaced hosts"
+    rc=1
+fi
+
+# Nodes of different sizes (2 ranks on the first host, 1 on each other): a
+# node-shared model on every host, buckets cut into as many slices as the
+# smallest node has ranks; deterministic, the same bits as one host.
+HOSTS_UNEVEN="10.213.0.1:2,$(seq -s, -f '10.213.0.%g:1' 2 "$NODES")"
+ns_mpirun -np $((NODES + 1)) --host "$HOSTS_UNEVEN" "${HIER_NET[@]}" \
+    "$DPTRAIN" train "${ARGS[@]}" --no-quiet --save "$T/uneven.h5" </dev/null | grep "^reduction:" > "$T/uneven.txt"
+if grep -q "hierarchical" "$T/uneven.txt" && "$DPTRAIN" compare "$T/one-host.h5" "$T/uneven.h5"; then
+    echo "ok   $((NODES + 1)) ranks on $NODES hosts ($HOSTS_UNEVEN), hierarchical: deterministic model bitwise = one host's"
+else
+    echo "FAIL uneven nodes ($HOSTS_UNEVEN): $(cat "$T/uneven.txt")"
     rc=1
 fi
 
@@ -82,7 +98,7 @@ if [ -n "${HIER_TIMING:-}" ]; then
     for round in $(seq "${HIER_ROUNDS:-3}"); do
         for red in ${HIER_VARIANTS:-shm mpi}; do
             opts=(--reduce "${red%%-*}"); [ "$red" = shm-no-overlap ] && opts+=(--no-overlap)
-            ip netns exec "$PFX-n1" mpirun -np $((2 * NODES)) --host "$HOSTS2" "${HIER_NET[@]}" \
+            ns_mpirun -np $((2 * NODES)) --host "$HOSTS2" "${HIER_NET[@]}" \
                 "$DPTRAIN" train "${TRUN[@]}" "${opts[@]}" --metrics "$T/t-$red.jsonl" </dev/null
             python3 -c "
 import json; e=[json.loads(l) for l in open('$T/t-$red.jsonl')][-1]
@@ -92,7 +108,7 @@ print('timing round $round $red: %.0f samples/s, allreduce wait %.2f ms/step, co
     # The reduction alone: MPI_Allreduce (flat) against shared memory + per-slice allreduce
     # (hierarchical), the same floats, each rep from a barrier.
     for round in 1 2 3; do
-        ip netns exec "$PFX-n1" mpirun -np $((2 * NODES)) --host "$HOSTS2" "${HIER_NET[@]}" \
+        ns_mpirun -np $((2 * NODES)) --host "$HOSTS2" "${HIER_NET[@]}" \
             "$T/bench_allreduce" 20 16 </dev/null > "$T/hier-bench.json"
         python3 -c "
 import json; d=json.load(open('$T/hier-bench.json'))
@@ -104,20 +120,20 @@ fi
 if [ -n "${SCALING_DIR:-}" ]; then
     mkdir -p "$SCALING_DIR"
     RUN=(--data "$T/d.h5" --layers 16,512,512,4 --batch 128 --epochs 1 --max-steps 150 --quiet)
-    ip netns exec "$PFX-n1" mpirun -np 1 --host 10.213.0.1 "${MPI_NET[@]}" "$DPTRAIN" train "${RUN[@]}" \
+    ns_mpirun -np 1 --host 10.213.0.1 "${MPI_NET[@]}" "$DPTRAIN" train "${RUN[@]}" \
         --metrics "$SCALING_DIR/n1-r1-t1.jsonl" </dev/null
-    ip netns exec "$PFX-n1" mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$DPTRAIN" train "${RUN[@]}" \
+    ns_mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$DPTRAIN" train "${RUN[@]}" \
         --metrics "$SCALING_DIR/n2-r1-t1.jsonl" </dev/null
-    ip netns exec "$PFX-n1" mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$T/bench_allreduce" 30 \
+    ns_mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$T/bench_allreduce" 30 \
         </dev/null > "$SCALING_DIR/allreduce.json"
     for i in 1 2; do
         ip netns exec "$PFX-n$i" tc qdisc add dev eth0 root tbf rate 1gbit burst 128kb latency 50ms
     done
     mkdir -p "$SCALING_DIR-1gbit"
     cp "$SCALING_DIR/n1-r1-t1.jsonl" "$SCALING_DIR-1gbit/"
-    ip netns exec "$PFX-n1" mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$DPTRAIN" train "${RUN[@]}" \
+    ns_mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$DPTRAIN" train "${RUN[@]}" \
         --metrics "$SCALING_DIR-1gbit/n2-r1-t1.jsonl" </dev/null
-    ip netns exec "$PFX-n1" mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$T/bench_allreduce" 10 \
+    ns_mpirun -np 2 --host 10.213.0.1,10.213.0.2 "${MPI_NET[@]}" "$T/bench_allreduce" 10 \
         </dev/null > "$SCALING_DIR-1gbit/allreduce.json"
     echo "scaling runs in $SCALING_DIR and $SCALING_DIR-1gbit"
 fi
