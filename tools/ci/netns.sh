@@ -91,14 +91,21 @@ fi
 # Timing (HIER_TIMING=1): 2 ranks on each host, hierarchical against flat,
 # interleaved rounds; samples/s of each, and the allreduce wait per step.
 # HIER_BATCH sets the global batch (default 256; smaller batches make the
-# step more communication-bound), HIER_ROUNDS the rounds (default 3).
+# step more communication-bound), HIER_ROUNDS the rounds (default 3);
+# HIER_UNEVEN=1 times the uneven layout above (2 ranks on the first host, 1
+# on each other) instead.
 if [ -n "${HIER_TIMING:-}" ]; then
+    if [ -n "${HIER_UNEVEN:-}" ]; then
+        HOSTS2=$HOSTS_UNEVEN TNP=$((NODES + 1))
+    else
+        TNP=$((2 * NODES))
+    fi
     TRUN=(--data "$T/d.h5" --layers 16,1024,1024,4 --batch "${HIER_BATCH:-256}" --epochs 1 --max-steps 100 --quiet)
     # HIER_VARIANTS: shm (hierarchical, overlap auto), shm-no-overlap, mpi (flat).
     for round in $(seq "${HIER_ROUNDS:-3}"); do
         for red in ${HIER_VARIANTS:-shm mpi}; do
             opts=(--reduce "${red%%-*}"); [ "$red" = shm-no-overlap ] && opts+=(--no-overlap)
-            ns_mpirun -np $((2 * NODES)) --host "$HOSTS2" "${HIER_NET[@]}" \
+            ns_mpirun -np "$TNP" --host "$HOSTS2" "${HIER_NET[@]}" \
                 "$DPTRAIN" train "${TRUN[@]}" "${opts[@]}" --metrics "$T/t-$red.jsonl" </dev/null
             python3 -c "
 import json; e=[json.loads(l) for l in open('$T/t-$red.jsonl')][-1]
@@ -108,11 +115,11 @@ print('timing round $round $red: %.0f samples/s, allreduce wait %.2f ms/step, co
     # The reduction alone: MPI_Allreduce (flat) against shared memory + per-slice allreduce
     # (hierarchical), the same floats, each rep from a barrier.
     for round in 1 2 3; do
-        ns_mpirun -np $((2 * NODES)) --host "$HOSTS2" "${HIER_NET[@]}" \
+        ns_mpirun -np "$TNP" --host "$HOSTS2" "${HIER_NET[@]}" \
             "$T/bench_allreduce" 20 16 </dev/null > "$T/hier-bench.json"
         python3 -c "
 import json; d=json.load(open('$T/hier-bench.json'))
-print('reduction round $round, $NODES hosts x 2 ranks, flat / hierarchical us: ' + ', '.join('%d KiB %.0f / %.0f (%.2fx)' % (s['bytes'] // 1024, s['bare_us'], s['shm_us'], s['bare_us'] / s['shm_us']) for s in d['sizes']))"
+print('reduction round $round, $TNP ranks on $NODES hosts, flat / hierarchical us: ' + ', '.join('%d KiB %.0f / %.0f (%.2fx)' % (s['bytes'] // 1024, s['bare_us'], s['shm_us'], s['bare_us'] / s['shm_us']) for s in d['sizes']))"
     done
 fi
 
