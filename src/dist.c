@@ -13,6 +13,7 @@ static MPI_Comm node_comm = MPI_COMM_NULL;
 static MPI_Comm leader_comm = MPI_COMM_NULL;  /* node rank 0 of every node (MPI_COMM_NULL elsewhere) */
 
 MPI_Comm dpt_dist_world_comm(void) { return world_comm; }
+MPI_Comm dpt_dist_node_comm(void) { return node_comm; }
 
 /* The node count and the smallest and largest node, from the node communicator. */
 static void count_nodes(DptDist *d)
@@ -24,7 +25,6 @@ static void count_nodes(DptDist *d)
     d->node_size_max = v[1];
     d->node_size_min = -v[2];
 }
-MPI_Comm dpt_dist_node_comm(void) { return node_comm; }
 
 DptStatus dpt_dist_init(DptDist *d, int *argc, char ***argv)
 {
