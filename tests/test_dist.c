@@ -387,11 +387,15 @@ static void test_reducer_node_layouts(void **state)
     const size_t lens[] = {1, 37, 5000};
     int bad = 0, checked = 0;
     for (unsigned mask = 0; mask < 1u << (world_size - 1); mask++) {
-        int sizes[8], n_nodes = layout_of(mask, sizes), largest = 0;
-        for (int k = 0; k < n_nodes; k++)
+        int sizes[8], n_nodes = layout_of(mask, sizes), largest = 0, smallest = world_size;
+        for (int k = 0; k < n_nodes; k++) {
             largest = sizes[k] > largest ? sizes[k] : largest;
+            smallest = sizes[k] < smallest ? sizes[k] : smallest;
+        }
         assert_int_equal(dpt_dist_subset_nodes(&dist, world_size, sizes), 1);
         assert_int_equal(dist.n_nodes, n_nodes);
+        assert_int_equal(dist.node_size_max, largest);
+        assert_int_equal(dist.node_size_min, smallest);
         for (int li = 0; li < 3; li++)
             for (int is_int = 0; is_int < 2; is_int++)
                 for (int nb = 1; nb <= 3; nb += 2) {
