@@ -19,7 +19,8 @@
 #   6. a time limit reached (--time=1 --signal=B:USR1@40): the warning,
 #      checkpoints and requeues until the work is done: the same model;
 #   7. across nodes: --nodes=2 --ntasks-per-node=1, srun --mpi=pmix, one rank
-#      on each namespaced host: the same model as on one host;
+#      on each namespaced host, then 3 tasks on 2 nodes (2 + 1): the same
+#      model as on one host;
 #   8. a strong-scaling study through jobs/slurm-scaling.sh, reported by
 #      tools/scaling/scaling.py.
 # Stops every daemon it started. Needs root and build/dptrain.
@@ -231,6 +232,16 @@ if [ "$NODES" -ge 2 ]; then
         ok "sbatch --nodes=2, srun --mpi=pmix: ranks on node1 and node2, model bitwise = one host's"
     else
         bad "multi-node job $j: $s"; out_of multinode | tail -20
+    fi
+    # nodes of different sizes: 3 tasks on 2 nodes (2 + 1), the hierarchical reduction
+    j=$(submit uneven "$W/ck-uneven" --nodes=2 --ntasks=3 --distribution=block -- "${JOB[@]}" "${SHORT[@]}" \
+        --no-quiet --save "$W/uneven.h5")
+    s=$(wait_job "$j" 180)
+    if [ "$s" = COMPLETED ] && out_of uneven | grep -q "rank 1 on node1" && out_of uneven | grep -q "rank 2 on node2" \
+       && out_of uneven | grep -q "^reduction:.*hierarchical" && "$DPTRAIN" compare "$W/straight.h5" "$W/uneven.h5" >/dev/null; then
+        ok "sbatch --nodes=2 --ntasks=3: ranks 0-1 on node1, 2 on node2, hierarchical, model bitwise = one host's"
+    else
+        bad "uneven multi-node job $j: $s"; out_of uneven | tail -20
     fi
 fi
 
