@@ -435,8 +435,8 @@ static void test_reducer_node_layouts(void **state)
 }
 
 /* Training on every node layout, equal or not (a node-shared model on each
- * "node", hierarchical reduction across them): deterministic mode gives the
- * one-rank bits; the default mode keeps the replicas identical. */
+ * "node", hierarchical reduction across them; or --reduce mpi): deterministic
+ * mode gives the one-rank bits; the default mode keeps the replicas identical. */
 static void test_training_node_layouts(void **state)
 {
     (void)state;
@@ -459,10 +459,11 @@ static void test_training_node_layouts(void **state)
         int sizes[8];
         layout_of(mask, sizes);
         for (int det = 0; det < 2; det++) {
-            for (int overlap = 0; overlap < 2; overlap++) {
+            for (int v = 0; v < 3; v++) {   /* shm without and with overlap; mpi (a replica per rank) */
                 assert_int_equal(dpt_dist_subset_nodes(&dist, world_size, sizes), 1);
                 c.deterministic = det;
-                c.overlap = overlap;
+                c.overlap = v == 1;
+                c.reduce = v == 2 ? DPT_REDUCE_MPI : DPT_REDUCE_SHM;
                 /* the trainer itself fails the run if the replicas differ */
                 assert_int_equal(dpt_train_run(&c, &dist, NULL, &p), DPT_OK);
                 if (det)
