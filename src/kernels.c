@@ -187,11 +187,12 @@ static void gemm_tile(const GemmOut *o, const float *pa, const float *pb, size_t
         const int whole = ni == mr && nj == nr;
         int64_t *q = whole ? o->Cq + i0 * o->ldc + j0 : qtile;
         const size_t ldq = whole ? o->ldc : DPT_NR;
-        const uint64_t slab_sub = (uint64_t)((kc + o->block - 1) / o->block) * dpt_ufixed_bias;
         for (size_t kb = 0; kb < kc; kb += o->block) {
             size_t kn = kc - kb < o->block ? kc - kb : o->block;
             int add = whole ? !(first_slab && kb == 0) : kb > 0;
-            uint64_t sub = kb > 0 ? 0 : whole ? (pc == 0 ? o->qsub : 0) : slab_sub;
+            uint64_t sub = kb > 0 ? 0
+                           : whole ? (pc == 0 ? o->qsub : 0)
+                                   : (uint64_t)((kc + o->block - 1) / o->block) * dpt_ufixed_bias;
             dpt_ufixed(kn, pa + kb * mr, pb + kb * nr, q, ldq, add, sub, o->scale, o->lim, tile);
         }
         if (!whole)

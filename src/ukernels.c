@@ -380,13 +380,10 @@ static void ufixed_generic(size_t kc, const float *restrict a, const float *rest
                            size_t ldq, int add, uint64_t sub, double scale, float lim, float *restrict tile)
 {
     (void)lim;
+    (void)sub;   /* a multiple of dpt_ufixed_bias, which is 0 with this kernel */
     dpt_ukernel(kc, a, b, tile, NR, 0);
-    for (size_t r = 0; r < (size_t)dpt_umr; r++) {
+    for (size_t r = 0; r < (size_t)dpt_umr; r++)
         (add ? dpt_fixed_add : dpt_fixed_set)(q + r * ldq, tile + r * NR, (size_t)dpt_unr, scale);
-        if (sub)
-            for (size_t j = 0; j < (size_t)dpt_unr; j++)
-                q[r * ldq + j] = (int64_t)((uint64_t)q[r * ldq + j] - sub);
-    }
 }
 
 float dpt_fixed_limit(double scale)

@@ -361,7 +361,8 @@ static void test_resume_equivalence(void **state)
 /* ---------------------------------------------------------------- node layouts
  * Every way of cutting the world into "nodes" of consecutive ranks (one
  * machine: any group of ranks shares memory), equal or not: 2+1, 1+2+1, ...
- * The node-count-th composition: bit i of mask set = a node ends after rank i. */
+ * Layout number mask: bit i set = a node ends after rank i; the sizes go to
+ * sizes[], their count is returned. */
 static int layout_of(unsigned mask, int *sizes)
 {
     int n = 0, cur = 0;
