@@ -213,8 +213,10 @@ static void gemm_tile(const GemmOut *o, const float *pa, const float *pb, size_t
     tile_to_c(o->C + i0 * o->ldc + j0, o->ldc, tile, ni, nj, first_slab);
 }
 
+/* C = A B from packed panels. Bp: B already packed as gemm_run packs it
+ * (dpt_kern_wpack's layout), or NULL to pack it here. */
 static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, const float *B, size_t rsb,
-                     size_t csb, size_t M, size_t N, size_t K)
+                     size_t csb, size_t M, size_t N, size_t K, const float *Bp)
 {
     if (M == 0 || N == 0)
         return;
@@ -241,12 +243,16 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
             size_t n_panels_b = (nc + nr - 1) / nr;
             for (size_t pc = 0; pc < K; pc += kcmax) {
                 size_t kc = K - pc < kcmax ? K - pc : kcmax;
-                /* Pack B[pc:pc+kc, jc:jc+nc] in NR-wide panels, zero-padded.
-                 * Race-free: each thread writes whole panels of its own. */
+                /* Pack B[pc:pc+kc, jc:jc+nc] in NR-wide panels, zero-padded
+                 * (unless the caller keeps them packed). Race-free: each
+                 * thread writes whole panels of its own. */
+                const float *pb = Bp ? Bp + jc * K + pc * n_panels_b * nr : pack_b;
+                if (!Bp) {
 #pragma omp for schedule(static)
-                for (size_t q = 0; q < n_panels_b; q++) {
-                    size_t j0 = jc + q * nr;
-                    pack_b_panel(pack_b + q * nr * kc, B, rsb, csb, pc, kc, j0, N - j0 < nr ? N - j0 : nr, nr);
+                    for (size_t q = 0; q < n_panels_b; q++) {
+                        size_t j0 = jc + q * nr;
+                        pack_b_panel(pack_b + q * nr * kc, B, rsb, csb, pc, kc, j0, N - j0 < nr ? N - j0 : nr, nr);
+                    }
                 }
                 for (size_t ic = 0; ic < M; ic += mcmax) {
                     size_t mc = M - ic < mcmax ? M - ic : mcmax;
@@ -262,7 +268,7 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
                     for (size_t q = 0; q < n_panels_b; q++) {
                         for (size_t p = 0; p < n_panels_a; p++) {
                             size_t i0 = ic + p * mr, j0 = jc + q * nr;
-                            gemm_tile(o, pack_a + p * mr * kc, pack_b + q * nr * kc, kc, pc, i0, j0,
+                            gemm_tile(o, pack_a + p * mr * kc, pb + q * nr * kc, kc, pc, i0, j0,
                                       M - i0 < mr ? M - i0 : mr, N - j0 < nr ? N - j0 : nr, tile, qtile, mr, nr);
                         }
                     }
@@ -278,7 +284,7 @@ void dpt_gemm(float *C, size_t ldc, int accumulate,
               size_t M, size_t N, size_t K)
 {
     GemmOut o = {.C = C, .ldc = ldc, .accumulate = accumulate};
-    gemm_run(&o, A, rsa, csa, B, rsb, csb, M, N, K);
+    gemm_run(&o, A, rsa, csa, B, rsb, csb, M, N, K, NULL);
 }
 
 void dpt_kern_weight_grad_fixed(int64_t *restrict dWq, int accumulate, double scale, const float *restrict D,
@@ -287,7 +293,7 @@ void dpt_kern_weight_grad_fixed(int64_t *restrict dWq, int accumulate, double sc
     dpt_kern_init();
     GemmOut o = {.Cq = dWq, .ldc = in, .accumulate = accumulate, .scale = scale, .block = block,
                  .lim = dpt_fixed_limit(scale), .qsub = (uint64_t)((n + block - 1) / block) * dpt_ufixed_bias};
-    gemm_run(&o, D, 1, out, A, in, 1, out, in, n);
+    gemm_run(&o, D, 1, out, A, in, 1, out, in, n, NULL);
 }
 
 void dpt_kern_fixed_to_float(float *restrict dst, const int64_t *restrict q, size_t n, double inv_scale)
@@ -488,6 +494,83 @@ static void input_grad_small(float *restrict dA, const float *restrict D, const 
     }
 }
 
+/* ---------------------------------------------------------------- W kept packed
+ * The packed products read W as their B operand (the forward product as
+ * W^T, the input gradient as W), packed into NR-wide panels of 256-slabs at
+ * every call. A caller that keeps W can keep it packed too (dpt_kern_wpack
+ * after each change of W) and pass the copy: with several ranks on a node
+ * sharing one model, each rank packs the slice of W it updated, once for the
+ * node, instead of every rank packing all of W in every product. Block (jc,
+ * pc) of gemm_run's loops lies at jc*K + pc*ncpad (ncpad: the block's panels'
+ * width), each panel as pack_b_panel writes it: the floats gemm_run would
+ * pack, so the products are bitwise those that pack per call. */
+
+/* Where B[k][j] of a K x N operand lies in the packed copy. */
+static size_t wpack_at(size_t K, size_t N, size_t k, size_t j, size_t nr)
+{
+    const size_t ncmax = NC / nr * nr, jc = j / ncmax * ncmax, pc = k / KC * KC;
+    const size_t nc = N - jc < ncmax ? N - jc : ncmax, ncpad = (nc + nr - 1) / nr * nr;
+    const size_t kc = K - pc < KC ? K - pc : KC;
+    return jc * K + pc * ncpad + (j - jc) / nr * nr * kc + (k - pc) * nr + (j - jc) % nr;
+}
+
+int dpt_kern_panel_width(void)
+{
+    dpt_kern_init();
+    return dpt_unr;
+}
+
+size_t dpt_kern_wpack_floats(size_t in, size_t out, int fwd, size_t rows)
+{
+#ifdef DPT_USE_CBLAS
+    (void)in, (void)out, (void)fwd, (void)rows;
+    return 0;
+#else
+    dpt_kern_init();
+    if (fwd ? forward_w_in_place(rows, in, out) : small_batch(rows))
+        return 0;   /* the product reads W in place */
+    const size_t nr = (size_t)dpt_unr, K = fwd ? in : out, N = fwd ? out : in;
+    return K * ((N + nr - 1) / nr * nr);
+#endif
+}
+
+void dpt_kern_wpack(float *restrict wp, int fwd, const float *restrict W, size_t in, size_t out, size_t lo,
+                    size_t hi)
+{
+    if (lo >= hi || in == 0)
+        return;
+    dpt_kern_init();
+    const size_t nr = (size_t)dpt_unr, K = fwd ? in : out, N = fwd ? out : in;
+    const size_t r0 = lo / in, r1 = (hi - 1) / in + 1, g0 = r0 / 32, g1 = (r1 + 31) / 32;
+    /* Race-free: each element has its own place, and a thread takes groups
+     * of 32 rows (the forward copy's panels hold 16 or 32 rows of W side by
+     * side, so threads do not share its cache lines). */
+#pragma omp parallel for schedule(static) if (hi - lo > 65536)
+    for (size_t g = g0; g < g1; g++) {
+        const size_t ra = g * 32 > r0 ? g * 32 : r0, rb = g * 32 + 32 < r1 ? g * 32 + 32 : r1;
+        for (size_t r = ra; r < rb; r++) {
+            const size_t c0 = r * in < lo ? lo - r * in : 0, c1 = (r + 1) * in > hi ? hi - r * in : in;
+            const float *w = W + r * in;
+            if (fwd) {
+                /* W[r][c] = B[c][r]: along a slab, nr floats apart */
+                for (size_t c = c0; c < c1;) {
+                    const size_t pc = c / KC * KC, ce = pc + KC < c1 ? pc + KC : c1;
+                    float *d = wp + wpack_at(K, N, c, r, nr);
+                    for (size_t k = c; k < ce; k++) d[(k - c) * nr] = w[k];
+                    c = ce;
+                }
+            } else {
+                /* W[r][c] = B[r][c]: runs of a panel's width */
+                for (size_t c = c0; c < c1;) {
+                    const size_t ce = (c / nr + 1) * nr < c1 ? (c / nr + 1) * nr : c1;
+                    memcpy(wp + wpack_at(K, N, r, c, nr), w + c, (ce - c) * sizeof *w);
+                    c = ce;
+                }
+            }
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- the three products */
 
 void dpt_kern_forward(float *restrict Z, const float *restrict X, const float *restrict W,
@@ -526,16 +609,20 @@ static inline void softmax_row(float *row, size_t m)
 }
 
 void dpt_kern_forward_act(float *restrict A, float *restrict zsave, const float *restrict X, const float *restrict W,
-                          const float *restrict b, DptAct f, size_t n, size_t in, size_t out)
+                          const float *restrict Wp, const float *restrict b, DptAct f, size_t n, size_t in,
+                          size_t out)
 {
 #ifdef DPT_USE_CBLAS
+    (void)Wp;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in,
                 1.0f, X, (int)in, W, (int)in, 0.0f, A, (int)out);
 #else
-    if (forward_w_in_place(n, in, out))
+    if (forward_w_in_place(n, in, out)) {
         forward_inplace(A, X, W, n, in, out);
-    else
-        dpt_gemm(A, out, 0, X, in, 1, W, 1, in, n, out, in);
+    } else {
+        GemmOut o = {.C = A, .ldc = out};
+        gemm_run(&o, X, in, 1, W, 1, in, n, out, in, Wp);
+    }
 #endif
     /* One pass per row: bias, saved pre-activation, activation. Rows are
      * independent, so each thread owns its rows. */
@@ -608,16 +695,19 @@ void dpt_kern_bias_grad(float *restrict db, int accumulate, const float *restric
 }
 
 void dpt_kern_input_grad(float *restrict dA, const float *restrict D, const float *restrict W,
-                         size_t n, size_t in, size_t out)
+                         const float *restrict Wp, size_t n, size_t in, size_t out)
 {
 #ifdef DPT_USE_CBLAS
+    (void)Wp;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)in, (int)out,
                 1.0f, D, (int)out, W, (int)in, 0.0f, dA, (int)in);
 #else
-    if (small_batch(n))
+    if (small_batch(n)) {
         input_grad_small(dA, D, W, n, in, out);
-    else
-        dpt_gemm(dA, in, 0, D, out, 1, W, in, 1, n, in, out);
+    } else {
+        GemmOut o = {.C = dA, .ldc = in};
+        gemm_run(&o, D, out, 1, W, in, 1, n, in, out, Wp);
+    }
 #endif
 }
 

@@ -145,7 +145,7 @@ void dpt_net_forward(DptWork *w, const DptArch *arch, const float *params, size_
     for (int l = 0; l < L; l++) {
         size_t in = (size_t)arch->sizes[l], out = (size_t)arch->sizes[l + 1];
         dpt_kern_forward_act(w->act[l + 1], l == L - 1 ? w->zout : NULL, w->act[l], params + arch->w_off[l],
-                             params + arch->b_off[l], l == L - 1 ? arch->output : arch->hidden, n, in, out);
+                             w->wp_fwd[l], params + arch->b_off[l], l == L - 1 ? arch->output : arch->hidden, n, in, out);
     }
 }
 
@@ -181,7 +181,7 @@ void dpt_net_backward(DptWork *w, const DptArch *arch, const float *params, floa
         if (hook)
             hook(ctx, l);
         if (l > 0) {
-            dpt_kern_input_grad(w->delta[l], w->delta[l + 1], params + arch->w_off[l], n, in, out);
+            dpt_kern_input_grad(w->delta[l], w->delta[l + 1], params + arch->w_off[l], w->wp_bwd[l], n, in, out);
             dpt_kern_act_backward(w->delta[l], w->act[l], arch->hidden, n, in);
         }
     }
@@ -191,7 +191,21 @@ void dpt_net_deltas(DptWork *w, const DptArch *arch, const float *params, size_t
 {
     for (int l = arch->n_layers - 1; l > 0; l--) {
         size_t in = (size_t)arch->sizes[l], out = (size_t)arch->sizes[l + 1];
-        dpt_kern_input_grad(w->delta[l], w->delta[l + 1], params + arch->w_off[l], n, in, out);
+        dpt_kern_input_grad(w->delta[l], w->delta[l + 1], params + arch->w_off[l], w->wp_bwd[l], n, in, out);
         dpt_kern_act_backward(w->delta[l], w->act[l], arch->hidden, n, in);
+    }
+}
+
+void dpt_net_wpack(const DptWork *w, const DptArch *arch, const float *params, size_t lo, size_t hi)
+{
+    for (int l = 0; l < arch->n_layers; l++) {
+        const size_t in = (size_t)arch->sizes[l], out = (size_t)arch->sizes[l + 1], w0 = arch->w_off[l];
+        const size_t a = lo > w0 ? lo - w0 : 0, z = hi < w0 + in * out ? (hi > w0 ? hi - w0 : 0) : in * out;
+        if (a >= z)
+            continue;
+        if (w->wp_fwd[l])
+            dpt_kern_wpack(w->wp_fwd[l], 1, params + w0, in, out, a, z);
+        if (w->wp_bwd[l])
+            dpt_kern_wpack(w->wp_bwd[l], 0, params + w0, in, out, a, z);
     }
 }

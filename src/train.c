@@ -206,6 +206,7 @@ static DptStatus run_open(Run *r, const DptConfig *cfg, const DptDist *d)
     DPT_TRY(dpt_runckpt_open(&r->ck, cfg, d, &t->arch, t->params, &t->opt, t->shared_model, (int64_t)t->batch,
                              &r->start));
     r->ck.meta = &t->meta;
+    dpt_trainer_wpack(t);   /* the resumed parameters, if any */
     DPT_TRY(dpt_dist_agree(d, d->rank == 0 ? open_records(r) : DPT_OK, NULL));
     print_header(t);
     r->epoch = r->start.epoch;
@@ -269,6 +270,8 @@ static DptStatus update(Run *r, const DptStepResult *res)
     if (ok) {
         r->lr = dpt_schedule_lr(&cfg->sched, r->global_step, (int64_t)t->steps_per_epoch, r->total_steps);
         ok = dpt_optim_step_range(&t->opt, t->params, t->step.grad, r->lr, div, t->own_lo, t->own_hi);
+        if (t->wp)   /* this rank's slice of the packed W, in the node's copy */
+            dpt_net_wpack(&t->work, &t->arch, t->params, t->own_lo, t->own_hi);
         /* A shared model: the node's slices agree, and every slice is written
          * before anyone reads the parameters again. */
         if (t->shared_model)

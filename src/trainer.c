@@ -1,5 +1,6 @@
 #include "trainer.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,10 @@ void dpt_trainer_free(Trainer *t)
     dpt_data_meta_free(&t->meta);
     dpt_optim_free(&t->opt);
     dpt_work_free(&t->work);
+    if (t->wp_win)
+        dpt_dist_shared_free(&t->wp_win);
+    else
+        free(t->wp);
     for (int i = 0; i < DPT_N_SPLITS; i++) {
         dpt_dist_shared_free(&t->win[i]);
         memset(&t->split[i], 0, sizeof t->split[i]);
@@ -122,6 +127,74 @@ static DptStatus setup_params(Trainer *t)
     return st;
 }
 
+/* W kept packed for the products (dpt_kern_wpack): with a node-shared model
+ * one copy per node, each rank packing the slice it updates, so a node packs
+ * W once a step instead of once per rank and product. Packing a slice into
+ * a copy of all of W costs more per float than the products' packing into a
+ * cache-sized buffer, so each copy is kept where it measured faster (2 cores,
+ * README "Performance"): the forward product's (a transpose) from 2 ranks on
+ * a node, the input gradient's (a copy) from 4. DPT_WPACK=0/1 turns both
+ * off/on (on also keeps copies on a rank of its own). The ranks of a node
+ * agree on where each copy lies: a copy is kept where all of them would use
+ * it (a rank's thread count decides whether its forward product reads W in
+ * place), and none if their kernels' panels differ. Collective. */
+enum { WPACK_FWD_RANKS = 2, WPACK_BWD_RANKS = 4 };
+
+static DptStatus alloc_wpack(Trainer *t, size_t rows)
+{
+    const DptDist *d = t->d;
+    const int shared = t->shared_model;
+    const char *env = getenv("DPT_WPACK");
+    const int forced = env && *env, on_env = forced && atoi(env) != 0;
+    int on = forced ? on_env : shared && d->node_size >= WPACK_FWD_RANKS;
+    const int bwd_on = forced ? on_env : shared && d->node_size >= WPACK_BWD_RANKS;
+    if (shared) {
+        const int nr = dpt_kern_panel_width(), all16 = dpt_dist_node_all(d, nr == 16),
+                  all_other = dpt_dist_node_all(d, nr != 16);
+        on = dpt_dist_node_all(d, on) && (all16 || all_other);
+    }
+    size_t at[2][DPT_MAX_LAYERS], total = 0;
+    for (int l = 0; l < t->arch.n_layers; l++) {
+        const size_t in = (size_t)t->arch.sizes[l], out = (size_t)t->arch.sizes[l + 1];
+        for (int f = 0; f < 2; f++) {
+            /* the input gradient of layer 0 is never computed */
+            size_t m = on && (f == 1 || (l > 0 && bwd_on)) ? dpt_kern_wpack_floats(in, out, f, rows) : 0;
+            if (shared && on)
+                m = dpt_dist_node_all(d, m > 0) ? m : 0;
+            at[f][l] = m ? total : SIZE_MAX;
+            total += (m + 15) / 16 * 16;
+        }
+    }
+    if (total == 0)
+        return DPT_OK;
+    if (shared) {
+        void *mem = NULL;
+        DPT_TRY(dpt_dist_shared_alloc(d, total * sizeof(float), &mem, &t->wp_win));
+        t->wp = mem;
+    } else if (!(t->wp = dpt_aligned_alloc(total * sizeof(float), "packed weights"))) {
+        return DPT_ENOMEM;
+    }
+    /* Zeroed (the panels' padding stays so), each rank a part of it. */
+    const size_t k = shared ? (size_t)d->node_size : 1, j = shared ? (size_t)d->node_rank : 0;
+    memset(t->wp + total * j / k, 0, (total * (j + 1) / k - total * j / k) * sizeof(float));
+    for (int l = 0; l < t->arch.n_layers; l++) {
+        t->work.wp_fwd[l] = at[1][l] == SIZE_MAX ? NULL : t->wp + at[1][l];
+        t->work.wp_bwd[l] = at[0][l] == SIZE_MAX ? NULL : t->wp + at[0][l];
+    }
+    return DPT_OK;
+}
+
+void dpt_trainer_wpack(Trainer *t)
+{
+    if (!t->wp)
+        return;
+    if (t->shared_model)
+        dpt_dist_node_barrier(t->d);   /* the zeroing, and the parameters, done on every rank */
+    dpt_net_wpack(&t->work, &t->arch, t->params, t->own_lo, t->own_hi);
+    if (t->shared_model)
+        dpt_dist_node_barrier(t->d);
+}
+
 /* The model, the data, the global batch, the step and its buffers. Collective. */
 DptStatus dpt_trainer_init(Trainer *t, const DptConfig *c, const DptDist *d)
 {
@@ -156,9 +229,13 @@ DptStatus dpt_trainer_init(Trainer *t, const DptConfig *c, const DptDist *d)
                                  c->reduce, &rows);
     if (st == DPT_OK)
         st = dpt_work_init(&t->work, &t->arch, rows > EVAL_ROWS ? rows : EVAL_ROWS);
+    if (st == DPT_OK)
+        st = alloc_wpack(t, rows);
     if (st == DPT_OK && !(t->perm = dpt_calloc(t->n_train, sizeof *t->perm, "permutation")))
         st = DPT_ENOMEM;
     t->step.work = &t->work;
-    return dpt_dist_agree(d, st, NULL);
+    DPT_TRY(dpt_dist_agree(d, st, NULL));
+    dpt_trainer_wpack(t);
+    return DPT_OK;
 }
 

@@ -28,7 +28,9 @@ typedef struct {
     int shared_model;     /* parameters and optimiser state in node-shared memory, each rank updating a slice */
     void *model_win;      /* their window */
     size_t own_lo, own_hi;/* the slice this rank updates ([0, n_params) when not shared) */
-    DptWork work;         /* activations, for steps and evaluation */
+    DptWork work;         /* activations, for steps and evaluation; its wp_* views point into wp */
+    float *wp;            /* W kept packed (dpt_net_wpack), beside params and like them node-shared; NULL: off */
+    void *wp_win;         /* its window, when shared */
     DptStep step;
     DptSplit split[DPT_N_SPLITS];
     void *win[DPT_N_SPLITS];
@@ -42,6 +44,10 @@ typedef struct {
 /* Validates the configuration and sets everything up (an error on any rank
  * is every rank's). Collective. */
 DptStatus dpt_trainer_init(Trainer *t, const DptConfig *c, const DptDist *d);
+/* After a change of the parameters outside the optimiser's step (a
+ * broadcast, a resumed checkpoint): the packed copies of W brought up to
+ * date, each rank its own slice, the node waiting for all. Collective. */
+void dpt_trainer_wpack(Trainer *t);
 /* Releases what init acquired (also after a failed init). Collective. */
 void dpt_trainer_free(Trainer *t);
 

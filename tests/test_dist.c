@@ -12,6 +12,7 @@
 #include "dptrain/config.h"
 #include "dptrain/dist.h"
 #include "dptrain/infer.h"
+#include "dptrain/kernels.h"
 #include "dptrain/net.h"
 #include "dptrain/step.h"
 #include "dptrain/train.h"
@@ -478,6 +479,61 @@ static void test_training_node_layouts(void **state)
     free(ref);
 }
 
+/* W kept packed (DPT_WPACK=1; the generic kernel packs W even for these
+ * small batches): node-shared copies and a copy per rank (--reduce mpi)
+ * give the bits of packing in the products, in both modes and across a
+ * stop and resume (the resumed parameters are packed again). */
+static void test_wpack_training(void **state)
+{
+    (void)state;
+    dpt_kern_select("generic");
+    DptConfig c;
+    base_config(&c);
+    c.epochs = 3;
+    c.batch = 5;   /* 37 samples: 8 steps an epoch */
+    c.opt.kind = DPT_OPT_ADAM;
+    c.sched.lr = 0.01;
+    float *p[2] = {NULL, NULL};
+    for (int det = 0; det < 2; det++) {
+        for (int v = 0; v < 2; v++) {
+            c.deterministic = det;
+            c.reduce = v ? DPT_REDUCE_MPI : DPT_REDUCE_SHM;
+            for (int wp = 0; wp < 2; wp++) {
+                setenv("DPT_WPACK", wp ? "1" : "0", 1);
+                assert_int_equal(dpt_train_run(&c, &dist, NULL, &p[wp]), DPT_OK);
+            }
+            assert_memory_equal(p[0], p[1], n_params() * sizeof(float));
+            free(p[0]);
+            free(p[1]);
+        }
+    }
+    /* stopped after 11 steps, resumed, against the run straight through */
+    char dir[64], cmd[128];
+    snprintf(dir, sizeof dir, "wpack-ckpt-%d", world_size);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (world_rank == 0)
+        assert_int_equal(system(cmd), 0);
+    MPI_Barrier(MPI_COMM_WORLD);
+    c.deterministic = 0;
+    c.reduce = DPT_REDUCE_SHM;
+    setenv("DPT_WPACK", "1", 1);
+    assert_int_equal(dpt_train_run(&c, &dist, NULL, &p[0]), DPT_OK);
+    assert_int_equal(dpt_config_set(&c, "checkpoint-dir", dir), DPT_OK);
+    c.max_steps = 11;
+    assert_int_equal(dpt_train_run(&c, &dist, NULL, NULL), DPT_OK);
+    c.max_steps = 0;
+    assert_int_equal(dpt_config_set(&c, "resume", "latest"), DPT_OK);
+    assert_int_equal(dpt_train_run(&c, &dist, NULL, &p[1]), DPT_OK);
+    assert_memory_equal(p[0], p[1], n_params() * sizeof(float));
+    free(p[0]);
+    free(p[1]);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (world_rank == 0)
+        assert_int_equal(system(cmd), 0);
+    unsetenv("DPT_WPACK");
+    dpt_kern_select("avx512");   /* back to the best this CPU runs */
+}
+
 int main(int argc, char **argv)
 {
     assert_int_equal(dpt_dist_init(&dist, &argc, &argv), DPT_OK);
@@ -502,6 +558,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_step_result),
         cmocka_unit_test(test_reducer_node_layouts),
         cmocka_unit_test(test_training_node_layouts),
+        cmocka_unit_test(test_wpack_training),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     int worst = 0;

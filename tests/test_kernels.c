@@ -68,7 +68,7 @@ static void test_products_against_ref(void **state)
             dpt_kern_weight_grad_ref(dWr, 1, D, X, n, in, out);
             for (size_t i = 0; i < out * in; i++) bw[i] *= 2;
             assert_close(dW, dWr, bw, out * in, 2 * n, "weight_grad accumulate");
-            dpt_kern_input_grad(dA, D, W, n, in, out);
+            dpt_kern_input_grad(dA, D, W, NULL, n, in, out);
             dpt_kern_input_grad_ref(dAr, D, W, n, in, out);
             assert_close(dA, dAr, ba, n * in, out, "input_grad");
             free(X); free(W); free(b); free(D); free(Z); free(Zr); free(bz); free(dW); free(dWr); free(bw);
@@ -95,11 +95,11 @@ static void test_thread_and_row_invariance(void **state)
     omp_set_num_threads(1);
     dpt_kern_forward(Z1, X, W, b, n, in, out);
     dpt_kern_weight_grad(G1, 0, D, X, n, in, out);
-    dpt_kern_input_grad(A1, D, W, n, in, out);
+    dpt_kern_input_grad(A1, D, W, NULL, n, in, out);
     omp_set_num_threads(2);
     dpt_kern_forward(Z2, X, W, b, n, in, out);
     dpt_kern_weight_grad(G2, 0, D, X, n, in, out);
-    dpt_kern_input_grad(A2, D, W, n, in, out);
+    dpt_kern_input_grad(A2, D, W, NULL, n, in, out);
     omp_set_num_threads(3);
     dpt_kern_forward(Zs, X + 7 * in, W, b, n - 7, in, out);
     omp_set_num_threads(saved);
@@ -396,7 +396,7 @@ static void test_small_batch_bitwise(void **state)
             for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
                 size_t n = ns[k];
                 dpt_kern_forward(Z, X, W, b, n, in, out);
-                dpt_kern_input_grad(A, D, W, n, in, out);
+                dpt_kern_input_grad(A, D, W, NULL, n, in, out);
                 assert_memory_equal(Z, Zb, n * out * 4);
                 assert_memory_equal(A, Ab, n * in * 4);
             }
@@ -404,6 +404,59 @@ static void test_small_batch_bitwise(void **state)
         free(X); free(W); free(b); free(D); free(Zb); free(Ab); free(Z); free(A);
     }
     omp_set_num_threads(saved);
+}
+
+/* W kept packed (dpt_kern_wpack), in pieces packed in any order as ranks
+ * sharing a copy do: the forward product and the input gradient that read
+ * the copy give the bits of those that pack W themselves, for every kernel,
+ * on 1 and 2 threads, across slabs (in, out > 256), column blocks (N > 2048
+ * columns: out for the forward copy, in for the input gradient's) and
+ * ragged panels. The generic kernel (no in-place forward) uses both copies. */
+static void test_wpack_bitwise(void **state)
+{
+    (void)state;
+    const Shape sh[] = {{64, 300, 70}, {64, 784, 1030}, {40, 17, 5}, {64, 40, 2100}, {300, 2100, 40}, {64, 257, 513}};
+    int saved = omp_get_max_threads(), fwd_used = 0, bwd_used = 0;
+    for (size_t kk = 0; kk < 3; kk++) {
+        if (!dpt_kern_select(kernels[kk]))
+            continue;
+        for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++) {
+            const size_t n = sh[s].n, in = sh[s].in, out = sh[s].out, m = in * out;
+            float *X = malloc(n * in * 4), *W = malloc(m * 4), *b = malloc(out * 4), *D = malloc(n * out * 4);
+            float *Z0 = malloc(n * out * 4), *Z1 = malloc(n * out * 4), *A0 = malloc(n * in * 4), *A1 = malloc(n * in * 4);
+            tu_fill(X, n * in, 101 + s, -1, 1);
+            tu_fill(W, m, 111 + s, -1, 1);
+            tu_fill(b, out, 121 + s, -1, 1);
+            tu_fill(D, n * out, 131 + s, -1, 1);
+            for (int t = 1; t <= 2; t++) {
+                omp_set_num_threads(t);
+                const size_t ff = dpt_kern_wpack_floats(in, out, 1, n), fb = dpt_kern_wpack_floats(in, out, 0, n);
+                float *pf = ff ? calloc(ff, 4) : NULL, *pb = fb ? calloc(fb, 4) : NULL;
+                /* five pieces, cut mid-row, packed last first */
+                const size_t cut[6] = {0, m / 7 + 3, m / 3, m / 2 + 1, m - m / 5, m};
+                for (int i = 4; i >= 0; i--) {
+                    if (pf)
+                        dpt_kern_wpack(pf, 1, W, in, out, cut[i], cut[i + 1]);
+                    if (pb)
+                        dpt_kern_wpack(pb, 0, W, in, out, cut[i], cut[i + 1]);
+                }
+                dpt_kern_forward_act(Z0, NULL, X, W, NULL, b, DPT_ACT_LINEAR, n, in, out);
+                dpt_kern_forward_act(Z1, NULL, X, W, pf, b, DPT_ACT_LINEAR, n, in, out);
+                dpt_kern_input_grad(A0, D, W, NULL, n, in, out);
+                dpt_kern_input_grad(A1, D, W, pb, n, in, out);
+                assert_memory_equal(Z0, Z1, n * out * 4);
+                assert_memory_equal(A0, A1, n * in * 4);
+                fwd_used |= pf != NULL;
+                bwd_used |= pb != NULL;
+                free(pf);
+                free(pb);
+            }
+            free(X); free(W); free(b); free(D); free(Z0); free(Z1); free(A0); free(A1);
+        }
+    }
+    assert_true(fwd_used && bwd_used);
+    omp_set_num_threads(saved);
+    dpt_kern_select("avx512");
 }
 
 /* The in-place micro-kernel is used only where it gives the packed
@@ -498,7 +551,7 @@ static void test_forward_act_fused(void **state)
     for (int a = 0; a < 5; a++) {
         dpt_kern_forward(A1, X, W, b, n, in, out);
         dpt_kern_activate(A1, acts[a], n, out);
-        dpt_kern_forward_act(A2, Z, X, W, b, acts[a], n, in, out);
+        dpt_kern_forward_act(A2, Z, X, W, NULL, b, acts[a], n, in, out);
         assert_memory_equal(A1, A2, n * out * 4);
     }
     dpt_kern_forward(A1, X, W, b, n, in, out);
@@ -518,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_fixed_to_float_bitwise),
         cmocka_unit_test(test_fma_chain_bitwise),
         cmocka_unit_test(test_small_batch_bitwise),
+        cmocka_unit_test(test_wpack_bitwise),
         cmocka_unit_test(test_bias_grad_chain),
         cmocka_unit_test(test_inplace_selfcheck),
         cmocka_unit_test(test_activations),

@@ -65,7 +65,8 @@ void dpt_kern_forward(float *restrict Z, const float *restrict X, const float *r
  * are also stored in zsave[n,out] when it is not NULL (the output layer's
  * costs are computed from them). */
 void dpt_kern_forward_act(float *restrict A, float *restrict zsave, const float *restrict X, const float *restrict W,
-                          const float *restrict b, DptAct f, size_t n, size_t in, size_t out);
+                          const float *restrict Wp, const float *restrict b, DptAct f, size_t n, size_t in,
+                          size_t out);
 /* dW[out,in] (+)= D[n,out]^T * A[n,in]   (weight gradient, summed over samples) */
 void dpt_kern_weight_grad(float *restrict dW, int accumulate, const float *restrict D,
                           const float *restrict A, size_t n, size_t in, size_t out);
@@ -74,7 +75,24 @@ void dpt_kern_bias_grad(float *restrict db, int accumulate, const float *restric
                         size_t n, size_t out);
 /* dA[n,in] = D[n,out] * W[out,in]   (error propagated to the layer's input) */
 void dpt_kern_input_grad(float *restrict dA, const float *restrict D, const float *restrict W,
-                         size_t n, size_t in, size_t out);
+                         const float *restrict Wp, size_t n, size_t in, size_t out);
+
+/* W kept packed. The two products above read W through packed panels
+ * unless they read it in place; Wp (NULL: pack at each call) is a copy of W
+ * already in those panels, kept by dpt_kern_wpack: fwd = 1 for the forward
+ * product's copy, 0 for the input gradient's. The results are bitwise those
+ * without it.
+ *   dpt_kern_wpack_floats: the copy's size in floats for a product of `rows`
+ *     rows (0 where such a product reads W in place, or with a BLAS); the
+ *     copy must start zeroed (its padding is never written).
+ *   dpt_kern_wpack: elements [lo, hi) of W (row-major, flat) into the copy;
+ *     disjoint ranges may be packed by different callers (ranks sharing the
+ *     copy), all of them before the next product reads it. */
+size_t dpt_kern_wpack_floats(size_t in, size_t out, int fwd, size_t rows);
+/* The chosen kernel's panel width (the copies' layout depends on it). */
+int dpt_kern_panel_width(void);
+void dpt_kern_wpack(float *restrict wp, int fwd, const float *restrict W, size_t in, size_t out, size_t lo,
+                    size_t hi);
 
 /* Deterministic-mode weight gradient, in 64-bit fixed point:
  *   dWq[out,in] (+)= sum over blocks b of llrint(scale * sum_{r in b} D[r,out] A[r,in])

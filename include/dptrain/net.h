@@ -47,6 +47,11 @@ typedef struct {
     int32_t *cls;                      /* [cap] target class (for accuracy) */
     double *row_loss;                  /* [cap] per-sample cost */
     float *mem;                        /* the single allocation behind the float views */
+    /* W_l of the parameters this work is used with, kept packed for the
+     * forward product (wp_fwd) and the input gradient (wp_bwd): NULL (the
+     * products pack W themselves) unless the owner of those parameters set
+     * them and keeps them current (dpt_net_wpack); not owned. */
+    float *wp_fwd[DPT_MAX_LAYERS], *wp_bwd[DPT_MAX_LAYERS];
 } DptWork;
 
 /* Fills the layout of `arch` from its sizes; checks the architecture and the
@@ -88,5 +93,9 @@ void dpt_net_backward(DptWork *w, const DptArch *arch, const float *params, floa
 
 /* Only the errors: fills w->delta[l] for every l = L..1 (no parameter gradients). */
 void dpt_net_deltas(DptWork *w, const DptArch *arch, const float *params, size_t n);
+
+/* The packed copies of w (wp_fwd, wp_bwd, where set) brought up to date with
+ * the elements [lo, hi) of params (flat offsets; the weights among them). */
+void dpt_net_wpack(const DptWork *w, const DptArch *arch, const float *params, size_t lo, size_t hi);
 
 #endif

@@ -156,5 +156,20 @@ DPT_W_IN_PLACE=0 plain wbit-0 1 128 20 --save /tmp/wbit-0.h5; DPT_W_IN_PLACE=1 p
 unset DPT_W_IN_PLACE
 $DPT compare /tmp/wbit-0.h5 /tmp/wbit-1.h5; echo "compare W packed / in place: $?"
 }
+# Added 2026-11-27 (later session), not yet run: PARTS="WP" measures W kept packed once per
+# node (DPT_WPACK=1, the default from 2 ranks on a node for the transposed copy, 4 for the
+# plain one) against every rank packing W in its products (DPT_WPACK=0), and checks the bits.
+part_WP() {
+echo "== WP. W packed once per node (DPT_WPACK=1) vs per rank and product (0) (t=$(( $(date +%s) - T0 )))"
+for r in 1 2; do
+  for w in 0 1; do
+    export DPT_WPACK=$w
+    mp wp$r-$w-16x1 16 1 1024 60; mp wp$r-$w-16x1-weak 16 1 2048 40; mp wp$r-$w-4x4 4 4 1024 60
+  done
+done
+for w in 0 1; do DPT_WPACK=$w mp wpbit-$w 16 1 1024 10 --deterministic --save /tmp/wpbit-$w.h5; done
+unset DPT_WPACK
+$DPT compare /tmp/wpbit-0.h5 /tmp/wpbit-1.h5; echo "compare WPACK 0 / 1: $?"
+}
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
