@@ -26,6 +26,22 @@ enum { KC = 256, MC = 128, NC = 2048 };   /* blocking; tiles are the kernel's (u
 static float pack_a[(MC + DPT_MR) * KC] __attribute__((aligned(64)));   /* [MC/MR panels][KC][MR] */
 static float pack_b[KC * NC] __attribute__((aligned(64)));   /* [NC/NR panels][KC][NR] */
 
+static int kern_timing;
+static double kern_time[DPT_KT_COUNT];
+
+void dpt_kern_timing(int on) { kern_timing = on; }
+
+void dpt_kern_times(double t[DPT_KT_COUNT]) { memcpy(t, kern_time, sizeof kern_time); }
+
+/* stmt, its wall time added to kern_time[which] when timing is on */
+#define TIMED(which, stmt)                                   \
+    do {                                                     \
+        const double t0_ = kern_timing ? omp_get_wtime() : 0; \
+        stmt;                                                \
+        if (kern_timing)                                     \
+            kern_time[which] += omp_get_wtime() - t0_;       \
+    } while (0)
+
 int dpt_kern_select(const char *name)
 {
     dpt_ukernel_choose(name);
@@ -293,7 +309,7 @@ void dpt_kern_weight_grad_fixed(int64_t *restrict dWq, int accumulate, double sc
     dpt_kern_init();
     GemmOut o = {.Cq = dWq, .ldc = in, .accumulate = accumulate, .scale = scale, .block = block,
                  .lim = dpt_fixed_limit(scale), .qsub = (uint64_t)((n + block - 1) / block) * dpt_ufixed_bias};
-    gemm_run(&o, D, 1, out, A, in, 1, out, in, n, NULL);
+    TIMED(DPT_KT_WGRAD, gemm_run(&o, D, 1, out, A, in, 1, out, in, n, NULL));
 }
 
 void dpt_kern_fixed_to_float(float *restrict dst, const int64_t *restrict q, size_t n, double inv_scale)
@@ -577,13 +593,13 @@ void dpt_kern_forward(float *restrict Z, const float *restrict X, const float *r
                       const float *restrict b, size_t n, size_t in, size_t out)
 {
 #ifdef DPT_USE_CBLAS
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in,
-                1.0f, X, (int)in, W, (int)in, 0.0f, Z, (int)out);
+    TIMED(DPT_KT_FORWARD, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in,
+                    1.0f, X, (int)in, W, (int)in, 0.0f, Z, (int)out));
 #else
     if (forward_w_in_place(n, in, out))
-        forward_inplace(Z, X, W, n, in, out);
+        TIMED(DPT_KT_FORWARD, forward_inplace(Z, X, W, n, in, out));
     else
-        dpt_gemm(Z, out, 0, X, in, 1, W, 1, in, n, out, in);
+        TIMED(DPT_KT_FORWARD, dpt_gemm(Z, out, 0, X, in, 1, W, 1, in, n, out, in));
 #endif
     /* Rows are independent: each thread adds the bias to its own rows. */
 #pragma omp parallel for schedule(static) if (n * out > 65536)
@@ -614,14 +630,14 @@ void dpt_kern_forward_act(float *restrict A, float *restrict zsave, const float 
 {
 #ifdef DPT_USE_CBLAS
     (void)Wp;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in,
-                1.0f, X, (int)in, W, (int)in, 0.0f, A, (int)out);
+    TIMED(DPT_KT_FORWARD, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in,
+                    1.0f, X, (int)in, W, (int)in, 0.0f, A, (int)out));
 #else
     if (forward_w_in_place(n, in, out)) {
-        forward_inplace(A, X, W, n, in, out);
+        TIMED(DPT_KT_FORWARD, forward_inplace(A, X, W, n, in, out));
     } else {
         GemmOut o = {.C = A, .ldc = out};
-        gemm_run(&o, X, in, 1, W, 1, in, n, out, in, Wp);
+        TIMED(DPT_KT_FORWARD, gemm_run(&o, X, in, 1, W, 1, in, n, out, in, Wp));
     }
 #endif
     /* One pass per row: bias, saved pre-activation, activation. Rows are
@@ -667,10 +683,10 @@ void dpt_kern_weight_grad(float *restrict dW, int accumulate, const float *restr
                           const float *restrict A, size_t n, size_t in, size_t out)
 {
 #ifdef DPT_USE_CBLAS
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)n,
-                1.0f, D, (int)out, A, (int)in, accumulate ? 1.0f : 0.0f, dW, (int)in);
+    TIMED(DPT_KT_WGRAD, cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)n,
+                    1.0f, D, (int)out, A, (int)in, accumulate ? 1.0f : 0.0f, dW, (int)in));
 #else
-    dpt_gemm(dW, in, accumulate, D, 1, out, A, in, 1, out, in, n);
+    TIMED(DPT_KT_WGRAD, dpt_gemm(dW, in, accumulate, D, 1, out, A, in, 1, out, in, n));
 #endif
 }
 
@@ -699,14 +715,14 @@ void dpt_kern_input_grad(float *restrict dA, const float *restrict D, const floa
 {
 #ifdef DPT_USE_CBLAS
     (void)Wp;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)in, (int)out,
-                1.0f, D, (int)out, W, (int)in, 0.0f, dA, (int)in);
+    TIMED(DPT_KT_IGRAD, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)in, (int)out,
+                    1.0f, D, (int)out, W, (int)in, 0.0f, dA, (int)in));
 #else
     if (small_batch(n)) {
-        input_grad_small(dA, D, W, n, in, out);
+        TIMED(DPT_KT_IGRAD, input_grad_small(dA, D, W, n, in, out));
     } else {
         GemmOut o = {.C = dA, .ldc = in};
-        gemm_run(&o, D, out, 1, W, in, 1, n, in, out, Wp);
+        TIMED(DPT_KT_IGRAD, gemm_run(&o, D, out, 1, W, in, 1, n, in, out, Wp));
     }
 #endif
 }

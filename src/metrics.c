@@ -6,7 +6,9 @@
 #include <sys/resource.h>
 #include <time.h>
 
-const char *const dpt_timer_names[DPT_T_COUNT] = {"data", "compute", "allreduce", "update", "eval", "checkpoint"};
+const char *const dpt_timer_names[DPT_T_COUNT] = {"data",       "compute",          "allreduce",
+                                                   "update",     "eval",             "checkpoint",
+                                                   "forward_products", "weight_gradients", "input_gradients"};
 
 double dpt_clock(void)
 {
@@ -66,10 +68,24 @@ size_t dpt_metrics_json(const DptEpochRecord *r, char *buf, size_t len)
 
 size_t dpt_metrics_timing_table(const double time[DPT_T_COUNT][3], char *buf, size_t len)
 {
+    static const struct {
+        DptTimer t;
+        const char *label;
+    } rows[DPT_T_COUNT] = {{DPT_T_DATA, "data"},
+                           {DPT_T_COMPUTE, "compute"},
+                           {DPT_T_FORWARD, "  forward products"},
+                           {DPT_T_WGRAD, "  weight gradients"},
+                           {DPT_T_IGRAD, "  input gradients"},
+                           {DPT_T_REDUCE, "allreduce"},
+                           {DPT_T_UPDATE, "update"},
+                           {DPT_T_EVAL, "eval"},
+                           {DPT_T_CKPT, "checkpoint"}};
     size_t used = 0;
-    for (int i = 0; i < DPT_T_COUNT && used < len; i++)
-        used += (size_t)snprintf(buf + used, len - used, "  %-10s %10.3f %10.3f %10.3f\n", dpt_timer_names[i],
-                                 time[i][0], time[i][1], time[i][2]);
+    for (int i = 0; i < DPT_T_COUNT && used < len; i++) {
+        const double *v = time[rows[i].t];
+        used += (size_t)snprintf(buf + used, len - used, "  %-20s %10.3f %10.3f %10.3f\n", rows[i].label, v[0], v[1],
+                                 v[2]);
+    }
     return used;
 }
 

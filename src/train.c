@@ -34,6 +34,7 @@ typedef struct {
     double count0;        /* count at the epoch's (re)start */
     long faults0;
     double lr, run_start, epoch_start, train_time;
+    double kt0[DPT_KT_COUNT];  /* the products' clock at the start */
     double last_train_loss, test_loss, test_acc;
     int stopped, reached_max;
     int traced;           /* this step is recorded in the trace */
@@ -223,6 +224,8 @@ static DptStatus run_open(Run *r, const DptConfig *cfg, const DptDist *d)
                      (long long)cfg->max_steps);
     r->end_step = cfg->max_steps > 0 && cfg->max_steps < r->total_steps ? cfg->max_steps : r->total_steps;
     r->run_start = r->log_t0 = dpt_clock();
+    dpt_kern_times(r->kt0);
+    dpt_kern_timing(1);   /* the products of the steps, not of evaluation */
     return DPT_OK;
 }
 
@@ -250,6 +253,16 @@ static void log_line(Run *r, const DptStepResult *res)
                  r->log_count / dt, eta);
     r->log_t0 = now;
     r->log_loss = r->log_count = 0.0;
+}
+
+/* The products' share of compute so far (the kernels' clock, since the start). */
+static void product_times(Run *r)
+{
+    double now[DPT_KT_COUNT];
+    dpt_kern_times(now);
+    r->t.timers.total[DPT_T_FORWARD] = now[DPT_KT_FORWARD] - r->kt0[DPT_KT_FORWARD];
+    r->t.timers.total[DPT_T_WGRAD] = now[DPT_KT_WGRAD] - r->kt0[DPT_KT_WGRAD];
+    r->t.timers.total[DPT_T_IGRAD] = now[DPT_KT_IGRAD] - r->kt0[DPT_KT_IGRAD];
 }
 
 /* ---------------------------------------------------------------- one step */
@@ -382,6 +395,7 @@ static DptStatus after_epoch(Run *r)
     e.train_acc = r->sums[1] / r->sums[2];
     dpt_log_progress((long)r->epoch + 1, (long)t->steps_per_epoch, (long)t->steps_per_epoch, 0.0, 0.0, 0.0);
     dpt_timer_start(&t->timers, DPT_T_EVAL);
+    dpt_kern_timing(0);
     const DptSplit *test = &t->split[DPT_SPLIT_TEST], *val = &t->split[DPT_SPLIT_VALIDATION];
     if (cfg->eval_train)
         dpt_infer_evaluate(d, &t->arch, t->params, &t->work, &t->split[DPT_SPLIT_TRAIN], &e.train_eval_loss,
@@ -392,10 +406,12 @@ static DptStatus after_epoch(Run *r)
         dpt_infer_evaluate(d, &t->arch, t->params, &t->work, test, &r->test_loss, &r->test_acc);
     e.test_loss = r->test_loss;
     e.test_acc = r->test_acc;
+    dpt_kern_timing(1);
     dpt_timer_stop(&t->timers, DPT_T_EVAL);
     e.samples_per_s = (r->sums[2] - r->count0) / e.epoch_s;
     e.elapsed_s = dpt_clock() - r->run_start;
     e.max_rss_mb = dpt_metrics_max_rss_mb();
+    product_times(r);
     for (int i = 0; i < DPT_T_COUNT; i++)
         dpt_dist_stats(d, t->timers.total[i], e.time[i]);
 
@@ -460,11 +476,12 @@ static DptStatus run_finish(Run *r, DptStatus st)
         return st;
     double time[DPT_T_COUNT][3];
     char table[2048];
+    product_times(r);
     for (int i = 0; i < DPT_T_COUNT; i++)
         dpt_dist_stats(d, t->timers.total[i], time[i]);
     dpt_metrics_timing_table(time, table, sizeof table);
-    dpt_log_info("done: %lld steps in %.2f s (training %.2f s)\ntime per phase over ranks (s):  %10s %10s %10s\n%s",
-                 (long long)r->global_step, dpt_clock() - r->run_start, r->train_time, "min", "mean", "max", table);
+    dpt_log_info("done: %lld steps in %.2f s (training %.2f s)\ntime per phase over ranks (s):\n  %-20s %10s %10s %10s\n%s",
+                 (long long)r->global_step, dpt_clock() - r->run_start, r->train_time, "", "min", "mean", "max", table);
     if (r->ck.last_step >= 0)
         dpt_log_info("newest checkpoint %s (written in %.3f s)\n", r->ck.last_path, r->ck.write_s);
     if (!cfg->save[0])
@@ -482,6 +499,7 @@ static DptStatus run_finish(Run *r, DptStatus st)
 /* Releases what the run holds (every rank). */
 static void run_close(Run *r)
 {
+    dpt_kern_timing(0);
     dpt_stop_restore(&r->stop);
     if (r->trace)
         dpt_trace_close(&r->trace);

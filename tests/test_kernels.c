@@ -459,6 +459,37 @@ static void test_wpack_bitwise(void **state)
     dpt_kern_select("avx512");
 }
 
+/* The products' clock: each product adds its time to its own counter while
+ * timing is on, and nothing while it is off. */
+static void test_product_timing(void **state)
+{
+    (void)state;
+    const size_t n = 64, in = 300, out = 200;
+    float *X = malloc(n * in * 4), *W = malloc(out * in * 4), *b = calloc(out, 4), *D = malloc(n * out * 4);
+    float *Z = malloc(n * out * 4), *dW = malloc(out * in * 4), *dA = malloc(n * in * 4);
+    tu_fill(X, n * in, 141, -1, 1);
+    tu_fill(W, out * in, 142, -1, 1);
+    tu_fill(D, n * out, 143, -1, 1);
+    double t0[DPT_KT_COUNT], t1[DPT_KT_COUNT], t2[DPT_KT_COUNT];
+    dpt_kern_times(t0);
+    dpt_kern_forward_act(Z, NULL, X, W, NULL, b, DPT_ACT_SIGMOID, n, in, out);   /* off: not counted */
+    dpt_kern_times(t1);
+    assert_memory_equal(t0, t1, sizeof t0);
+    dpt_kern_timing(1);
+    dpt_kern_forward_act(Z, NULL, X, W, NULL, b, DPT_ACT_SIGMOID, n, in, out);
+    dpt_kern_times(t2);
+    assert_true(t2[DPT_KT_FORWARD] > t1[DPT_KT_FORWARD]);
+    assert_true(t2[DPT_KT_WGRAD] == t1[DPT_KT_WGRAD] && t2[DPT_KT_IGRAD] == t1[DPT_KT_IGRAD]);
+    dpt_kern_weight_grad(dW, 0, D, X, n, in, out);
+    dpt_kern_times(t1);
+    assert_true(t1[DPT_KT_WGRAD] > t2[DPT_KT_WGRAD] && t1[DPT_KT_FORWARD] == t2[DPT_KT_FORWARD]);
+    dpt_kern_input_grad(dA, D, W, NULL, n, in, out);
+    dpt_kern_times(t2);
+    assert_true(t2[DPT_KT_IGRAD] > t1[DPT_KT_IGRAD] && t2[DPT_KT_WGRAD] == t1[DPT_KT_WGRAD]);
+    dpt_kern_timing(0);
+    free(X); free(W); free(b); free(D); free(Z); free(dW); free(dA);
+}
+
 /* The in-place micro-kernel is used only where it gives the packed
  * kernel's bits on the machine itself (the check dpt_ukernel_choose runs):
  * the AVX2 one passes it and is chosen (this project's CI runs AVX2), a
@@ -572,6 +603,7 @@ int main(void)
         cmocka_unit_test(test_fma_chain_bitwise),
         cmocka_unit_test(test_small_batch_bitwise),
         cmocka_unit_test(test_wpack_bitwise),
+        cmocka_unit_test(test_product_timing),
         cmocka_unit_test(test_bias_grad_chain),
         cmocka_unit_test(test_inplace_selfcheck),
         cmocka_unit_test(test_activations),

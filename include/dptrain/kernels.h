@@ -49,6 +49,14 @@ int dpt_kern_w_in_place(void);
 int dpt_kern_level(const char *name);
 const char *dpt_kern_level_name(int level);
 
+/* The products' own clock: with timing on, the seconds this process spent
+ * in forward products, weight gradients (float and fixed point) and input
+ * gradients since the start, in t[DPT_KT_*] (off by default; the trainer
+ * turns it on for its steps). */
+enum { DPT_KT_FORWARD, DPT_KT_WGRAD, DPT_KT_IGRAD, DPT_KT_COUNT };
+void dpt_kern_timing(int on);
+void dpt_kern_times(double t[DPT_KT_COUNT]);
+
 /* C[M,N] (+)= A[M,K] * B[K,N]. A's element (i,k) is A[i*rsa + k*csa], B's (k,j)
  * is B[k*rsb + j*csb]; C is row-major with leading dimension ldc. With
  * accumulate = 0, C is overwritten. */

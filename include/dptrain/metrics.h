@@ -24,9 +24,13 @@ typedef enum {
     DPT_T_UPDATE,        /* averaging, optimiser step */
     DPT_T_EVAL,          /* evaluation passes */
     DPT_T_CKPT,          /* writing checkpoints */
+    DPT_T_FORWARD,       /* within compute: the forward products (kernels' own clock) */
+    DPT_T_WGRAD,         /* within compute: the weight-gradient products */
+    DPT_T_IGRAD,         /* within compute: the input-gradient products */
     DPT_T_COUNT
 } DptTimer;
 
+/* The phases' keys in the metrics file ("data", ..., "forward_products", ...). */
 extern const char *const dpt_timer_names[DPT_T_COUNT];
 
 typedef struct {
@@ -55,7 +59,8 @@ typedef struct {
 
 /* The record as one JSON object (no newline); returns the length. */
 size_t dpt_metrics_json(const DptEpochRecord *r, char *buf, size_t len);
-/* The phase times (min, mean, max over ranks) as the summary's table. */
+/* The phase times (min, mean, max over ranks) as the summary's table, the
+ * products indented under compute. */
 size_t dpt_metrics_timing_table(const double time[DPT_T_COUNT][3], char *buf, size_t len);
 
 typedef struct {
