@@ -36,7 +36,8 @@ NET="--quiet --data /tmp/rand.h5 --layers 784,1024,1024,10 --hidden sigmoid --ou
 rate() { python3 -c "
 import json
 L=[json.loads(l) for l in open('$1') if l.strip()]; t=L[-1]['time']; s=L[-1]['step']
-print('%d samples/s; per step ms: compute %.2f reduce %.2f update %.2f' % (round(s*$2/sum(x['epoch_s'] for x in L)), 1e3*t['compute']['mean']/s, 1e3*t['allreduce']['mean']/s, 1e3*t['update']['mean']/s))"; }
+p=' (fwd %.2f wgrad %.2f igrad %.2f)' % tuple(1e3*t[k]['mean']/s for k in ('forward_products','weight_gradients','input_gradients')) if 'forward_products' in t else ''
+print('%d samples/s; per step ms: compute %.2f%s reduce %.2f update %.2f' % (round(s*$2/sum(x['epoch_s'] for x in L)), 1e3*t['compute']['mean']/s, p, 1e3*t['allreduce']['mean']/s, 1e3*t['update']['mean']/s))"; }
 plain() {  # label threads batch steps [options]
   local lab=$1 T=$2 Bt=$3 S=$4; shift 4; local m=/tmp/p-$lab.jsonl; rm -f "$m"
   OMP_NUM_THREADS=$T timeout 60 $DPT train $NET --batch $Bt --max-steps $S --metrics "$m" "$@" </dev/null >/dev/null 2>"$O/$lab.err" \
@@ -170,6 +171,17 @@ done
 for w in 0 1; do DPT_WPACK=$w mp wpbit-$w 16 1 1024 10 --deterministic --save /tmp/wpbit-$w.h5; done
 unset DPT_WPACK
 $DPT compare /tmp/wpbit-0.h5 /tmp/wpbit-1.h5; echo "compare WPACK 0 / 1: $?"
+}
+# PARTS="PROF": where a rank's compute goes when 16 ranks share the node (the products' own
+# clock, printed by rate() as fwd/wgrad/igrad): one rank alone at 64 and 128 rows, then 16 ranks
+# at the same rows each, with and without the node's packed W.
+part_PROF() {
+echo "== PROF. products per step, 1 rank alone vs 16 ranks (t=$(( $(date +%s) - T0 )))"
+for r in 1 2; do
+  plain prof$r-solo64 1 64 120; plain prof$r-solo128 1 128 80
+  mp prof$r-16x64 16 1 1024 60; mp prof$r-16x128 16 1 2048 40
+  DPT_WPACK=0 mp prof$r-16x64-wp0 16 1 1024 60
+done
 }
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
