@@ -30,6 +30,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PHASES = ["compute", "allreduce", "data", "update", "eval"]
+# within compute, the products' own clock (metrics files of dptrain from 2026-11-27 on)
+PRODUCTS = ["forward_products", "weight_gradients", "input_gradients"]
 
 
 def layout_of(path):
@@ -69,7 +71,7 @@ def load(d):
                          samples_per_s=last["samples_per_s"], steps=steps,
                          imbalance=(comp["max"] - comp["min"]) / comp["mean"] if comp["mean"] > 0 else 0.0,
                          allreduce_per_step_s=t["allreduce"]["min"] / steps,
-                         **{f"{p}_mean_s": t[p]["mean"] for p in PHASES if p in t},
+                         **{f"{p}_mean_s": t[p]["mean"] for p in PHASES + PRODUCTS if p in t},
                          **{f"{p}_max_s": t[p]["max"] for p in PHASES if p in t}))
     rows.sort(key=lambda r: (r["ranks"], r["threads"], r["nodes"]))
     return rows
@@ -118,20 +120,25 @@ def cmd_report(args):
     alpha, beta = fit_alpha_beta(rows, nbytes, bench, fit_ranks) if nbytes else (None, None)
     cols = ["nodes", "ranks_per_node", "threads", "ranks", "cores", "samples_per_s", "speedup", "efficiency",
             "imbalance", "allreduce_per_step_s", "compute_mean_s", "compute_max_s", "allreduce_mean_s",
-            "allreduce_max_s", "data_mean_s", "update_mean_s", "eval_mean_s"]
+            "allreduce_max_s", "data_mean_s", "update_mean_s", "eval_mean_s"] + [f"{p}_mean_s" for p in PRODUCTS]
     with open(os.path.join(args.dir, "scaling.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
+    # a rank's products per step (mean over ranks): where its compute goes as ranks are added
+    prods = all(f"{p}_mean_s" in r for r in rows for p in PRODUCTS)
     lines = [f"scaling study ({args.study}) {args.label}".rstrip(),
              "| nodes x ranks x threads | samples/s | speedup | efficiency | compute (mean/max s) | "
-             "allreduce wait (mean/max s) | per step (min, ms) | imbalance |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "allreduce wait (mean/max s) | per step (min, ms) | imbalance |"
+             + (" products per step (fwd / wgrad / igrad ms) |" if prods else ""),
+             "|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if prods else "")]
     for r in rows:
         lines.append(f"| {r['nodes']} x {r['ranks_per_node']} x {r['threads']} | {r['samples_per_s']:.0f} | "
                      f"{r['speedup']:.2f} | {r['efficiency']:.2f} | {r['compute_mean_s']:.2f} / {r['compute_max_s']:.2f} | "
                      f"{r['allreduce_mean_s']:.3f} / {r['allreduce_max_s']:.3f} | "
-                     f"{1e3 * r['allreduce_per_step_s']:.3f} | {r['imbalance']:.3f} |")
+                     f"{1e3 * r['allreduce_per_step_s']:.3f} | {r['imbalance']:.3f} |"
+                     + (" " + " / ".join(f"{1e3 * r[p + '_mean_s'] / r['steps']:.2f}" for p in PRODUCTS) + " |"
+                        if prods else ""))
     if alpha is not None and beta:
         used = "runs with P in " + (args.fit_ranks or "all") + (" and the allreduce micro-benchmark" if bench else "")
         lines.append(f"\nalpha-beta fit of the allreduce time ({used}; {nbytes} bytes a step): "
