@@ -17,10 +17,14 @@
  *      the ranks that finished backprop sum the buckets the others have
  *      declared while those still compute. Across nodes slice j belongs to
  *      node rank j, which allreduces it with the owners of slice j on the
- *      other nodes (hierarchical; node ranks past the smallest node's
- *      count own none and only contribute), in bucket order: started without
+ *      other nodes (hierarchical), in bucket order: started without
  *      blocking during backprop (at each declared bucket), tested at the
- *      next ones, finished at the end;
+ *      next ones, finished at the end. A node with more ranks than the
+ *      smallest node (uneven nodes) sums each bucket in node_size local
+ *      slices instead, taken by whoever waits (claim[b]) and counted in
+ *      local[b], so that all its ranks sum; the owners allreduce their
+ *      slices once the whole bucket is summed, and the node ranks past the
+ *      smallest node's count own none;
  *   3. every rank reads the result once every slice is done.
  * The step numbers order everything: a rank overwrites its region only after
  * all slices of the previous step were summed (it saw them done), and a
@@ -48,6 +52,7 @@ struct DptReducer {
     size_t lo[MAX_BUCKETS], hi[MAX_BUCKETS];  /* bucket b: elements [lo, hi), in the order they become ready */
     int node_rank, node_size;
     int n_slices;               /* slices a bucket is cut into: node_size on one node, else the smallest node's size */
+    int split;                  /* several nodes, this one larger than the smallest: summed in node_size local slices */
     int multi;                  /* several nodes: slice j is node rank j's (no claiming) */
     MPI_Comm cross;             /* ranks with this node rank on every node (MPI_COMM_NULL: one node, or no slice) */
     void *win;                  /* the window handle (dist's shared allocation) */
@@ -72,12 +77,19 @@ static int64_t *ready_flag(DptReducer *r, int b, int rank)
     return r->flags + ((size_t)b * (size_t)r->node_size + (size_t)rank) * (LINE / sizeof(int64_t));
 }
 
-/* which: 0 claim[b] (slices taken, counting from the first step), 1 done[b] (slices summed) */
+/* which: 0 claim[b] (slices taken, counting from the first step), 1 done[b]
+ * (slices summed, and across nodes allreduced), 2 local[b] (local slices
+ * summed, where the node splits) */
+enum { CLAIM, DONE, LOCAL, N_COUNTERS };
+
 static int64_t *counter(DptReducer *r, int which, int b)
 {
     size_t first = (size_t)r->n_buckets * (size_t)r->node_size;
-    return r->flags + (first + 2 * (size_t)b + (size_t)which) * (LINE / sizeof(int64_t));
+    return r->flags + (first + N_COUNTERS * (size_t)b + (size_t)which) * (LINE / sizeof(int64_t));
 }
+
+/* Slices a bucket is summed in on this node. */
+static int local_slices(const DptReducer *r) { return r->split ? r->node_size : r->n_slices; }
 
 static void spin_pause(unsigned *spins)
 {
@@ -106,25 +118,32 @@ static void wait_ready(DptReducer *r, int b)
 /* Are all slices of bucket b summed for this step? */
 static int all_done(DptReducer *r, int b)
 {
-    return __atomic_load_n(counter(r, 1, b), __ATOMIC_ACQUIRE) >= r->gen * r->n_slices;
+    return __atomic_load_n(counter(r, DONE, b), __ATOMIC_ACQUIRE) >= r->gen * r->n_slices;
+}
+
+/* Where the node splits: is all of bucket b summed on the node? */
+static int local_done(DptReducer *r, int b)
+{
+    return __atomic_load_n(counter(r, LOCAL, b), __ATOMIC_ACQUIRE) >= r->gen * r->node_size;
 }
 
 /* The next slice of bucket b nobody has taken this step, or -1. */
 static int claim_slice(DptReducer *r, int b)
 {
-    int64_t *c = counter(r, 0, b), end = r->gen * r->n_slices;
+    const int k = local_slices(r);
+    int64_t *c = counter(r, CLAIM, b), end = r->gen * k;
     int64_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
     while (v < end)
         if (__atomic_compare_exchange_n(c, &v, v + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
-            return (int)(v - (end - r->n_slices));
+            return (int)(v - (end - k));
     return -1;
 }
 
-/* Slice j [*a, *z) of bucket b: n_slices parts, cut on cache lines. */
-static void slice_of(const DptReducer *r, int b, int slice, size_t *a, size_t *z)
+/* Slice j [*a, *z) of bucket b cut into parts parts, on cache lines. */
+static void slice_of(const DptReducer *r, int b, int slice, int parts, size_t *a, size_t *z)
 {
     size_t per_line = LINE / r->elem, len = r->hi[b] - r->lo[b];
-    size_t lines = (len + per_line - 1) / per_line, k = (size_t)r->n_slices, j = (size_t)slice;
+    size_t lines = (len + per_line - 1) / per_line, k = (size_t)parts, j = (size_t)slice;
     size_t la = lines * j / k, lz = lines * (j + 1) / k;
     *a = r->lo[b] + la * per_line;
     *z = r->lo[b] + lz * per_line;
@@ -134,12 +153,23 @@ static void slice_of(const DptReducer *r, int b, int slice, size_t *a, size_t *z
         *z = r->hi[b];
 }
 
-/* Slice j of bucket b summed over the node's regions in rank order, then
- * across nodes (by its owner); counted done. */
+/* This rank's own slice of bucket b, summed on the node, allreduced across
+ * nodes; counted done when that completes (progress_owned). */
+static void start_cross(DptReducer *r, int b)
+{
+    size_t a, z;
+    slice_of(r, b, r->node_rank, r->n_slices, &a, &z);
+    MPI_Iallreduce(MPI_IN_PLACE, r->result + a * r->elem, (int)(z - a), r->is_int ? MPI_INT64_T : MPI_FLOAT, MPI_SUM,
+                   r->cross, &r->xreq[b]);
+}
+
+/* Slice j of bucket b summed over the node's regions in rank order; then,
+ * where the node does not split, across nodes (by its owner) or counted done;
+ * where it splits, counted in local[b]. */
 static void sum_slice(DptReducer *r, int b, int slice)
 {
     size_t a, z;
-    slice_of(r, b, slice, &a, &z);
+    slice_of(r, b, slice, local_slices(r), &a, &z);
     /* Block by block, so that the output stays in L1 while each region is
      * added to it (vectorised); every element is still r0 + r1 + ... in rank order. */
     const int k = r->node_size;
@@ -168,11 +198,12 @@ static void sum_slice(DptReducer *r, int b, int slice)
             }
         }
     }
-    if (r->cross != MPI_COMM_NULL)   /* counted done when it completes (progress_owned) */
-        MPI_Iallreduce(MPI_IN_PLACE, r->result + a * r->elem, (int)(z - a), r->is_int ? MPI_INT64_T : MPI_FLOAT,
-                       MPI_SUM, r->cross, &r->xreq[b]);
+    if (r->split)
+        __atomic_add_fetch(counter(r, LOCAL, b), 1, __ATOMIC_RELEASE);
+    else if (r->cross != MPI_COMM_NULL)
+        start_cross(r, b);
     else
-        __atomic_add_fetch(counter(r, 1, b), 1, __ATOMIC_RELEASE);
+        __atomic_add_fetch(counter(r, DONE, b), 1, __ATOMIC_RELEASE);
 }
 
 DptStatus dpt_dist_reducer_init(DptReducer **out, const DptDist *d, size_t n, int is_int, const size_t *bucket_ends,
@@ -204,10 +235,11 @@ DptStatus dpt_dist_reducer_init(DptReducer **out, const DptDist *d, size_t n, in
     int use = shared && d->node_size_max > 1;
     r->multi = d->n_nodes > 1;
     r->n_slices = r->multi ? d->node_size_min : d->node_size;
+    r->split = r->multi && d->node_size > r->n_slices;
     DptStatus st = DPT_OK;
     if (use) {
         r->stride = (n * r->elem + LINE - 1) / LINE * LINE;
-        size_t flags_bytes = (size_t)r->n_buckets * ((size_t)r->node_size + 2) * LINE;
+        size_t flags_bytes = (size_t)r->n_buckets * ((size_t)r->node_size + N_COUNTERS) * LINE;
         size_t bytes = ((size_t)r->node_size + 1) * r->stride + flags_bytes;
         void *mem = NULL;
         st = dpt_dist_shared_alloc(d, bytes, &mem, &r->win);
@@ -269,12 +301,28 @@ void *dpt_dist_reducer_begin(DptReducer *r)
 static void progress_owned(DptReducer *r, int wait)
 {
     while (r->next < r->n_buckets && (r->next < r->declared || wait)) {
-        if (!all_ready(r, r->next)) {
+        const int b = r->next;
+        if (!all_ready(r, b)) {
             if (!wait)
                 break;
-            wait_ready(r, r->next);
+            wait_ready(r, b);
         }
-        sum_slice(r, r->next, r->node_rank);
+        if (r->split) {
+            /* the node's local slices first (with whoever else waits), then
+             * this rank's cross-node slice once all of the bucket is summed */
+            for (int j; (j = claim_slice(r, b)) >= 0;)
+                sum_slice(r, b, j);
+            if (!local_done(r, b)) {
+                if (!wait)
+                    break;
+                unsigned spins = 0;
+                while (!local_done(r, b))
+                    spin_pause(&spins);
+            }
+            start_cross(r, b);
+        } else {
+            sum_slice(r, b, r->node_rank);
+        }
         r->next++;
     }
     while (r->x_first < r->next) {
@@ -285,14 +333,14 @@ static void progress_owned(DptReducer *r, int wait)
             MPI_Test(&r->xreq[r->x_first], &complete, MPI_STATUS_IGNORE);
         if (!complete)
             break;
-        __atomic_add_fetch(counter(r, 1, r->x_first), 1, __ATOMIC_RELEASE);
+        __atomic_add_fetch(counter(r, DONE, r->x_first), 1, __ATOMIC_RELEASE);
         r->x_first++;
     }
 }
 
-/* On one node: every slice not yet taken, bucket by bucket as they become
- * ready; the slices of the ranks still computing are summed by those that
- * wait. */
+/* On one node, or on a node that splits: every (local) slice not yet taken,
+ * bucket by bucket as they become ready; the slices of the ranks still
+ * computing are summed by those that wait. */
 static void help_all(DptReducer *r)
 {
     for (int b = 0; b < r->n_buckets; b++) {
@@ -348,9 +396,8 @@ const void *dpt_dist_reducer_finish(DptReducer *r, const DptDist *d)
     dpt_dist_reducer_ready(r, r->n_buckets);
     if (r->cross != MPI_COMM_NULL)
         progress_owned(r, 1);
-    else if (!r->multi)
-        help_all(r);
-    /* else: no slice of its own (a node rank past the smallest node's count) */
+    else if (!r->multi || r->split)
+        help_all(r);   /* on a split node: a rank past the smallest node's count, no slice of its own */
     for (int b = 0; b < r->n_buckets; b++) {
         unsigned spins = 0;
         while (!all_done(r, b))
