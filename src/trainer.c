@@ -229,6 +229,7 @@ DptStatus dpt_trainer_init(Trainer *t, const DptConfig *c, const DptDist *d)
                                  c->reduce, &rows);
     if (st == DPT_OK)
         st = dpt_work_init(&t->work, &t->arch, rows > EVAL_ROWS ? rows : EVAL_ROWS);
+    st = dpt_dist_agree(d, st, NULL);   /* alloc_wpack is collective over the node */
     if (st == DPT_OK)
         st = alloc_wpack(t, rows);
     if (st == DPT_OK && !(t->perm = dpt_calloc(t->n_train, sizeof *t->perm, "permutation")))
