@@ -207,7 +207,7 @@ static DptStatus run_open(Run *r, const DptConfig *cfg, const DptDist *d)
     DPT_TRY(dpt_runckpt_open(&r->ck, cfg, d, &t->arch, t->params, &t->opt, t->shared_model, (int64_t)t->batch,
                              &r->start));
     r->ck.meta = &t->meta;
-    dpt_trainer_wpack(t);   /* the resumed parameters, if any */
+    DPT_TRY(dpt_trainer_wpack(t));   /* the kernel is final; the resumed parameters, if any */
     DPT_TRY(dpt_dist_agree(d, d->rank == 0 ? open_records(r) : DPT_OK, NULL));
     print_header(t);
     r->epoch = r->start.epoch;
@@ -546,6 +546,8 @@ DptStatus dpt_train_gradient(const DptConfig *cfg, const DptDist *d, size_t coun
 {
     Trainer t;
     DptStatus st = dpt_trainer_init(&t, cfg, d);
+    if (st == DPT_OK)
+        st = dpt_trainer_wpack(&t);
     if (st == DPT_OK && (count == 0 || count > t.batch))
         st = dpt_err(DPT_EUSAGE, "gradient of %zu samples: expected 1..%zu", count, t.batch);
     if (st == DPT_OK) {

@@ -184,15 +184,21 @@ static DptStatus alloc_wpack(Trainer *t, size_t rows)
     return DPT_OK;
 }
 
-void dpt_trainer_wpack(Trainer *t)
+DptStatus dpt_trainer_wpack(Trainer *t)
 {
+    if (!t->wp_planned) {
+        /* the copies' layout is the micro-kernel's, now final */
+        t->wp_planned = 1;
+        DPT_TRY(dpt_dist_agree(t->d, alloc_wpack(t, t->step.chunk), NULL));
+    }
     if (!t->wp)
-        return;
+        return DPT_OK;
     if (t->shared_model)
         dpt_dist_node_barrier(t->d);   /* the zeroing, and the parameters, done on every rank */
     dpt_net_wpack(&t->work, &t->arch, t->params, t->own_lo, t->own_hi);
     if (t->shared_model)
         dpt_dist_node_barrier(t->d);
+    return DPT_OK;
 }
 
 /* The model, the data, the global batch, the step and its buffers. Collective. */
@@ -229,14 +235,9 @@ DptStatus dpt_trainer_init(Trainer *t, const DptConfig *c, const DptDist *d)
                                  c->reduce, &rows);
     if (st == DPT_OK)
         st = dpt_work_init(&t->work, &t->arch, rows > EVAL_ROWS ? rows : EVAL_ROWS);
-    st = dpt_dist_agree(d, st, NULL);   /* alloc_wpack is collective over the node */
-    if (st == DPT_OK)
-        st = alloc_wpack(t, rows);
     if (st == DPT_OK && !(t->perm = dpt_calloc(t->n_train, sizeof *t->perm, "permutation")))
         st = DPT_ENOMEM;
     t->step.work = &t->work;
-    DPT_TRY(dpt_dist_agree(d, st, NULL));
-    dpt_trainer_wpack(t);
-    return DPT_OK;
+    return dpt_dist_agree(d, st, NULL);
 }
 

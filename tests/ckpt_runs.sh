@@ -148,6 +148,18 @@ if same "$T/k-generic.h5" "$T/k-resumed.h5"; then
 else
     bad "resume after a portable-kernel checkpoint: model differs"
 fi
+# The packed copies of W (DPT_WPACK=1 keeps them on one rank too) are laid out
+# for the kernel the resumed run switches to, not the one it started with.
+B32=("${ARGS[@]}" --batch 32)
+DPT_KERNEL=generic "$DPTRAIN" train "${B32[@]}" --epochs 1 --save "$T/w-generic.h5" </dev/null
+DPT_KERNEL=generic "$DPTRAIN" train "${B32[@]}" --epochs 1 --max-steps 20 --checkpoint-dir "$T/wres" </dev/null
+DPT_WPACK=1 "$DPTRAIN" train "${B32[@]}" --epochs 1 --checkpoint-dir "$T/wres" --resume latest \
+    --save "$T/w-resumed.h5" </dev/null
+if same "$T/w-generic.h5" "$T/w-resumed.h5"; then
+    ok "W kept packed, resumed onto the checkpoint's portable kernel: model bitwise = all-portable"
+else
+    bad "W kept packed across a kernel switch at resume: model differs"
+fi
 
 # ---- 5. output paths before any step
 for opt in save metrics trace; do
