@@ -185,6 +185,15 @@ static void print_header(const Trainer *t)
                      !t->step.overlap            ? ""
                      : t->step.deterministic ? ", per-layer buckets as their fixed-point sums complete (overlap)"
                                              : ", per-layer buckets during backprop (overlap)");
+    if (t->wp) {
+        int f = 0, b = 0;
+        for (int l = 0; l < t->arch.n_layers; l++) {
+            f |= t->work.wp_fwd[l] != NULL;
+            b |= t->work.wp_bwd[l] != NULL;
+        }
+        dpt_log_info("W kept packed %s for the %s (DPT_WPACK)\n", t->shared_model ? "once per node" : "by each rank",
+                     f && b ? "forward products and input gradients" : f ? "forward products" : "input gradients");
+    }
     dpt_log_info("options (those that differ from the defaults; --print-config shows all):\n%s\n", text);
     print_placement(t->d);
 }
