@@ -108,10 +108,11 @@ static int all_ready(DptReducer *r, int b)
     return 1;
 }
 
-static void wait_ready(DptReducer *r, int b)
+/* Until done(r, b) holds (the other ranks' flags and counters). */
+static void wait_for(DptReducer *r, int b, int (*done)(DptReducer *, int))
 {
     unsigned spins = 0;
-    while (!all_ready(r, b))
+    while (!done(r, b))
         spin_pause(&spins);
 }
 
@@ -291,6 +292,13 @@ void *dpt_dist_reducer_begin(DptReducer *r)
     return r->mine;
 }
 
+/* Every slice of bucket b that nobody has taken yet, summed here. */
+static void sum_free_slices(DptReducer *r, int b)
+{
+    for (int j; (j = claim_slice(r, b)) >= 0;)
+        sum_slice(r, b, j);
+}
+
 /* Across nodes: this rank's own slice of the buckets that every node rank
  * has declared, summed and its allreduce started, in bucket order (the
  * per-slice allreduces must start in the same order on every node); then the
@@ -305,19 +313,16 @@ static void progress_owned(DptReducer *r, int wait)
         if (!all_ready(r, b)) {
             if (!wait)
                 break;
-            wait_ready(r, b);
+            wait_for(r, b, all_ready);
         }
         if (r->split) {
             /* the node's local slices first (with whoever else waits), then
              * this rank's cross-node slice once all of the bucket is summed */
-            for (int j; (j = claim_slice(r, b)) >= 0;)
-                sum_slice(r, b, j);
+            sum_free_slices(r, b);
             if (!local_done(r, b)) {
                 if (!wait)
                     break;
-                unsigned spins = 0;
-                while (!local_done(r, b))
-                    spin_pause(&spins);
+                wait_for(r, b, local_done);
             }
             start_cross(r, b);
         } else {
@@ -344,9 +349,8 @@ static void progress_owned(DptReducer *r, int wait)
 static void help_all(DptReducer *r)
 {
     for (int b = 0; b < r->n_buckets; b++) {
-        wait_ready(r, b);
-        for (int j; (j = claim_slice(r, b)) >= 0;)
-            sum_slice(r, b, j);
+        wait_for(r, b, all_ready);
+        sum_free_slices(r, b);
     }
 }
 
@@ -398,11 +402,8 @@ const void *dpt_dist_reducer_finish(DptReducer *r, const DptDist *d)
         progress_owned(r, 1);
     else if (!r->multi || r->split)
         help_all(r);   /* on a split node: a rank past the smallest node's count, no slice of its own */
-    for (int b = 0; b < r->n_buckets; b++) {
-        unsigned spins = 0;
-        while (!all_done(r, b))
-            spin_pause(&spins);
-    }
+    for (int b = 0; b < r->n_buckets; b++)
+        wait_for(r, b, all_done);
     return r->result;
 }
 
