@@ -137,7 +137,8 @@ static DptStatus setup_params(Trainer *t)
  * off/on (on also keeps copies on a rank of its own). The ranks of a node
  * agree on where each copy lies: a copy is kept where all of them would use
  * it (a rank's thread count decides whether its forward product reads W in
- * place), and none if their kernels' panels differ. Collective. */
+ * place), and none unless every rank's kernel has the same panel width.
+ * Collective. */
 enum { WPACK_FWD_RANKS = 2, WPACK_BWD_RANKS = 4 };
 
 static DptStatus alloc_wpack(Trainer *t, size_t rows)
@@ -149,9 +150,8 @@ static DptStatus alloc_wpack(Trainer *t, size_t rows)
     int on = forced ? on_env : shared && d->node_size >= WPACK_FWD_RANKS;
     const int bwd_on = forced ? on_env : shared && d->node_size >= WPACK_BWD_RANKS;
     if (shared) {
-        const int nr = dpt_kern_panel_width(), all16 = dpt_dist_node_all(d, nr == 16),
-                  all_other = dpt_dist_node_all(d, nr != 16);
-        on = dpt_dist_node_all(d, on) && (all16 || all_other);
+        const int same_panels = dpt_dist_same_hash(d, (uint64_t)dpt_kern_panel_width());
+        on = dpt_dist_node_all(d, on) && same_panels;
     }
     size_t at[2][DPT_MAX_LAYERS], total = 0;
     for (int l = 0; l < t->arch.n_layers; l++) {
@@ -186,11 +186,7 @@ static DptStatus alloc_wpack(Trainer *t, size_t rows)
 
 DptStatus dpt_trainer_wpack(Trainer *t)
 {
-    if (!t->wp_planned) {
-        /* the copies' layout is the micro-kernel's, now final */
-        t->wp_planned = 1;
-        DPT_TRY(dpt_dist_agree(t->d, alloc_wpack(t, t->step.chunk), NULL));
-    }
+    DPT_TRY(dpt_dist_agree(t->d, alloc_wpack(t, t->step.chunk), NULL));
     if (!t->wp)
         return DPT_OK;
     if (t->shared_model)

@@ -31,7 +31,6 @@ typedef struct {
     DptWork work;         /* activations, for steps and evaluation; its wp_* views point into wp */
     float *wp;            /* W kept packed (dpt_net_wpack), beside params and like them node-shared; NULL: off */
     void *wp_win;         /* its window, when shared */
-    int wp_planned;       /* dpt_trainer_wpack has decided which copies to keep */
     DptStep step;
     DptSplit split[DPT_N_SPLITS];
     void *win[DPT_N_SPLITS];
@@ -45,12 +44,11 @@ typedef struct {
 /* Validates the configuration and sets everything up (an error on any rank
  * is every rank's). Collective. */
 DptStatus dpt_trainer_init(Trainer *t, const DptConfig *c, const DptDist *d);
-/* Once the micro-kernel is final (deterministic mode's agreement, a resumed
- * checkpoint's kernel: the copies' layout is the kernel's), before the first
- * step: the packed copies of W planned and allocated (first call), then
- * brought up to date with the parameters, each rank its own slice, the node
- * waiting for all; again after any change of the parameters outside the
- * optimiser's step. Collective. */
+/* Once, after the micro-kernel is final (deterministic mode's agreement, a
+ * resumed checkpoint's kernel: the copies' layout is the kernel's) and
+ * before the first step: the packed copies of W chosen and allocated, then
+ * filled from the parameters, each rank its own slice, the node waiting for
+ * all (the optimiser's steps keep them current). Collective. */
 DptStatus dpt_trainer_wpack(Trainer *t);
 /* Releases what init acquired (also after a failed init). Collective. */
 void dpt_trainer_free(Trainer *t);
