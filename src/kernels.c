@@ -338,6 +338,12 @@ static void column_range(size_t out, size_t *lo, size_t *hi)
 void dpt_kern_bias_grad_fixed(int64_t *restrict dbq, int accumulate, double scale, const float *restrict D,
                               size_t n, size_t out, size_t block)
 {
+    dpt_kern_bias_grad_cols_fixed(dbq, accumulate, scale, D, out, n, out, block);
+}
+
+void dpt_kern_bias_grad_cols_fixed(int64_t *restrict dbq, int accumulate, double scale, const float *restrict D,
+                                   size_t ldd, size_t n, size_t out, size_t block)
+{
     /* Each thread owns a range of units (race-free: it writes only those),
      * taken in chunks of CH: for each block of rows, the chunk's float sums
      * run along D's rows (rows in order, the chain of a column sum), then
@@ -356,7 +362,7 @@ void dpt_kern_bias_grad_fixed(int64_t *restrict dbq, int accumulate, double scal
                 const size_t r1 = r0 + block < n ? r0 + block : n;
                 for (size_t j = 0; j < m; j++) s[j] = 0.0f;
                 for (size_t r = r0; r < r1; r++) {
-                    const float *d = D + r * out + c0;
+                    const float *d = D + r * ldd + c0;
                     for (size_t j = 0; j < m; j++) s[j] += d[j];
                 }
                 for (size_t j = 0; j < m; j++) acc[j] += dpt_to_fixed(s[j], scale);
@@ -521,12 +527,13 @@ static void input_grad_small(float *restrict dA, const float *restrict D, const 
  * width), each panel as pack_b_panel writes it: the floats gemm_run would
  * pack, so the products are bitwise those that pack per call. */
 
-/* Where B[k][j] of a K x N operand lies in the packed copy. */
-static size_t wpack_at(size_t K, size_t N, size_t k, size_t j, size_t nr)
+/* Where B[k][j] of a K x N operand lies in the packed copy whose slabs are
+ * kcm rows (KC, or deterministic mode's whole blocks). */
+static size_t pack_at(size_t K, size_t N, size_t k, size_t j, size_t nr, size_t kcm)
 {
-    const size_t ncmax = NC / nr * nr, jc = j / ncmax * ncmax, pc = k / KC * KC;
+    const size_t ncmax = NC / nr * nr, jc = j / ncmax * ncmax, pc = k / kcm * kcm;
     const size_t nc = N - jc < ncmax ? N - jc : ncmax, ncpad = (nc + nr - 1) / nr * nr;
-    const size_t kc = K - pc < KC ? K - pc : KC;
+    const size_t kc = K - pc < kcm ? K - pc : kcm;
     return jc * K + pc * ncpad + (j - jc) / nr * nr * kc + (k - pc) * nr + (j - jc) % nr;
 }
 
@@ -571,7 +578,7 @@ void dpt_kern_wpack(float *restrict wp, int fwd, const float *restrict W, size_t
                 /* W[r][c] = B[c][r]: along a slab, nr floats apart */
                 for (size_t c = c0; c < c1;) {
                     const size_t pc = c / KC * KC, ce = pc + KC < c1 ? pc + KC : c1;
-                    float *d = wp + wpack_at(K, N, c, r, nr);
+                    float *d = wp + pack_at(K, N, c, r, nr, KC);
                     for (size_t k = c; k < ce; k++) d[(k - c) * nr] = w[k];
                     c = ce;
                 }
@@ -579,12 +586,62 @@ void dpt_kern_wpack(float *restrict wp, int fwd, const float *restrict W, size_t
                 /* W[r][c] = B[r][c]: runs of a panel's width */
                 for (size_t c = c0; c < c1;) {
                     const size_t ce = (c / nr + 1) * nr < c1 ? (c / nr + 1) * nr : c1;
-                    memcpy(wp + wpack_at(K, N, r, c, nr), w + c, (ce - c) * sizeof *w);
+                    memcpy(wp + pack_at(K, N, r, c, nr, KC), w + c, (ce - c) * sizeof *w);
                     c = ce;
                 }
             }
         }
     }
+}
+
+/* ---------------------------------------------------------------- rows kept packed
+ * The node-sliced weight gradient (step.h): the ranks of a node pack their
+ * rows of a layer's input activations into one copy, laid out as gemm_run
+ * packs B for a K-row operand (K: the node's rows), and each rank computes
+ * its output rows of dW over all K rows from it. */
+
+size_t dpt_kern_rowpack_floats(size_t K, size_t N)
+{
+#ifdef DPT_USE_CBLAS
+    (void)K, (void)N;
+    return 0;
+#else
+    return K * ((N + DPT_NR - 1) / DPT_NR * DPT_NR);   /* for any kernel's panel width */
+#endif
+}
+
+void dpt_kern_rowpack(float *restrict bp, const float *restrict rows, size_t K, size_t N, size_t r0, size_t r1,
+                      size_t block)
+{
+    if (r0 >= r1 || N == 0)
+        return;
+    dpt_kern_init();
+    const size_t nr = (size_t)dpt_unr, kcm = block ? KC / block * block : KC;
+    /* Race-free: each element has its own place; a row's runs are whole
+     * panel rows (64 or 128 bytes), so threads taking rows share no line. */
+#pragma omp parallel for schedule(static) if ((r1 - r0) * N > 65536)
+    for (size_t r = r0; r < r1; r++) {
+        const float *src = rows + (r - r0) * N;
+        for (size_t c = 0; c < N; c += nr)
+            memcpy(bp + pack_at(K, N, r, c, nr, kcm), src + c, (N - c < nr ? N - c : nr) * sizeof *src);
+    }
+}
+
+void dpt_kern_weight_grad_rows(float *restrict dW, int accumulate, const float *restrict D, size_t ldd,
+                               const float *restrict Bp, size_t n, size_t in, size_t m)
+{
+    GemmOut o = {.C = dW, .ldc = in, .accumulate = accumulate};
+    TIMED(DPT_KT_WGRAD, gemm_run(&o, D, 1, ldd, NULL, 0, 0, m, in, n, Bp));
+}
+
+void dpt_kern_weight_grad_rows_fixed(int64_t *restrict dWq, int accumulate, double scale, const float *restrict D,
+                                     size_t ldd, const float *restrict Bp, size_t n, size_t in, size_t m,
+                                     size_t block)
+{
+    dpt_kern_init();
+    GemmOut o = {.Cq = dWq, .ldc = in, .accumulate = accumulate, .scale = scale, .block = block,
+                 .lim = dpt_fixed_limit(scale), .qsub = (uint64_t)((n + block - 1) / block) * dpt_ufixed_bias};
+    TIMED(DPT_KT_WGRAD, gemm_run(&o, D, 1, ldd, NULL, 0, 0, m, in, n, Bp));
 }
 
 /* ---------------------------------------------------------------- the three products */
@@ -693,6 +750,12 @@ void dpt_kern_weight_grad(float *restrict dW, int accumulate, const float *restr
 void dpt_kern_bias_grad(float *restrict db, int accumulate, const float *restrict D,
                         size_t n, size_t out)
 {
+    dpt_kern_bias_grad_cols(db, accumulate, D, out, n, out);
+}
+
+void dpt_kern_bias_grad_cols(float *restrict db, int accumulate, const float *restrict D, size_t ldd, size_t n,
+                             size_t out)
+{
     /* Each thread owns a range of output units (whole cache lines; race-free:
      * it writes only those) and adds rows 0..n-1 to it in order, a row at a
      * time, so the loop runs along D's rows (vectorised) and every sum is the
@@ -704,7 +767,7 @@ void dpt_kern_bias_grad(float *restrict db, int accumulate, const float *restric
         if (!accumulate)
             for (size_t o = lo; o < hi; o++) db[o] = 0.0f;
         for (size_t r = 0; r < n; r++) {
-            const float *d = D + r * out;
+            const float *d = D + r * ldd;
             for (size_t o = lo; o < hi; o++) db[o] += d[o];
         }
     }

@@ -459,6 +459,79 @@ static void test_wpack_bitwise(void **state)
     dpt_kern_select("avx512");
 }
 
+/* The node-sliced weight gradient: rows packed in pieces by several callers
+ * (any order), each caller's output rows computed over all the rows, are
+ * bitwise the whole product over the same rows, in float and fixed point
+ * (blocks that divide the 256-slab and one that does not), with a second
+ * pass accumulated; the bias columns likewise. Every kernel this CPU runs,
+ * 1 and 2 threads; K over two slabs, in over two column blocks, ragged panels. */
+static void test_rowpack_sliced(void **state)
+{
+    (void)state;
+    const Shape sh[] = {{64, 300, 70}, {600, 784, 103}, {37, 17, 5}, {300, 2100, 40}};
+    int saved = omp_get_max_threads();
+    for (size_t kk = 0; kk < 3; kk++) {
+        if (!dpt_kern_select(kernels[kk]))
+            continue;
+        for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++) {
+            const size_t n = sh[s].n, in = sh[s].in, out = sh[s].out, m = in * out;
+            float *A = malloc(n * in * 4), *D = malloc(n * out * 4), *bp = malloc(dpt_kern_rowpack_floats(n, in) * 4);
+            float *W0 = malloc(m * 4), *W1 = malloc(m * 4), *b0 = malloc(out * 4), *b1 = malloc(out * 4);
+            int64_t *Q0 = malloc(m * 8), *Q1 = malloc(m * 8), *c0 = malloc(out * 8), *c1 = malloc(out * 8);
+            tu_fill(A, n * in, 151 + s, -1, 1);
+            tu_fill(D, n * out, 161 + s, -1, 1);
+            /* rows cut in four pieces (the callers), units in three slices */
+            const size_t rc[5] = {0, n / 5, n / 2 + 1, n - n / 7, n}, uc[4] = {0, out / 3 + 1, out / 2, out};
+            const size_t blocks[3] = {0, 8, 24};
+            for (int t = 1; t <= 2; t++) {
+                omp_set_num_threads(t);
+                for (int bi = 0; bi < 3; bi++) {
+                    const size_t blk = blocks[bi];
+                    /* two passes: rows [0, h) then [h, n), accumulated */
+                    const size_t h = n / 3 + 1, pass[3] = {0, h, n};
+                    for (int p = 0; p < 2; p++) {
+                        const size_t k0 = pass[p], K = pass[p + 1] - k0;
+                        for (int i = 3; i >= 0; i--) {
+                            size_t r0 = rc[i] > k0 ? rc[i] : k0, r1 = rc[i + 1] < k0 + K ? rc[i + 1] : k0 + K;
+                            if (r0 < r1)
+                                dpt_kern_rowpack(bp, A + r0 * in, K, in, r0 - k0, r1 - k0, blk);
+                        }
+                        for (int u = 0; u < 3; u++) {
+                            const size_t o0 = uc[u], mu = uc[u + 1] - uc[u];
+                            if (blk) {
+                                dpt_kern_weight_grad_rows_fixed(Q1 + o0 * in, p, 0x1p20, D + k0 * out + o0, out, bp, K,
+                                                                in, mu, blk);
+                                dpt_kern_bias_grad_cols_fixed(c1 + o0, p, 0x1p20, D + k0 * out + o0, out, K, mu, blk);
+                            } else {
+                                dpt_kern_weight_grad_rows(W1 + o0 * in, p, D + k0 * out + o0, out, bp, K, in, mu);
+                                dpt_kern_bias_grad_cols(b1 + o0, p, D + k0 * out + o0, out, K, mu);
+                            }
+                        }
+                        if (blk) {
+                            dpt_kern_weight_grad_fixed(Q0, p, 0x1p20, D + k0 * out, A + k0 * in, K, in, out, blk);
+                            dpt_kern_bias_grad_fixed(c0, p, 0x1p20, D + k0 * out, K, out, blk);
+                        } else {
+                            dpt_kern_weight_grad(W0, p, D + k0 * out, A + k0 * in, K, in, out);
+                            dpt_kern_bias_grad(b0, p, D + k0 * out, K, out);
+                        }
+                    }
+                    if (blk) {
+                        assert_memory_equal(Q0, Q1, m * 8);
+                        assert_memory_equal(c0, c1, out * 8);
+                    } else {
+                        assert_memory_equal(W0, W1, m * 4);
+                        assert_memory_equal(b0, b1, out * 4);
+                    }
+                }
+            }
+            free(A); free(D); free(bp); free(W0); free(W1); free(b0); free(b1);
+            free(Q0); free(Q1); free(c0); free(c1);
+        }
+    }
+    omp_set_num_threads(saved);
+    dpt_kern_select("avx512");
+}
+
 /* The products' clock: each product adds its time to its own counter while
  * timing is on, and nothing while it is off. */
 static void test_product_timing(void **state)
@@ -603,6 +676,7 @@ int main(void)
         cmocka_unit_test(test_fma_chain_bitwise),
         cmocka_unit_test(test_small_batch_bitwise),
         cmocka_unit_test(test_wpack_bitwise),
+        cmocka_unit_test(test_rowpack_sliced),
         cmocka_unit_test(test_product_timing),
         cmocka_unit_test(test_bias_grad_chain),
         cmocka_unit_test(test_inplace_selfcheck),

@@ -102,6 +102,36 @@ int dpt_kern_panel_width(void);
 void dpt_kern_wpack(float *restrict wp, int fwd, const float *restrict W, size_t in, size_t out, size_t lo,
                     size_t hi);
 
+/* Rows kept packed, for the node-sliced weight gradient (step.h): a K x N
+ * row-major operand (a layer's input activations over a node's K rows)
+ * packed as the weight gradient's B, each caller packing its own rows.
+ *   dpt_kern_rowpack_floats: the copy's size in floats, for any kernel
+ *     (0 with a BLAS: no such path); the copy need not start zeroed.
+ *   dpt_kern_rowpack: rows [r0, r1) (rows[(r - r0) * N + c]) into the copy
+ *     of a K-row operand; block: 0 for the float product, else the
+ *     deterministic block (its slabs are whole blocks). Disjoint row ranges
+ *     may be packed by different callers before the products read it.
+ *   dpt_kern_weight_grad_rows: dW[m,in] (+)= D[n, 0..m)^T * B, D's rows ldd
+ *     apart (the columns of a slice of the layer's units), B the copy of
+ *     n rows: each element bitwise that of dpt_kern_weight_grad over the
+ *     same n rows (the same 256-slabs, whatever part of dW is computed).
+ *   dpt_kern_weight_grad_rows_fixed: the same in fixed point (block as in
+ *     dpt_kern_weight_grad_fixed; the copy packed with that block).
+ *   dpt_kern_bias_grad_cols(_fixed): the bias gradients of m units whose
+ *     errors are D's first m columns, rows ldd apart. */
+size_t dpt_kern_rowpack_floats(size_t K, size_t N);
+void dpt_kern_rowpack(float *restrict bp, const float *restrict rows, size_t K, size_t N, size_t r0, size_t r1,
+                      size_t block);
+void dpt_kern_weight_grad_rows(float *restrict dW, int accumulate, const float *restrict D, size_t ldd,
+                               const float *restrict Bp, size_t n, size_t in, size_t m);
+void dpt_kern_weight_grad_rows_fixed(int64_t *restrict dWq, int accumulate, double scale, const float *restrict D,
+                                     size_t ldd, const float *restrict Bp, size_t n, size_t in, size_t m,
+                                     size_t block);
+void dpt_kern_bias_grad_cols(float *restrict db, int accumulate, const float *restrict D, size_t ldd, size_t n,
+                             size_t out);
+void dpt_kern_bias_grad_cols_fixed(int64_t *restrict dbq, int accumulate, double scale, const float *restrict D,
+                                   size_t ldd, size_t n, size_t out, size_t block);
+
 /* Deterministic-mode weight gradient, in 64-bit fixed point:
  *   dWq[out,in] (+)= sum over blocks b of llrint(scale * sum_{r in b} D[r,out] A[r,in])
  * where the rows 0..n-1 are cut into consecutive blocks of `block` rows (the
