@@ -24,6 +24,67 @@ size_t dpt_step_auto_block(size_t batch)
     return blk;
 }
 
+/* ---------------------------------------------------------------- the node-sliced weight gradient */
+
+/* Where it is on by default: from this many ranks on the node (README,
+ * "Performance"); DPT_SLICED=0/1 overrides. */
+enum { SLICED_RANKS = 2 };
+
+/* Chooses the node-sliced weight gradient and lays out its shared window:
+ * the node's errors and packed activations for node_size * chunk rows, and
+ * the node's gradient. The choice is the same on every rank (one node, an
+ * agreement over it, and one panel width: the copies' layout depends on it).
+ * Collective. */
+static DptStatus sliced_init(DptStep *s, int shared)
+{
+    const DptDist *d = s->d;
+    const DptArch *a = s->arch;
+    const int L = a->n_layers, k = d->node_size;
+    const char *env = getenv("DPT_SLICED");
+    int on = env && *env ? atoi(env) != 0 : k >= SLICED_RANKS;
+    if (!shared || d->n_nodes > 1 || d->node_size_max < 2 || dpt_kern_rowpack_floats(1, 1) == 0)
+        return DPT_OK;
+    on = dpt_dist_node_all(d, on);
+    on = dpt_dist_same_hash(d, (uint64_t)dpt_kern_panel_width()) && on;
+    if (!on)
+        return DPT_OK;
+    const size_t rows = (size_t)k * s->chunk, elem = s->deterministic ? sizeof(int64_t) : sizeof(float);
+    size_t at_d[DPT_MAX_LAYERS + 1], at_p[DPT_MAX_LAYERS], total = 0;
+    for (int l = 1; l <= L; l++) {
+        at_d[l] = total;
+        total += (rows * (size_t)a->sizes[l] + 15) / 16 * 16;
+    }
+    for (int l = 0; l < L; l++) {
+        at_p[l] = total;
+        total += (dpt_kern_rowpack_floats(rows, (size_t)a->sizes[l]) + 15) / 16 * 16;
+    }
+    const size_t grad_at = total * sizeof(float), bytes = grad_at + (a->n_params * elem + 63) / 64 * 64;
+    if (!(s->ns_rank = dpt_calloc((size_t)k, sizeof *s->ns_rank, "node ranks")))
+        return DPT_ENOMEM;
+    dpt_dist_node_allgather(d, &d->rank, sizeof d->rank, s->ns_rank);
+    void *mem = NULL;
+    DPT_TRY(dpt_dist_shared_alloc(d, bytes, &mem, &s->ns_win));
+    float *f = mem;
+    for (int l = 1; l <= L; l++)
+        s->ns_delta[l] = f + at_d[l];
+    for (int l = 0; l < L; l++) {
+        s->ns_pack[l] = f + at_p[l];
+        /* this rank's units: an even share, cut on multiples of 8 rows of dW */
+        const size_t out = (size_t)a->sizes[l + 1];
+        s->ns_u0[l] = (out * (size_t)d->node_rank / (size_t)k + 4) / 8 * 8;
+        s->ns_u1[l] = d->node_rank + 1 == k ? out : (out * (size_t)(d->node_rank + 1) / (size_t)k + 4) / 8 * 8;
+        s->ns_u0[l] = s->ns_u0[l] < out ? s->ns_u0[l] : out;
+        s->ns_u1[l] = s->ns_u1[l] < out ? s->ns_u1[l] : out;
+    }
+    s->ns_grad = (char *)mem + grad_at;
+    /* Zeroed (the panels' padding is read, never used), each rank first touching a part. */
+    const size_t j = (size_t)d->node_rank;
+    memset((char *)mem + bytes * j / (size_t)k, 0, bytes * (j + 1) / (size_t)k - bytes * j / (size_t)k);
+    dpt_dist_node_barrier(d);
+    s->sliced = 1;
+    return DPT_OK;
+}
+
 DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_t batch, int deterministic,
                         int overlap, size_t det_block, DptReduceKind reduce, size_t *rows)
 {
@@ -48,13 +109,18 @@ DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_
     const int L = arch->n_layers;
     const size_t n = arch->n_params + (deterministic ? N_CTRLQ : N_CTRL);
     const int shared = reduce != DPT_REDUCE_MPI;
-    /* With --overlap, one bucket per layer; the last one carries the control words. */
-    size_t ends[DPT_MAX_LAYERS];
-    for (int l = 0; l < L; l++)
-        ends[l] = l == L - 1 ? n : arch->b_off[l] + (size_t)arch->sizes[l + 1];
-    DPT_TRY(dpt_dist_reducer_init(&s->red, d, n, deterministic, ends, s->overlap ? L : 1, shared, overlap > 0));
-    if (overlap < 0 && !dpt_dist_reducer_shared(s->red))
-        s->overlap = 0;   /* the flat path buckets only on request */
+    DPT_TRY(sliced_init(s, shared));
+    if (s->sliced) {
+        s->overlap = 0;   /* nothing left to overlap on one node */
+    } else {
+        /* With --overlap, one bucket per layer; the last one carries the control words. */
+        size_t ends[DPT_MAX_LAYERS];
+        for (int l = 0; l < L; l++)
+            ends[l] = l == L - 1 ? n : arch->b_off[l] + (size_t)arch->sizes[l + 1];
+        DPT_TRY(dpt_dist_reducer_init(&s->red, d, n, deterministic, ends, s->overlap ? L : 1, shared, overlap > 0));
+        if (overlap < 0 && !dpt_dist_reducer_shared(s->red))
+            s->overlap = 0;   /* the flat path buckets only on request */
+    }
     s->avg = dpt_aligned_alloc(arch->n_params * sizeof(float), "averaged gradients");
     if (!s->avg)
         return DPT_ENOMEM;
@@ -72,6 +138,8 @@ DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_
 void dpt_step_free(DptStep *s)
 {
     dpt_dist_reducer_free(&s->red);
+    dpt_dist_shared_free(&s->ns_win);
+    free(s->ns_rank);
     free(s->avg);
     free(s->scales);
     free(s->bounds);
@@ -109,10 +177,9 @@ static DptStepResult decode_ctrl(const float *ctrl)
 
 /* Rows idx[0..n) of the training split into the work buffers, then the
  * forward pass over them; the compute timer is left running. */
-static void gather_forward(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx, size_t n,
-                           DptTimers *tm)
+static void gather_forward(DptStep *s, DptWork *w, const float *params, const DptSplit *train, const uint32_t *idx,
+                           size_t n, DptTimers *tm)
 {
-    DptWork *w = s->work;
     dpt_timer_start(tm, DPT_T_DATA);
     dpt_data_gather(w->act[0], w->y, w->cls, train, idx, 0, n, (size_t)s->arch->sizes[s->arch->n_layers]);
     dpt_timer_stop(tm, DPT_T_DATA);
@@ -154,7 +221,7 @@ static DptStepResult step_default(DptStep *s, const float *params, const DptSpli
         size_t n = hi - c0 < s->chunk ? hi - c0 : s->chunk;
         int last = c0 + n == hi;
         int64_t right = 0;
-        gather_forward(s, params, train, idx + c0, n, tm);
+        gather_forward(s, w, params, train, idx + c0, n, tm);
         loss += dpt_net_loss(w, a, n, 1, &right);
         correct += right;
         if (last)   /* before the last backward pass: the control words travel with the last layer */
@@ -210,10 +277,9 @@ double dpt_step_fixed_scale(double bound, size_t n_blocks)
 /* s->bounds := per layer, the largest bound over this rank's blocks on
  * |sum_r d[r,o] a[r,i]| <= sum_r max|d_r| max|a_r| (weights) and sum_r max|d_r|
  * (biases); then the loss's; the last word flags a non-finite value. */
-static void block_bounds(DptStep *s, size_t n)
+static void block_bounds(DptStep *s, const DptWork *w, size_t n)
 {
     const DptArch *a = s->arch;
-    DptWork *w = s->work;
     const int L = a->n_layers;
     const size_t blk = s->det_block;
     int bad = 0;
@@ -253,18 +319,16 @@ static void block_bounds(DptStep *s, size_t n)
 
 /* The fixed-point sums of this rank's blocks (zeros after a non-finite
  * value, or for an empty slice) and its exact control words. */
-static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t correct, int stop)
+/* The scales, and this rank's exact control words into cq. */
+static void fixed_point_ctrl(DptStep *s, const DptWork *w, size_t n, size_t n_blocks, int64_t correct, int stop,
+                             int64_t *cq)
 {
-    const DptArch *a = s->arch;
-    DptWork *w = s->work;
-    const int L = a->n_layers;
+    const int L = s->arch->n_layers;
     const size_t blk = s->det_block;
-    int64_t *q = s->sumq, *cq = s->sumq + a->n_params;
     memset(cq, 0, N_CTRLQ * sizeof *cq);
     for (int i = 0; i < 2 * L + 1; i++)
         s->scales[i] = dpt_step_fixed_scale(s->bounds[i], n_blocks);
     const int bad = s->bounds[2 * L + 1] != 0.0;
-    /* The control words first: they travel in the last layer's bucket. */
     cq[Q_COUNT] = (int64_t)n;
     cq[Q_CORRECT] = correct;
     for (size_t r0 = 0; r0 < n; r0 += blk) {
@@ -276,6 +340,18 @@ static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t corr
     }
     cq[Q_NONFINITE] = bad;
     cq[Q_STOP] = stop ? 1 : 0;
+}
+
+static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t correct, int stop)
+{
+    const DptArch *a = s->arch;
+    DptWork *w = s->work;
+    const int L = a->n_layers;
+    const size_t blk = s->det_block;
+    int64_t *q = s->sumq;
+    /* The control words first: they travel in the last layer's bucket. */
+    fixed_point_ctrl(s, w, n, n_blocks, correct, stop, q + a->n_params);
+    const int bad = s->bounds[2 * L + 1] != 0.0;
     /* Last layer first; with overlap each layer's bucket is handed to the
      * reduction as soon as it is complete (integer sums: any order). */
     for (int l = L - 1; l >= 0; l--) {
@@ -326,11 +402,9 @@ const float *dpt_step_sums(DptStep *s)
 /* The step's result from the reduced integers q; the sums themselves are
  * turned into floats (s->grad) by whoever needs them, for the elements
  * needed (fixed_to_float). */
-static DptStepResult from_fixed_point(DptStep *s, const int64_t *q)
+static DptStepResult from_fixed_point(DptStep *s, const int64_t *q, const int64_t *cq)
 {
-    const DptArch *a = s->arch;
-    const int L = a->n_layers;
-    const int64_t *cq = q + a->n_params;
+    const int L = s->arch->n_layers;
     s->q = q;
     s->conv_lo = s->conv_hi = 0;
     s->grad = s->avg;
@@ -359,10 +433,10 @@ static DptStepResult step_deterministic(DptStep *s, const float *params, const D
     const size_t n = hi > lo ? hi - lo : 0;
     int64_t correct = 0;
 
-    gather_forward(s, params, train, idx + lo, n, tm);
+    gather_forward(s, w, params, train, idx + lo, n, tm);
     dpt_net_loss(w, a, n, 1, &correct);
     dpt_net_deltas(w, a, params, n);
-    block_bounds(s, n);
+    block_bounds(s, w, n);
     dpt_timer_stop(tm, DPT_T_COMPUTE);
 
     dpt_timer_start(tm, DPT_T_REDUCE);
@@ -377,12 +451,185 @@ static DptStepResult step_deterministic(DptStep *s, const float *params, const D
     dpt_timer_start(tm, DPT_T_REDUCE);
     const int64_t *q = dpt_dist_reducer_finish(s->red, d);
     dpt_timer_stop(tm, DPT_T_REDUCE);
-    return from_fixed_point(s, q);
+    return from_fixed_point(s, q, q + a->n_params);
+}
+
+/* ---------------------------------------------------------------- node-sliced steps */
+
+/* World rank g's samples [*lo, *hi) of a step of cnt: a contiguous slice
+ * (default mode) or run of whole blocks (deterministic mode). */
+static void rank_rows(const DptStep *s, size_t cnt, int g, size_t *lo, size_t *hi)
+{
+    const size_t P = (size_t)s->d->world_size, r = (size_t)g;
+    if (!s->deterministic) {
+        *lo = cnt * r / P;
+        *hi = cnt * (r + 1) / P;
+        return;
+    }
+    const size_t blk = s->det_block, nb = (cnt + blk - 1) / blk;
+    *lo = nb * r / P * blk;
+    *hi = nb * (r + 1) / P * blk < cnt ? nb * (r + 1) / P * blk : cnt;
+    *lo = *lo < *hi ? *lo : *hi;
+}
+
+/* Pass p of a step of cnt on the node: the node's rows K, and this rank's
+ * n of them at offset *off (node ranks' rows one after another); returns the
+ * number of passes the node makes (the most any of its ranks needs, >= 1). */
+static size_t node_pass(const DptStep *s, size_t cnt, size_t p, size_t *K, size_t *off, size_t *n)
+{
+    const DptDist *d = s->d;
+    size_t passes = 1;
+    *K = *off = *n = 0;
+    for (int i = 0; i < d->node_size; i++) {
+        size_t lo, hi;
+        rank_rows(s, cnt, s->ns_rank[i], &lo, &hi);
+        const size_t rows = hi - lo, np = (rows + s->chunk - 1) / s->chunk;
+        const size_t ni = rows > p * s->chunk ? (rows - p * s->chunk < s->chunk ? rows - p * s->chunk : s->chunk) : 0;
+        passes = np > passes ? np : passes;
+        if (i == d->node_rank) {
+            *off = *K;
+            *n = ni;
+        }
+        *K += ni;
+    }
+    return passes;
+}
+
+/* The work buffers with this rank's errors in the node's rows at off. */
+static DptWork node_view(const DptStep *s, size_t off)
+{
+    DptWork v = *s->work;
+    for (int l = 1; l <= s->arch->n_layers; l++)
+        v.delta[l] = s->ns_delta[l] + off * (size_t)s->arch->sizes[l];
+    return v;
+}
+
+/* Every rank of the node has written its rows (or read the previous pass's). */
+static void node_barrier(const DptStep *s, DptTimers *tm)
+{
+    dpt_timer_start(tm, DPT_T_REDUCE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    dpt_dist_node_barrier(s->d);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    dpt_timer_stop(tm, DPT_T_REDUCE);
+}
+
+/* This rank's rows [off, off + n) of every layer's input activations into
+ * the node's packed copies (of K rows). */
+static void pack_rows(DptStep *s, const DptWork *v, size_t K, size_t off, size_t n, size_t block)
+{
+    for (int l = 0; l < s->arch->n_layers; l++)
+        dpt_kern_rowpack(s->ns_pack[l], v->act[l], K, (size_t)s->arch->sizes[l], off, off + n, block);
+}
+
+static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx,
+                                 size_t cnt, int stop, DptTimers *tm)
+{
+    const DptArch *a = s->arch;
+    float *g = s->ns_grad;
+    size_t lo, hi, K, off, n;
+    rank_rows(s, cnt, s->d->rank, &lo, &hi);
+    double loss = 0.0;
+    int64_t correct = 0;
+    const size_t passes = node_pass(s, cnt, 0, &K, &off, &n);
+    for (size_t p = 0; p < passes; p++) {
+        if (p > 0) {
+            node_barrier(s, tm);   /* no one reads the previous pass's rows any more */
+            node_pass(s, cnt, p, &K, &off, &n);
+        }
+        DptWork v = node_view(s, off);
+        if (n > 0) {
+            int64_t right = 0;
+            gather_forward(s, &v, params, train, idx + lo + p * s->chunk, n, tm);
+            loss += dpt_net_loss(&v, a, n, 1, &right);
+            correct += right;
+            dpt_net_deltas(&v, a, params, n);
+            pack_rows(s, &v, K, off, n, 0);
+            dpt_timer_stop(tm, DPT_T_COMPUTE);
+        }
+        node_barrier(s, tm);
+        dpt_timer_start(tm, DPT_T_COMPUTE);
+        for (int l = a->n_layers - 1; l >= 0; l--) {
+            const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1], u0 = s->ns_u0[l];
+            const size_t m = s->ns_u1[l] - u0;
+            dpt_kern_weight_grad_rows(g + a->w_off[l] + u0 * in, p > 0, s->ns_delta[l + 1] + u0, out, s->ns_pack[l],
+                                      K, in, m);
+            dpt_kern_bias_grad_cols(g + a->b_off[l] + u0, p > 0, s->ns_delta[l + 1] + u0, out, K, m);
+        }
+        dpt_timer_stop(tm, DPT_T_COMPUTE);
+    }
+    float ctrl[N_CTRL];
+    encode_ctrl(ctrl, (int64_t)(hi - lo), correct, loss, !isfinite(loss), stop);
+    /* an allreduce: when it returns, every rank's units are in g */
+    dpt_timer_start(tm, DPT_T_REDUCE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    dpt_dist_sum_floats(s->d, ctrl, N_CTRL);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    dpt_timer_stop(tm, DPT_T_REDUCE);
+    s->grad = g;
+    return decode_ctrl(ctrl);
+}
+
+static DptStepResult step_sliced_deterministic(DptStep *s, const float *params, const DptSplit *train,
+                                               const uint32_t *idx, size_t cnt, int stop, DptTimers *tm)
+{
+    const DptDist *d = s->d;
+    const DptArch *a = s->arch;
+    const int L = a->n_layers;
+    const size_t blk = s->det_block, nb = (cnt + blk - 1) / blk;
+    int64_t *q = s->ns_grad, cq[N_CTRLQ], correct = 0;
+    size_t lo, hi, K, off, n;
+    rank_rows(s, cnt, d->rank, &lo, &hi);
+    node_pass(s, cnt, 0, &K, &off, &n);   /* one pass: s->chunk holds a rank's blocks */
+    DptWork v = node_view(s, off);
+
+    gather_forward(s, &v, params, train, idx + lo, n, tm);
+    dpt_net_loss(&v, a, n, 1, &correct);
+    dpt_net_deltas(&v, a, params, n);
+    block_bounds(s, &v, n);
+    pack_rows(s, &v, K, off, n, blk);
+    dpt_timer_stop(tm, DPT_T_COMPUTE);
+
+    /* an allreduce: when it returns, every rank's rows are in */
+    dpt_timer_start(tm, DPT_T_REDUCE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    dpt_dist_max_doubles(d, s->bounds, (size_t)(2 * L + 2));
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    dpt_timer_stop(tm, DPT_T_REDUCE);
+
+    dpt_timer_start(tm, DPT_T_COMPUTE);
+    fixed_point_ctrl(s, &v, n, nb, correct, stop, cq);
+    const int bad = s->bounds[2 * L + 1] != 0.0;
+    for (int l = L - 1; l >= 0; l--) {
+        const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1], u0 = s->ns_u0[l];
+        const size_t m = s->ns_u1[l] - u0;
+        if (bad) {
+            for (size_t u = u0; u < u0 + m; u++)
+                memset(q + a->w_off[l] + u * in, 0, in * sizeof *q);
+            memset(q + a->b_off[l] + u0, 0, m * sizeof *q);
+            continue;
+        }
+        dpt_kern_weight_grad_rows_fixed(q + a->w_off[l] + u0 * in, 0, s->scales[2 * l], s->ns_delta[l + 1] + u0, out,
+                                        s->ns_pack[l], K, in, m, blk);
+        dpt_kern_bias_grad_cols_fixed(q + a->b_off[l] + u0, 0, s->scales[2 * l + 1], s->ns_delta[l + 1] + u0, out, K,
+                                      m, blk);
+    }
+    dpt_timer_stop(tm, DPT_T_COMPUTE);
+
+    dpt_timer_start(tm, DPT_T_REDUCE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    dpt_dist_sum_i64(d, cq, N_CTRLQ);   /* and every rank's units are in q */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    dpt_timer_stop(tm, DPT_T_REDUCE);
+    return from_fixed_point(s, q, cq);
 }
 
 DptStepResult dpt_step_gradient(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx,
                                 size_t cnt, int stop, DptTimers *tm)
 {
+    if (s->sliced)
+        return s->deterministic ? step_sliced_deterministic(s, params, train, idx, cnt, stop, tm)
+                                : step_sliced(s, params, train, idx, cnt, stop, tm);
     return s->deterministic ? step_deterministic(s, params, train, idx, cnt, stop, tm)
                             : step_default(s, params, train, idx, cnt, stop, tm);
 }

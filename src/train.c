@@ -177,7 +177,10 @@ static void print_header(const Trainer *t)
         snprintf(mode, sizeof mode, "deterministic (blocks of %zu samples)", t->step.det_block);
     dpt_log_info("network %s (%zu parameters), %zu training samples, global batch %zu, %s mode\n", layers,
                  t->arch.n_params, t->n_train, t->batch, mode);
-    if (t->d->world_size > 1)
+    if (t->step.sliced)
+        dpt_log_info("reduction: none within the node: each rank computes its units' rows of the weight gradient "
+                     "over the node's samples, in node-shared memory (DPT_SLICED)\n");
+    else if (t->d->world_size > 1)
         dpt_log_info("reduction: %s%s\n",
                      !dpt_dist_reducer_shared(t->step.red) ? "MPI_Allreduce of the whole vector"
                      : t->d->n_nodes > 1 ? "node-shared memory, then one allreduce per slice across nodes (hierarchical)"

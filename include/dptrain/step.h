@@ -13,6 +13,19 @@
  * samples (default mode) or a contiguous run of whole --det-block blocks
  * (deterministic mode); empty slices take part in every reduction.
  * Collective: dpt_step_gradient is called by every rank.
+ *
+ * The node-sliced weight gradient (sliced): where the ranks of one node share
+ * memory, they need not each write a whole gradient over their own rows for
+ * the reduction to sum. Each rank runs forward and backward (the errors)
+ * over its rows, writes its rows' errors and packed input activations into
+ * node-shared memory, and after a node barrier computes ITS units' rows of
+ * every dW and db over ALL the node's rows, straight into the node's shared
+ * gradient: the same flops per rank, no partial gradients written or summed,
+ * and each element is the product over the node's rows in one chain (the
+ * weights' sums bitwise those of one rank taking the same rows in one pass;
+ * in deterministic mode the same integers). Only the control words are
+ * reduced (an allreduce, which also tells every rank that all slices are
+ * in). One node (DPT_SLICED=0/1 overrides the default).
  */
 #ifndef DPT_STEP_H
 #define DPT_STEP_H
@@ -53,6 +66,14 @@ typedef struct {
     double *scales;          /* deterministic: [2L + 1] per-tensor scales (W_l, b_l, loss) */
     double *bounds;          /* deterministic: [2L + 2] bounds on block sums (+ non-finite flag) */
     double *row_a, *row_d;   /* deterministic: [chunk] per-row maxima */
+    /* the node-sliced weight gradient (sliced: see above) */
+    int sliced;
+    void *ns_win;                          /* the node-shared window behind the three below */
+    float *ns_delta[DPT_MAX_LAYERS + 1];   /* [node rows, sizes[l]] errors, l = 1..L, rank i's rows after rank i-1's */
+    float *ns_pack[DPT_MAX_LAYERS];        /* act[l] of the node rows, packed (dpt_kern_rowpack), l < L */
+    void *ns_grad;                         /* [n_params] the node's gradient sums, float or int64 */
+    int *ns_rank;                          /* [node_size] each node rank's world rank */
+    size_t ns_u0[DPT_MAX_LAYERS], ns_u1[DPT_MAX_LAYERS];  /* this rank's units [u0, u1) of each layer */
 } DptStep;
 
 /* --det-block 0: the block from the global batch alone (so that results stay
