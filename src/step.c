@@ -69,12 +69,11 @@ static DptStatus sliced_init(DptStep *s, int shared)
         s->ns_delta[l] = f + at_d[l];
     for (int l = 0; l < L; l++) {
         s->ns_pack[l] = f + at_p[l];
-        /* this rank's units: an even share, cut on multiples of 8 rows of dW */
-        const size_t out = (size_t)a->sizes[l + 1];
-        s->ns_u0[l] = (out * (size_t)d->node_rank / (size_t)k + 4) / 8 * 8;
-        s->ns_u1[l] = d->node_rank + 1 == k ? out : (out * (size_t)(d->node_rank + 1) / (size_t)k + 4) / 8 * 8;
-        s->ns_u0[l] = s->ns_u0[l] < out ? s->ns_u0[l] : out;
-        s->ns_u1[l] = s->ns_u1[l] < out ? s->ns_u1[l] : out;
+        /* this rank's units: an even share, cut on multiples of 8 rows of
+         * dW (whole tiles) where every rank gets some */
+        const size_t out = (size_t)a->sizes[l + 1], q = out >= 8 * (size_t)k ? 8 : 1;
+        s->ns_u0[l] = (out * (size_t)d->node_rank / (size_t)k + q / 2) / q * q;
+        s->ns_u1[l] = d->node_rank + 1 == k ? out : (out * (size_t)(d->node_rank + 1) / (size_t)k + q / 2) / q * q;
     }
     s->ns_grad = (char *)mem + grad_at;
     /* Zeroed (the panels' padding is read, never used), each rank first touching a part. */

@@ -534,6 +534,75 @@ static void test_wpack_training(void **state)
     dpt_kern_select("avx512");   /* back to the best this CPU runs */
 }
 
+/* The node-sliced weight gradient (DPT_SLICED=1; these ranks are one node):
+ * each element of a step's gradient is the product over the node's rows in
+ * one chain, so default-mode training on every P is bitwise the one-rank run
+ * (1 and 2 threads; batch 2: empty slices on 3 and 4 ranks); deterministic
+ * mode gives the reduction path's bits (DPT_SLICED=0). A step in several
+ * passes per rank (1100 samples in one step: passes of 512 rows) gives the
+ * one-rank gradient to float precision (a pass that overwrote instead of
+ * adding would not). */
+static void test_sliced_training(void **state)
+{
+    (void)state;
+    DptConfig c;
+    base_config(&c);
+    c.epochs = 2;
+    c.opt.kind = DPT_OPT_ADAM;
+    c.sched.lr = 0.01;
+    c.reduce = DPT_REDUCE_SHM;
+    float **p = alloc_outs(), **q = alloc_outs();
+    DptStatus st[8] = {0};
+    /* failures counted, asserted after the last collective (an assertion
+     * between collectives would leave the other ranks waiting) */
+    int bad_ok = 0, bad_default = 0, bad_det = 0, bad_passes = 0;
+    setenv("DPT_SLICED", "1", 1);
+    for (int batch = 10; batch >= 2; batch -= 8)
+        for (int threads = 1; threads <= 2; threads++) {
+            c.batch = batch;
+            over_layouts(train_work, &c, threads, p, st);
+            for (int P = 1; world_rank == 0 && P <= world_size; P++) {
+                bad_ok += st[P] != DPT_OK;
+                bad_default += memcmp(p[P], p[1], n_params() * sizeof(float)) != 0;
+            }
+        }
+    c.deterministic = 1;
+    c.batch = 10;
+    over_layouts(train_work, &c, 2, p, st);
+    setenv("DPT_SLICED", "0", 1);
+    over_layouts(train_work, &c, 2, q, st);
+    for (int P = 1; world_rank == 0 && P <= world_size; P++)
+        bad_det += memcmp(p[P], q[1], n_params() * sizeof(float)) != 0;
+
+    /* one step of 1100 samples */
+    char big[64];
+    snprintf(big, sizeof big, "dist-big-%d.h5", world_size);
+    if (world_rank == 0)
+        tu_make_dataset(big, 1100, 6, 3, 5);
+    MPI_Barrier(MPI_COMM_WORLD);
+    assert_int_equal(dpt_config_set(&c, "data", big), DPT_OK);
+    c.deterministic = 0;
+    c.batch = 1100;
+    over_layouts(grad_work, &c, 2, q, st);   /* DPT_SLICED=0: the reference is P = 1 */
+    setenv("DPT_SLICED", "1", 1);
+    over_layouts(grad_work, &c, 2, p, st);
+    for (int P = 1; world_rank == 0 && P <= world_size; P++) {
+        bad_ok += st[P] != DPT_OK;
+        for (size_t i = 0; i < n_params(); i++)
+            bad_passes += !(fabs(p[P][i] - q[1][i]) <= 1e-5 * (1 + fabs(q[1][i])));
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (world_rank == 0)
+        remove(big);
+    unsetenv("DPT_SLICED");
+    free_outs(p);
+    free_outs(q);
+    assert_int_equal(bad_ok, 0);
+    assert_int_equal(bad_default, 0);
+    assert_int_equal(bad_det, 0);
+    assert_int_equal(bad_passes, 0);
+}
+
 int main(int argc, char **argv)
 {
     assert_int_equal(dpt_dist_init(&dist, &argc, &argv), DPT_OK);
@@ -559,6 +628,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_reducer_node_layouts),
         cmocka_unit_test(test_training_node_layouts),
         cmocka_unit_test(test_wpack_training),
+        cmocka_unit_test(test_sliced_training),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     int worst = 0;
