@@ -419,3 +419,67 @@ void dpt_dist_reducer_free(DptReducer **rp)
     free(r);
     *rp = NULL;
 }
+
+/* ---------------------------------------------------------------- across nodes, by slice
+ * The node-sliced weight gradient (step.h) on several nodes of equal size:
+ * node rank j of every node holds the node's sums of the same elements, and
+ * allreduces them with the other nodes' rank j (the hierarchical path's
+ * per-slice allreduce, the slices the step's). */
+
+enum { MAX_CROSS = 2 * 256 + 2 };
+
+struct DptCross {
+    MPI_Comm comm;              /* the ranks with this node rank, one per node */
+    MPI_Request req[MAX_CROSS];
+    int n_req, n_done;
+};
+
+DptStatus dpt_dist_cross_init(DptCross **out, const DptDist *d)
+{
+    DptCross *x = calloc(1, sizeof *x);
+    DptStatus st = x ? DPT_OK : dpt_err(DPT_ENOMEM, "cannot allocate the cross-node reduction");
+    st = dpt_dist_agree(d, st, NULL);
+    if (st != DPT_OK) {
+        free(x);
+        return st;
+    }
+    MPI_Comm_split(dpt_dist_world_comm(), d->node_rank, d->rank, &x->comm);
+    *out = x;
+    return DPT_OK;
+}
+
+void dpt_dist_cross_start(DptCross *x, void *buf, size_t n, int is_int)
+{
+    if (x->n_req == MAX_CROSS)   /* never with the step's 2 per layer; keeps the array safe */
+        dpt_dist_cross_wait(x);
+    MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, is_int ? MPI_INT64_T : MPI_FLOAT, MPI_SUM, x->comm,
+                   &x->req[x->n_req++]);
+    dpt_dist_cross_test(x);
+}
+
+void dpt_dist_cross_test(DptCross *x)
+{
+    for (int flag = 1; flag && x->n_done < x->n_req;) {
+        MPI_Test(&x->req[x->n_done], &flag, MPI_STATUS_IGNORE);
+        x->n_done += flag;
+    }
+}
+
+void dpt_dist_cross_wait(DptCross *x)
+{
+    MPI_Waitall(x->n_req - x->n_done, x->req + x->n_done, MPI_STATUSES_IGNORE);
+    x->n_req = x->n_done = 0;
+}
+
+void dpt_dist_cross_free(DptCross **xp)
+{
+    DptCross *x = xp ? *xp : NULL;
+    if (!x)
+        return;
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin)
+        MPI_Comm_free(&x->comm);
+    free(x);
+    *xp = NULL;
+}

@@ -42,12 +42,16 @@ static DptStatus sliced_init(DptStep *s, int shared)
     const int L = a->n_layers, k = d->node_size;
     const char *env = getenv("DPT_SLICED");
     int on = env && *env ? atoi(env) != 0 : k >= SLICED_RANKS;
-    if (!shared || d->n_nodes > 1 || d->node_size_max < 2 || dpt_kern_rowpack_floats(1, 1) == 0)
+    /* several nodes: of equal size, so that node rank j holds the same units on each */
+    if (!shared || d->node_size_max < 2 || d->node_size_min != d->node_size_max || dpt_kern_rowpack_floats(1, 1) == 0)
         return DPT_OK;
     on = dpt_dist_node_all(d, on);
+    on = dpt_dist_same_hash(d, (uint64_t)on) && on;   /* and on every node */
     on = dpt_dist_same_hash(d, (uint64_t)dpt_kern_panel_width()) && on;
     if (!on)
         return DPT_OK;
+    if (d->n_nodes > 1)
+        DPT_TRY(dpt_dist_cross_init(&s->ns_cross, d));
     const size_t rows = (size_t)k * s->chunk, elem = s->deterministic ? sizeof(int64_t) : sizeof(float);
     size_t at_d[DPT_MAX_LAYERS + 1], at_p[DPT_MAX_LAYERS], total = 0;
     for (int l = 1; l <= L; l++) {
@@ -138,6 +142,7 @@ void dpt_step_free(DptStep *s)
 {
     dpt_dist_reducer_free(&s->red);
     dpt_dist_shared_free(&s->ns_win);
+    dpt_dist_cross_free(&s->ns_cross);
     free(s->ns_rank);
     free(s->avg);
     free(s->scales);
@@ -521,6 +526,31 @@ static void pack_rows(DptStep *s, const DptWork *v, size_t K, size_t off, size_t
         dpt_kern_rowpack(s->ns_pack[l], v->act[l], K, (size_t)s->arch->sizes[l], off, off + n, block);
 }
 
+/* Several nodes: this rank's units of layer l (node sums in buf) allreduced
+ * with the same node rank on the other nodes, started now. */
+static void cross_start(DptStep *s, void *buf, int l, int is_int, DptTimers *tm)
+{
+    const DptArch *a = s->arch;
+    const size_t in = (size_t)a->sizes[l], u0 = s->ns_u0[l], m = s->ns_u1[l] - u0, e = is_int ? 8 : 4;
+    if (m == 0)
+        return;
+    dpt_timer_stop(tm, DPT_T_COMPUTE);
+    dpt_timer_start(tm, DPT_T_REDUCE);
+    dpt_dist_cross_start(s->ns_cross, (char *)buf + (a->w_off[l] + u0 * in) * e, m * in, is_int);
+    dpt_dist_cross_start(s->ns_cross, (char *)buf + (a->b_off[l] + u0) * e, m, is_int);
+    dpt_timer_stop(tm, DPT_T_REDUCE);
+    dpt_timer_start(tm, DPT_T_COMPUTE);
+}
+
+static void cross_wait(DptStep *s, DptTimers *tm)
+{
+    if (!s->ns_cross)
+        return;
+    dpt_timer_start(tm, DPT_T_REDUCE);
+    dpt_dist_cross_wait(s->ns_cross);
+    dpt_timer_stop(tm, DPT_T_REDUCE);
+}
+
 static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx,
                                  size_t cnt, int stop, DptTimers *tm)
 {
@@ -554,9 +584,12 @@ static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit
             dpt_kern_weight_grad_rows(g + a->w_off[l] + u0 * in, p > 0, s->ns_delta[l + 1] + u0, out, s->ns_pack[l],
                                       K, in, m);
             dpt_kern_bias_grad_cols(g + a->b_off[l] + u0, p > 0, s->ns_delta[l + 1] + u0, out, K, m);
+            if (s->ns_cross && p + 1 == passes)
+                cross_start(s, g, l, 0, tm);
         }
         dpt_timer_stop(tm, DPT_T_COMPUTE);
     }
+    cross_wait(s, tm);
     float ctrl[N_CTRL];
     encode_ctrl(ctrl, (int64_t)(hi - lo), correct, loss, !isfinite(loss), stop);
     /* an allreduce: when it returns, every rank's units are in g */
@@ -603,17 +636,19 @@ static DptStepResult step_sliced_deterministic(DptStep *s, const float *params, 
         const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1], u0 = s->ns_u0[l];
         const size_t m = s->ns_u1[l] - u0;
         if (bad) {
-            for (size_t u = u0; u < u0 + m; u++)
-                memset(q + a->w_off[l] + u * in, 0, in * sizeof *q);
+            memset(q + a->w_off[l] + u0 * in, 0, m * in * sizeof *q);
             memset(q + a->b_off[l] + u0, 0, m * sizeof *q);
-            continue;
+        } else {
+            dpt_kern_weight_grad_rows_fixed(q + a->w_off[l] + u0 * in, 0, s->scales[2 * l], s->ns_delta[l + 1] + u0,
+                                            out, s->ns_pack[l], K, in, m, blk);
+            dpt_kern_bias_grad_cols_fixed(q + a->b_off[l] + u0, 0, s->scales[2 * l + 1], s->ns_delta[l + 1] + u0, out,
+                                          K, m, blk);
         }
-        dpt_kern_weight_grad_rows_fixed(q + a->w_off[l] + u0 * in, 0, s->scales[2 * l], s->ns_delta[l + 1] + u0, out,
-                                        s->ns_pack[l], K, in, m, blk);
-        dpt_kern_bias_grad_cols_fixed(q + a->b_off[l] + u0, 0, s->scales[2 * l + 1], s->ns_delta[l + 1] + u0, out, K,
-                                      m, blk);
+        if (s->ns_cross)
+            cross_start(s, q, l, 1, tm);
     }
     dpt_timer_stop(tm, DPT_T_COMPUTE);
+    cross_wait(s, tm);
 
     dpt_timer_start(tm, DPT_T_REDUCE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);

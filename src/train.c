@@ -178,8 +178,9 @@ static void print_header(const Trainer *t)
     dpt_log_info("network %s (%zu parameters), %zu training samples, global batch %zu, %s mode\n", layers,
                  t->arch.n_params, t->n_train, t->batch, mode);
     if (t->step.sliced)
-        dpt_log_info("reduction: none within the node: each rank computes its units' rows of the weight gradient "
-                     "over the node's samples, in node-shared memory (DPT_SLICED)\n");
+        dpt_log_info("reduction: none within a node: each rank computes its units' rows of the weight gradient "
+                     "over the node's samples, in node-shared memory%s (DPT_SLICED)\n",
+                     t->d->n_nodes > 1 ? "; across nodes, one allreduce per rank's units and layer" : "");
     else if (t->d->world_size > 1)
         dpt_log_info("reduction: %s%s\n",
                      !dpt_dist_reducer_shared(t->step.red) ? "MPI_Allreduce of the whole vector"

@@ -95,6 +95,19 @@ void dpt_dist_reducer_ready(DptReducer *r, int count);
 const void *dpt_dist_reducer_finish(DptReducer *r, const DptDist *d);
 void dpt_dist_reducer_free(DptReducer **r);
 
+/* Across nodes by slice (the node-sliced weight gradient, step.h; nodes of
+ * equal size): each rank allreduces, in place and without blocking, ranges
+ * it holds the node's sums of, with the ranks of the same node rank on the
+ * other nodes (in the same order on every node). start: one more range
+ * (and progress on those in flight); test: progress; wait: all of them
+ * complete. init and free: collective. Not inside an OpenMP region. */
+typedef struct DptCross DptCross;
+DptStatus dpt_dist_cross_init(DptCross **x, const DptDist *d);
+void dpt_dist_cross_start(DptCross *x, void *buf, size_t n, int is_int);
+void dpt_dist_cross_test(DptCross *x);
+void dpt_dist_cross_wait(DptCross *x);
+void dpt_dist_cross_free(DptCross **x);
+
 /* Collective over the node. Memory shared by the ranks of a node, allocated by
  * node rank 0; *ptr is valid on every rank of the node. */
 DptStatus dpt_dist_shared_alloc(const DptDist *d, size_t bytes, void **ptr, void **handle);

@@ -25,7 +25,10 @@
  * weights' sums bitwise those of one rank taking the same rows in one pass;
  * in deterministic mode the same integers). Only the control words are
  * reduced (an allreduce, which also tells every rank that all slices are
- * in). One node (DPT_SLICED=0/1 overrides the default).
+ * in). On several nodes (of equal size) node rank j holds the same units
+ * on every node and allreduces its node sums of them with the other nodes'
+ * rank j, layer by layer as they complete (hierarchical). DPT_SLICED=0/1
+ * overrides the default.
  */
 #ifndef DPT_STEP_H
 #define DPT_STEP_H
@@ -73,6 +76,7 @@ typedef struct {
     float *ns_pack[DPT_MAX_LAYERS];        /* act[l] of the node rows, packed (dpt_kern_rowpack), l < L */
     void *ns_grad;                         /* [n_params] the node's gradient sums, float or int64 */
     int *ns_rank;                          /* [node_size] each node rank's world rank */
+    DptCross *ns_cross;                    /* several nodes: this rank's units allreduced across them */
     size_t ns_u0[DPT_MAX_LAYERS], ns_u1[DPT_MAX_LAYERS];  /* this rank's units [u0, u1) of each layer */
 } DptStep;
 
