@@ -426,7 +426,7 @@ void dpt_dist_reducer_free(DptReducer **rp)
  * allreduces them with the other nodes' rank j (the hierarchical path's
  * per-slice allreduce, the slices the step's). */
 
-enum { MAX_CROSS = 2 * 256 + 2 };
+enum { MAX_CROSS = 4096 };
 
 struct DptCross {
     MPI_Comm comm;              /* the ranks with this node rank, one per node */
@@ -450,7 +450,7 @@ DptStatus dpt_dist_cross_init(DptCross **out, const DptDist *d)
 
 void dpt_dist_cross_start(DptCross *x, void *buf, size_t n, int is_int)
 {
-    if (x->n_req == MAX_CROSS)   /* never with the step's 2 per layer; keeps the array safe */
+    if (x->n_req == MAX_CROSS)   /* a net of hundreds of wide layers: keeps the array safe */
         dpt_dist_cross_wait(x);
     MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, is_int ? MPI_INT64_T : MPI_FLOAT, MPI_SUM, x->comm,
                    &x->req[x->n_req++]);

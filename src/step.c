@@ -526,20 +526,54 @@ static void pack_rows(DptStep *s, const DptWork *v, size_t K, size_t off, size_t
         dpt_kern_rowpack(s->ns_pack[l], v->act[l], K, (size_t)s->arch->sizes[l], off, off + n, block);
 }
 
-/* Several nodes: this rank's units of layer l (node sums in buf) allreduced
- * with the same node rank on the other nodes, started now. */
-static void cross_start(DptStep *s, void *buf, int l, int is_int, DptTimers *tm)
+/* Several nodes: elements [i, i + n) of buf (node sums) allreduced with the
+ * same node rank on the other nodes, started now. */
+static void cross_start(DptStep *s, void *buf, size_t i, size_t n, DptTimers *tm)
 {
-    const DptArch *a = s->arch;
-    const size_t in = (size_t)a->sizes[l], u0 = s->ns_u0[l], m = s->ns_u1[l] - u0, e = is_int ? 8 : 4;
-    if (m == 0)
-        return;
+    const size_t e = s->deterministic ? sizeof(int64_t) : sizeof(float);
     dpt_timer_stop(tm, DPT_T_COMPUTE);
     dpt_timer_start(tm, DPT_T_REDUCE);
-    dpt_dist_cross_start(s->ns_cross, (char *)buf + (a->w_off[l] + u0 * in) * e, m * in, is_int);
-    dpt_dist_cross_start(s->ns_cross, (char *)buf + (a->b_off[l] + u0) * e, m, is_int);
+    dpt_dist_cross_start(s->ns_cross, (char *)buf + i * e, n, s->deterministic);
     dpt_timer_stop(tm, DPT_T_REDUCE);
     dpt_timer_start(tm, DPT_T_COMPUTE);
+}
+
+/* Layer l's units of this rank, over the node's K rows: their rows of dW,
+ * then of db, into buf (float; int64 in deterministic mode, zeros if bad).
+ * With cross (several nodes, the step's last pass) in blocks of XROWS units,
+ * each allreduced across nodes as soon as it is complete, so that the
+ * transfer of one block overlaps the product of the next. */
+enum { XROWS = 128 };
+
+static void layer_slice(DptStep *s, void *buf, int l, size_t K, int accumulate, int cross, int bad, DptTimers *tm)
+{
+    const DptArch *a = s->arch;
+    const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1], u0 = s->ns_u0[l], u1 = s->ns_u1[l];
+    const size_t blk = s->det_block;
+    const float *D = s->ns_delta[l + 1];
+    float *g = buf;
+    int64_t *q = buf;
+    for (size_t r = u0; r < u1;) {
+        const size_t m = cross && u1 - r > XROWS ? XROWS : u1 - r, at = a->w_off[l] + r * in;
+        if (!s->deterministic)
+            dpt_kern_weight_grad_rows(g + at, accumulate, D + r, out, s->ns_pack[l], K, in, m);
+        else if (bad)
+            memset(q + at, 0, m * in * sizeof *q);
+        else
+            dpt_kern_weight_grad_rows_fixed(q + at, 0, s->scales[2 * l], D + r, out, s->ns_pack[l], K, in, m, blk);
+        if (cross)
+            cross_start(s, buf, at, m * in, tm);
+        r += m;
+    }
+    const size_t m = u1 - u0, at = a->b_off[l] + u0;
+    if (!s->deterministic)
+        dpt_kern_bias_grad_cols(g + at, accumulate, D + u0, out, K, m);
+    else if (bad)
+        memset(q + at, 0, m * sizeof *q);
+    else
+        dpt_kern_bias_grad_cols_fixed(q + at, 0, s->scales[2 * l + 1], D + u0, out, K, m, blk);
+    if (cross && m > 0)
+        cross_start(s, buf, at, m, tm);
 }
 
 static void cross_wait(DptStep *s, DptTimers *tm)
@@ -578,15 +612,8 @@ static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit
         }
         node_barrier(s, tm);
         dpt_timer_start(tm, DPT_T_COMPUTE);
-        for (int l = a->n_layers - 1; l >= 0; l--) {
-            const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1], u0 = s->ns_u0[l];
-            const size_t m = s->ns_u1[l] - u0;
-            dpt_kern_weight_grad_rows(g + a->w_off[l] + u0 * in, p > 0, s->ns_delta[l + 1] + u0, out, s->ns_pack[l],
-                                      K, in, m);
-            dpt_kern_bias_grad_cols(g + a->b_off[l] + u0, p > 0, s->ns_delta[l + 1] + u0, out, K, m);
-            if (s->ns_cross && p + 1 == passes)
-                cross_start(s, g, l, 0, tm);
-        }
+        for (int l = a->n_layers - 1; l >= 0; l--)
+            layer_slice(s, g, l, K, p > 0, s->ns_cross && p + 1 == passes, 0, tm);
         dpt_timer_stop(tm, DPT_T_COMPUTE);
     }
     cross_wait(s, tm);
@@ -631,22 +658,8 @@ static DptStepResult step_sliced_deterministic(DptStep *s, const float *params, 
 
     dpt_timer_start(tm, DPT_T_COMPUTE);
     fixed_point_ctrl(s, &v, n, nb, correct, stop, cq);
-    const int bad = s->bounds[2 * L + 1] != 0.0;
-    for (int l = L - 1; l >= 0; l--) {
-        const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1], u0 = s->ns_u0[l];
-        const size_t m = s->ns_u1[l] - u0;
-        if (bad) {
-            memset(q + a->w_off[l] + u0 * in, 0, m * in * sizeof *q);
-            memset(q + a->b_off[l] + u0, 0, m * sizeof *q);
-        } else {
-            dpt_kern_weight_grad_rows_fixed(q + a->w_off[l] + u0 * in, 0, s->scales[2 * l], s->ns_delta[l + 1] + u0,
-                                            out, s->ns_pack[l], K, in, m, blk);
-            dpt_kern_bias_grad_cols_fixed(q + a->b_off[l] + u0, 0, s->scales[2 * l + 1], s->ns_delta[l + 1] + u0, out,
-                                          K, m, blk);
-        }
-        if (s->ns_cross)
-            cross_start(s, q, l, 1, tm);
-    }
+    for (int l = L - 1; l >= 0; l--)
+        layer_slice(s, q, l, K, 0, s->ns_cross != NULL, s->bounds[2 * L + 1] != 0.0, tm);
     dpt_timer_stop(tm, DPT_T_COMPUTE);
     cross_wait(s, tm);
 

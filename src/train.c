@@ -180,7 +180,7 @@ static void print_header(const Trainer *t)
     if (t->step.sliced)
         dpt_log_info("reduction: none within a node: each rank computes its units' rows of the weight gradient "
                      "over the node's samples, in node-shared memory%s (DPT_SLICED)\n",
-                     t->d->n_nodes > 1 ? "; across nodes, one allreduce per rank's units and layer" : "");
+                     t->d->n_nodes > 1 ? "; across nodes, one allreduce per rank's units and layer (hierarchical)" : "");
     else if (t->d->world_size > 1)
         dpt_log_info("reduction: %s%s\n",
                      !dpt_dist_reducer_shared(t->step.red) ? "MPI_Allreduce of the whole vector"
