@@ -183,5 +183,23 @@ for r in 1 2; do
   DPT_WPACK=0 mp prof$r-16x64-wp0 16 1 1024 60
 done
 }
+# Added 2026-11-27 (third session), not yet run: PARTS="SL" measures the node-sliced weight
+# gradient (DPT_SLICED=1, the default from 2 ranks on a node: each rank computes its units' rows
+# of dW over the node's rows; no partial gradients written or summed) against the shared-memory
+# reduction of whole per-rank gradients (DPT_SLICED=0), and checks that default-mode training on
+# 16 ranks gives one rank's bits (a 512-row step: one pass on one rank).
+part_SL() {
+echo "== SL. node-sliced weight gradient (DPT_SLICED=1) vs per-rank gradients summed (0) (t=$(( $(date +%s) - T0 )))"
+for r in 1 2; do
+  for sl in 0 1; do
+    export DPT_SLICED=$sl
+    mp sl$r-$sl-16x1 16 1 1024 60; mp sl$r-$sl-16x1-weak 16 1 2048 40; mp sl$r-$sl-4x4 4 4 1024 60
+    mp sl$r-$sl-16x1-det 16 1 1024 40 --deterministic
+  done
+done
+unset DPT_SLICED
+plain slbit-1 1 512 10 --save /tmp/slbit-1.h5; mp slbit-16 16 1 512 10 --save /tmp/slbit-16.h5
+$DPT compare /tmp/slbit-1.h5 /tmp/slbit-16.h5; echo "compare 1 rank / 16 ranks, default mode: $?"
+}
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
