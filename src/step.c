@@ -27,7 +27,8 @@ size_t dpt_step_auto_block(size_t batch)
 /* ---------------------------------------------------------------- the node-sliced weight gradient */
 
 /* Where it is on by default: from this many ranks on the node (README,
- * "Performance"); DPT_SLICED=0/1 overrides. */
+ * "Scaling": equal to the reduction at 2 ranks on 2 cores, less work from
+ * 4); DPT_SLICED=0/1 overrides. */
 enum { SLICED_RANKS = 2 };
 
 /* Chooses the node-sliced weight gradient and lays out its shared window:
@@ -63,8 +64,8 @@ static DptStatus sliced_init(DptStep *s, int shared)
         total += (dpt_kern_rowpack_floats(rows, (size_t)a->sizes[l]) + 15) / 16 * 16;
     }
     const size_t grad_at = total * sizeof(float), bytes = grad_at + (a->n_params * elem + 63) / 64 * 64;
-    if (!(s->ns_rank = dpt_calloc((size_t)k, sizeof *s->ns_rank, "node ranks")))
-        return DPT_ENOMEM;
+    s->ns_rank = dpt_calloc((size_t)k, sizeof *s->ns_rank, "node ranks");
+    DPT_TRY(dpt_dist_agree(d, s->ns_rank ? DPT_OK : DPT_ENOMEM, NULL));   /* before the node's collectives */
     dpt_dist_node_allgather(d, &d->rank, sizeof d->rank, s->ns_rank);
     void *mem = NULL;
     DPT_TRY(dpt_dist_shared_alloc(d, bytes, &mem, &s->ns_win));
@@ -321,8 +322,6 @@ static void block_bounds(DptStep *s, const DptWork *w, size_t n)
     s->bounds[2 * L + 1] = bad ? 1.0 : 0.0;
 }
 
-/* The fixed-point sums of this rank's blocks (zeros after a non-finite
- * value, or for an empty slice) and its exact control words. */
 /* The scales, and this rank's exact control words into cq. */
 static void fixed_point_ctrl(DptStep *s, const DptWork *w, size_t n, size_t n_blocks, int64_t correct, int stop,
                              int64_t *cq)
@@ -346,6 +345,8 @@ static void fixed_point_ctrl(DptStep *s, const DptWork *w, size_t n, size_t n_bl
     cq[Q_STOP] = stop ? 1 : 0;
 }
 
+/* The fixed-point sums of this rank's blocks (zeros after a non-finite
+ * value, or for an empty slice) and its exact control words. */
 static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t correct, int stop)
 {
     const DptArch *a = s->arch;
