@@ -160,14 +160,19 @@ $DPT compare /tmp/wbit-0.h5 /tmp/wbit-1.h5; echo "compare W packed / in place: $
 # Added 2026-11-27 (later session), not yet run: PARTS="WP" measures W kept packed once per
 # node (DPT_WPACK=1, the default from 2 ranks on a node for the transposed copy, 4 for the
 # plain one) against every rank packing W in its products (DPT_WPACK=0), and checks the bits.
+ab() {  # VAR TAG: 16 x 1 strong and weak, 4 x 4, with VAR=0 and VAR=1 interleaved, twice
+  local var=$1 tag=$2
+  for r in 1 2; do
+    for v in 0 1; do
+      export "$var=$v"
+      mp $tag$r-$v-16x1 16 1 1024 60; mp $tag$r-$v-16x1-weak 16 1 2048 40; mp $tag$r-$v-4x4 4 4 1024 60
+    done
+  done
+  unset "$var"
+}
 part_WP() {
 echo "== WP. W packed once per node (DPT_WPACK=1) vs per rank and product (0) (t=$(( $(date +%s) - T0 )))"
-for r in 1 2; do
-  for w in 0 1; do
-    export DPT_WPACK=$w
-    mp wp$r-$w-16x1 16 1 1024 60; mp wp$r-$w-16x1-weak 16 1 2048 40; mp wp$r-$w-4x4 4 4 1024 60
-  done
-done
+ab DPT_WPACK wp
 for w in 0 1; do DPT_WPACK=$w mp wpbit-$w 16 1 1024 10 --deterministic --save /tmp/wpbit-$w.h5; done
 unset DPT_WPACK
 $DPT compare /tmp/wpbit-0.h5 /tmp/wpbit-1.h5; echo "compare WPACK 0 / 1: $?"
@@ -190,14 +195,8 @@ done
 # 16 ranks gives one rank's bits (a 512-row step: one pass on one rank).
 part_SL() {
 echo "== SL. node-sliced weight gradient (DPT_SLICED=1) vs per-rank gradients summed (0) (t=$(( $(date +%s) - T0 )))"
-for r in 1 2; do
-  for sl in 0 1; do
-    export DPT_SLICED=$sl
-    mp sl$r-$sl-16x1 16 1 1024 60; mp sl$r-$sl-16x1-weak 16 1 2048 40; mp sl$r-$sl-4x4 4 4 1024 60
-    mp sl$r-$sl-16x1-det 16 1 1024 40 --deterministic
-  done
-done
-unset DPT_SLICED
+ab DPT_SLICED sl
+for r in 1 2; do for v in 0 1; do DPT_SLICED=$v mp sl$r-$v-16x1-det 16 1 1024 40 --deterministic; done; done
 plain slbit-1 1 512 10 --save /tmp/slbit-1.h5; mp slbit-16 16 1 512 10 --save /tmp/slbit-16.h5
 $DPT compare /tmp/slbit-1.h5 /tmp/slbit-16.h5; echo "compare 1 rank / 16 ranks, default mode: $?"
 }
