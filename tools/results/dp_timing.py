@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Where the time goes in a data-parallel step: runs dptrain on one net and
-batch over several layouts (ranks x threads), with and without overlap and in
-deterministic mode, and prints the per-phase breakdown (seconds, mean over
+batch over several layouts (ranks x threads): with several ranks, the flat
+MPI_Allreduce, the node-sliced weight gradient (the default) and each rank's
+gradient summed through shared memory (DPT_SLICED=0), with and without
+overlap, and deterministic mode both ways; prints the per-phase breakdown (seconds, mean over
 ranks, with the max) and the throughput ratios, side by side from one run.
 
 Usage: tools/results/dp_timing.py [--layers 784,1024,1024,10] [--batch 256] [--steps 100]
@@ -17,13 +19,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PHASES = ["data", "compute", "allreduce", "update", "eval"]
 
 
-def run(dptrain, data, layers, batch, steps, ranks, threads, extra, tmp):
+def run(dptrain, data, layers, batch, steps, ranks, threads, extra, env, tmp):
     metrics = os.path.join(tmp, "m.jsonl")
     cmd = [os.path.join(ROOT, "tools", "launch.sh"), str(ranks), str(threads), dptrain, "train",
            "--data", data, "--layers", layers, "--hidden", "relu", "--output", "softmax", "--cost", "cce",
            "--optimizer", "momentum", "--lr", "0.01", "--batch", str(batch), "--epochs", "1",
            "--max-steps", str(steps), "--quiet", "--metrics", metrics] + extra
-    subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL, env=dict(os.environ, **env))
     with open(metrics) as f:
         last = [json.loads(line) for line in f][-1]
     return last
@@ -45,16 +47,23 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="rounds, interleaved; medians are reported")
     ap.add_argument("--json")
     args = ap.parse_args()
-    multi = [("mpi", ["--reduce", "mpi"]), ("shm", ["--reduce", "shm"]), ("mpi, overlap", ["--reduce", "mpi", "--overlap"]),
-             ("shm, overlap", ["--reduce", "shm", "--overlap"]), ("deterministic", ["--deterministic"])]
-    single = [("one process", []), ("deterministic", ["--deterministic"])]
+    # shm: the node-sliced weight gradient (the default, DPT_SLICED=1); "summed": each rank's whole
+    # gradient summed through shared memory (DPT_SLICED=0), with and without overlap
+    sliced, summed = {"DPT_SLICED": "1"}, {"DPT_SLICED": "0"}
+    multi = [("mpi", ["--reduce", "mpi"], {}), ("shm (sliced)", ["--reduce", "shm"], sliced),
+             ("shm, summed", ["--reduce", "shm", "--no-overlap"], summed),
+             ("shm, summed, overlap", ["--reduce", "shm", "--overlap"], summed),
+             ("mpi, overlap", ["--reduce", "mpi", "--overlap"], {}),
+             ("deterministic (sliced)", ["--deterministic"], sliced), ("deterministic, summed", ["--deterministic"], summed)]
+    single = [("one process", [], {}), ("deterministic", ["--deterministic"], {})]
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.reps):
             for layout in args.layouts.split(","):
                 ranks, threads = (int(v) for v in layout.split("x"))
-                for name, extra in (multi if ranks > 1 else single):
-                    m = run(args.dptrain, args.data, args.layers, args.batch, args.steps, ranks, threads, extra, tmp)
+                for name, extra, env in (multi if ranks > 1 else single):
+                    m = run(args.dptrain, args.data, args.layers, args.batch, args.steps, ranks, threads, extra, env,
+                            tmp)
                     runs.setdefault((ranks, threads, name), []).append(m)
     rows = []
     for (ranks, threads, name), ms in runs.items():
