@@ -1,6 +1,6 @@
 #!/bin/bash
 # dptrain compare: the same file, bitwise; two runs on 1 and 2 ranks in the
-# default mode: with the node-sliced weight gradient (the default) bitwise,
+# default mode: with the node-sliced weight gradient (DPT_SLICED=1) bitwise,
 # with each rank's gradient summed (DPT_SLICED=0) they differ bitwise and are
 # the same within a tolerance, named where; in deterministic mode (bitwise);
 # other layers (differ); a missing file.
@@ -15,7 +15,7 @@ trap 'rm -rf "$T"' EXIT
 make_dataset "$T" 600
 A=(--data "$T/d.h5" --layers 20,16,4 --batch 30 --epochs 2 --quiet)
 for np in 1 2; do
-    "$MPIEXEC" --oversubscribe -n $np "$DPTRAIN" train "${A[@]}" --save "$T/p$np.h5" </dev/null
+    DPT_SLICED=1 "$MPIEXEC" --oversubscribe -n $np "$DPTRAIN" train "${A[@]}" --save "$T/p$np.h5" </dev/null
     "$MPIEXEC" --oversubscribe -n $np "$DPTRAIN" train "${A[@]}" --deterministic --save "$T/d$np.h5" </dev/null
 done
 DPT_SLICED=0 "$MPIEXEC" --oversubscribe -n 2 "$DPTRAIN" train "${A[@]}" --save "$T/s2.h5" </dev/null

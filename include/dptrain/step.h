@@ -27,8 +27,9 @@
  * reduced (an allreduce, which also tells every rank that all slices are
  * in). On several nodes (of equal size) node rank j holds the same units
  * on every node and allreduces its node sums of them with the other nodes'
- * rank j, layer by layer as they complete (hierarchical). DPT_SLICED=0/1
- * overrides the default.
+ * rank j, layer by layer as they complete (hierarchical). On by default
+ * from 4 ranks on a node (deterministic mode: from 2); DPT_SLICED=0/1
+ * overrides.
  */
 #ifndef DPT_STEP_H
 #define DPT_STEP_H

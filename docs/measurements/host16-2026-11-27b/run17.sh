@@ -189,7 +189,7 @@ for r in 1 2; do
 done
 }
 # Added 2026-11-27 (third session), not yet run: PARTS="SL" measures the node-sliced weight
-# gradient (DPT_SLICED=1, the default from 2 ranks on a node: each rank computes its units' rows
+# gradient (DPT_SLICED=1, the default from 4 ranks on a node, 2 in deterministic mode: each rank computes its units' rows
 # of dW over the node's rows; no partial gradients written or summed) against the shared-memory
 # reduction of whole per-rank gradients (DPT_SLICED=0), and checks that default-mode training on
 # 16 ranks gives one rank's bits (a 512-row step: one pass on one rank).
