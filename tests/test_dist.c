@@ -542,7 +542,8 @@ static void test_wpack_training(void **state)
  * each element of a step's gradient is the product over the node's rows in
  * one chain, so default-mode training on every P is bitwise the one-rank run
  * (1 and 2 threads; batch 2: empty slices on 3 and 4 ranks); deterministic
- * mode gives the reduction path's bits (DPT_SLICED=0). A step in several
+ * mode gives the reduction path's bits (DPT_SLICED=0); on every node layout
+ * the default mode gives the one-rank model to 1e-4. A step in several
  * passes per rank (1100 samples in one step: passes of 512 rows) gives the
  * one-rank gradient to float precision (a pass that overwrote instead of
  * adding would not). */
@@ -559,7 +560,7 @@ static void test_sliced_training(void **state)
     DptStatus st[8] = {0};
     /* failures counted, asserted after the last collective (an assertion
      * between collectives would leave the other ranks waiting) */
-    int bad_ok = 0, bad_default = 0, bad_det = 0, bad_passes = 0;
+    int bad_ok = 0, bad_default = 0, bad_det = 0, bad_passes = 0, bad_nodes = 0;
     setenv("DPT_SLICED", "1", 1);
     for (int batch = 10; batch >= 2; batch -= 8)
         for (int threads = 1; threads <= 2; threads++) {
@@ -577,6 +578,27 @@ static void test_sliced_training(void **state)
     over_layouts(train_work, &c, 2, q, st);
     for (int P = 1; world_rank == 0 && P <= world_size; P++)
         bad_det += memcmp(p[P], q[1], n_params() * sizeof(float)) != 0;
+
+    /* every node layout with DPT_SLICED=1 (equal nodes: the sliced path
+     * across nodes; unequal ones: the reduction): default-mode training runs
+     * (the trainer checks the replicas) and gives the one-rank model to 1e-4 */
+    setenv("DPT_SLICED", "1", 1);
+    c.deterministic = 0;
+    c.batch = 10;
+    if (dpt_dist_subset(&dist, 1))
+        bad_ok += train_work(&c, 2, q[0]) != DPT_OK;
+    dpt_dist_subset(&dist, world_size);
+    MPI_Bcast(q[0], (int)n_params(), MPI_FLOAT, 0, MPI_COMM_WORLD);
+    for (unsigned mask = 0; mask < 1u << (world_size - 1); mask++) {
+        int sizes[8];
+        layout_of(mask, sizes);
+        assert_int_equal(dpt_dist_subset_nodes(&dist, world_size, sizes), 1);
+        bad_ok += train_work(&c, 2, p[0]) != DPT_OK;
+        for (size_t i = 0; i < n_params(); i++)
+            bad_nodes += !(fabs(p[0][i] - q[0][i]) <= 1e-4 * (1 + fabs(q[0][i])));
+        dpt_dist_subset(&dist, world_size);
+    }
+    setenv("DPT_SLICED", "0", 1);
 
     /* one step of 1100 samples */
     char big[64];
@@ -605,6 +627,7 @@ static void test_sliced_training(void **state)
     assert_int_equal(bad_default, 0);
     assert_int_equal(bad_det, 0);
     assert_int_equal(bad_passes, 0);
+    assert_int_equal(bad_nodes, 0);
 }
 
 int main(int argc, char **argv)

@@ -101,13 +101,18 @@ if [ -n "${HIER_TIMING:-}" ]; then
         TNP=$((2 * NODES))
     fi
     TRUN=(--data "$T/d.h5" --layers 16,1024,1024,4 --batch "${HIER_BATCH:-256}" --epochs 1 --max-steps 100 --quiet)
-    # HIER_VARIANTS: shm (hierarchical: the node-sliced weight gradient where
-    # the hosts have equal ranks), shm-unsliced (DPT_SLICED=0: the shared-memory
-    # reduction, overlap auto), shm-no-overlap (the same without overlap), mpi (flat).
+    # HIER_VARIANTS: shm (hierarchical, the defaults), shm-sliced (DPT_SLICED=1:
+    # the node-sliced weight gradient, hosts of equal ranks), shm-unsliced
+    # (DPT_SLICED=0: the shared-memory reduction, overlap auto), shm-no-overlap
+    # (the same without overlap), mpi (flat).
     for round in $(seq "${HIER_ROUNDS:-3}"); do
         for red in ${HIER_VARIANTS:-shm mpi}; do
             opts=(--reduce "${red%%-*}"); [ "$red" = shm-no-overlap ] && opts+=(--no-overlap)
-            env=(-x "DPT_SLICED=${DPT_SLICED:-}"); [ "$red" = shm-unsliced ] || [ "$red" = shm-no-overlap ] && env=(-x DPT_SLICED=0)
+            case $red in
+                shm-sliced) env=(-x DPT_SLICED=1) ;;
+                shm-unsliced | shm-no-overlap) env=(-x DPT_SLICED=0) ;;
+                *) env=(-x "DPT_SLICED=${DPT_SLICED:-}") ;;
+            esac
             ns_mpirun -np "$TNP" --host "$HOSTS2" "${HIER_NET[@]}" "${env[@]}" \
                 "$DPTRAIN" train "${TRUN[@]}" "${opts[@]}" --metrics "$T/t-$red.jsonl" </dev/null
             python3 -c "
