@@ -303,12 +303,18 @@ void dpt_gemm(float *C, size_t ldc, int accumulate,
     gemm_run(&o, A, rsa, csa, B, rsb, csb, M, N, K, NULL);
 }
 
+/* The output of a fixed-point weight gradient over n rows into dWq (rows in apart). */
+static GemmOut fixed_wgrad_out(int64_t *dWq, int accumulate, double scale, size_t n, size_t in, size_t block)
+{
+    dpt_kern_init();
+    return (GemmOut){.Cq = dWq, .ldc = in, .accumulate = accumulate, .scale = scale, .block = block,
+                     .lim = dpt_fixed_limit(scale), .qsub = (uint64_t)((n + block - 1) / block) * dpt_ufixed_bias};
+}
+
 void dpt_kern_weight_grad_fixed(int64_t *restrict dWq, int accumulate, double scale, const float *restrict D,
                                 const float *restrict A, size_t n, size_t in, size_t out, size_t block)
 {
-    dpt_kern_init();
-    GemmOut o = {.Cq = dWq, .ldc = in, .accumulate = accumulate, .scale = scale, .block = block,
-                 .lim = dpt_fixed_limit(scale), .qsub = (uint64_t)((n + block - 1) / block) * dpt_ufixed_bias};
+    GemmOut o = fixed_wgrad_out(dWq, accumulate, scale, n, in, block);
     TIMED(DPT_KT_WGRAD, gemm_run(&o, D, 1, out, A, in, 1, out, in, n, NULL));
 }
 
@@ -537,6 +543,18 @@ static size_t pack_at(size_t K, size_t N, size_t k, size_t j, size_t nr, size_t 
     return jc * K + pc * ncpad + (j - jc) / nr * nr * kc + (k - pc) * nr + (j - jc) % nr;
 }
 
+/* Row k's columns [c0, c1) of a K x N operand (src[c] is B[k][c]) into the
+ * packed copy: runs of a panel's width. */
+static void pack_row(float *restrict bp, const float *restrict src, size_t K, size_t N, size_t k, size_t c0,
+                     size_t c1, size_t nr, size_t kcm)
+{
+    for (size_t c = c0; c < c1;) {
+        const size_t ce = (c / nr + 1) * nr < c1 ? (c / nr + 1) * nr : c1;
+        memcpy(bp + pack_at(K, N, k, c, nr, kcm), src + c, (ce - c) * sizeof *src);
+        c = ce;
+    }
+}
+
 int dpt_kern_panel_width(void)
 {
     dpt_kern_init();
@@ -583,12 +601,7 @@ void dpt_kern_wpack(float *restrict wp, int fwd, const float *restrict W, size_t
                     c = ce;
                 }
             } else {
-                /* W[r][c] = B[r][c]: runs of a panel's width */
-                for (size_t c = c0; c < c1;) {
-                    const size_t ce = (c / nr + 1) * nr < c1 ? (c / nr + 1) * nr : c1;
-                    memcpy(wp + pack_at(K, N, r, c, nr, KC), w + c, (ce - c) * sizeof *w);
-                    c = ce;
-                }
+                pack_row(wp, w, K, N, r, c0, c1, nr, KC);   /* W[r][c] = B[r][c] */
             }
         }
     }
@@ -620,11 +633,8 @@ void dpt_kern_rowpack(float *restrict bp, const float *restrict rows, size_t K, 
     /* Race-free: each element has its own place; a row's runs are whole
      * panel rows (64 or 128 bytes), so threads taking rows share no line. */
 #pragma omp parallel for schedule(static) if ((r1 - r0) * N > 65536)
-    for (size_t r = r0; r < r1; r++) {
-        const float *src = rows + (r - r0) * N;
-        for (size_t c = 0; c < N; c += nr)
-            memcpy(bp + pack_at(K, N, r, c, nr, kcm), src + c, (N - c < nr ? N - c : nr) * sizeof *src);
-    }
+    for (size_t r = r0; r < r1; r++)
+        pack_row(bp, rows + (r - r0) * N, K, N, r, 0, N, nr, kcm);
 }
 
 void dpt_kern_weight_grad_rows(float *restrict dW, int accumulate, const float *restrict D, size_t ldd,
@@ -638,9 +648,7 @@ void dpt_kern_weight_grad_rows_fixed(int64_t *restrict dWq, int accumulate, doub
                                      size_t ldd, const float *restrict Bp, size_t n, size_t in, size_t m,
                                      size_t block)
 {
-    dpt_kern_init();
-    GemmOut o = {.Cq = dWq, .ldc = in, .accumulate = accumulate, .scale = scale, .block = block,
-                 .lim = dpt_fixed_limit(scale), .qsub = (uint64_t)((n + block - 1) / block) * dpt_ufixed_bias};
+    GemmOut o = fixed_wgrad_out(dWq, accumulate, scale, n, in, block);
     TIMED(DPT_KT_WGRAD, gemm_run(&o, D, 1, ldd, NULL, 0, 0, m, in, n, Bp));
 }
 
