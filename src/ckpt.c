@@ -170,7 +170,7 @@ static DptStatus read_tensor(hid_t f, const char *path, const char *name, float 
         }
     if (!dpt_h5_is_number(d, H5T_FLOAT))
         st = dpt_err(DPT_EINPUT, "%s: /%s is not a float array", path, name);
-    else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
+    else if (dpt_h5_read_all(d, H5T_NATIVE_FLOAT, dst) < 0)
         st = dpt_err(DPT_EINPUT, "%s: cannot read /%s (checksum mismatch or damaged file)", path, name);
 done:
     H5Sclose(sp);
@@ -257,7 +257,7 @@ DptStatus dpt_ckpt_read_text(hid_t f, const char *path, const char *name, char *
         *text = calloc(sz + 1, 1);
         if (!*text)
             st = dpt_err(DPT_ENOMEM, "%s: out of memory reading /%s", path, name);
-        else if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, *text) < 0)
+        else if (dpt_h5_read_all(d, mt, *text) < 0)
             st = dpt_err(DPT_EINPUT, "%s: cannot read /%s", path, name);
         H5Tclose(mt);
     }

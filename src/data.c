@@ -160,8 +160,7 @@ static DptStatus load_f(hid_t f, const char *path, const char *split, const DptS
     dpt_data_attach(s, info, mem);
     dpt_data_ds_name(name, sizeof name, split, DS_X);
     d = H5Dopen2(f, name, H5P_DEFAULT);
-    if (d < 0 || H5Dread(d, info->x_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                         (void *)s->x) < 0) {
+    if (d < 0 || dpt_h5_read_all(d, info->x_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, (void *)s->x) < 0) {
         st = dpt_err(DPT_EINPUT, "%s: cannot read /%s (damaged file?)", path, name);
         goto done;
     }
@@ -171,8 +170,8 @@ static DptStatus load_f(hid_t f, const char *path, const char *split, const DptS
         goto done;
     dpt_data_ds_name(name, sizeof name, split, DS_Y);
     d = H5Dopen2(f, name, H5P_DEFAULT);
-    if (d < 0 || H5Dread(d, info->y_labels ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                         info->y_labels ? (void *)s->lab : (void *)s->tgt) < 0) {
+    if (d < 0 || dpt_h5_read_all(d, info->y_labels ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT,
+                                 info->y_labels ? (void *)s->lab : (void *)s->tgt) < 0) {
         st = dpt_err(DPT_EINPUT, "%s: cannot read /%s (damaged file?)", path, name);
         goto done;
     }

@@ -57,7 +57,7 @@ static void label_range(hid_t f, const char *split, size_t n, int32_t *lo, int32
     hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
     *lo = 0;
     *hi = -1;
-    if (lab && d >= 0 && H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, lab) >= 0 && n > 0) {
+    if (lab && d >= 0 && dpt_h5_read_all(d, H5T_NATIVE_INT32, lab) >= 0 && n > 0) {
         *lo = *hi = lab[0];
         for (size_t r = 1; r < n; r++) {
             *lo = lab[r] < *lo ? lab[r] : *lo;

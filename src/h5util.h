@@ -32,6 +32,13 @@ int dpt_h5_exists(hid_t loc, const char *path);
  * conversion buffers of that size per element (found by fuzzing: an
  * "integer" of 4 GB per value). */
 int dpt_h5_is_number(hid_t obj, H5T_class_t cls);
+/* H5Dread of the whole dataset d into buf (memory type mt), after checking
+ * what HDF5 1.10 does not: a dataset with the fletcher32 filter must have
+ * every stored chunk at least as long as the 4-byte checksum. The library
+ * subtracts 4 from a chunk's stored size unchecked, so a damaged chunk index
+ * made it checksum gigabytes past its buffer (found by fuzzing). Returns
+ * H5Dread's value, or -1 for such a chunk. */
+herr_t dpt_h5_read_all(hid_t d, hid_t mt, void *buf);
 
 DptStatus dpt_h5_read_attr_double(hid_t obj, const char *name, double *v);
 DptStatus dpt_h5_read_attr_int64(hid_t obj, const char *name, int64_t *v);
