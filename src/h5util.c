@@ -119,20 +119,19 @@ static int chunks_sound(hid_t d)
         hsize_t dims[H5S_MAX_RANK], cdims[H5S_MAX_RANK], at[H5S_MAX_RANK];
         int rank = H5Sget_simple_extent_dims(sp, dims, NULL);
         ok = rank >= 1 && H5Pget_chunk(dcpl, rank, cdims) == rank;
+        int empty = 0;
         for (int i = 0; ok && i < rank; i++) {
             ok = cdims[i] > 0;
+            empty |= dims[i] == 0;
             at[i] = 0;
         }
-        int empty = 0;
-        for (int i = 0; ok && i < rank; i++)
-            empty |= dims[i] == 0;
         while (ok && !empty) {
             unsigned mask = 0;
             haddr_t addr = HADDR_UNDEF;
             hsize_t size = 0;
             if (H5Dget_chunk_info_by_coord(d, at, &mask, &addr, &size) < 0)
                 ok = 0;
-            else if (addr != HADDR_UNDEF && !(mask & (1u << fl)) && size < 4)
+            else if (addr != HADDR_UNDEF && !(fl < 32 && (mask >> fl) & 1u) && size < 4)
                 ok = 0;
             int i = rank - 1; /* the next chunk, last coordinate fastest */
             while (i >= 0 && (at[i] += cdims[i]) >= dims[i])
