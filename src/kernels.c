@@ -166,6 +166,8 @@ static void pack_a_panel(float *restrict dst, const float *restrict A, size_t rs
 typedef struct {
     float *C;          /* float output, or NULL */
     int64_t *Cq;       /* fixed-point output, or NULL */
+    float *Cf;         /* or: the fixed-point sums of one slab, back to float */
+    double inv;        /* Cf only: 1 / scale */
     size_t ldc;
     int accumulate;
     double scale;      /* fixed point only */
@@ -194,13 +196,14 @@ static void gemm_tile(const GemmOut *o, const float *pa, const float *pb, size_t
                       size_t j0, size_t ni, size_t nj, float *tile, int64_t *qtile, const size_t mr, const size_t nr)
 {
     const int first_slab = pc == 0 && !o->accumulate;
-    if (o->Cq) {
+    if (o->Cq || o->Cf) {
         /* A whole tile is rounded straight into C's rows; an edge tile into
          * qtile, then copied. Each block's rounded sum is added in block order;
          * the kernel's bias comes off once: for a whole tile, that of all
          * the call's blocks in its first; for an edge tile, that of the
-         * slab's blocks in the slab's first. */
-        const int whole = ni == mr && nj == nr;
+         * slab's blocks in the slab's first. Cf (one slab): every tile into
+         * qtile, whose sums are then final, turned into floats in C's rows. */
+        const int whole = o->Cq && ni == mr && nj == nr;
         int64_t *q = whole ? o->Cq + i0 * o->ldc + j0 : qtile;
         const size_t ldq = whole ? o->ldc : DPT_NR;
         for (size_t kb = 0; kb < kc; kb += o->block) {
@@ -211,7 +214,10 @@ static void gemm_tile(const GemmOut *o, const float *pa, const float *pb, size_t
                                    : (uint64_t)((kc + o->block - 1) / o->block) * dpt_ufixed_bias;
             dpt_ufixed(kn, pa + kb * mr, pb + kb * nr, q, ldq, add, sub, o->scale, o->lim, tile);
         }
-        if (!whole)
+        if (o->Cf)
+            for (size_t r = 0; r < ni; r++)
+                dpt_fixed_to_float(o->Cf + (i0 + r) * o->ldc + j0, qtile + r * DPT_NR, nj, o->inv);
+        else if (!whole)
             for (size_t r = 0; r < ni; r++) {
                 int64_t *crow = o->Cq + (i0 + r) * o->ldc + j0;
                 const int64_t *qrow = qtile + r * DPT_NR;
@@ -241,13 +247,15 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
             for (size_t i = 0; i < M; i++) {
                 if (o->Cq)
                     memset(o->Cq + i * o->ldc, 0, N * sizeof *o->Cq);
+                else if (o->Cf)
+                    memset(o->Cf + i * o->ldc, 0, N * sizeof *o->Cf);
                 else
                     memset(o->C + i * o->ldc, 0, N * sizeof *o->C);
             }
         return;
     }
     dpt_kern_init();
-    const size_t kcmax = o->Cq ? KC / o->block * o->block : KC;
+    const size_t kcmax = o->Cq || o->Cf ? KC / o->block * o->block : KC;
     const size_t mr = (size_t)dpt_umr, nr = (size_t)dpt_unr, mcmax = (MC + mr - 1) / mr * mr, ncmax = NC / nr * nr;
     const int small = M * N * K < 32768;  /* not worth waking the team */
 #pragma omp parallel if (!small)
@@ -315,6 +323,22 @@ void dpt_kern_weight_grad_fixed(int64_t *restrict dWq, int accumulate, double sc
                                 const float *restrict A, size_t n, size_t in, size_t out, size_t block)
 {
     GemmOut o = fixed_wgrad_out(dWq, accumulate, scale, n, in, block);
+    TIMED(DPT_KT_WGRAD, gemm_run(&o, D, 1, out, A, in, 1, out, in, n, NULL));
+}
+
+size_t dpt_kern_fixed_float_rows(size_t block)
+{
+    return KC / block * block;
+}
+
+void dpt_kern_weight_grad_fixed_float(float *restrict dW, double scale, const float *restrict D,
+                                      const float *restrict A, size_t n, size_t in, size_t out, size_t block)
+{
+    GemmOut o = fixed_wgrad_out(NULL, 0, scale, n, in, block);
+    o.Cf = dW;
+    o.inv = 1.0 / scale;
+    if (n > dpt_kern_fixed_float_rows(block))
+        abort();   /* the sums of several slabs need int64 storage between them */
     TIMED(DPT_KT_WGRAD, gemm_run(&o, D, 1, out, A, in, 1, out, in, n, NULL));
 }
 

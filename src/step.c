@@ -349,8 +349,10 @@ static void fixed_point_ctrl(DptStep *s, const DptWork *w, size_t n, size_t n_bl
 }
 
 /* The fixed-point sums of this rank's blocks (zeros after a non-finite
- * value, or for an empty slice) and its exact control words. */
-static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t correct, int stop)
+ * value, or for an empty slice) and its exact control words. wf (a lone
+ * rank, one slab): the weights' sums as floats there instead, the same bits
+ * as their int64 sums converted (nobody else adds to them). */
+static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t correct, int stop, float *wf)
 {
     const DptArch *a = s->arch;
     DptWork *w = s->work;
@@ -366,10 +368,17 @@ static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t corr
         size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
         if (!bad) {
             /* Overwrites q (no accumulate): an empty slice writes zeros. */
-            dpt_kern_weight_grad_fixed(q + a->w_off[l], 0, s->scales[2 * l], w->delta[l + 1], w->act[l], n, in, out, blk);
+            if (wf)
+                dpt_kern_weight_grad_fixed_float(wf + a->w_off[l], s->scales[2 * l], w->delta[l + 1], w->act[l], n,
+                                                 in, out, blk);
+            else
+                dpt_kern_weight_grad_fixed(q + a->w_off[l], 0, s->scales[2 * l], w->delta[l + 1], w->act[l], n, in,
+                                           out, blk);
             dpt_kern_bias_grad_fixed(q + a->b_off[l], 0, s->scales[2 * l + 1], w->delta[l + 1], n, out, blk);
         } else {
             memset(q + a->w_off[l], 0, (in * out + out) * sizeof *q);
+            if (wf)
+                memset(wf + a->w_off[l], 0, in * out * sizeof *wf);
         }
         if (s->overlap)
             dpt_dist_reducer_ready(s->red, 1);
@@ -453,13 +462,23 @@ static DptStepResult step_deterministic(DptStep *s, const float *params, const D
 
     dpt_timer_start(tm, DPT_T_COMPUTE);
     s->sumq = dpt_dist_reducer_begin(s->red);
-    fixed_point_sums(s, n, nb, correct, stop);
+    float *wf = d->world_size == 1 && n <= dpt_kern_fixed_float_rows(blk) ? s->avg : NULL;
+    fixed_point_sums(s, n, nb, correct, stop, wf);
     dpt_timer_stop(tm, DPT_T_COMPUTE);
 
     dpt_timer_start(tm, DPT_T_REDUCE);
     const int64_t *q = dpt_dist_reducer_finish(s->red, d);
     dpt_timer_stop(tm, DPT_T_REDUCE);
-    return from_fixed_point(s, q, q + a->n_params);
+    DptStepResult r = from_fixed_point(s, q, q + a->n_params);
+    if (wf) {
+        /* The weights are floats already; the biases now. */
+        for (int l = 0; l < a->n_layers; l++)
+            to_float_part(s, a->b_off[l], a->b_off[l] + (size_t)a->sizes[l + 1], s->scales[2 * l + 1], 0,
+                          a->n_params);
+        s->conv_lo = 0;
+        s->conv_hi = a->n_params;
+    }
+    return r;
 }
 
 /* ---------------------------------------------------------------- node-sliced steps */

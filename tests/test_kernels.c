@@ -328,6 +328,44 @@ static void test_fixed_to_float_bitwise(void **state)
     free(got);
 }
 
+/* The fixed-point weight gradient stored as floats (one slab, the sums
+ * converted in the tile) is bitwise the int64 sums turned into floats
+ * afterwards: every kernel, 1 and 2 threads, edge tiles, blocks 8, 24 and
+ * 32 (a last block that is short), up to the slab's whole rows. */
+static void test_fixed_float_bitwise(void **state)
+{
+    (void)state;
+    const Shape sh[] = {{1, 1, 1}, {37, 90, 41}, {130, 300, 40}, {64, 257, 33}, {240, 70, 1030}};
+    const size_t blocks[] = {8, 24, 32};
+    const double scale = 0x1p40;
+    for (int kk = 0; kk < 3; kk++) {
+        if (!dpt_kern_select(kernels[kk]))
+            continue;
+        for (size_t si = 0; si < sizeof sh / sizeof sh[0]; si++)
+            for (size_t bi = 0; bi < 3; bi++) {
+                const size_t blk = blocks[bi], in = sh[si].in, out = sh[si].out;
+                const size_t n = sh[si].n < dpt_kern_fixed_float_rows(blk) ? sh[si].n : dpt_kern_fixed_float_rows(blk);
+                float *D = malloc(n * out * 4), *A = malloc(n * in * 4);
+                float *want = malloc(out * in * 4), *got = malloc(out * in * 4);
+                int64_t *q = malloc(out * in * 8);
+                tu_fill(D, n * out, 31 + si, -1, 1);
+                tu_fill(A, n * in, 41 + bi, -1, 1);
+                for (int t = 1; t <= 2; t++) {
+                    omp_set_num_threads(t);
+                    dpt_kern_weight_grad_fixed(q, 0, scale, D, A, n, in, out, blk);
+                    dpt_kern_fixed_to_float(want, q, out * in, 1.0 / scale);
+                    for (size_t i = 0; i < out * in; i++)
+                        got[i] = NAN;
+                    dpt_kern_weight_grad_fixed_float(got, scale, D, A, n, in, out, blk);
+                    assert_memory_equal(got, want, out * in * 4);
+                }
+                free(D); free(A); free(want); free(got); free(q);
+            }
+    }
+    dpt_kern_select("avx512");
+    omp_set_num_threads(2);
+}
+
 /* The vector micro-kernels (AVX2's 6 x 16 tile, AVX-512's 8 x 32) compute
  * every element as the same chain of fused multiply-adds, k ascending from
  * zero within each slab of 256, the slabs' sums added in order: bitwise
@@ -673,6 +711,7 @@ int main(void)
         cmocka_unit_test(test_fixed_point_rounding),
         cmocka_unit_test(test_fixed_point_blocks_definition),
         cmocka_unit_test(test_fixed_to_float_bitwise),
+        cmocka_unit_test(test_fixed_float_bitwise),
         cmocka_unit_test(test_fma_chain_bitwise),
         cmocka_unit_test(test_small_batch_bitwise),
         cmocka_unit_test(test_wpack_bitwise),

@@ -141,6 +141,13 @@ void dpt_kern_bias_grad_cols_fixed(int64_t *restrict dbq, int accumulate, double
  * power of two (scale * a float is then exact, and rounded once). */
 void dpt_kern_weight_grad_fixed(int64_t *restrict dWq, int accumulate, double scale, const float *restrict D,
                                 const float *restrict A, size_t n, size_t in, size_t out, size_t block);
+/* The same sums over n <= dpt_kern_fixed_float_rows(block) rows (one slab),
+ * stored as floats: dW[o,i] = (float)((double)dWq[o,i] / scale), bitwise
+ * dpt_kern_weight_grad_fixed then dpt_kern_fixed_to_float, without writing
+ * or reading the int64 sums (where no other rank adds to them). */
+size_t dpt_kern_fixed_float_rows(size_t block);
+void dpt_kern_weight_grad_fixed_float(float *restrict dW, double scale, const float *restrict D,
+                                      const float *restrict A, size_t n, size_t in, size_t out, size_t block);
 /* dbq[out] (+)= sum over blocks of llrint(scale * sum_{r in block} D[r,out]) */
 void dpt_kern_bias_grad_fixed(int64_t *restrict dbq, int accumulate, double scale, const float *restrict D,
                               size_t n, size_t out, size_t block);
