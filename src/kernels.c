@@ -331,14 +331,22 @@ size_t dpt_kern_fixed_float_rows(size_t block)
     return KC / block * block;
 }
 
-void dpt_kern_weight_grad_fixed_float(float *restrict dW, double scale, const float *restrict D,
-                                      const float *restrict A, size_t n, size_t in, size_t out, size_t block)
+/* The output of a fixed-point weight gradient over n rows (one slab) into
+ * dW as floats. */
+static GemmOut fixed_float_out(float *dW, double scale, size_t n, size_t in, size_t block)
 {
+    if (n > dpt_kern_fixed_float_rows(block))
+        abort();   /* the sums of several slabs need int64 storage between them */
     GemmOut o = fixed_wgrad_out(NULL, 0, scale, n, in, block);
     o.Cf = dW;
     o.inv = 1.0 / scale;
-    if (n > dpt_kern_fixed_float_rows(block))
-        abort();   /* the sums of several slabs need int64 storage between them */
+    return o;
+}
+
+void dpt_kern_weight_grad_fixed_float(float *restrict dW, double scale, const float *restrict D,
+                                      const float *restrict A, size_t n, size_t in, size_t out, size_t block)
+{
+    GemmOut o = fixed_float_out(dW, scale, n, in, block);
     TIMED(DPT_KT_WGRAD, gemm_run(&o, D, 1, out, A, in, 1, out, in, n, NULL));
 }
 
@@ -673,6 +681,13 @@ void dpt_kern_weight_grad_rows_fixed(int64_t *restrict dWq, int accumulate, doub
                                      size_t block)
 {
     GemmOut o = fixed_wgrad_out(dWq, accumulate, scale, n, in, block);
+    TIMED(DPT_KT_WGRAD, gemm_run(&o, D, 1, ldd, NULL, 0, 0, m, in, n, Bp));
+}
+
+void dpt_kern_weight_grad_rows_fixed_float(float *restrict dW, double scale, const float *restrict D, size_t ldd,
+                                           const float *restrict Bp, size_t n, size_t in, size_t m, size_t block)
+{
+    GemmOut o = fixed_float_out(dW, scale, n, in, block);
     TIMED(DPT_KT_WGRAD, gemm_run(&o, D, 1, ldd, NULL, 0, 0, m, in, n, Bp));
 }
 

@@ -84,6 +84,13 @@ static DptStatus sliced_init(DptStep *s, int shared)
         s->ns_u1[l] = d->node_rank + 1 == k ? out : (out * (size_t)(d->node_rank + 1) / (size_t)k + q / 2) / q * q;
     }
     s->ns_grad = (char *)mem + grad_at;
+    if (s->deterministic && d->n_nodes == 1) {
+        size_t widest = 1;
+        for (int l = 1; l <= L; l++)
+            widest = (size_t)a->sizes[l] > widest ? (size_t)a->sizes[l] : widest;
+        s->ns_bq = dpt_calloc(widest, sizeof *s->ns_bq, "bias sums");
+    }
+    DPT_TRY(dpt_dist_agree(d, !s->deterministic || d->n_nodes > 1 || s->ns_bq ? DPT_OK : DPT_ENOMEM, NULL));
     /* Zeroed (the panels' padding is read, never used), each rank first touching a part. */
     const size_t j = (size_t)d->node_rank;
     memset((char *)mem + bytes * j / (size_t)k, 0, bytes * (j + 1) / (size_t)k - bytes * j / (size_t)k);
@@ -148,6 +155,7 @@ void dpt_step_free(DptStep *s)
     dpt_dist_shared_free(&s->ns_win);
     dpt_dist_cross_free(&s->ns_cross);
     free(s->ns_rank);
+    free(s->ns_bq);
     free(s->avg);
     free(s->scales);
     free(s->bounds);
@@ -580,8 +588,12 @@ static void layer_slice(DptStep *s, void *buf, int l, size_t K, int accumulate, 
         const size_t m = cross && u1 - r > XROWS ? XROWS : u1 - r, at = a->w_off[l] + r * in;
         if (!s->deterministic)
             dpt_kern_weight_grad_rows(g + at, accumulate, D + r, out, s->ns_pack[l], K, in, m);
+        else if (bad && s->ns_float)
+            memset(g + at, 0, m * in * sizeof *g);
         else if (bad)
             memset(q + at, 0, m * in * sizeof *q);
+        else if (s->ns_float)
+            dpt_kern_weight_grad_rows_fixed_float(g + at, s->scales[2 * l], D + r, out, s->ns_pack[l], K, in, m, blk);
         else
             dpt_kern_weight_grad_rows_fixed(q + at, 0, s->scales[2 * l], D + r, out, s->ns_pack[l], K, in, m, blk);
         if (cross)
@@ -591,10 +603,16 @@ static void layer_slice(DptStep *s, void *buf, int l, size_t K, int accumulate, 
     const size_t m = u1 - u0, at = a->b_off[l] + u0;
     if (!s->deterministic)
         dpt_kern_bias_grad_cols(g + at, accumulate, D + u0, out, K, m);
+    else if (bad && s->ns_float)
+        memset(g + at, 0, m * sizeof *g);
     else if (bad)
         memset(q + at, 0, m * sizeof *q);
-    else
+    else if (s->ns_float) {
+        dpt_kern_bias_grad_cols_fixed(s->ns_bq, 0, s->scales[2 * l + 1], D + u0, out, K, m, blk);
+        dpt_kern_fixed_to_float(g + at, s->ns_bq, m, 1.0 / s->scales[2 * l + 1]);
+    } else {
         dpt_kern_bias_grad_cols_fixed(q + at, 0, s->scales[2 * l + 1], D + u0, out, K, m, blk);
+    }
     if (cross && m > 0)
         cross_start(s, buf, at, m, tm);
 }
@@ -664,6 +682,9 @@ static DptStepResult step_sliced_deterministic(DptStep *s, const float *params, 
     rank_rows(s, cnt, d->rank, &lo, &hi);
     node_pass(s, cnt, 0, &K, &off, &n);   /* one pass: s->chunk holds a rank's blocks */
     DptWork v = node_view(s, off);
+    /* One node and one slab: the sums are final where they are computed,
+     * and stored as floats (their int64 never written). */
+    s->ns_float = s->ns_bq && K <= dpt_kern_fixed_float_rows(blk);
 
     gather_forward(s, &v, params, train, idx + lo, n, tm);
     dpt_net_loss(&v, a, n, 1, &correct);
@@ -691,7 +712,13 @@ static DptStepResult step_sliced_deterministic(DptStep *s, const float *params, 
     dpt_dist_sum_i64(d, cq, N_CTRLQ);   /* and every rank's units are in q */
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     dpt_timer_stop(tm, DPT_T_REDUCE);
-    return from_fixed_point(s, q, cq);
+    DptStepResult r = from_fixed_point(s, q, cq);
+    if (s->ns_float) {
+        s->grad = s->ns_grad;
+        s->conv_lo = 0;
+        s->conv_hi = a->n_params;
+    }
+    return r;
 }
 
 DptStepResult dpt_step_gradient(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx,

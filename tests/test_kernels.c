@@ -331,7 +331,8 @@ static void test_fixed_to_float_bitwise(void **state)
 /* The fixed-point weight gradient stored as floats (one slab, the sums
  * converted in the tile) is bitwise the int64 sums turned into floats
  * afterwards: every kernel, 1 and 2 threads, edge tiles, blocks 8, 24 and
- * 32 (a last block that is short), up to the slab's whole rows. */
+ * 32 (a last block that is short), up to the slab's whole rows; and so is
+ * the sliced form (rows kept packed, units in two slices). */
 static void test_fixed_float_bitwise(void **state)
 {
     (void)state;
@@ -347,9 +348,12 @@ static void test_fixed_float_bitwise(void **state)
                 const size_t n = sh[si].n < dpt_kern_fixed_float_rows(blk) ? sh[si].n : dpt_kern_fixed_float_rows(blk);
                 float *D = malloc(n * out * 4), *A = malloc(n * in * 4);
                 float *want = malloc(out * in * 4), *got = malloc(out * in * 4);
+                float *bp = malloc(dpt_kern_rowpack_floats(n, in) * 4);
                 int64_t *q = malloc(out * in * 8);
                 tu_fill(D, n * out, 31 + si, -1, 1);
                 tu_fill(A, n * in, 41 + bi, -1, 1);
+                dpt_kern_rowpack(bp, A, n, in, 0, n, blk);
+                const size_t u = out / 3;
                 for (int t = 1; t <= 2; t++) {
                     omp_set_num_threads(t);
                     dpt_kern_weight_grad_fixed(q, 0, scale, D, A, n, in, out, blk);
@@ -358,8 +362,13 @@ static void test_fixed_float_bitwise(void **state)
                         got[i] = NAN;
                     dpt_kern_weight_grad_fixed_float(got, scale, D, A, n, in, out, blk);
                     assert_memory_equal(got, want, out * in * 4);
+                    for (size_t i = 0; i < out * in; i++)
+                        got[i] = NAN;
+                    dpt_kern_weight_grad_rows_fixed_float(got + u * in, scale, D + u, out, bp, n, in, out - u, blk);
+                    dpt_kern_weight_grad_rows_fixed_float(got, scale, D, out, bp, n, in, u, blk);
+                    assert_memory_equal(got, want, out * in * 4);
                 }
-                free(D); free(A); free(want); free(got); free(q);
+                free(D); free(A); free(want); free(got); free(q); free(bp);
             }
     }
     dpt_kern_select("avx512");

@@ -127,6 +127,10 @@ void dpt_kern_weight_grad_rows(float *restrict dW, int accumulate, const float *
 void dpt_kern_weight_grad_rows_fixed(int64_t *restrict dWq, int accumulate, double scale, const float *restrict D,
                                      size_t ldd, const float *restrict Bp, size_t n, size_t in, size_t m,
                                      size_t block);
+/* dpt_kern_weight_grad_rows_fixed's sums over one slab (n <=
+ * dpt_kern_fixed_float_rows(block)) as floats, as dpt_kern_weight_grad_fixed_float. */
+void dpt_kern_weight_grad_rows_fixed_float(float *restrict dW, double scale, const float *restrict D, size_t ldd,
+                                           const float *restrict Bp, size_t n, size_t in, size_t m, size_t block);
 void dpt_kern_bias_grad_cols(float *restrict db, int accumulate, const float *restrict D, size_t ldd, size_t n,
                              size_t out);
 void dpt_kern_bias_grad_cols_fixed(int64_t *restrict dbq, int accumulate, double scale, const float *restrict D,

@@ -76,6 +76,8 @@ typedef struct {
     float *ns_delta[DPT_MAX_LAYERS + 1];   /* [node rows, sizes[l]] errors, l = 1..L, rank i's rows after rank i-1's */
     float *ns_pack[DPT_MAX_LAYERS];        /* act[l] of the node rows, packed (dpt_kern_rowpack), l < L */
     void *ns_grad;                         /* [n_params] the node's gradient sums, float or int64 */
+    int ns_float;                          /* deterministic, this step: ns_grad holds the sums as floats */
+    int64_t *ns_bq;                        /* deterministic, one node: [widest layer] bias sums */
     int *ns_rank;                          /* [node_size] each node rank's world rank */
     DptCross *ns_cross;                    /* several nodes: this rank's units allreduced across them */
     size_t ns_u0[DPT_MAX_LAYERS], ns_u1[DPT_MAX_LAYERS];  /* this rank's units [u0, u1) of each layer */
