@@ -8,6 +8,7 @@
  */
 #include "dptrain/kernels.h"
 
+#include <assert.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -335,8 +336,7 @@ size_t dpt_kern_fixed_float_rows(size_t block)
  * dW as floats. */
 static GemmOut fixed_float_out(float *dW, double scale, size_t n, size_t in, size_t block)
 {
-    if (n > dpt_kern_fixed_float_rows(block))
-        abort();   /* the sums of several slabs need int64 storage between them */
+    assert(n <= dpt_kern_fixed_float_rows(block));   /* several slabs need int64 storage between them */
     GemmOut o = fixed_wgrad_out(NULL, 0, scale, n, in, block);
     o.Cf = dW;
     o.inv = 1.0 / scale;
