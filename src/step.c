@@ -358,8 +358,9 @@ static void fixed_point_ctrl(DptStep *s, const DptWork *w, size_t n, size_t n_bl
 
 /* The fixed-point sums of this rank's blocks (zeros after a non-finite
  * value, or for an empty slice) and its exact control words. wf (a lone
- * rank, one slab): the weights' sums as floats there instead, the same bits
- * as their int64 sums converted (nobody else adds to them). */
+ * rank, one slab): every sum as a float there too, the same bits as the
+ * reduced int64 converted (nobody else adds to them); the weights' int64
+ * are never written. */
 static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t correct, int stop, float *wf)
 {
     const DptArch *a = s->arch;
@@ -383,10 +384,12 @@ static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t corr
                 dpt_kern_weight_grad_fixed(q + a->w_off[l], 0, s->scales[2 * l], w->delta[l + 1], w->act[l], n, in,
                                            out, blk);
             dpt_kern_bias_grad_fixed(q + a->b_off[l], 0, s->scales[2 * l + 1], w->delta[l + 1], n, out, blk);
+            if (wf)
+                dpt_kern_fixed_to_float(wf + a->b_off[l], q + a->b_off[l], out, 1.0 / s->scales[2 * l + 1]);
         } else {
             memset(q + a->w_off[l], 0, (in * out + out) * sizeof *q);
             if (wf)
-                memset(wf + a->w_off[l], 0, in * out * sizeof *wf);
+                memset(wf + a->w_off[l], 0, (in * out + out) * sizeof *wf);
         }
         if (s->overlap)
             dpt_dist_reducer_ready(s->red, 1);
@@ -426,13 +429,15 @@ const float *dpt_step_sums(DptStep *s)
 
 /* The step's result from the reduced integers q; the sums themselves are
  * turned into floats (s->grad) by whoever needs them, for the elements
- * needed (fixed_to_float). */
-static DptStepResult from_fixed_point(DptStep *s, const int64_t *q, const int64_t *cq)
+ * needed (fixed_to_float), unless every sum is a float already in `floats`
+ * (one rank or one node, one slab). */
+static DptStepResult from_fixed_point(DptStep *s, const int64_t *q, const int64_t *cq, const float *floats)
 {
     const int L = s->arch->n_layers;
     s->q = q;
-    s->conv_lo = s->conv_hi = 0;
-    s->grad = s->avg;
+    s->conv_lo = 0;
+    s->conv_hi = floats ? s->arch->n_params : 0;
+    s->grad = floats ? floats : s->avg;
     DptStepResult r;
     r.count = (double)cq[Q_COUNT];
     r.correct = (double)cq[Q_CORRECT];
@@ -477,16 +482,7 @@ static DptStepResult step_deterministic(DptStep *s, const float *params, const D
     dpt_timer_start(tm, DPT_T_REDUCE);
     const int64_t *q = dpt_dist_reducer_finish(s->red, d);
     dpt_timer_stop(tm, DPT_T_REDUCE);
-    DptStepResult r = from_fixed_point(s, q, q + a->n_params);
-    if (wf) {
-        /* The weights are floats already; the biases now. */
-        for (int l = 0; l < a->n_layers; l++)
-            to_float_part(s, a->b_off[l], a->b_off[l] + (size_t)a->sizes[l + 1], s->scales[2 * l + 1], 0,
-                          a->n_params);
-        s->conv_lo = 0;
-        s->conv_hi = a->n_params;
-    }
-    return r;
+    return from_fixed_point(s, q, q + a->n_params, wf);
 }
 
 /* ---------------------------------------------------------------- node-sliced steps */
@@ -557,11 +553,18 @@ static void pack_rows(DptStep *s, const DptWork *v, size_t K, size_t off, size_t
         dpt_kern_rowpack(s->ns_pack[l], v->act[l], K, (size_t)s->arch->sizes[l], off, off + n, block);
 }
 
+/* The bytes of one element of the node's sums this step: int64 in
+ * deterministic mode unless they are stored as floats (ns_float). */
+static size_t node_sum_bytes(const DptStep *s)
+{
+    return s->deterministic && !s->ns_float ? sizeof(int64_t) : sizeof(float);
+}
+
 /* Several nodes: elements [i, i + n) of buf (node sums) allreduced with the
  * same node rank on the other nodes, started now. */
 static void cross_start(DptStep *s, void *buf, size_t i, size_t n, DptTimers *tm)
 {
-    const size_t e = s->deterministic ? sizeof(int64_t) : sizeof(float);
+    const size_t e = node_sum_bytes(s);
     dpt_timer_stop(tm, DPT_T_COMPUTE);
     dpt_timer_start(tm, DPT_T_REDUCE);
     dpt_dist_cross_start(s->ns_cross, (char *)buf + i * e, n, s->deterministic);
@@ -580,7 +583,7 @@ static void layer_slice(DptStep *s, void *buf, int l, size_t K, int accumulate, 
 {
     const DptArch *a = s->arch;
     const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1], u0 = s->ns_u0[l], u1 = s->ns_u1[l];
-    const size_t blk = s->det_block;
+    const size_t blk = s->det_block, e = node_sum_bytes(s);
     const float *D = s->ns_delta[l + 1];
     float *g = buf;
     int64_t *q = buf;
@@ -588,10 +591,8 @@ static void layer_slice(DptStep *s, void *buf, int l, size_t K, int accumulate, 
         const size_t m = cross && u1 - r > XROWS ? XROWS : u1 - r, at = a->w_off[l] + r * in;
         if (!s->deterministic)
             dpt_kern_weight_grad_rows(g + at, accumulate, D + r, out, s->ns_pack[l], K, in, m);
-        else if (bad && s->ns_float)
-            memset(g + at, 0, m * in * sizeof *g);
         else if (bad)
-            memset(q + at, 0, m * in * sizeof *q);
+            memset((char *)buf + at * e, 0, m * in * e);
         else if (s->ns_float)
             dpt_kern_weight_grad_rows_fixed_float(g + at, s->scales[2 * l], D + r, out, s->ns_pack[l], K, in, m, blk);
         else
@@ -603,10 +604,8 @@ static void layer_slice(DptStep *s, void *buf, int l, size_t K, int accumulate, 
     const size_t m = u1 - u0, at = a->b_off[l] + u0;
     if (!s->deterministic)
         dpt_kern_bias_grad_cols(g + at, accumulate, D + u0, out, K, m);
-    else if (bad && s->ns_float)
-        memset(g + at, 0, m * sizeof *g);
     else if (bad)
-        memset(q + at, 0, m * sizeof *q);
+        memset((char *)buf + at * e, 0, m * e);
     else if (s->ns_float) {
         dpt_kern_bias_grad_cols_fixed(s->ns_bq, 0, s->scales[2 * l + 1], D + u0, out, K, m, blk);
         dpt_kern_fixed_to_float(g + at, s->ns_bq, m, 1.0 / s->scales[2 * l + 1]);
@@ -712,13 +711,7 @@ static DptStepResult step_sliced_deterministic(DptStep *s, const float *params, 
     dpt_dist_sum_i64(d, cq, N_CTRLQ);   /* and every rank's units are in q */
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     dpt_timer_stop(tm, DPT_T_REDUCE);
-    DptStepResult r = from_fixed_point(s, q, cq);
-    if (s->ns_float) {
-        s->grad = s->ns_grad;
-        s->conv_lo = 0;
-        s->conv_hi = a->n_params;
-    }
-    return r;
+    return from_fixed_point(s, q, cq, s->ns_float ? s->ns_grad : NULL);
 }
 
 DptStepResult dpt_step_gradient(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx,
