@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Where the time goes in a data-parallel step: runs dptrain on one net and
 batch over several layouts (ranks x threads): with several ranks, the flat
-MPI_Allreduce, the node-sliced weight gradient (the default) and each rank's
-gradient summed through shared memory (DPT_SLICED=0), with and without
-overlap, and deterministic mode both ways; prints the per-phase breakdown (seconds, mean over
+MPI_Allreduce, the node-sliced weight gradient (DPT_SLICED=1; the default
+from 4 ranks on a node, from 2 in deterministic mode) and each rank's
+gradient summed through shared memory (DPT_SLICED=0; with overlap, the
+default below that), with and without overlap, and deterministic mode both ways; prints the per-phase breakdown (seconds, mean over
 ranks, with the max) and the throughput ratios, side by side from one run.
 
 Usage: tools/results/dp_timing.py [--layers 784,1024,1024,10] [--batch 256] [--steps 100]
@@ -47,8 +48,8 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="rounds, interleaved; medians are reported")
     ap.add_argument("--json")
     args = ap.parse_args()
-    # shm: the node-sliced weight gradient (the default, DPT_SLICED=1); "summed": each rank's whole
-    # gradient summed through shared memory (DPT_SLICED=0), with and without overlap
+    # shm: the node-sliced weight gradient (DPT_SLICED=1); "summed": each rank's whole gradient
+    # summed through shared memory (DPT_SLICED=0), with and without overlap
     sliced, summed = {"DPT_SLICED": "1"}, {"DPT_SLICED": "0"}
     multi = [("mpi", ["--reduce", "mpi"], {}), ("shm (sliced)", ["--reduce", "shm"], sliced),
              ("shm, summed", ["--reduce", "shm", "--no-overlap"], summed),
