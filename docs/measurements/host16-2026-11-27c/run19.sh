@@ -1,0 +1,204 @@
+#!/bin/bash
+# 16-core host, one short pass (2026-11-27):
+#  A. issue 16: 1 rank x T threads vs PyTorch (its own BLAS) at T = 1..16, batch 1024, two rounds;
+#  B. issue 12: strong (1024) and weak (128/rank) at 1 and 16 ranks, phases; DDP at 1 and 16;
+#  C. the node's ceiling: 16 independent 1-thread processes (no MPI traffic), one per core,
+#     batch 64 and 128, against one alone: compute per step;
+#  D. deterministic vs default, 16 x 1 and 1 x 16 (2 interleaved rounds); E. 1-thread repeat x3.
+set -uo pipefail
+D=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$D/.." && pwd)
+O=${OUT:-/tmp/out}; mkdir -p "$O"
+exec > >(tee "$O/log.txt") 2>&1
+T0=$(date +%s)
+lscpu | grep -E 'Model name|^CPU\(s\)|Thread\(s\)|Core\(s\)|L3|MHz'
+mkdir -p /opt/inih && for f in "$D"/debs/libinih*.deb; do dpkg -x "$f" /opt/inih; done
+if ! command -v pkg-config >/dev/null; then
+  mkdir -p /opt/pkgconf; for f in "$D"/debs/*pkgconf*.deb; do dpkg -x "$f" /opt/pkgconf; done
+  export PATH=/opt/pkgconf/usr/bin:$PATH
+fi
+PC=/opt/inih/usr/lib/x86_64-linux-gnu/pkgconfig
+sed -i 's#^prefix=.*#prefix=/opt/inih/usr#' $PC/inih.pc
+export PKG_CONFIG_PATH=$PC LD_LIBRARY_PATH=/opt/inih/usr/lib/x86_64-linux-gnu:/opt/pkgconf/usr/lib/x86_64-linux-gnu
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+B=/tmp/dpt-build
+cmake -S "$ROOT" -B $B -DCMAKE_BUILD_TYPE=Release -DDPT_TESTS=OFF > "$O/cmake.txt" 2>&1 || { cat "$O/cmake.txt"; exit 1; }
+cmake --build $B -j16 --target dptrain > "$O/build.txt" 2>&1 || { tail -40 "$O/build.txt"; exit 1; }
+echo "built in $(( $(date +%s) - T0 )) s"
+DPT=$B/dptrain; $DPT --version | head -3
+python3 - <<'EOF'
+import numpy as np, h5py
+r = np.random.default_rng(1)
+with h5py.File('/tmp/rand.h5', 'w') as f:
+    f.create_dataset('train/x', data=r.random((32768, 784), dtype=np.float32))
+    f.create_dataset('train/y', data=r.integers(0, 10, 32768).astype(np.int32))
+EOF
+NET="--quiet --data /tmp/rand.h5 --layers 784,1024,1024,10 --hidden sigmoid --output softmax --cost cce --optimizer momentum --lr 0.1 --momentum 0.9 --epochs 1000"
+rate() { python3 -c "
+import json
+L=[json.loads(l) for l in open('$1') if l.strip()]; t=L[-1]['time']; s=L[-1]['step']
+p=' (fwd %.2f wgrad %.2f igrad %.2f)' % tuple(1e3*t[k]['mean']/s for k in ('forward_products','weight_gradients','input_gradients')) if 'forward_products' in t else ''
+print('%d samples/s; per step ms: compute %.2f%s reduce %.2f update %.2f' % (round(s*$2/sum(x['epoch_s'] for x in L)), 1e3*t['compute']['mean']/s, p, 1e3*t['allreduce']['mean']/s, 1e3*t['update']['mean']/s))"; }
+plain() {  # label threads batch steps [options]
+  local lab=$1 T=$2 Bt=$3 S=$4; shift 4; local m=/tmp/p-$lab.jsonl; rm -f "$m"
+  OMP_NUM_THREADS=$T timeout 60 $DPT train $NET --batch $Bt --max-steps $S --metrics "$m" "$@" </dev/null >/dev/null 2>"$O/$lab.err" \
+    && echo "$lab T=$T B=$Bt: $(rate "$m" $Bt)" || echo "$lab failed"; }
+mp() {  # label ranks threads batch steps [options]
+  local lab=$1 P=$2 T=$3 Bt=$4 S=$5; shift 5; local m=/tmp/m-$lab.jsonl; rm -f "$m"
+  local map="--map-by core --bind-to core"; [ "$T" -gt 1 ] && map="--map-by slot:PE=$T --bind-to core"
+  OMP_NUM_THREADS=$T timeout 60 mpirun -np $P $map -x LD_LIBRARY_PATH -x OMP_NUM_THREADS $DPT train $NET \
+    --batch $Bt --max-steps $S --metrics "$m" "$@" </dev/null >"$O/$lab.out" 2>&1 \
+    && echo "$lab ${P}x$T B=$Bt: $(rate "$m" $Bt)" || echo "$lab failed"; }
+torch_threads() {
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE timeout 90 python3 - <<'EOF'
+import time, torch
+cfg = torch.__config__.show()
+print("torch", torch.__version__, "MKL" if "USE_MKL=ON" in cfg else "", "BLAS_INFO=" + next((l.split("BLAS_INFO=")[1].split(",")[0] for l in cfg.splitlines() if "BLAS_INFO=" in l), "?"))
+for th in (1, 2, 4, 8, 16):
+    torch.set_num_threads(th); torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(784, 1024), torch.nn.Sigmoid(), torch.nn.Linear(1024, 1024),
+                              torch.nn.Sigmoid(), torch.nn.Linear(1024, 10))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9); lf = torch.nn.CrossEntropyLoss()
+    X = torch.rand(8192, 784); Y = torch.randint(0, 10, (8192,))
+    def step(i):
+        j = (i % 8) * 1024
+        opt.zero_grad(); lf(net(X[j:j + 1024]), Y[j:j + 1024]).backward(); opt.step()
+    for i in range(3): step(i)
+    t0 = time.perf_counter(); n = 0
+    while time.perf_counter() - t0 < 2.5: step(n); n += 1
+    print("torch T=%d B=1024: %d samples/s" % (th, round(n * 1024 / (time.perf_counter() - t0))), flush=True)
+EOF
+}
+# The four calls made on 2026-11-27: PARTS="A B ddp" (the DDP line then failed on an unquoted $d,
+# fixed below), PARTS="A2 ddp C" (C's 16 concurrent singletons hung: cut at the 420 s limit),
+# PARTS="D E" ROUNDS_D=1, PARTS="F"; after the sliced fixed-point conversion: PARTS="D16 BIT".
+part_A() {
+echo "== A. threads (1 rank) vs PyTorch, batch 1024 (t=$(( $(date +%s) - T0 )))"
+for r in 1 2; do
+  for T in 1 2 4 8 16; do S=40; [ $T -le 2 ] && S=15; plain thr$r-$T $T 1024 $S; done
+  torch_threads
+done
+}
+part_B() {
+echo "== B. scaling, one thread per rank (t=$(( $(date +%s) - T0 )))"
+mp strong-1 1 1 1024 15; mp strong-16 16 1 1024 60; mp weak-1 1 1 128 100; mp weak-16 16 1 2048 100
+mp strong-16-mpi 16 1 1024 60 --reduce mpi
+}
+part_A2() {
+echo "== A2. micro-kernel avx512 vs avx2, 1 rank (t=$(( $(date +%s) - T0 )))"
+for r in 1 2; do
+  for K in avx512 avx2; do
+    DPT_KERNEL=$K plain k$r-$K-1 1 1024 15; DPT_KERNEL=$K plain k$r-$K-8 8 1024 40; DPT_KERNEL=$K plain k$r-$K-16 16 1024 40
+  done
+done
+DPT_KERNEL=avx2 mp strong16-avx2 16 1 1024 60; mp strong16-avx512 16 1 1024 60
+}
+part_ddp() {
+sed '/# single process, threads/,$d' "$D/ddp_cpu_scaling.py" > /tmp/ddp_short.py
+cd /tmp && PS=1,16 OPENBLAS_NUM_THREADS=1 timeout 100 python3 ddp_short.py 2>"$O/ddp.err" | sed "s/^/ddp /"; cd "$ROOT"
+}
+part_C() {
+echo "== C. ceiling: independent processes, one per core (t=$(( $(date +%s) - T0 )))"
+for Bt in 64 128; do
+  plain alone-$Bt 1 $Bt 100
+  for i in $(seq 0 15); do
+    OMP_NUM_THREADS=1 taskset -c $i timeout 60 $DPT train $NET --batch $Bt --max-steps 100 --metrics /tmp/c-$Bt-$i.jsonl </dev/null >/dev/null 2>&1 &
+  done; wait
+  python3 -c "
+import json, statistics as st
+v=[]
+for i in range(16):
+    L=[json.loads(l) for l in open('/tmp/c-$Bt-%d.jsonl' % i) if l.strip()]; v.append(1e3*L[-1]['time']['compute']['mean']/L[-1]['step'])
+print('16 copies B=$Bt: compute ms/step median %.2f min %.2f max %.2f' % (st.median(v), min(v), max(v)))"
+done
+}
+part_D() {
+echo "== D. deterministic vs default (t=$(( $(date +%s) - T0 )))"
+for r in $(seq ${ROUNDS_D:-2}); do
+  mp def16-$r 16 1 1024 40; mp det16-$r 16 1 1024 40 --deterministic
+  mp def1x16-$r 1 16 1024 40; mp det1x16-$r 1 16 1024 40 --deterministic
+done
+}
+part_E() {
+echo "== E. the same 1-thread command three times (t=$(( $(date +%s) - T0 )))"
+for r in 1 2 3; do plain rep-$r 1 1024 15; done
+}
+part_F() {
+echo "== F. 1 thread: core 0 (default pin) vs core 9 vs unpinned"
+for r in 1 2; do
+  plain f$r-pin0 1 1024 15; taskset -c 9 bash -c "true" && { OMP_NUM_THREADS=1 taskset -c 9 $DPT train $NET --batch 1024 --max-steps 15 --metrics /tmp/f9-$r.jsonl </dev/null >/dev/null 2>&1; echo "f$r-core9: $(rate /tmp/f9-$r.jsonl 1024)"; }
+  OMP_PROC_BIND=false plain f$r-unpinned 1 1024 15
+done
+}
+part_D16() {
+echo "== D16. deterministic vs default after the sliced conversion (t=$(( $(date +%s) - T0 )))"
+for r in 1 2; do mp def16-$r 16 1 1024 40; mp det16-$r 16 1 1024 40 --deterministic; done
+mp def1x16 1 16 1024 40; mp det1x16 1 16 1024 40 --deterministic
+}
+part_BIT() {
+echo "== BIT. deterministic models bitwise across layouts (t=$(( $(date +%s) - T0 )))"
+for L in 1x16 4x4 16x1; do P=${L%x*}; T=${L#*x}; mp bit-$L $P $T 1024 10 --deterministic --save /tmp/bit-$L.h5; done
+$DPT compare /tmp/bit-1x16.h5 /tmp/bit-4x4.h5; echo "compare 1x16 4x4: $?"
+$DPT compare /tmp/bit-1x16.h5 /tmp/bit-16x1.h5; echo "compare 1x16 16x1: $?"
+}
+# Added after that run, for the next one (not yet run): PARTS="W" measures the AVX-512
+# in-place forward kernel (off by default until this says it is faster) against the packed
+# path, and checks that both give the same model.
+part_W() {
+echo "== W. forward product with W in place (DPT_W_IN_PLACE=1) vs packed (0) (t=$(( $(date +%s) - T0 )))"
+DPT_W_IN_PLACE=1 $DPT --version | grep kernels
+for r in 1 2; do
+  for w in 0 1; do
+    export DPT_W_IN_PLACE=$w
+    plain w$r-$w-1x1 1 1024 15; plain w$r-$w-1x1-b128 1 128 60; plain w$r-$w-1x16 16 1024 40
+    mp w$r-$w-16x1 16 1 1024 60
+  done
+done
+DPT_W_IN_PLACE=0 plain wbit-0 1 128 20 --save /tmp/wbit-0.h5; DPT_W_IN_PLACE=1 plain wbit-1 1 128 20 --save /tmp/wbit-1.h5
+unset DPT_W_IN_PLACE
+$DPT compare /tmp/wbit-0.h5 /tmp/wbit-1.h5; echo "compare W packed / in place: $?"
+}
+# Added 2026-11-27 (later session), not yet run: PARTS="WP" measures W kept packed once per
+# node (DPT_WPACK=1, the default from 2 ranks on a node for the transposed copy, 4 for the
+# plain one) against every rank packing W in its products (DPT_WPACK=0), and checks the bits.
+ab() {  # VAR TAG: 16 x 1 strong and weak, 4 x 4, with VAR=0 and VAR=1 interleaved, twice
+  local var=$1 tag=$2
+  for r in 1 2; do
+    for v in 0 1; do
+      export "$var=$v"
+      mp $tag$r-$v-16x1 16 1 1024 60; mp $tag$r-$v-16x1-weak 16 1 2048 40; mp $tag$r-$v-4x4 4 4 1024 60
+    done
+  done
+  unset "$var"
+}
+part_WP() {
+echo "== WP. W packed once per node (DPT_WPACK=1) vs per rank and product (0) (t=$(( $(date +%s) - T0 )))"
+ab DPT_WPACK wp
+for w in 0 1; do DPT_WPACK=$w mp wpbit-$w 16 1 1024 10 --deterministic --save /tmp/wpbit-$w.h5; done
+unset DPT_WPACK
+$DPT compare /tmp/wpbit-0.h5 /tmp/wpbit-1.h5; echo "compare WPACK 0 / 1: $?"
+}
+# PARTS="PROF": where a rank's compute goes when 16 ranks share the node (the products' own
+# clock, printed by rate() as fwd/wgrad/igrad): one rank alone at 64 and 128 rows, then 16 ranks
+# at the same rows each, with and without the node's packed W.
+part_PROF() {
+echo "== PROF. products per step, 1 rank alone vs 16 ranks (t=$(( $(date +%s) - T0 )))"
+for r in 1 2; do
+  plain prof$r-solo64 1 64 120; plain prof$r-solo128 1 128 80
+  mp prof$r-16x64 16 1 1024 60; mp prof$r-16x128 16 1 2048 40
+  DPT_WPACK=0 mp prof$r-16x64-wp0 16 1 1024 60
+done
+}
+# Added 2026-11-27 (third session), not yet run: PARTS="SL" measures the node-sliced weight
+# gradient (DPT_SLICED=1, the default from 4 ranks on a node, 2 in deterministic mode: each rank computes its units' rows
+# of dW over the node's rows; no partial gradients written or summed) against the shared-memory
+# reduction of whole per-rank gradients (DPT_SLICED=0), and checks that default-mode training on
+# 16 ranks gives one rank's bits (a 512-row step: one pass on one rank).
+part_SL() {
+echo "== SL. node-sliced weight gradient (DPT_SLICED=1) vs per-rank gradients summed (0) (t=$(( $(date +%s) - T0 )))"
+ab DPT_SLICED sl
+for r in 1 2; do for v in 0 1; do DPT_SLICED=$v mp sl$r-$v-16x1-det 16 1 1024 40 --deterministic; done; done
+plain slbit-1 1 512 10 --save /tmp/slbit-1.h5; mp slbit-16 16 1 512 10 --save /tmp/slbit-16.h5
+$DPT compare /tmp/slbit-1.h5 /tmp/slbit-16.h5; echo "compare 1 rank / 16 ranks, default mode: $?"
+}
+for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
+echo "all done at $(( $(date +%s) - T0 )) s"
