@@ -43,6 +43,11 @@ const char *dpt_kern_name(void);
 /* Whether the chosen kernel reads W in place in the forward product (see
  * kernels.c; DPT_W_IN_PLACE=0/1 overrides the default). */
 int dpt_kern_w_in_place(void);
+/* How a thread team shares a product: 1 each thread its own rows of the
+ * output (where there are as many micro-tile rows as threads), 0 (the
+ * default) the tiles of each block dealt to the team; DPT_ROWSPLIT=1 sets
+ * 1 at start-up. The same bits either way. */
+void dpt_kern_set_rows_split(int mode);
 /* Micro-kernels by level of availability: 0 "generic" (every machine), 1
  * "avx2", 2 "avx512". The level of a name (-1: not one of ours, e.g. cblas),
  * and the name of a level. */
