@@ -200,5 +200,22 @@ for r in 1 2; do for v in 0 1; do DPT_SLICED=$v mp sl$r-$v-16x1-det 16 1 1024 40
 plain slbit-1 1 512 10 --save /tmp/slbit-1.h5; mp slbit-16 16 1 512 10 --save /tmp/slbit-16.h5
 $DPT compare /tmp/slbit-1.h5 /tmp/slbit-16.h5; echo "compare 1 rank / 16 ranks, default mode: $?"
 }
+# Added 2026-11-27 (fourth session): PARTS="RS" measures a thread team taking the product's
+# output rows thread by thread (DPT_ROWSPLIT=1, the default where each thread gets two or more
+# micro-tile rows) against the team sharing each 128-row block's tiles (0), and checks the bits.
+part_RS() {
+echo "== RS. rows split per thread (DPT_ROWSPLIT=1) vs tiles shared per block (0) (t=$(( $(date +%s) - T0 )))"
+for r in 1 2; do
+  for T in 16 8 4 2; do S=40; [ $T -le 2 ] && S=15
+    for v in 0 1; do DPT_ROWSPLIT=$v plain rs$r-$v-1x$T $T 1024 $S; done
+  done
+  for v in 0 1; do export DPT_ROWSPLIT=$v; mp rs$r-$v-4x4 4 4 1024 60; mp rs$r-$v-2x8 2 8 1024 60; done
+  unset DPT_ROWSPLIT
+done
+torch_threads
+for v in 0 1; do DPT_ROWSPLIT=$v plain rsbit-$v 16 1024 10 --save /tmp/rsbit-$v.h5; DPT_ROWSPLIT=$v plain rsdet-$v 16 1024 10 --deterministic --save /tmp/rsdet-$v.h5; done
+$DPT compare /tmp/rsbit-0.h5 /tmp/rsbit-1.h5; echo "compare ROWSPLIT 0 / 1: $?"
+$DPT compare /tmp/rsdet-0.h5 /tmp/rsdet-1.h5; echo "compare ROWSPLIT 0 / 1, deterministic: $?"
+}
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
