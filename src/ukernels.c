@@ -462,9 +462,11 @@ void dpt_ukernel_choose(const char *force)
         dpt_fixed_to_float = to_float_avx2;
     }
     /* W read in place (DPT_W_IN_PLACE=0 turns it off, =1 on): on by default
-     * with AVX2, where it measured faster; off with AVX-512 until measured
-     * on such a machine. Either way a kernel that disagrees with the packed
-     * one on dpt_ukernel_s_agrees' product is not used. */
+     * with AVX2, where it measured faster; off with AVX-512, where it
+     * measured no faster (16-core Xeon: 0.62-1.04x of the packed path,
+     * docs/measurements/host16-2026-11-27c). Either way a kernel that
+     * disagrees with the packed one on dpt_ukernel_s_agrees' product is
+     * not used. */
     const char *wip = getenv("DPT_W_IN_PLACE");
     DptUKernelS ks = NULL;
     if (has512 && !(force && strcmp(force, "avx2") == 0)) {
