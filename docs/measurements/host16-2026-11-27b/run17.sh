@@ -217,5 +217,14 @@ for v in 0 1; do DPT_ROWSPLIT=$v plain rsbit-$v 16 1024 10 --save /tmp/rsbit-$v.
 $DPT compare /tmp/rsbit-0.h5 /tmp/rsbit-1.h5; echo "compare ROWSPLIT 0 / 1: $?"
 $DPT compare /tmp/rsdet-0.h5 /tmp/rsdet-1.h5; echo "compare ROWSPLIT 0 / 1, deterministic: $?"
 }
+# Added 2026-11-27 (fourth session), not yet run: PARTS="TH" measures where a team of threads
+# loses time in one product (tools/bench/bench_threads.c): barrier and fork/join costs, each
+# product shared / by rows, against its 1/T share on one thread alone, at 1-16 threads.
+part_TH() {
+echo "== TH. threads in one product (t=$(( $(date +%s) - T0 )))"
+cmake --build $B -j16 --target bench_threads > "$O/build-th.txt" 2>&1 || { tail -20 "$O/build-th.txt"; return; }
+for r in 1 2; do OMP_PROC_BIND=close OMP_PLACES=cores timeout 120 $B/bench_threads 1024 9 1 2 4 8 16; done
+OMP_PROC_BIND=close OMP_PLACES=cores timeout 60 $B/bench_threads 128 15 1 4 16
+}
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
