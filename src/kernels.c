@@ -24,8 +24,33 @@ enum { KC = 256, MC = 128, NC = 2048 };   /* blocking; tiles are the kernel's (u
 
 /* The packing buffers, static (zero-cost until touched): no kernel
  * allocates, and no init call is needed before the first product. */
-static float pack_a[(MC + DPT_MR) * KC] __attribute__((aligned(64)));   /* [MC/MR panels][KC][MR] */
-static float pack_b[KC * NC] __attribute__((aligned(64)));   /* [NC/NR panels][KC][NR] */
+enum { PACK_A_FLOATS = (MC + DPT_MR) * KC, PACK_B_FLOATS = KC * NC };
+static float pack_a_team[PACK_A_FLOATS] __attribute__((aligned(64)));   /* [MC/MR panels][KC][MR] */
+static float pack_b_team[PACK_B_FLOATS] __attribute__((aligned(64)));   /* [NC/NR panels][KC][NR] */
+
+/* A thread that computes products alone inside a parallel region of its
+ * caller (dpt_kern_solo_begin) packs into buffers of its own, and runs
+ * them without a team of its own; elsewhere the products share the static
+ * buffers and run on the team. Each product reads these on the calling
+ * thread, before its parallel region. */
+static _Thread_local float *solo_buf;
+
+static int rows_split_on(void);
+
+size_t dpt_kern_solo_floats(void)
+{
+    dpt_kern_init();   /* settled before any thread runs a product alone */
+    (void)rows_split_on();
+    return PACK_A_FLOATS + PACK_B_FLOATS;
+}
+
+void dpt_kern_solo_begin(float *buf) { solo_buf = buf; }
+
+void dpt_kern_solo_end(void) { solo_buf = NULL; }
+
+static float *buf_a(void) { return solo_buf ? solo_buf : pack_a_team; }
+
+static float *buf_b(void) { return solo_buf ? solo_buf + PACK_A_FLOATS : pack_b_team; }
 
 static int kern_timing;
 static double kern_time[DPT_KT_COUNT];
@@ -39,7 +64,7 @@ void dpt_kern_times(double t[DPT_KT_COUNT]) { memcpy(t, kern_time, sizeof kern_t
     do {                                                     \
         const double t0_ = kern_timing ? omp_get_wtime() : 0; \
         stmt;                                                \
-        if (kern_timing)                                     \
+        if (kern_timing && (!solo_buf || omp_get_thread_num() == 0)) \
             kern_time[which] += omp_get_wtime() - t0_;       \
     } while (0)
 
@@ -298,8 +323,9 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
     const size_t kcmax = o->Cq || o->Cf ? KC / o->block * o->block : KC;
     const size_t mr = (size_t)dpt_umr, nr = (size_t)dpt_unr, mcmax = (MC + mr - 1) / mr * mr, ncmax = NC / nr * nr;
     const int small = M * N * K < 32768;  /* not worth waking the team */
-    const int rows_wanted = rows_split_on();
-#pragma omp parallel if (!small)
+    const int rows_wanted = rows_split_on(), solo = solo_buf != NULL;
+    float *const pack_a = buf_a(), *const pack_b = buf_b();
+#pragma omp parallel if (!small && !solo)
     {
         float tile[DPT_MR * DPT_NR] __attribute__((aligned(64)));
         int64_t qtile[DPT_MR * DPT_NR] __attribute__((aligned(64)));
@@ -535,7 +561,9 @@ static void forward_inplace(float *restrict Z, const float *restrict X, const fl
         memset(Z, 0, n * out * sizeof *Z);
         return;
     }
-#pragma omp parallel if (n * in * out >= 32768)
+    const int solo = solo_buf != NULL;
+    float *const pack_b = buf_b();
+#pragma omp parallel if (n * in * out >= 32768 && !solo)
     {
         float tiles[FWD_NB / DPT_NR_AVX2 * DPT_MR * DPT_NR] __attribute__((aligned(64)));
         float pa[DPT_MR * KC] __attribute__((aligned(64)));
@@ -588,7 +616,9 @@ static void input_grad_small(float *restrict dA, const float *restrict D, const 
         memset(dA, 0, n * in * sizeof *dA);
         return;
     }
-#pragma omp parallel if (n * in * out >= 32768)
+    const int solo = solo_buf != NULL;
+    float *const pack_a = buf_a();
+#pragma omp parallel if (n * in * out >= 32768 && !solo)
     {
         float tile[DPT_MR * DPT_NR] __attribute__((aligned(64)));
         float pb[KC * DPT_NR] __attribute__((aligned(64)));

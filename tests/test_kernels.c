@@ -585,6 +585,73 @@ static void test_rows_split_bitwise(void **state)
     dpt_kern_select("avx512");
 }
 
+/* Threads of a caller's region that each compute their own rows (forward,
+ * input gradient) and their own units of the weight gradient (from the rows
+ * packed together), every product alone with its own buffers
+ * (dpt_kern_solo_begin), give the bits of the products run on a team: every
+ * kernel, 2-4 threads (so some threads have no rows or units), with and
+ * without W kept packed, across slabs and ragged panels. */
+static void test_solo_threads_bitwise(void **state)
+{
+    (void)state;
+    const Shape sh[] = {{45, 300, 70}, {130, 257, 513}, {3, 40, 5}, {64, 784, 100}};
+    int saved = omp_get_max_threads();
+    for (size_t kk = 0; kk < 3; kk++) {
+        if (!dpt_kern_select(kernels[kk]))
+            continue;
+        const size_t per = dpt_kern_solo_floats();
+        float *bufs = aligned_alloc(64, 4 * per * sizeof(float));
+        for (size_t si = 0; si < sizeof sh / sizeof sh[0]; si++) {
+            const size_t n = sh[si].n, in = sh[si].in, out = sh[si].out, m = in * out;
+            float *X = malloc(n * in * 4), *W = malloc(m * 4), *b = malloc(out * 4), *D = malloc(n * out * 4);
+            float *Z0 = malloc(n * out * 4), *Z1 = malloc(n * out * 4), *A0 = malloc(n * in * 4), *A1 = malloc(n * in * 4);
+            float *G0 = malloc(m * 4), *G1 = malloc(m * 4), *bp = malloc(dpt_kern_rowpack_floats(n, in) * 4);
+            tu_fill(X, n * in, 181 + si, -1, 1);
+            tu_fill(W, m, 191 + si, -1, 1);
+            tu_fill(b, out, 201 + si, -1, 1);
+            tu_fill(D, n * out, 211 + si, -1, 1);
+            const size_t ff = dpt_kern_wpack_floats(in, out, 1, n), fb = dpt_kern_wpack_floats(in, out, 0, n);
+            float *pf = ff ? calloc(ff, 4) : NULL, *pw = fb ? calloc(fb, 4) : NULL;
+            if (pf)
+                dpt_kern_wpack(pf, 1, W, in, out, 0, m);
+            if (pw)
+                dpt_kern_wpack(pw, 0, W, in, out, 0, m);
+            for (int packed = 0; packed < 2; packed++) {
+                const float *wf = packed ? pf : NULL, *wb = packed ? pw : NULL;
+                omp_set_num_threads(2);
+                dpt_kern_forward_act(Z0, NULL, X, W, wf, b, DPT_ACT_LINEAR, n, in, out);
+                dpt_kern_input_grad(A0, D, W, wb, n, in, out);
+                dpt_kern_weight_grad(G0, 0, D, X, n, in, out);
+                for (int T = 2; T <= 4; T++) {
+                    memset(Z1, 0xff, n * out * 4);
+                    memset(A1, 0xff, n * in * 4);
+                    memset(G1, 0xff, m * 4);
+#pragma omp parallel num_threads(T)
+                    {
+                        const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+                        const size_t r0 = n * t / nt, r1 = n * (t + 1) / nt, u0 = out * t / nt, u1 = out * (t + 1) / nt;
+                        dpt_kern_solo_begin(bufs + t * per);
+                        dpt_kern_forward_act(Z1 + r0 * out, NULL, X + r0 * in, W, wf, b, DPT_ACT_LINEAR, r1 - r0, in, out);
+                        dpt_kern_input_grad(A1 + r0 * in, D + r0 * out, W, wb, r1 - r0, in, out);
+                        dpt_kern_rowpack(bp, X + r0 * in, n, in, r0, r1, 0);
+#pragma omp barrier
+                        dpt_kern_weight_grad_rows(G1 + u0 * in, 0, D + u0, out, bp, n, in, u1 - u0);
+                        dpt_kern_solo_end();
+                    }
+                    assert_memory_equal(Z0, Z1, n * out * 4);
+                    assert_memory_equal(A0, A1, n * in * 4);
+                    assert_memory_equal(G0, G1, m * 4);
+                }
+            }
+            free(X); free(W); free(b); free(D); free(Z0); free(Z1); free(A0); free(A1); free(G0); free(G1);
+            free(bp); free(pf); free(pw);
+        }
+        free(bufs);
+    }
+    omp_set_num_threads(saved);
+    dpt_kern_select("avx512");
+}
+
 /* The node-sliced weight gradient: rows packed in pieces by several callers
  * (any order), each caller's output rows computed over all the rows, are
  * bitwise the whole product over the same rows, in float and fixed point
@@ -805,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_wpack_bitwise),
         cmocka_unit_test(test_rowpack_sliced),
         cmocka_unit_test(test_rows_split_bitwise),
+        cmocka_unit_test(test_solo_threads_bitwise),
         cmocka_unit_test(test_product_timing),
         cmocka_unit_test(test_bias_grad_chain),
         cmocka_unit_test(test_inplace_selfcheck),

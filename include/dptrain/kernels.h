@@ -48,6 +48,16 @@ int dpt_kern_w_in_place(void);
  * default) the tiles of each block dealt to the team; DPT_ROWSPLIT=1 sets
  * 1 at start-up. The same bits either way. */
 void dpt_kern_set_rows_split(int mode);
+/* A thread of a caller's parallel region may run products on its own:
+ * between dpt_kern_solo_begin(buf) and dpt_kern_solo_end() on that thread,
+ * every product it calls packs into buf (dpt_kern_solo_floats() floats,
+ * 64-byte aligned, the thread's alone) and runs without a team, so that the
+ * threads of the region can each compute their own rows at once. The same
+ * bits as the product on a team. Call dpt_kern_solo_floats before the
+ * region (it settles the kernel choice). */
+size_t dpt_kern_solo_floats(void);
+void dpt_kern_solo_begin(float *buf);
+void dpt_kern_solo_end(void);
 /* Micro-kernels by level of availability: 0 "generic" (every machine), 1
  * "avx2", 2 "avx512". The level of a name (-1: not one of ours, e.g. cblas),
  * and the name of a level. */
