@@ -1,6 +1,7 @@
 #include "dptrain/step.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,6 +100,57 @@ static DptStatus sliced_init(DptStep *s, int shared)
     return DPT_OK;
 }
 
+/* ---------------------------------------------------------------- threads as ranks
+ * DPT_TEAM=1 (default mode, where the node-sliced gradient does not run,
+ * two threads or more): each pass is one parallel region in which every
+ * thread computes the forward pass, costs and errors of its own rows with
+ * products of its own (dpt_kern_solo_begin) and packs its rows'
+ * activations, then, after one barrier, the weight and bias gradients of its
+ * own units over all the pass's rows: the node-sliced gradient among a
+ * rank's threads, one barrier a pass instead of a team's two per block of
+ * every product. The same bits as the products on a team: rows are
+ * independent, and each unit's sums run over the rows in the same order. */
+static DptStatus team_init(DptStep *s)
+{
+    const char *env = getenv("DPT_TEAM");
+    const int T = omp_get_max_threads();
+    if (!(env && strcmp(env, "1") == 0) || s->deterministic || s->sliced || T < 2 ||
+        dpt_kern_rowpack_floats(1, 1) == 0)
+        return DPT_OK;
+    const DptArch *a = s->arch;
+    size_t at[DPT_MAX_LAYERS], total = 0;
+    for (int l = 0; l < a->n_layers; l++) {
+        at[l] = total;
+        total += (dpt_kern_rowpack_floats(s->chunk, (size_t)a->sizes[l]) + 15) / 16 * 16;
+    }
+    s->team_floats = (dpt_kern_solo_floats() + 15) / 16 * 16;
+    s->team_buf = dpt_aligned_alloc((size_t)T * s->team_floats * sizeof(float), "threads' packing buffers");
+    s->team_mem = dpt_aligned_alloc(total * sizeof(float), "packed activations");
+    if (!s->team_buf || !s->team_mem)
+        return DPT_ENOMEM;
+    for (int l = 0; l < a->n_layers; l++)
+        s->team_pack[l] = s->team_mem + at[l];
+    s->team = T;
+    return DPT_OK;
+}
+
+/* The work buffers from row r0 on. */
+static DptWork rows_view(const DptWork *w, const DptArch *a, size_t r0)
+{
+    DptWork v = *w;
+    const size_t k = (size_t)a->sizes[a->n_layers];
+    for (int l = 0; l <= a->n_layers; l++) {
+        v.act[l] = w->act[l] + r0 * (size_t)a->sizes[l];
+        v.delta[l] = w->delta[l] + r0 * (size_t)a->sizes[l];
+    }
+    v.zout = w->zout + r0 * k;
+    v.y = w->y + r0 * k;
+    v.cls = w->cls + r0;
+    v.row_loss = w->row_loss + r0;
+    v.cap = w->cap - r0;
+    return v;
+}
+
 DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_t batch, int deterministic,
                         int overlap, size_t det_block, DptReduceKind reduce, size_t *rows)
 {
@@ -124,6 +176,7 @@ DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_
     const size_t n = arch->n_params + (deterministic ? N_CTRLQ : N_CTRL);
     const int shared = reduce != DPT_REDUCE_MPI;
     DPT_TRY(sliced_init(s, shared));
+    DPT_TRY(team_init(s));
     if (s->sliced) {
         s->overlap = 0;   /* nothing left to overlap on one node */
     } else {
@@ -161,6 +214,8 @@ void dpt_step_free(DptStep *s)
     free(s->bounds);
     free(s->row_a);
     free(s->row_d);
+    free(s->team_buf);
+    free(s->team_mem);
     memset(s, 0, sizeof *s);
 }
 
@@ -211,6 +266,55 @@ static void bucket_hook(void *ctx, int l)
     dpt_dist_reducer_ready(s->red, 1);
 }
 
+/* One pass of n rows (idx[0..n)) in one parallel region of s->team threads
+ * (threads as ranks, above): the gradient sums into s->sum (added to them
+ * with accumulate); returns the pass's cost, its rows in order, and counts
+ * the rows predicted right. The compute timer is left running. */
+static double team_pass(DptStep *s, DptWork *w, const float *params, const DptSplit *train, const uint32_t *idx,
+                        size_t n, int accumulate, int64_t *correct, DptTimers *tm)
+{
+    const DptArch *a = s->arch;
+    const int L = a->n_layers;
+    float *sum = s->sum;
+    int64_t right = 0;
+    dpt_timer_start(tm, DPT_T_DATA);
+    dpt_data_gather(w->act[0], w->y, w->cls, train, idx, 0, n, (size_t)a->sizes[L]);
+    dpt_timer_stop(tm, DPT_T_DATA);
+    dpt_timer_start(tm, DPT_T_COMPUTE);
+    /* Race-free: a thread writes its rows of the work buffers and of the
+     * packed activations, then (after the barrier) its units of the sums. */
+#pragma omp parallel num_threads(s->team) reduction(+ : right)
+    {
+        const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+        const size_t r0 = n * t / nt, r1 = n * (t + 1) / nt;
+        DptWork v = rows_view(w, a, r0);
+        int64_t mine = 0;
+        dpt_kern_solo_begin(s->team_buf + t * s->team_floats);
+        if (r1 > r0) {
+            dpt_net_forward(&v, a, params, r1 - r0);
+            dpt_net_loss(&v, a, r1 - r0, 1, &mine);
+            dpt_net_deltas(&v, a, params, r1 - r0);
+            for (int l = 0; l < L; l++)
+                dpt_kern_rowpack(s->team_pack[l], v.act[l], n, (size_t)a->sizes[l], r0, r1, 0);
+        }
+        right += mine;
+#pragma omp barrier
+        for (int l = L - 1; l >= 0; l--) {
+            const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
+            const size_t u0 = out * t / nt, u1 = out * (t + 1) / nt;
+            const float *D = w->delta[l + 1] + u0;
+            dpt_kern_weight_grad_rows(sum + a->w_off[l] + u0 * in, accumulate, D, out, s->team_pack[l], n, in, u1 - u0);
+            dpt_kern_bias_grad_cols(sum + a->b_off[l] + u0, accumulate, D, out, n, u1 - u0);
+        }
+        dpt_kern_solo_end();
+    }
+    *correct = right;
+    double total = 0.0;   /* the rows' costs in row order, as dpt_net_loss adds them */
+    for (size_t r = 0; r < n; r++)
+        total += w->row_loss[r];
+    return total;
+}
+
 /* Gradient sums over this rank's slice of idx[0..cnt), in passes of at most
  * s->chunk rows, reduced with the control words. */
 static DptStepResult step_default(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx,
@@ -237,6 +341,17 @@ static DptStepResult step_default(DptStep *s, const float *params, const DptSpli
         size_t n = hi - c0 < s->chunk ? hi - c0 : s->chunk;
         int last = c0 + n == hi;
         int64_t right = 0;
+        if (s->team) {
+            loss += team_pass(s, w, params, train, idx + c0, n, c0 > lo, &right, tm);
+            correct += right;
+            if (last) {
+                encode_ctrl(ctrl, (int64_t)(hi - lo), correct, loss, !isfinite(loss), stop);
+                for (int l = a->n_layers - 1; l >= 0 && hook; l--)
+                    hook(s, l);   /* every bucket complete at once */
+            }
+            dpt_timer_stop(tm, DPT_T_COMPUTE);
+            continue;
+        }
         gather_forward(s, w, params, train, idx + c0, n, tm);
         loss += dpt_net_loss(w, a, n, 1, &right);
         correct += right;

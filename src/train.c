@@ -189,6 +189,10 @@ static void print_header(const Trainer *t)
                      !t->step.overlap            ? ""
                      : t->step.deterministic ? ", per-layer buckets as their fixed-point sums complete (overlap)"
                                              : ", per-layer buckets during backprop (overlap)");
+    if (t->step.team)
+        dpt_log_info("threads as ranks: each of the %d threads computes its rows, then its units of the weight "
+                     "gradient over all of them (DPT_TEAM)%s\n", t->step.team,
+                     t->step.overlap ? "; the layers' buckets are handed over together at the end" : "");
     if (t->wp) {
         int f = 0, b = 0;
         for (int l = 0; l < t->arch.n_layers; l++) {

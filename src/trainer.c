@@ -134,7 +134,8 @@ static DptStatus setup_params(Trainer *t)
  * cache-sized buffer, so each copy is kept where it measured faster (2 cores,
  * README "Performance"): the forward product's (a transpose) from 2 ranks on
  * a node, the input gradient's (a copy) from 4. DPT_WPACK=0/1 turns both
- * off/on (on also keeps copies on a rank of its own). The ranks of a node
+ * off/on (on also keeps copies on a rank of its own); a rank whose threads
+ * work as ranks (DPT_TEAM=1) keeps both. The ranks of a node
  * agree on where each copy lies: a copy is kept where all of them would use
  * it (a rank's thread count decides whether its forward product reads W in
  * place), and none unless every rank's kernel has the same panel width.
@@ -147,8 +148,10 @@ static DptStatus alloc_wpack(Trainer *t, size_t rows)
     const int shared = t->shared_model;
     const char *env = getenv("DPT_WPACK");
     const int forced = env && *env, on_env = forced && atoi(env) != 0;
-    int on = forced ? on_env : shared && d->node_size >= WPACK_FWD_RANKS;
-    const int bwd_on = forced ? on_env : shared && d->node_size >= WPACK_BWD_RANKS;
+    /* threads as ranks (step.c) share W like ranks: both copies */
+    const int team = t->step.team > 0;
+    int on = forced ? on_env : (shared && d->node_size >= WPACK_FWD_RANKS) || team;
+    const int bwd_on = forced ? on_env : (shared && d->node_size >= WPACK_BWD_RANKS) || team;
     if (shared) {
         const int same_panels = dpt_dist_same_hash(d, (uint64_t)dpt_kern_panel_width());
         on = dpt_dist_node_all(d, on) && same_panels;

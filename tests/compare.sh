@@ -3,7 +3,8 @@
 # default mode: with the node-sliced weight gradient (DPT_SLICED=1) bitwise,
 # with each rank's gradient summed (DPT_SLICED=0) they differ bitwise and are
 # the same within a tolerance, named where; in deterministic mode (bitwise);
-# other layers (differ); a missing file.
+# threads as ranks (DPT_TEAM=1) against threads sharing each product
+# (bitwise); other layers (differ); a missing file.
 # Usage: compare.sh DPTRAIN MPIEXEC
 set -u
 DPTRAIN=$1
@@ -20,6 +21,21 @@ for np in 1 2; do
 done
 DPT_SLICED=0 "$MPIEXEC" --oversubscribe -n 2 "$DPTRAIN" train "${A[@]}" --save "$T/s2.h5" </dev/null
 "$DPTRAIN" train "${A[@]}" --layers 20,8,4 --save "$T/other.h5" </dev/null
+# Threads as ranks (DPT_TEAM=1): the bits of the threads sharing each
+# product, on 2 and 3 threads, in one pass and in three (batch 1100: passes
+# of 512, 512, 76 rows), and on 2 ranks x 2 threads (with overlap's buckets).
+mkdir -p "$T/big" && make_dataset "$T/big" 2300
+B=(--data "$T/big/d.h5" --layers 20,16,4 --batch 1100 --epochs 2 --quiet)
+for th in 2 3; do
+    for team in 0 1; do
+        DPT_TEAM=$team OMP_NUM_THREADS=$th "$DPTRAIN" train "${A[@]}" --save "$T/t$th-$team.h5" </dev/null 2>/dev/null
+        DPT_TEAM=$team OMP_NUM_THREADS=$th "$DPTRAIN" train "${B[@]}" --save "$T/b$th-$team.h5" </dev/null 2>/dev/null
+    done
+done
+for team in 0 1; do
+    DPT_TEAM=$team OMP_NUM_THREADS=2 "$MPIEXEC" --oversubscribe --bind-to none -n 2 -x DPT_TEAM -x OMP_NUM_THREADS \
+        "$DPTRAIN" train "${A[@]}" --save "$T/r2-$team.h5" </dev/null 2>/dev/null
+done
 expect() {   # status, fragment of the output, command...
     local want=$1 frag=$2 out rc
     shift 2
@@ -35,6 +51,11 @@ expect 0 "the same 404 parameters (bitwise)" "$DPTRAIN" compare "$T/p1.h5" "$T/p
 expect 0 "(bitwise)" "$DPTRAIN" compare "$T/d1.h5" "$T/d2.h5"
 expect 0 "the same 404 parameters (bitwise)" "$DPTRAIN" compare "$T/p1.h5" "$T/p2.h5"
 expect 9 "differ in .* of 404 parameters; largest |a - b| = .* at layer [01] " "$DPTRAIN" compare "$T/p1.h5" "$T/s2.h5"
+for th in 2 3; do
+    expect 0 "the same 404 parameters (bitwise)" "$DPTRAIN" compare "$T/t$th-0.h5" "$T/t$th-1.h5"
+    expect 0 "the same 404 parameters (bitwise)" "$DPTRAIN" compare "$T/b$th-0.h5" "$T/b$th-1.h5"
+done
+expect 0 "the same 404 parameters (bitwise)" "$DPTRAIN" compare "$T/r2-0.h5" "$T/r2-1.h5"
 expect 0 "within the tolerance" "$DPTRAIN" compare "$T/p1.h5" "$T/s2.h5" --rtol 1e-4 --atol 1e-6
 expect 9 "differ: layers 20,16,4" "$DPTRAIN" compare "$T/p1.h5" "$T/other.h5"
 expect 3 "cannot open" "$DPTRAIN" compare "$T/p1.h5" "$T/missing.h5"

@@ -81,6 +81,12 @@ typedef struct {
     int *ns_rank;                          /* [node_size] each node rank's world rank */
     DptCross *ns_cross;                    /* several nodes: this rank's units allreduced across them */
     size_t ns_u0[DPT_MAX_LAYERS], ns_u1[DPT_MAX_LAYERS];  /* this rank's units [u0, u1) of each layer */
+    /* threads as ranks (team: see step.c): one parallel region a pass */
+    int team;                              /* threads of the region (0: off) */
+    float *team_buf;                       /* [team][dpt_kern_solo_floats()] each thread's packing buffers */
+    size_t team_floats;                    /* floats of one thread's buffers (a multiple of 16) */
+    float *team_pack[DPT_MAX_LAYERS];      /* act[l] of the pass's rows, packed (dpt_kern_rowpack), l < L */
+    float *team_mem;                       /* the allocation behind team_pack */
 } DptStep;
 
 /* --det-block 0: the block from the global batch alone (so that results stay
