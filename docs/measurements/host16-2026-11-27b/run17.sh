@@ -226,5 +226,19 @@ cmake --build $B -j16 --target bench_threads > "$O/build-th.txt" 2>&1 || { tail 
 for r in 1 2; do OMP_PROC_BIND=close OMP_PLACES=cores timeout 120 $B/bench_threads 1024 9 1 2 4 8 16; done
 OMP_PROC_BIND=close OMP_PLACES=cores timeout 60 $B/bench_threads 128 15 1 4 16
 }
+# Added 2026-11-27 (fourth session), not yet run: PARTS="TM" measures threads as ranks
+# (DPT_TEAM=1: one parallel region a pass, each thread its rows, then its units of the weight
+# gradient) against threads sharing each product (0), one rank and 2 x 8, and checks the bits.
+part_TM() {
+echo "== TM. threads as ranks (DPT_TEAM=1) vs sharing each product (0) (t=$(( $(date +%s) - T0 )))"
+for r in 1 2; do
+  for T in 16 8 4 2; do S=40; [ $T -le 2 ] && S=15
+    for v in 0 1; do DPT_TEAM=$v plain tm$r-$v-1x$T $T 1024 $S; done
+  done
+  for v in 0 1; do DPT_TEAM=$v plain tm$r-$v-1x16-b256 16 256 80; export DPT_TEAM=$v; mp tm$r-$v-2x8 2 8 1024 60; unset DPT_TEAM; done
+done
+for v in 0 1; do DPT_TEAM=$v plain tmbit-$v 16 1024 10 --save /tmp/tmbit-$v.h5; done
+$DPT compare /tmp/tmbit-0.h5 /tmp/tmbit-1.h5; echo "compare TEAM 0 / 1: $?"
+}
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
