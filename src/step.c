@@ -101,15 +101,17 @@ static DptStatus sliced_init(DptStep *s, int shared)
 }
 
 /* ---------------------------------------------------------------- threads as ranks
- * In default mode, where the node-sliced gradient does not run, on two
- * threads or more: each pass is one parallel region in which every
+ * Where the node-sliced gradient does not run, on two threads or more:
+ * each pass is one parallel region in which every
  * thread computes the forward pass, costs and errors of its own rows with
  * products of its own (dpt_kern_solo_begin) and packs its rows'
  * activations, then, after one barrier, the weight and bias gradients of its
  * own units over all the pass's rows: the node-sliced gradient among a
  * rank's threads, one barrier a pass instead of a team's two per block of
- * every product. The same bits as the products on a team: rows are
- * independent, and each unit's sums run over the rows in the same order.
+ * every product (deterministic mode: two regions, the bounds' allreduce
+ * between them, each unit's fixed-point sums block by block). The same
+ * bits as the products on a team: rows are independent, and each unit's
+ * sums run over the rows in the same order.
  * On by default for nets of 2^18 parameters or more with 32 rows or more a
  * thread in a pass: on 2 cores ([784,1024,1024,10], 1 x 2, interleaved
  * pairs) it measured 1.04x (median of 12, 0.76-1.34) at batch 128, 1.05x
@@ -124,7 +126,7 @@ static DptStatus team_init(DptStep *s)
     const int T = omp_get_max_threads();
     const int on = env && *env ? atoi(env) != 0
                                : a->n_params >= TEAM_MIN_PARAMS && s->chunk >= (size_t)TEAM_MIN_ROWS * (size_t)T;
-    if (!on || s->deterministic || s->sliced || T < 2 || dpt_kern_rowpack_floats(1, 1) == 0)
+    if (!on || s->sliced || T < 2 || dpt_kern_rowpack_floats(1, 1) == 0)
         return DPT_OK;
     size_t at[DPT_MAX_LAYERS], total = 0;
     for (int l = 0; l < a->n_layers; l++) {
@@ -254,15 +256,22 @@ static DptStepResult decode_ctrl(const float *ctrl)
 
 /* ---------------------------------------------------------------- default mode */
 
-/* Rows idx[0..n) of the training split into the work buffers, then the
- * forward pass over them; the compute timer is left running. */
-static void gather_forward(DptStep *s, DptWork *w, const float *params, const DptSplit *train, const uint32_t *idx,
-                           size_t n, DptTimers *tm)
+/* Rows idx[0..n) of the training split into the work buffers; the compute
+ * timer is left running. */
+static void gather_rows(DptStep *s, DptWork *w, const DptSplit *train, const uint32_t *idx, size_t n, DptTimers *tm)
 {
     dpt_timer_start(tm, DPT_T_DATA);
     dpt_data_gather(w->act[0], w->y, w->cls, train, idx, 0, n, (size_t)s->arch->sizes[s->arch->n_layers]);
     dpt_timer_stop(tm, DPT_T_DATA);
     dpt_timer_start(tm, DPT_T_COMPUTE);
+}
+
+/* Rows idx[0..n) of the training split into the work buffers, then the
+ * forward pass over them; the compute timer is left running. */
+static void gather_forward(DptStep *s, DptWork *w, const float *params, const DptSplit *train, const uint32_t *idx,
+                           size_t n, DptTimers *tm)
+{
+    gather_rows(s, w, train, idx, n, tm);
     dpt_net_forward(w, s->arch, params, n);
 }
 
@@ -272,6 +281,42 @@ static void bucket_hook(void *ctx, int l)
     DptStep *s = ctx;
     (void)l;
     dpt_dist_reducer_ready(s->red, 1);
+}
+
+/* Thread t of nt in a team region: the forward pass, costs and errors of
+ * its rows of the pass's n (in w), and their activations into the packed
+ * copies (laid out for blocks of `block` rows, 0: the float slabs); the
+ * rows it predicted right. Race-free: it writes only its rows. */
+static int64_t team_rows(DptStep *s, DptWork *w, const float *params, size_t n, size_t t, size_t nt, size_t block)
+{
+    const DptArch *a = s->arch;
+    const size_t r0 = n * t / nt, r1 = n * (t + 1) / nt;
+    DptWork v = rows_view(w, a, r0);
+    int64_t right = 0;
+    if (r1 > r0) {
+        dpt_net_forward(&v, a, params, r1 - r0);
+        dpt_net_loss(&v, a, r1 - r0, 1, &right);
+        dpt_net_deltas(&v, a, params, r1 - r0);
+        for (int l = 0; l < a->n_layers; l++)
+            dpt_kern_rowpack(s->team_pack[l], v.act[l], n, (size_t)a->sizes[l], r0, r1, block);
+    }
+    return right;
+}
+
+/* Thread t of nt's units [*u0, *u1) of a layer of `out`. */
+static void team_units(size_t out, size_t t, size_t nt, size_t *u0, size_t *u1)
+{
+    *u0 = out * t / nt;
+    *u1 = out * (t + 1) / nt;
+}
+
+/* The rows' costs in row order, as dpt_net_loss adds them. */
+static double rows_cost(const DptWork *w, size_t n)
+{
+    double total = 0.0;
+    for (size_t r = 0; r < n; r++)
+        total += w->row_loss[r];
+    return total;
 }
 
 /* One pass of n rows (idx[0..n)) in one parallel region of s->team threads
@@ -285,31 +330,19 @@ static double team_pass(DptStep *s, DptWork *w, const float *params, const DptSp
     const int L = a->n_layers;
     float *sum = s->sum;
     int64_t right = 0;
-    dpt_timer_start(tm, DPT_T_DATA);
-    dpt_data_gather(w->act[0], w->y, w->cls, train, idx, 0, n, (size_t)a->sizes[L]);
-    dpt_timer_stop(tm, DPT_T_DATA);
-    dpt_timer_start(tm, DPT_T_COMPUTE);
+    gather_rows(s, w, train, idx, n, tm);
     /* Race-free: a thread writes its rows of the work buffers and of the
      * packed activations, then (after the barrier) its units of the sums. */
 #pragma omp parallel num_threads(s->team) reduction(+ : right)
     {
         const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
-        const size_t r0 = n * t / nt, r1 = n * (t + 1) / nt;
-        DptWork v = rows_view(w, a, r0);
-        int64_t mine = 0;
         dpt_kern_solo_begin(s->team_buf + t * s->team_floats);
-        if (r1 > r0) {
-            dpt_net_forward(&v, a, params, r1 - r0);
-            dpt_net_loss(&v, a, r1 - r0, 1, &mine);
-            dpt_net_deltas(&v, a, params, r1 - r0);
-            for (int l = 0; l < L; l++)
-                dpt_kern_rowpack(s->team_pack[l], v.act[l], n, (size_t)a->sizes[l], r0, r1, 0);
-        }
-        right += mine;
+        right += team_rows(s, w, params, n, t, nt, 0);
 #pragma omp barrier
         for (int l = L - 1; l >= 0; l--) {
             const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
-            const size_t u0 = out * t / nt, u1 = out * (t + 1) / nt;
+            size_t u0, u1;
+            team_units(out, t, nt, &u0, &u1);
             const float *D = w->delta[l + 1] + u0;
             dpt_kern_weight_grad_rows(sum + a->w_off[l] + u0 * in, accumulate, D, out, s->team_pack[l], n, in, u1 - u0);
             dpt_kern_bias_grad_cols(sum + a->b_off[l] + u0, accumulate, D, out, n, u1 - u0);
@@ -317,10 +350,7 @@ static double team_pass(DptStep *s, DptWork *w, const float *params, const DptSp
         dpt_kern_solo_end();
     }
     *correct = right;
-    double total = 0.0;   /* the rows' costs in row order, as dpt_net_loss adds them */
-    for (size_t r = 0; r < n; r++)
-        total += w->row_loss[r];
-    return total;
+    return rows_cost(w, n);
 }
 
 /* Gradient sums over this rank's slice of idx[0..cnt), in passes of at most
@@ -479,6 +509,46 @@ static void fixed_point_ctrl(DptStep *s, const DptWork *w, size_t n, size_t n_bl
     cq[Q_STOP] = stop ? 1 : 0;
 }
 
+/* Threads as ranks, deterministic mode: each thread its units' fixed-point
+ * sums over the n rows packed by team_rows (zeros if bad), into s->sumq,
+ * the weights' also as floats into wf where given (one slab, a lone rank). */
+static void team_fixed_sums(DptStep *s, size_t n, int bad, float *wf)
+{
+    const DptArch *a = s->arch;
+    const size_t blk = s->det_block;
+    int64_t *q = s->sumq;
+#pragma omp parallel num_threads(s->team)
+    {
+        const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+        dpt_kern_solo_begin(s->team_buf + t * s->team_floats);
+        for (int l = a->n_layers - 1; l >= 0; l--) {
+            const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1], wo = a->w_off[l], bo = a->b_off[l];
+            size_t u0, u1;
+            team_units(out, t, nt, &u0, &u1);
+            const size_t m = u1 - u0;
+            const float *D = s->work->delta[l + 1] + u0;
+            const double sw = s->scales[2 * l], sb = s->scales[2 * l + 1];
+            if (bad) {
+                memset(q + wo + u0 * in, 0, m * in * sizeof *q);
+                memset(q + bo + u0, 0, m * sizeof *q);
+                if (wf) {
+                    memset(wf + wo + u0 * in, 0, m * in * sizeof *wf);
+                    memset(wf + bo + u0, 0, m * sizeof *wf);
+                }
+                continue;
+            }
+            if (wf)
+                dpt_kern_weight_grad_rows_fixed_float(wf + wo + u0 * in, sw, D, out, s->team_pack[l], n, in, m, blk);
+            else
+                dpt_kern_weight_grad_rows_fixed(q + wo + u0 * in, 0, sw, D, out, s->team_pack[l], n, in, m, blk);
+            dpt_kern_bias_grad_cols_fixed(q + bo + u0, 0, sb, D, out, n, m, blk);
+            if (wf)
+                dpt_kern_fixed_to_float(wf + bo + u0, q + bo + u0, m, 1.0 / sb);
+        }
+        dpt_kern_solo_end();
+    }
+}
+
 /* The fixed-point sums of this rank's blocks (zeros after a non-finite
  * value, or for an empty slice) and its exact control words. wf (a lone
  * rank, one slab): every sum as a float there too, the same bits as the
@@ -494,6 +564,12 @@ static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t corr
     /* The control words first: they travel in the last layer's bucket. */
     fixed_point_ctrl(s, w, n, n_blocks, correct, stop, q + a->n_params);
     const int bad = s->bounds[2 * L + 1] != 0.0;
+    if (s->team) {
+        team_fixed_sums(s, n, bad, wf);
+        for (int l = L - 1; l >= 0 && s->overlap; l--)
+            dpt_dist_reducer_ready(s->red, 1);   /* every bucket complete at once */
+        return;
+    }
     /* Last layer first; with overlap each layer's bucket is handed to the
      * reduction as soon as it is complete (integer sums: any order). */
     for (int l = L - 1; l >= 0; l--) {
@@ -586,9 +662,20 @@ static DptStepResult step_deterministic(DptStep *s, const float *params, const D
     const size_t n = hi > lo ? hi - lo : 0;
     int64_t correct = 0;
 
-    gather_forward(s, w, params, train, idx + lo, n, tm);
-    dpt_net_loss(w, a, n, 1, &correct);
-    dpt_net_deltas(w, a, params, n);
+    if (s->team) {
+        gather_rows(s, w, train, idx + lo, n, tm);
+#pragma omp parallel num_threads(s->team) reduction(+ : correct)
+        {
+            const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+            dpt_kern_solo_begin(s->team_buf + t * s->team_floats);
+            correct += team_rows(s, w, params, n, t, nt, blk);
+            dpt_kern_solo_end();
+        }
+    } else {
+        gather_forward(s, w, params, train, idx + lo, n, tm);
+        dpt_net_loss(w, a, n, 1, &correct);
+        dpt_net_deltas(w, a, params, n);
+    }
     block_bounds(s, w, n);
     dpt_timer_stop(tm, DPT_T_COMPUTE);
 

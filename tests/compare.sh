@@ -23,13 +23,17 @@ DPT_SLICED=0 "$MPIEXEC" --oversubscribe -n 2 "$DPTRAIN" train "${A[@]}" --save "
 "$DPTRAIN" train "${A[@]}" --layers 20,8,4 --save "$T/other.h5" </dev/null
 # Threads as ranks (DPT_TEAM=1): the bits of the threads sharing each
 # product, on 2 and 3 threads, in one pass and in three (batch 1100: passes
-# of 512, 512, 76 rows), and on 2 ranks x 2 threads (with overlap's buckets).
+# of 512, 512, 76 rows), and on 2 ranks x 2 threads (with overlap's buckets);
+# in deterministic mode the bits of one thread (sums stored as floats at
+# batch 30, as int64 at 1100).
 mkdir -p "$T/big" && make_dataset "$T/big" 2300
 B=(--data "$T/big/d.h5" --layers 20,16,4 --batch 1100 --epochs 2 --quiet)
 for th in 2 3; do
     for team in 0 1; do
         DPT_TEAM=$team OMP_NUM_THREADS=$th "$DPTRAIN" train "${A[@]}" --save "$T/t$th-$team.h5" </dev/null 2>/dev/null
         DPT_TEAM=$team OMP_NUM_THREADS=$th "$DPTRAIN" train "${B[@]}" --save "$T/b$th-$team.h5" </dev/null 2>/dev/null
+        DPT_TEAM=$team OMP_NUM_THREADS=$th "$DPTRAIN" train "${A[@]}" --deterministic --save "$T/dt$th-$team.h5" </dev/null 2>/dev/null
+        DPT_TEAM=$team OMP_NUM_THREADS=$th "$DPTRAIN" train "${B[@]}" --deterministic --save "$T/db$th-$team.h5" </dev/null 2>/dev/null
     done
 done
 for team in 0 1; do
@@ -54,6 +58,8 @@ expect 9 "differ in .* of 404 parameters; largest |a - b| = .* at layer [01] " "
 for th in 2 3; do
     expect 0 "the same 404 parameters (bitwise)" "$DPTRAIN" compare "$T/t$th-0.h5" "$T/t$th-1.h5"
     expect 0 "the same 404 parameters (bitwise)" "$DPTRAIN" compare "$T/b$th-0.h5" "$T/b$th-1.h5"
+    expect 0 "the same 404 parameters (bitwise)" "$DPTRAIN" compare "$T/dt$th-1.h5" "$T/d1.h5"
+    expect 0 "the same 404 parameters (bitwise)" "$DPTRAIN" compare "$T/db$th-0.h5" "$T/db$th-1.h5"
 done
 expect 0 "the same 404 parameters (bitwise)" "$DPTRAIN" compare "$T/r2-0.h5" "$T/r2-1.h5"
 expect 0 "within the tolerance" "$DPTRAIN" compare "$T/p1.h5" "$T/s2.h5" --rtol 1e-4 --atol 1e-6

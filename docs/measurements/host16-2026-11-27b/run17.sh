@@ -236,9 +236,11 @@ for r in 1 2; do
     for v in 0 1; do DPT_TEAM=$v plain tm$r-$v-1x$T $T 1024 $S; done
   done
   for v in 0 1; do DPT_TEAM=$v plain tm$r-$v-1x16-b256 16 256 80; export DPT_TEAM=$v; mp tm$r-$v-2x8 2 8 1024 60; unset DPT_TEAM; done
+  for v in 0 1; do DPT_TEAM=$v plain tm$r-$v-1x16-det 16 1024 40 --deterministic; done
 done
-for v in 0 1; do DPT_TEAM=$v plain tmbit-$v 16 1024 10 --save /tmp/tmbit-$v.h5; done
+for v in 0 1; do DPT_TEAM=$v plain tmbit-$v 16 1024 10 --save /tmp/tmbit-$v.h5; DPT_TEAM=$v plain tmdet-$v 16 1024 10 --deterministic --save /tmp/tmdet-$v.h5; done
 $DPT compare /tmp/tmbit-0.h5 /tmp/tmbit-1.h5; echo "compare TEAM 0 / 1: $?"
+$DPT compare /tmp/tmdet-0.h5 /tmp/tmdet-1.h5; echo "compare TEAM 0 / 1, deterministic: $?"
 }
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
