@@ -200,15 +200,20 @@ for r in 1 2; do for v in 0 1; do DPT_SLICED=$v mp sl$r-$v-16x1-det 16 1 1024 40
 plain slbit-1 1 512 10 --save /tmp/slbit-1.h5; mp slbit-16 16 1 512 10 --save /tmp/slbit-16.h5
 $DPT compare /tmp/slbit-1.h5 /tmp/slbit-16.h5; echo "compare 1 rank / 16 ranks, default mode: $?"
 }
+threads_ab() {  # VAR TAG ROUND: one process, 16, 8, 4, 2 threads, VAR=0 and VAR=1 interleaved
+  local var=$1 tag=$2 r=$3
+  for T in 16 8 4 2; do S=40; [ $T -le 2 ] && S=15
+    for v in 0 1; do export "$var=$v"; plain $tag$r-$v-1x$T $T 1024 $S; done
+  done
+  unset "$var"
+}
 # Added 2026-11-27 (fourth session): PARTS="RS" measures a thread team taking the product's
-# output rows thread by thread (DPT_ROWSPLIT=1, the default where each thread gets two or more
-# micro-tile rows) against the team sharing each 128-row block's tiles (0), and checks the bits.
+# output rows thread by thread (DPT_ROWSPLIT=1; not the default) against the team sharing each
+# 128-row block's tiles (0), and checks the bits.
 part_RS() {
 echo "== RS. rows split per thread (DPT_ROWSPLIT=1) vs tiles shared per block (0) (t=$(( $(date +%s) - T0 )))"
 for r in 1 2; do
-  for T in 16 8 4 2; do S=40; [ $T -le 2 ] && S=15
-    for v in 0 1; do DPT_ROWSPLIT=$v plain rs$r-$v-1x$T $T 1024 $S; done
-  done
+  threads_ab DPT_ROWSPLIT rs $r
   for v in 0 1; do export DPT_ROWSPLIT=$v; mp rs$r-$v-4x4 4 4 1024 60; mp rs$r-$v-2x8 2 8 1024 60; done
   unset DPT_ROWSPLIT
 done
@@ -227,14 +232,13 @@ for r in 1 2; do OMP_PROC_BIND=close OMP_PLACES=cores timeout 120 $B/bench_threa
 OMP_PROC_BIND=close OMP_PLACES=cores timeout 60 $B/bench_threads 128 15 1 4 16
 }
 # Added 2026-11-27 (fourth session), not yet run: PARTS="TM" measures threads as ranks
-# (DPT_TEAM=1: one parallel region a pass, each thread its rows, then its units of the weight
-# gradient) against threads sharing each product (0), one rank and 2 x 8, and checks the bits.
+# (DPT_TEAM=1, the default for this net from 32 rows a thread: one parallel region a pass, each
+# thread its rows, then its units of the weight gradient) against threads sharing each product
+# (0), one rank and 2 x 8, both modes, and checks the bits.
 part_TM() {
 echo "== TM. threads as ranks (DPT_TEAM=1) vs sharing each product (0) (t=$(( $(date +%s) - T0 )))"
 for r in 1 2; do
-  for T in 16 8 4 2; do S=40; [ $T -le 2 ] && S=15
-    for v in 0 1; do DPT_TEAM=$v plain tm$r-$v-1x$T $T 1024 $S; done
-  done
+  threads_ab DPT_TEAM tm $r
   for v in 0 1; do DPT_TEAM=$v plain tm$r-$v-1x16-b256 16 256 80; export DPT_TEAM=$v; mp tm$r-$v-2x8 2 8 1024 60; unset DPT_TEAM; done
   for v in 0 1; do DPT_TEAM=$v plain tm$r-$v-1x16-det 16 1024 40 --deterministic; done
 done
