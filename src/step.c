@@ -517,6 +517,7 @@ static void team_fixed_sums(DptStep *s, size_t n, int bad, float *wf)
     const DptArch *a = s->arch;
     const size_t blk = s->det_block;
     int64_t *q = s->sumq;
+    /* Race-free: a thread writes its units' rows of q and wf only. */
 #pragma omp parallel num_threads(s->team)
     {
         const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
@@ -664,6 +665,7 @@ static DptStepResult step_deterministic(DptStep *s, const float *params, const D
 
     if (s->team) {
         gather_rows(s, w, train, idx + lo, n, tm);
+        /* Race-free: a thread writes its rows only (team_rows). */
 #pragma omp parallel num_threads(s->team) reduction(+ : correct)
         {
             const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
