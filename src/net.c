@@ -163,11 +163,16 @@ double dpt_net_loss(DptWork *w, const DptArch *arch, size_t n, int want_delta, i
                                          w->y + r * k, k, arch->output, arch->cost);
         right += dpt_loss_predict(a, k) == w->cls[r];
     }
+    if (correct)
+        *correct = right;
+    return dpt_net_rows_cost(w, n);
+}
+
+double dpt_net_rows_cost(const DptWork *w, size_t n)
+{
     double total = 0.0;
     for (size_t r = 0; r < n; r++)
         total += w->row_loss[r];
-    if (correct)
-        *correct = right;
     return total;
 }
 

@@ -100,6 +100,22 @@ static DptStatus sliced_init(DptStep *s, int shared)
     return DPT_OK;
 }
 
+/* Whose units of a layer, over which rows: units [u0, u1) over the K rows
+ * whose errors are D (row stride: the layer's width, from unit 0) and whose
+ * input activations are packed in pack (dpt_kern_rowpack); in deterministic
+ * mode with as_float, the sums are stored as floats (one slab), the biases'
+ * int64 through bq (u1 - u0 of them). A rank's on a node (node-sliced) or a
+ * thread's in its rank (threads as ranks). */
+typedef struct {
+    size_t u0, u1, K;
+    const float *D, *pack;
+    int as_float;
+    int64_t *bq;
+} UnitRows;
+
+static void layer_slice(DptStep *s, void *buf, int l, const UnitRows *ur, int accumulate, int cross, int bad,
+                        DptTimers *tm);
+
 /* ---------------------------------------------------------------- threads as ranks
  * Where the node-sliced gradient does not run, on two threads or more:
  * each pass is one parallel region in which every
@@ -310,13 +326,18 @@ static void team_units(size_t out, size_t t, size_t nt, size_t *u0, size_t *u1)
     *u1 = out * (t + 1) / nt;
 }
 
-/* The rows' costs in row order, as dpt_net_loss adds them. */
-static double rows_cost(const DptWork *w, size_t n)
+/* Thread t of nt: its units of every layer, over the n rows team_rows
+ * left, into buf (layer_slice; as_float: deterministic sums stored as
+ * floats, the biases' int64 through the thread's units of s->sumq). */
+static void team_slices(DptStep *s, void *buf, size_t n, size_t t, size_t nt, int accumulate, int as_float, int bad)
 {
-    double total = 0.0;
-    for (size_t r = 0; r < n; r++)
-        total += w->row_loss[r];
-    return total;
+    const DptArch *a = s->arch;
+    for (int l = a->n_layers - 1; l >= 0; l--) {
+        UnitRows ur = {.K = n, .D = s->work->delta[l + 1], .pack = s->team_pack[l], .as_float = as_float};
+        team_units((size_t)a->sizes[l + 1], t, nt, &ur.u0, &ur.u1);
+        ur.bq = as_float ? s->sumq + a->b_off[l] + ur.u0 : NULL;
+        layer_slice(s, buf, l, &ur, accumulate, 0, bad, NULL);
+    }
 }
 
 /* One pass of n rows (idx[0..n)) in one parallel region of s->team threads
@@ -326,9 +347,6 @@ static double rows_cost(const DptWork *w, size_t n)
 static double team_pass(DptStep *s, DptWork *w, const float *params, const DptSplit *train, const uint32_t *idx,
                         size_t n, int accumulate, int64_t *correct, DptTimers *tm)
 {
-    const DptArch *a = s->arch;
-    const int L = a->n_layers;
-    float *sum = s->sum;
     int64_t right = 0;
     gather_rows(s, w, train, idx, n, tm);
     /* Race-free: a thread writes its rows of the work buffers and of the
@@ -339,18 +357,11 @@ static double team_pass(DptStep *s, DptWork *w, const float *params, const DptSp
         dpt_kern_solo_begin(s->team_buf + t * s->team_floats);
         right += team_rows(s, w, params, n, t, nt, 0);
 #pragma omp barrier
-        for (int l = L - 1; l >= 0; l--) {
-            const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
-            size_t u0, u1;
-            team_units(out, t, nt, &u0, &u1);
-            const float *D = w->delta[l + 1] + u0;
-            dpt_kern_weight_grad_rows(sum + a->w_off[l] + u0 * in, accumulate, D, out, s->team_pack[l], n, in, u1 - u0);
-            dpt_kern_bias_grad_cols(sum + a->b_off[l] + u0, accumulate, D, out, n, u1 - u0);
-        }
+        team_slices(s, s->sum, n, t, nt, accumulate, 0, 0);
         dpt_kern_solo_end();
     }
     *correct = right;
-    return rows_cost(w, n);
+    return dpt_net_rows_cost(w, n);
 }
 
 /* Gradient sums over this rank's slice of idx[0..cnt), in passes of at most
@@ -511,41 +522,17 @@ static void fixed_point_ctrl(DptStep *s, const DptWork *w, size_t n, size_t n_bl
 
 /* Threads as ranks, deterministic mode: each thread its units' fixed-point
  * sums over the n rows packed by team_rows (zeros if bad), into s->sumq,
- * the weights' also as floats into wf where given (one slab, a lone rank). */
+ * or as floats into wf where given (one slab, a lone rank). */
 static void team_fixed_sums(DptStep *s, size_t n, int bad, float *wf)
 {
-    const DptArch *a = s->arch;
-    const size_t blk = s->det_block;
-    int64_t *q = s->sumq;
-    /* Race-free: a thread writes its units' rows of q and wf only. */
+    void *buf = wf ? (void *)wf : (void *)s->sumq;
+    /* Race-free: a thread writes its units' rows of buf, and of s->sumq's
+     * biases, only. */
 #pragma omp parallel num_threads(s->team)
     {
         const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
         dpt_kern_solo_begin(s->team_buf + t * s->team_floats);
-        for (int l = a->n_layers - 1; l >= 0; l--) {
-            const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1], wo = a->w_off[l], bo = a->b_off[l];
-            size_t u0, u1;
-            team_units(out, t, nt, &u0, &u1);
-            const size_t m = u1 - u0;
-            const float *D = s->work->delta[l + 1] + u0;
-            const double sw = s->scales[2 * l], sb = s->scales[2 * l + 1];
-            if (bad) {
-                memset(q + wo + u0 * in, 0, m * in * sizeof *q);
-                memset(q + bo + u0, 0, m * sizeof *q);
-                if (wf) {
-                    memset(wf + wo + u0 * in, 0, m * in * sizeof *wf);
-                    memset(wf + bo + u0, 0, m * sizeof *wf);
-                }
-                continue;
-            }
-            if (wf)
-                dpt_kern_weight_grad_rows_fixed_float(wf + wo + u0 * in, sw, D, out, s->team_pack[l], n, in, m, blk);
-            else
-                dpt_kern_weight_grad_rows_fixed(q + wo + u0 * in, 0, sw, D, out, s->team_pack[l], n, in, m, blk);
-            dpt_kern_bias_grad_cols_fixed(q + bo + u0, 0, sb, D, out, n, m, blk);
-            if (wf)
-                dpt_kern_fixed_to_float(wf + bo + u0, q + bo + u0, m, 1.0 / sb);
-        }
+        team_slices(s, buf, n, t, nt, 0, wf != NULL, bad);
         dpt_kern_solo_end();
     }
 }
@@ -784,31 +771,32 @@ static void cross_start(DptStep *s, void *buf, size_t i, size_t n, DptTimers *tm
     dpt_timer_start(tm, DPT_T_COMPUTE);
 }
 
-/* Layer l's units of this rank, over the node's K rows: their rows of dW,
- * then of db, into buf (float; int64 in deterministic mode, zeros if bad).
- * With cross (several nodes, the step's last pass) in blocks of XROWS units,
- * each allreduced across nodes as soon as it is complete, so that the
- * transfer of one block overlaps the product of the next. */
+/* Layer l's units ur: their rows of dW, then of db, into buf (float; int64
+ * in deterministic mode unless ur->as_float; zeros if bad). With cross
+ * (several nodes, the step's last pass) in blocks of XROWS units, each
+ * allreduced across nodes as soon as it is complete, so that the transfer
+ * of one block overlaps the product of the next. */
 enum { XROWS = 128 };
 
-static void layer_slice(DptStep *s, void *buf, int l, size_t K, int accumulate, int cross, int bad, DptTimers *tm)
+static void layer_slice(DptStep *s, void *buf, int l, const UnitRows *ur, int accumulate, int cross, int bad,
+                        DptTimers *tm)
 {
     const DptArch *a = s->arch;
-    const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1], u0 = s->ns_u0[l], u1 = s->ns_u1[l];
-    const size_t blk = s->det_block, e = node_sum_bytes(s);
-    const float *D = s->ns_delta[l + 1];
+    const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1], u0 = ur->u0, u1 = ur->u1, K = ur->K;
+    const size_t blk = s->det_block, e = s->deterministic && !ur->as_float ? sizeof(int64_t) : sizeof(float);
+    const float *D = ur->D, *pack = ur->pack;
     float *g = buf;
     int64_t *q = buf;
     for (size_t r = u0; r < u1;) {
         const size_t m = cross && u1 - r > XROWS ? XROWS : u1 - r, at = a->w_off[l] + r * in;
         if (!s->deterministic)
-            dpt_kern_weight_grad_rows(g + at, accumulate, D + r, out, s->ns_pack[l], K, in, m);
+            dpt_kern_weight_grad_rows(g + at, accumulate, D + r, out, pack, K, in, m);
         else if (bad)
             memset((char *)buf + at * e, 0, m * in * e);
-        else if (s->ns_float)
-            dpt_kern_weight_grad_rows_fixed_float(g + at, s->scales[2 * l], D + r, out, s->ns_pack[l], K, in, m, blk);
+        else if (ur->as_float)
+            dpt_kern_weight_grad_rows_fixed_float(g + at, s->scales[2 * l], D + r, out, pack, K, in, m, blk);
         else
-            dpt_kern_weight_grad_rows_fixed(q + at, 0, s->scales[2 * l], D + r, out, s->ns_pack[l], K, in, m, blk);
+            dpt_kern_weight_grad_rows_fixed(q + at, 0, s->scales[2 * l], D + r, out, pack, K, in, m, blk);
         if (cross)
             cross_start(s, buf, at, m * in, tm);
         r += m;
@@ -818,14 +806,20 @@ static void layer_slice(DptStep *s, void *buf, int l, size_t K, int accumulate, 
         dpt_kern_bias_grad_cols(g + at, accumulate, D + u0, out, K, m);
     else if (bad)
         memset((char *)buf + at * e, 0, m * e);
-    else if (s->ns_float) {
-        dpt_kern_bias_grad_cols_fixed(s->ns_bq, 0, s->scales[2 * l + 1], D + u0, out, K, m, blk);
-        dpt_kern_fixed_to_float(g + at, s->ns_bq, m, 1.0 / s->scales[2 * l + 1]);
+    else if (ur->as_float) {
+        dpt_kern_bias_grad_cols_fixed(ur->bq, 0, s->scales[2 * l + 1], D + u0, out, K, m, blk);
+        dpt_kern_fixed_to_float(g + at, ur->bq, m, 1.0 / s->scales[2 * l + 1]);
     } else {
         dpt_kern_bias_grad_cols_fixed(q + at, 0, s->scales[2 * l + 1], D + u0, out, K, m, blk);
     }
     if (cross && m > 0)
         cross_start(s, buf, at, m, tm);
+}
+
+/* This rank's units of layer l on its node, over the node's K rows. */
+static UnitRows node_units(const DptStep *s, int l, size_t K)
+{
+    return (UnitRows){s->ns_u0[l], s->ns_u1[l], K, s->ns_delta[l + 1], s->ns_pack[l], s->ns_float, s->ns_bq};
 }
 
 static void cross_wait(DptStep *s, DptTimers *tm)
@@ -864,8 +858,10 @@ static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit
         }
         node_barrier(s, tm);
         dpt_timer_start(tm, DPT_T_COMPUTE);
-        for (int l = a->n_layers - 1; l >= 0; l--)
-            layer_slice(s, g, l, K, p > 0, s->ns_cross && p + 1 == passes, 0, tm);
+        for (int l = a->n_layers - 1; l >= 0; l--) {
+            const UnitRows ur = node_units(s, l, K);
+            layer_slice(s, g, l, &ur, p > 0, s->ns_cross && p + 1 == passes, 0, tm);
+        }
         dpt_timer_stop(tm, DPT_T_COMPUTE);
     }
     cross_wait(s, tm);
@@ -913,8 +909,10 @@ static DptStepResult step_sliced_deterministic(DptStep *s, const float *params, 
 
     dpt_timer_start(tm, DPT_T_COMPUTE);
     fixed_point_ctrl(s, &v, n, nb, correct, stop, cq);
-    for (int l = L - 1; l >= 0; l--)
-        layer_slice(s, q, l, K, 0, s->ns_cross != NULL, s->bounds[2 * L + 1] != 0.0, tm);
+    for (int l = L - 1; l >= 0; l--) {
+        const UnitRows ur = node_units(s, l, K);
+        layer_slice(s, q, l, &ur, 0, s->ns_cross != NULL, s->bounds[2 * L + 1] != 0.0, tm);
+    }
     dpt_timer_stop(tm, DPT_T_COMPUTE);
     cross_wait(s, tm);
 

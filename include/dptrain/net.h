@@ -82,6 +82,9 @@ void dpt_net_forward(DptWork *w, const DptArch *arch, const float *params, size_
  * forward pass and with w->y, w->cls filled). Sets w->delta[L] if want_delta.
  * Returns the cost summed over the rows (in row order). */
 double dpt_net_loss(DptWork *w, const DptArch *arch, size_t n, int want_delta, int64_t *correct);
+/* The per-sample costs of rows 0..n-1 (w->row_loss) summed in row order:
+ * the total dpt_net_loss returns, whatever rows were computed together. */
+double dpt_net_rows_cost(const DptWork *w, size_t n);
 
 typedef void (*DptLayerHook)(void *ctx, int layer);
 
