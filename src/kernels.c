@@ -13,6 +13,9 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE__
+#include <xmmintrin.h>
+#endif
 
 #ifdef DPT_USE_CBLAS
 #include <cblas.h>
@@ -706,6 +709,28 @@ size_t dpt_kern_wpack_floats(size_t in, size_t out, int fwd, size_t rows)
 #endif
 }
 
+/* d[(k - k0) * nr + j] = w[j * in + k] for the 8 rows j and columns
+ * [k0, k1): blocks of 4 x 4 transposed in SSE registers (x86-64's baseline). */
+static void transpose8(float *restrict d, size_t nr, const float *restrict w, size_t in, size_t k0, size_t k1)
+{
+    size_t k = k0;
+#ifdef __SSE__
+    for (; k + 4 <= k1; k += 4)
+        for (size_t h = 0; h < 8; h += 4) {
+            __m128 a = _mm_loadu_ps(w + h * in + k), b = _mm_loadu_ps(w + (h + 1) * in + k);
+            __m128 c = _mm_loadu_ps(w + (h + 2) * in + k), e = _mm_loadu_ps(w + (h + 3) * in + k);
+            _MM_TRANSPOSE4_PS(a, b, c, e);
+            float *o = d + (k - k0) * nr + h;
+            _mm_storeu_ps(o, a);
+            _mm_storeu_ps(o + nr, b);
+            _mm_storeu_ps(o + 2 * nr, c);
+            _mm_storeu_ps(o + 3 * nr, e);
+        }
+#endif
+    for (; k < k1; k++)
+        for (size_t j = 0; j < 8; j++) d[(k - k0) * nr + j] = w[j * in + k];
+}
+
 void dpt_kern_wpack(float *restrict wp, int fwd, const float *restrict W, size_t in, size_t out, size_t lo,
                     size_t hi)
 {
@@ -716,23 +741,38 @@ void dpt_kern_wpack(float *restrict wp, int fwd, const float *restrict W, size_t
     const size_t r0 = lo / in, r1 = (hi - 1) / in + 1, g0 = r0 / 32, g1 = (r1 + 31) / 32;
     /* Race-free: each element has its own place, and a thread takes groups
      * of 32 rows (the forward copy's panels hold 16 or 32 rows of W side by
-     * side, so threads do not share its cache lines). */
+     * side, so threads do not share its cache lines). The forward copy is a
+     * transpose: done a tile of the group's rows x TK columns at a time, so
+     * that the tile's source and destination lines stay in L1 (row by row,
+     * each float of a row lands on a line of its own: 4x slower). */
+    enum { TK = 64 };
 #pragma omp parallel for schedule(static) if (hi - lo > 65536)
     for (size_t g = g0; g < g1; g++) {
         const size_t ra = g * 32 > r0 ? g * 32 : r0, rb = g * 32 + 32 < r1 ? g * 32 + 32 : r1;
-        for (size_t r = ra; r < rb; r++) {
-            const size_t c0 = r * in < lo ? lo - r * in : 0, c1 = (r + 1) * in > hi ? hi - r * in : in;
-            const float *w = W + r * in;
-            if (fwd) {
-                /* W[r][c] = B[c][r]: along a slab, nr floats apart */
-                for (size_t c = c0; c < c1;) {
-                    const size_t pc = c / KC * KC, ce = pc + KC < c1 ? pc + KC : c1;
-                    float *d = wp + pack_at(K, N, c, r, nr, KC);
-                    for (size_t k = c; k < ce; k++) d[(k - c) * nr] = w[k];
-                    c = ce;
-                }
-            } else {
-                pack_row(wp, w, K, N, r, c0, c1, nr, KC);   /* W[r][c] = B[r][c] */
+        if (!fwd) {
+            for (size_t r = ra; r < rb; r++) {
+                const size_t c0 = r * in < lo ? lo - r * in : 0, c1 = (r + 1) * in > hi ? hi - r * in : in;
+                pack_row(wp, W + r * in, K, N, r, c0, c1, nr, KC);   /* W[r][c] = B[r][c] */
+            }
+            continue;
+        }
+        /* W[r][c] = B[c][r]: along a slab, nr floats apart; TK divides KC,
+         * so a tile's columns never cross a slab */
+        for (size_t t0 = 0; t0 < in; t0 += TK) {
+            const size_t t1 = t0 + TK < in ? t0 + TK : in;
+            size_t r = ra;
+            /* whole tiles of 8 rows: 8 floats side by side in the copy */
+            for (; nr % 8 == 0 && r + 8 <= rb && r * in + t0 >= lo && (r + 8) * in <= hi && r % 8 == 0; r += 8) {
+                transpose8(wp + pack_at(K, N, t0, r, nr, KC), nr, W + r * in, in, t0, t1);
+            }
+            for (; r < rb; r++) {
+                const size_t c0 = r * in + t0 < lo ? lo - r * in : t0;
+                const size_t c1 = r * in + t1 > hi ? (hi > r * in ? hi - r * in : 0) : t1;
+                if (c0 >= c1)
+                    continue;
+                const float *w = W + r * in;
+                float *d = wp + pack_at(K, N, c0, r, nr, KC);
+                for (size_t k = c0; k < c1; k++) d[(k - c0) * nr] = w[k];
             }
         }
     }
