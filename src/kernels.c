@@ -731,51 +731,58 @@ static void transpose8(float *restrict d, size_t nr, const float *restrict w, si
         for (size_t j = 0; j < 8; j++) d[(k - k0) * nr + j] = w[j * in + k];
 }
 
+/* Rows [32 g, 32 g + 32) of W, clipped to elements [lo, hi), into the copy.
+ * The forward copy is a transpose: done a tile of the group's rows x TK
+ * columns at a time, so that the tile's source and destination lines stay
+ * in L1 (row by row, each float of a row lands on a line of its own: 4x
+ * slower). */
+static void wpack_group(float *restrict wp, int fwd, const float *restrict W, size_t in, size_t out, size_t lo,
+                        size_t hi, size_t g)
+{
+    enum { TK = 64 };
+    const size_t nr = (size_t)dpt_unr, K = fwd ? in : out, N = fwd ? out : in;
+    const size_t r0 = lo / in, r1 = (hi - 1) / in + 1;
+    const size_t ra = g * 32 > r0 ? g * 32 : r0, rb = g * 32 + 32 < r1 ? g * 32 + 32 : r1;
+    if (!fwd) {
+        for (size_t r = ra; r < rb; r++) {
+            const size_t c0 = r * in < lo ? lo - r * in : 0, c1 = (r + 1) * in > hi ? hi - r * in : in;
+            pack_row(wp, W + r * in, K, N, r, c0, c1, nr, KC);   /* W[r][c] = B[r][c] */
+        }
+        return;
+    }
+    /* W[r][c] = B[c][r]: along a slab, nr floats apart; TK divides KC, so a
+     * tile's columns never cross a slab */
+    for (size_t t0 = 0; t0 < in; t0 += TK) {
+        const size_t t1 = t0 + TK < in ? t0 + TK : in;
+        size_t r = ra;
+        /* whole tiles of 8 rows: 8 floats side by side in the copy */
+        for (; nr % 8 == 0 && r + 8 <= rb && r * in + t0 >= lo && (r + 8) * in <= hi && r % 8 == 0; r += 8)
+            transpose8(wp + pack_at(K, N, t0, r, nr, KC), nr, W + r * in, in, t0, t1);
+        for (; r < rb; r++) {
+            const size_t c0 = r * in + t0 < lo ? lo - r * in : t0;
+            const size_t c1 = r * in + t1 > hi ? (hi > r * in ? hi - r * in : 0) : t1;
+            if (c0 >= c1)
+                continue;
+            const float *w = W + r * in;
+            float *d = wp + pack_at(K, N, c0, r, nr, KC);
+            for (size_t k = c0; k < c1; k++) d[(k - c0) * nr] = w[k];
+        }
+    }
+}
+
 void dpt_kern_wpack(float *restrict wp, int fwd, const float *restrict W, size_t in, size_t out, size_t lo,
                     size_t hi)
 {
     if (lo >= hi || in == 0)
         return;
     dpt_kern_init();
-    const size_t nr = (size_t)dpt_unr, K = fwd ? in : out, N = fwd ? out : in;
-    const size_t r0 = lo / in, r1 = (hi - 1) / in + 1, g0 = r0 / 32, g1 = (r1 + 31) / 32;
+    const size_t g0 = lo / in / 32, g1 = ((hi - 1) / in + 1 + 31) / 32;
     /* Race-free: each element has its own place, and a thread takes groups
      * of 32 rows (the forward copy's panels hold 16 or 32 rows of W side by
-     * side, so threads do not share its cache lines). The forward copy is a
-     * transpose: done a tile of the group's rows x TK columns at a time, so
-     * that the tile's source and destination lines stay in L1 (row by row,
-     * each float of a row lands on a line of its own: 4x slower). */
-    enum { TK = 64 };
+     * side, so threads do not share its cache lines). */
 #pragma omp parallel for schedule(static) if (hi - lo > 65536)
-    for (size_t g = g0; g < g1; g++) {
-        const size_t ra = g * 32 > r0 ? g * 32 : r0, rb = g * 32 + 32 < r1 ? g * 32 + 32 : r1;
-        if (!fwd) {
-            for (size_t r = ra; r < rb; r++) {
-                const size_t c0 = r * in < lo ? lo - r * in : 0, c1 = (r + 1) * in > hi ? hi - r * in : in;
-                pack_row(wp, W + r * in, K, N, r, c0, c1, nr, KC);   /* W[r][c] = B[r][c] */
-            }
-            continue;
-        }
-        /* W[r][c] = B[c][r]: along a slab, nr floats apart; TK divides KC,
-         * so a tile's columns never cross a slab */
-        for (size_t t0 = 0; t0 < in; t0 += TK) {
-            const size_t t1 = t0 + TK < in ? t0 + TK : in;
-            size_t r = ra;
-            /* whole tiles of 8 rows: 8 floats side by side in the copy */
-            for (; nr % 8 == 0 && r + 8 <= rb && r * in + t0 >= lo && (r + 8) * in <= hi && r % 8 == 0; r += 8) {
-                transpose8(wp + pack_at(K, N, t0, r, nr, KC), nr, W + r * in, in, t0, t1);
-            }
-            for (; r < rb; r++) {
-                const size_t c0 = r * in + t0 < lo ? lo - r * in : t0;
-                const size_t c1 = r * in + t1 > hi ? (hi > r * in ? hi - r * in : 0) : t1;
-                if (c0 >= c1)
-                    continue;
-                const float *w = W + r * in;
-                float *d = wp + pack_at(K, N, c0, r, nr, KC);
-                for (size_t k = c0; k < c1; k++) d[(k - c0) * nr] = w[k];
-            }
-        }
-    }
+    for (size_t g = g0; g < g1; g++)
+        wpack_group(wp, fwd, W, in, out, lo, hi, g);
 }
 
 /* ---------------------------------------------------------------- rows kept packed
