@@ -248,7 +248,7 @@ $DPT compare /tmp/tmdet-0.h5 /tmp/tmdet-1.h5; echo "compare TEAM 0 / 1, determin
 }
 # Added 2026-11-28: PARTS="TM2" is TM with 1 x 16 at batch 512 (32 rows a thread, the rule's
 # edge) in place of 2 x 8 (node-sliced there, so DPT_TEAM changes nothing), PyTorch's threads
-# in the same call, and one round of TH.
+# in the same call. (Run 21, 2026-11-28, also ran one round of part TH's bench_threads at its end.)
 part_TM2() {
 echo "== TM2. threads as ranks (DPT_TEAM=1) vs sharing each product (0) (t=$(( $(date +%s) - T0 )))"
 for r in 1 2; do
@@ -260,10 +260,6 @@ done
 for v in 0 1; do DPT_TEAM=$v plain tmbit-$v 16 1024 10 --save /tmp/tmbit-$v.h5; DPT_TEAM=$v plain tmdet-$v 16 1024 10 --deterministic --save /tmp/tmdet-$v.h5; done
 $DPT compare /tmp/tmbit-0.h5 /tmp/tmbit-1.h5; echo "compare TEAM 0 / 1: $?"
 $DPT compare /tmp/tmdet-0.h5 /tmp/tmdet-1.h5; echo "compare TEAM 0 / 1, deterministic: $?"
-echo "== TH. threads in one product (t=$(( $(date +%s) - T0 )))"
-cmake --build $B -j16 --target bench_threads > "$O/build-th.txt" 2>&1 || { tail -20 "$O/build-th.txt"; return; }
-OMP_PROC_BIND=close OMP_PLACES=cores timeout 120 $B/bench_threads 1024 9 1 2 4 8 16
-OMP_PROC_BIND=close OMP_PLACES=cores timeout 60 $B/bench_threads 128 15 1 4 16
 }
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
