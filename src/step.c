@@ -128,12 +128,19 @@ static void layer_slice(DptStep *s, void *buf, int l, const UnitRows *ur, int ac
  * between them, each unit's fixed-point sums block by block). The same
  * bits as the products on a team: rows are independent, and each unit's
  * sums run over the rows in the same order.
- * On by default for nets of 2^18 parameters or more with 32 rows or more a
- * thread in a pass: on 2 cores ([784,1024,1024,10], 1 x 2, interleaved
- * pairs) it measured 1.04x (median of 12, 0.76-1.34) at batch 128, 1.05x
- * (0.78-1.39) at 256, 1.14x (3 pairs) at 1024; small nets at batch 10 ran
- * slower (a region a pass for little work). DPT_TEAM=0/1 overrides. */
-enum { TEAM_MIN_ROWS = 32, TEAM_MIN_PARAMS = 1 << 18 };
+ * On by default for nets of 2^18 parameters or more on 4 threads or more
+ * with 32 rows or more a thread in a pass. On the 16-core Intel Xeon host
+ * ([784,1024,1024,10], batch 1024, one process, interleaved pairs as ranks
+ * / sharing, after W's forward copy was packed by tiles): 1.30 / 1.28x at
+ * 16 threads, 1.30 / 0.93x at 8, 1.10 / 1.17x at 4, 1.14 / 0.99x at 2;
+ * batch 512 on 16 threads 1.31x, batch 256 (16 rows a thread) 0.98x. On 2
+ * threads of a 2-core Intel Xeon 0.82-0.87x at batch 128, 0.87-0.92x at
+ * 256, 0.90-1.16x at 1024 (a 2-core AMD EPYC: 1.04-1.14x): the threads
+ * then read W from the rank's packed copies, which cost a write and a read
+ * of W a step more than packing it per product into cache-sized buffers,
+ * while a team of 2 barely waits at its barriers. Small nets at batch 10
+ * ran slower (a region a pass for little work). DPT_TEAM=0/1 overrides. */
+enum { TEAM_MIN_ROWS = 32, TEAM_MIN_THREADS = 4, TEAM_MIN_PARAMS = 1 << 18 };
 
 static DptStatus team_init(DptStep *s)
 {
@@ -141,7 +148,8 @@ static DptStatus team_init(DptStep *s)
     const char *env = getenv("DPT_TEAM");
     const int T = omp_get_max_threads();
     const int on = env && *env ? atoi(env) != 0
-                               : a->n_params >= TEAM_MIN_PARAMS && s->chunk >= (size_t)TEAM_MIN_ROWS * (size_t)T;
+                               : a->n_params >= TEAM_MIN_PARAMS && T >= TEAM_MIN_THREADS &&
+                                     s->chunk >= (size_t)TEAM_MIN_ROWS * (size_t)T;
     if (!on || s->sliced || T < 2 || dpt_kern_rowpack_floats(1, 1) == 0)
         return DPT_OK;
     size_t at[DPT_MAX_LAYERS], total = 0;
