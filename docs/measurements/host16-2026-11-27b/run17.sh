@@ -261,5 +261,27 @@ for v in 0 1; do DPT_TEAM=$v plain tmbit-$v 16 1024 10 --save /tmp/tmbit-$v.h5; 
 $DPT compare /tmp/tmbit-0.h5 /tmp/tmbit-1.h5; echo "compare TEAM 0 / 1: $?"
 $DPT compare /tmp/tmdet-0.h5 /tmp/tmdet-1.h5; echo "compare TEAM 0 / 1, deterministic: $?"
 }
+# Added 2026-11-28: PARTS="PK": one core's FMA peak (zmm and ymm, 24 / 12 independent
+# accumulators; docs/measurements/host16-2026-11-28/fma_peak.c), the CPU's AVX-512 flags,
+# our products on one thread (bench_threads, avx512 and avx2 kernels), and PyTorch's (MKL)
+# sgemm on the same shapes on one thread: is one core's gap to MKL in the kernel or the peak?
+part_PK() {
+echo "== PK. one core: FMA peak, our products, MKL's (t=$(( $(date +%s) - T0 )))"
+grep -o 'avx512[a-z_0-9]*\|amx[a-z_0-9]*\|avx_vnni' /proc/cpuinfo | sort -u | tr '\n' ' '; echo
+cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_max_freq 2>/dev/null; grep -m1 MHz /proc/cpuinfo
+gcc -O2 -o /tmp/fma_peak "$ROOT/docs/measurements/host16-2026-11-28/fma_peak.c" && taskset -c 5 /tmp/fma_peak
+cmake --build $B -j16 --target bench_threads > "$O/build-th.txt" 2>&1 || { tail -20 "$O/build-th.txt"; return; }
+for k in avx512 avx2 avx512; do DPT_KERNEL=$k OMP_PROC_BIND=close OMP_PLACES=cores taskset -c 5 timeout 60 $B/bench_threads 1024 7 1; done
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE taskset -c 5 timeout 60 python3 - <<'PY'
+import time, torch
+torch.set_num_threads(1)
+for (m, k, n) in ((1024, 784, 1024), (1024, 1024, 1024), (784, 1024, 1024)):
+    a = torch.rand(m, k); b = torch.rand(k, n)
+    for _ in range(3): torch.mm(a, b)
+    t0 = time.perf_counter(); r = 0
+    while time.perf_counter() - t0 < 1.5: torch.mm(a, b); r += 1
+    print("torch mm %dx%dx%d 1 thread: %.1f GFLOP/s" % (m, k, n, 2 * m * k * n * r / (time.perf_counter() - t0) / 1e9), flush=True)
+PY
+}
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
