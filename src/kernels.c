@@ -38,12 +38,9 @@ static float pack_b_team[PACK_B_FLOATS] __attribute__((aligned(64)));   /* [NC/N
  * thread, before its parallel region. */
 static _Thread_local float *solo_buf;
 
-static int rows_split_on(void);
-
 size_t dpt_kern_solo_floats(void)
 {
     dpt_kern_init();   /* settled before any thread runs a product alone */
-    (void)rows_split_on();
     return PACK_A_FLOATS + PACK_B_FLOATS;
 }
 
@@ -264,45 +261,6 @@ static void gemm_tile(const GemmOut *o, const float *pa, const float *pb, size_t
     tile_to_c(o->C + i0 * o->ldc + j0, o->ldc, tile, ni, nj, first_slab);
 }
 
-/* How a team shares a product's tiles. Shared (the default): every block
- * of A is packed by the team and its tiles dealt to all threads, two
- * barriers a block of MC rows. By rows (DPT_ROWSPLIT=1, or
- * dpt_kern_set_rows_split): each thread owns whole MR panels of A's rows,
- * packs them itself (on its own stack) and computes their tiles against
- * every B panel of the slab, with one barrier a slab (none where B comes
- * packed), the way ranks share a node; where the team has fewer panels
- * than threads it shares. Each tile is still one thread's and each element
- * the same chain (gemm_tile), so the two give the same bits. Not the
- * default: on the 16-core Xeon (docs/measurements/host16-2026-11-27c/
- * run20-rowsplit.log, two interleaved rounds, batch 1024) by rows ran
- * 1.02-1.16x at 1 x 16 threads and 1.03-1.10x at 4 x 4 and 2 x 8, but
- * 0.82-0.86x at 1 x 4, 0.74-1.21x at 1 x 2 and 0.84-1.08x at 1 x 8: no
- * rule this noise supports; on the 2-core machine the two are equal. */
-static int rows_split_mode = -1;   /* -1: not read yet; 0 shared, 1 by rows */
-
-/* Whether products split by rows (called outside parallel regions). */
-static int rows_split_on(void)
-{
-    if (rows_split_mode == -1) {
-        const char *env = getenv("DPT_ROWSPLIT");
-        rows_split_mode = env && strcmp(env, "1") == 0;
-    }
-    return rows_split_mode;
-}
-
-void dpt_kern_set_rows_split(int mode)
-{
-    rows_split_mode = mode == 1;
-}
-
-/* This thread's rows of an M-row product: panels [P t / nt, P (t+1) / nt). */
-static void my_rows(size_t M, size_t mr, size_t *lo, size_t *hi)
-{
-    const size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num(), P = (M + mr - 1) / mr;
-    *lo = P * t / nt * mr;
-    *hi = P * (t + 1) / nt * mr < M ? P * (t + 1) / nt * mr : M;
-}
-
 /* C = A B from packed panels. Bp: B already packed as gemm_run packs it
  * (dpt_kern_wpack's layout), or NULL to pack it here. */
 static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, const float *B, size_t rsb,
@@ -326,18 +284,12 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
     const size_t kcmax = o->Cq || o->Cf ? KC / o->block * o->block : KC;
     const size_t mr = (size_t)dpt_umr, nr = (size_t)dpt_unr, mcmax = (MC + mr - 1) / mr * mr, ncmax = NC / nr * nr;
     const int small = M * N * K < 32768;  /* not worth waking the team */
-    const int rows_wanted = rows_split_on(), solo = solo_buf != NULL;
+    const int solo = solo_buf != NULL;
     float *const pack_a = buf_a(), *const pack_b = buf_b();
 #pragma omp parallel if (!small && !solo)
     {
         float tile[DPT_MR * DPT_NR] __attribute__((aligned(64)));
         int64_t qtile[DPT_MR * DPT_NR] __attribute__((aligned(64)));
-        /* the same for every thread of the team: it decides the barriers */
-        const size_t nt = (size_t)omp_get_num_threads();
-        const int by_rows = rows_wanted && nt >= 2 && (M + mr - 1) / mr >= nt;
-        size_t r0 = 0, r1 = 0;
-        if (by_rows)
-            my_rows(M, mr, &r0, &r1);
         for (size_t jc = 0; jc < N; jc += ncmax) {
             size_t nc = N - jc < ncmax ? N - jc : ncmax;
             size_t n_panels_b = (nc + nr - 1) / nr;
@@ -353,29 +305,6 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
                         size_t j0 = jc + q * nr;
                         pack_b_panel(pack_b + q * nr * kc, B, rsb, csb, pc, kc, j0, N - j0 < nr ? N - j0 : nr, nr);
                     }
-                }
-                if (by_rows) {
-                    /* This thread's rows, MC at a time, against every B
-                     * panel: its tiles and its A panels are its own. */
-                    float pa[(MC + DPT_MR) * KC] __attribute__((aligned(64)));
-                    for (size_t ic = r0; ic < r1; ic += mcmax) {
-                        size_t mc = r1 - ic < mcmax ? r1 - ic : mcmax, n_panels_a = (mc + mr - 1) / mr;
-                        for (size_t p = 0; p < n_panels_a; p++) {
-                            size_t i0 = ic + p * mr;
-                            pack_a_panel(pa + p * mr * kc, A, rsa, csa, pc, kc, i0, M - i0 < mr ? M - i0 : mr, mr);
-                        }
-                        for (size_t q = 0; q < n_panels_b; q++)
-                            for (size_t p = 0; p < n_panels_a; p++) {
-                                size_t i0 = ic + p * mr, j0 = jc + q * nr;
-                                gemm_tile(o, pa + p * mr * kc, pb + q * nr * kc, kc, pc, i0, j0,
-                                          M - i0 < mr ? M - i0 : mr, N - j0 < nr ? N - j0 : nr, tile, qtile, mr, nr);
-                            }
-                    }
-                    /* every thread done with pack_b before it is packed again */
-                    if (!Bp) {
-#pragma omp barrier
-                    }
-                    continue;
                 }
                 for (size_t ic = 0; ic < M; ic += mcmax) {
                     size_t mc = M - ic < mcmax ? M - ic : mcmax;

@@ -506,13 +506,12 @@ static void test_wpack_bitwise(void **state)
     dpt_kern_select("avx512");
 }
 
-/* A team may share a product's tiles block by block or take its output rows
- * thread by thread (dpt_kern_set_rows_split): the same bits either way, for
- * every product and kernel, on 1-3 threads (so rows split unevenly and one
- * panel a thread), across slabs, column blocks (N > 2048), ragged panels,
- * with B packed per call and kept packed (W, the node's rows), in float and
- * fixed point (int64 sums, accumulated, and one slab stored as floats). */
-static void test_rows_split_bitwise(void **state)
+/* A team of 2 or 3 threads sharing a product's tiles gives one thread's
+ * bits, for every product and kernel, across slabs, column blocks
+ * (N > 2048), ragged panels, with B packed per call and kept packed (W, the
+ * node's rows), in float and fixed point (int64 sums, accumulated, and one
+ * slab stored as floats). */
+static void test_team_sizes_bitwise(void **state)
 {
     (void)state;
     const Shape sh[] = {{45, 300, 70}, {64, 40, 2100}, {300, 2100, 40}, {130, 257, 513}, {24, 9, 24}};
@@ -534,53 +533,47 @@ static void test_rows_split_bitwise(void **state)
              * from W packed, float-stored fixed dW; and the int64 dW
              * (accumulated) */
             const size_t len = 2 * n * out + 3 * m + 2 * n * in + m;
-            float *res[2][4];
-            int64_t *resq[2][4];
-            for (int mode = 0; mode < 2; mode++)
-                for (int t = 1; t <= 3; t++) {
-                    dpt_kern_set_rows_split(mode);
-                    omp_set_num_threads(t);
-                    float *r = res[mode][t] = malloc(len * 4), *at = r;
-                    int64_t *q = resq[mode][t] = malloc(m * 8);
-                    const size_t ff = dpt_kern_wpack_floats(in, out, 1, n), fb = dpt_kern_wpack_floats(in, out, 0, n);
-                    float *pf = ff ? calloc(ff, 4) : NULL, *pw = fb ? calloc(fb, 4) : NULL;
-                    float *bp = malloc(dpt_kern_rowpack_floats(n, in) * 4);
-                    if (pf)
-                        dpt_kern_wpack(pf, 1, W, in, out, 0, m);
-                    if (pw)
-                        dpt_kern_wpack(pw, 0, W, in, out, 0, m);
-                    dpt_kern_rowpack(bp, X, n, in, 0, n, 0);
-                    dpt_kern_forward_act(at, NULL, X, W, NULL, b, DPT_ACT_LINEAR, n, in, out), at += n * out;
-                    dpt_kern_forward_act(at, NULL, X, W, pf, b, DPT_ACT_LINEAR, n, in, out), at += n * out;
-                    dpt_kern_weight_grad(at, 0, D, X, n, in, out), at += m;
-                    memcpy(at, at - m, m * 4);
-                    dpt_kern_weight_grad(at, 1, D, X, n, in, out), at += m;
-                    dpt_kern_weight_grad_rows(at, 0, D, out, bp, n, in, out), at += m;
-                    dpt_kern_input_grad(at, D, W, NULL, n, in, out), at += n * in;
-                    dpt_kern_input_grad(at, D, W, pw, n, in, out), at += n * in;
-                    dpt_kern_weight_grad_fixed(q, 0, scale, D, X, n, in, out, blk);
-                    dpt_kern_weight_grad_fixed(q, 1, scale, D, X, n, in, out, blk);
-                    dpt_kern_weight_grad_fixed_float(at, scale, D, X, nf, in, out, blk), at += m;
-                    assert_true(at == r + len);
-                    free(pf);
-                    free(pw);
-                    free(bp);
-                }
-            for (int mode = 0; mode < 2; mode++)
-                for (int t = 1; t <= 3; t++) {
-                    assert_memory_equal(res[mode][t], res[0][1], len * 4);
-                    assert_memory_equal(resq[mode][t], resq[0][1], m * 8);
-                    if (mode || t > 1) {
-                        free(res[mode][t]);
-                        free(resq[mode][t]);
-                    }
-                }
-            free(res[0][1]);
-            free(resq[0][1]);
+            float *res[4];
+            int64_t *resq[4];
+            for (int t = 1; t <= 3; t++) {
+                omp_set_num_threads(t);
+                float *r = res[t] = malloc(len * 4), *at = r;
+                int64_t *q = resq[t] = malloc(m * 8);
+                const size_t ff = dpt_kern_wpack_floats(in, out, 1, n), fb = dpt_kern_wpack_floats(in, out, 0, n);
+                float *pf = ff ? calloc(ff, 4) : NULL, *pw = fb ? calloc(fb, 4) : NULL;
+                float *bp = malloc(dpt_kern_rowpack_floats(n, in) * 4);
+                if (pf)
+                    dpt_kern_wpack(pf, 1, W, in, out, 0, m);
+                if (pw)
+                    dpt_kern_wpack(pw, 0, W, in, out, 0, m);
+                dpt_kern_rowpack(bp, X, n, in, 0, n, 0);
+                dpt_kern_forward_act(at, NULL, X, W, NULL, b, DPT_ACT_LINEAR, n, in, out), at += n * out;
+                dpt_kern_forward_act(at, NULL, X, W, pf, b, DPT_ACT_LINEAR, n, in, out), at += n * out;
+                dpt_kern_weight_grad(at, 0, D, X, n, in, out), at += m;
+                memcpy(at, at - m, m * 4);
+                dpt_kern_weight_grad(at, 1, D, X, n, in, out), at += m;
+                dpt_kern_weight_grad_rows(at, 0, D, out, bp, n, in, out), at += m;
+                dpt_kern_input_grad(at, D, W, NULL, n, in, out), at += n * in;
+                dpt_kern_input_grad(at, D, W, pw, n, in, out), at += n * in;
+                dpt_kern_weight_grad_fixed(q, 0, scale, D, X, n, in, out, blk);
+                dpt_kern_weight_grad_fixed(q, 1, scale, D, X, n, in, out, blk);
+                dpt_kern_weight_grad_fixed_float(at, scale, D, X, nf, in, out, blk), at += m;
+                assert_true(at == r + len);
+                free(pf);
+                free(pw);
+                free(bp);
+            }
+            for (int t = 2; t <= 3; t++) {
+                assert_memory_equal(res[t], res[1], len * 4);
+                assert_memory_equal(resq[t], resq[1], m * 8);
+                free(res[t]);
+                free(resq[t]);
+            }
+            free(res[1]);
+            free(resq[1]);
             free(X); free(W); free(b); free(D);
         }
     }
-    dpt_kern_set_rows_split(0);
     omp_set_num_threads(saved);
     dpt_kern_select("avx512");
 }
@@ -871,7 +864,7 @@ int main(void)
         cmocka_unit_test(test_small_batch_bitwise),
         cmocka_unit_test(test_wpack_bitwise),
         cmocka_unit_test(test_rowpack_sliced),
-        cmocka_unit_test(test_rows_split_bitwise),
+        cmocka_unit_test(test_team_sizes_bitwise),
         cmocka_unit_test(test_solo_threads_bitwise),
         cmocka_unit_test(test_product_timing),
         cmocka_unit_test(test_bias_grad_chain),

@@ -43,11 +43,6 @@ const char *dpt_kern_name(void);
 /* Whether the chosen kernel reads W in place in the forward product (see
  * kernels.c; DPT_W_IN_PLACE=0/1 overrides the default). */
 int dpt_kern_w_in_place(void);
-/* How a thread team shares a product: 1 each thread its own rows of the
- * output (where there are as many micro-tile rows as threads), 0 (the
- * default) the tiles of each block dealt to the team; DPT_ROWSPLIT=1 sets
- * 1 at start-up. The same bits either way. */
-void dpt_kern_set_rows_split(int mode);
 /* A thread of a caller's parallel region may run products on its own:
  * between dpt_kern_solo_begin(buf) and dpt_kern_solo_end() on that thread,
  * every product it calls packs into buf (dpt_kern_solo_floats() floats,

@@ -2,8 +2,7 @@
  * Where a team of threads loses time in one product, for the products of
  * [784,1024,1024,10] at one batch: for each thread count T,
  *   - an OpenMP barrier and an empty parallel region (fork and join), in µs;
- *   - each product on T threads, the team sharing each block's tiles (the
- *     default) and taking the output's rows thread by thread (DPT_ROWSPLIT=1);
+ *   - each product on T threads, the team sharing each block's tiles;
  *   - the same product's 1/T share (rows of the batch, or units of the
  *     weight gradient) on one thread alone, times T: what T workers that
  *     never meet would take, so "share" = that / the team's time.
@@ -128,12 +127,10 @@ int main(int argc, char **argv)
     const size_t np = sizeof prods / sizeof prods[0], mx = 1024;
     Bufs B = {filled(n * mx, 1), filled(mx * mx, 2), filled(mx, 3), filled(n * mx, 4),
               filled(n * mx, 5), filled(mx * mx, 6), filled(n * mx, 7), n};
-    const char *rs = getenv("DPT_ROWSPLIT");
-    printf("kernels %s, batch %zu, median of %d; threads bound: OMP_PROC_BIND=%s OMP_PLACES=%s%s\n",
+    printf("kernels %s, batch %zu, median of %d; threads bound: OMP_PROC_BIND=%s OMP_PLACES=%s\n",
            dpt_kern_name(), n, reps, getenv("OMP_PROC_BIND") ? getenv("OMP_PROC_BIND") : "(unset)",
-           getenv("OMP_PLACES") ? getenv("OMP_PLACES") : "(unset)", rs ? " (DPT_ROWSPLIT ignored: both measured)" : "");
-    printf("%3s %-20s %9s %9s %9s %9s %8s %8s\n", "T", "product", "shared ms", "rows ms", "GFLOP/s", "alone ms",
-           "share", "rows");
+           getenv("OMP_PLACES") ? getenv("OMP_PLACES") : "(unset)");
+    printf("%3s %-20s %9s %9s %9s %8s\n", "T", "product", "shared ms", "GFLOP/s", "alone ms", "share");
     for (int c = 0; c < nc; c++) {
         const int T = counts[c] > 0 ? counts[c] : 1;
         double bar, fork;
@@ -144,15 +141,11 @@ int main(int argc, char **argv)
             const size_t M = p->kind == 1 ? p->out : n, m = (M + (size_t)T - 1) / (size_t)T;
             const double flops = 2.0 * (double)n * (double)p->in * (double)p->out;
             omp_set_num_threads(T);
-            dpt_kern_set_rows_split(0);
             const double ts = median_time(p, &B, M, reps);
-            dpt_kern_set_rows_split(1);
-            const double tr = median_time(p, &B, M, reps);
-            dpt_kern_set_rows_split(0);
             omp_set_num_threads(1);
             const double ta = median_time(p, &B, m, reps) * (double)M / (double)m;
-            printf("%3d %-20s %9.3f %9.3f %9.1f %9.3f %8.2f %8.2f\n", T, p->name, 1e3 * ts, 1e3 * tr,
-                   flops / ts / 1e9, 1e3 * ta / T, ta / T / ts, ts / tr);
+            printf("%3d %-20s %9.3f %9.1f %9.3f %8.2f\n", T, p->name, 1e3 * ts, flops / ts / 1e9, 1e3 * ta / T,
+                   ta / T / ts);
         }
     }
     free(B.X); free(B.W); free(B.b); free(B.D); free(B.Z); free(B.dW); free(B.dA);

@@ -209,7 +209,8 @@ threads_ab() {  # VAR TAG ROUND: one process, 16, 8, 4, 2 threads, VAR=0 and VAR
 }
 # Added 2026-11-27 (fourth session): PARTS="RS" measures a thread team taking the product's
 # output rows thread by thread (DPT_ROWSPLIT=1; not the default) against the team sharing each
-# 128-row block's tiles (0), and checks the bits.
+# 128-row block's tiles (0), and checks the bits. (DPT_ROWSPLIT was removed on 2026-11-28:
+# both halves now run the same code.)
 part_RS() {
 echo "== RS. rows split per thread (DPT_ROWSPLIT=1) vs tiles shared per block (0) (t=$(( $(date +%s) - T0 )))"
 for r in 1 2; do
