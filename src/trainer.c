@@ -129,18 +129,22 @@ static DptStatus setup_params(Trainer *t)
 
 /* W kept packed for the products (dpt_kern_wpack): with a node-shared model
  * one copy per node, each rank packing the slice it updates, so a node packs
- * W once a step instead of once per rank and product. Packing a slice into
- * a copy of all of W costs more per float than the products' packing into a
- * cache-sized buffer, so each copy is kept where it measured faster (2 cores,
- * README "Performance"): the forward product's (a transpose) from 2 ranks on
- * a node, the input gradient's (a copy) from 4. DPT_WPACK=0/1 turns both
- * off/on (on also keeps copies on a rank of its own); a rank whose threads
- * work as ranks (DPT_TEAM=1) keeps both. The ranks of a node
+ * W once a step instead of once per rank and product. Writing a copy of
+ * all of W to memory costs more per float than the products' packing into a
+ * cache-sized buffer, so the copies are kept from 8 ranks on a node (README
+ * "Performance"): 16 x 1 on the 16-core Xeon ran 1.13-1.28x with them, but
+ * 4 x 4 there 0.85 / 0.94x, and 2 x 1 on a 2-core Xeon 0.88-0.96x (six
+ * pairs, batch 128 and 256: the update phase 0.75 -> 1.9 ms a step against
+ * 0.4 ms saved in the forward product); on a 2-core AMD EPYC (AVX2, whose
+ * forward product reads W in place) the input gradient's copy at 4 ranks
+ * measured equal (median 1.01x). DPT_WPACK=0/1 turns both off/on (on also
+ * keeps copies on a rank of its own); a rank whose threads work as ranks
+ * (DPT_TEAM=1) keeps both. The ranks of a node
  * agree on where each copy lies: a copy is kept where all of them would use
  * it (a rank's thread count decides whether its forward product reads W in
  * place), and none unless every rank's kernel has the same panel width.
  * Collective. */
-enum { WPACK_FWD_RANKS = 2, WPACK_BWD_RANKS = 4 };
+enum { WPACK_FWD_RANKS = 8, WPACK_BWD_RANKS = 8 };
 
 static DptStatus alloc_wpack(Trainer *t, size_t rows)
 {

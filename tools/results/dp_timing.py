@@ -5,8 +5,8 @@ MPI_Allreduce, the node-sliced weight gradient (DPT_SLICED=1; the default
 from 4 ranks on a node, from 2 in deterministic mode) and each rank's
 gradient summed through shared memory (DPT_SLICED=0; with overlap, the
 default below that), with and without overlap, and deterministic mode both ways;
-with one rank, its threads working as ranks (the default for large nets) and sharing
-each product (DPT_TEAM=0); prints the per-phase breakdown (seconds, mean over
+with one rank, the default, its threads working as ranks (DPT_TEAM=1; the default
+for large nets from 4 threads) and sharing each product (DPT_TEAM=0); prints the per-phase breakdown (seconds, mean over
 ranks, with the max) and the throughput ratios, side by side from one run.
 
 Usage: tools/results/dp_timing.py [--layers 784,1024,1024,10] [--batch 256] [--steps 100]
@@ -58,10 +58,10 @@ def main():
              ("shm, summed, overlap", ["--reduce", "shm", "--overlap"], summed),
              ("mpi, overlap", ["--reduce", "mpi", "--overlap"], {}),
              ("deterministic (sliced)", ["--deterministic"], sliced), ("deterministic, summed", ["--deterministic"], summed)]
-    # one process: its threads work as ranks where the net is large (DPT_TEAM, the default there)
-    # or share each product (DPT_TEAM=0)
-    single = [("one process", [], {}), ("threads sharing products", [], {"DPT_TEAM": "0"}),
-              ("deterministic", ["--deterministic"], {})]
+    # one process (its threads work as ranks by default for large nets from 4 threads, else
+    # share each product), and each of the two forced (DPT_TEAM=1 / 0)
+    single = [("one process", [], {}), ("threads as ranks", [], {"DPT_TEAM": "1"}),
+              ("threads sharing products", [], {"DPT_TEAM": "0"}), ("deterministic", ["--deterministic"], {})]
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.reps):
