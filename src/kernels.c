@@ -663,8 +663,8 @@ static void transpose8(float *restrict d, size_t nr, const float *restrict w, si
 /* Rows [32 g, 32 g + 32) of W, clipped to elements [lo, hi), into the copy.
  * The forward copy is a transpose: done a tile of the group's rows x TK
  * columns at a time, so that the tile's source and destination lines stay
- * in L1 (row by row, each float of a row lands on a line of its own: 4x
- * slower). */
+ * in L1 (row by row, each float of a row lands on a line of its own: 3.6x
+ * slower for a 1024 x 1024 layer on one thread of a 2-core Xeon). */
 static void wpack_group(float *restrict wp, int fwd, const float *restrict W, size_t in, size_t out, size_t lo,
                         size_t hi, size_t g)
 {

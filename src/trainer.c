@@ -133,7 +133,7 @@ static DptStatus setup_params(Trainer *t)
  * all of W to memory costs more per float than the products' packing into a
  * cache-sized buffer, so the copies are kept from 8 ranks on a node (README
  * "Performance"): 16 x 1 on the 16-core Xeon ran 1.13-1.28x with them, but
- * 4 x 4 there 0.85 / 0.94x, and 2 x 1 on a 2-core Xeon 0.88-0.96x (six
+ * 4 x 4 there 0.85 / 0.94x, and 2 x 1 on a 2-core Xeon 0.89-0.96x (six
  * pairs, batch 128 and 256: the update phase 0.75 -> 1.9 ms a step against
  * 0.4 ms saved in the forward product); on a 2-core AMD EPYC (AVX2, whose
  * forward product reads W in place) the input gradient's copy at 4 ranks
