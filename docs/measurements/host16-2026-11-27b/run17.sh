@@ -232,24 +232,11 @@ cmake --build $B -j16 --target bench_threads > "$O/build-th.txt" 2>&1 || { tail 
 for r in 1 2; do OMP_PROC_BIND=close OMP_PLACES=cores timeout 120 $B/bench_threads 1024 9 1 2 4 8 16; done
 OMP_PROC_BIND=close OMP_PLACES=cores timeout 60 $B/bench_threads 128 15 1 4 16
 }
-# Added 2026-11-27 (fourth session), not yet run: PARTS="TM" measures threads as ranks
-# (DPT_TEAM=1, the default for this net from 32 rows a thread: one parallel region a pass, each
-# thread its rows, then its units of the weight gradient) against threads sharing each product
-# (0), one rank and 2 x 8, both modes, and checks the bits.
-part_TM() {
-echo "== TM. threads as ranks (DPT_TEAM=1) vs sharing each product (0) (t=$(( $(date +%s) - T0 )))"
-for r in 1 2; do
-  threads_ab DPT_TEAM tm $r
-  for v in 0 1; do DPT_TEAM=$v plain tm$r-$v-1x16-b256 16 256 80; export DPT_TEAM=$v; mp tm$r-$v-2x8 2 8 1024 60; unset DPT_TEAM; done
-  for v in 0 1; do DPT_TEAM=$v plain tm$r-$v-1x16-det 16 1024 40 --deterministic; done
-done
-for v in 0 1; do DPT_TEAM=$v plain tmbit-$v 16 1024 10 --save /tmp/tmbit-$v.h5; DPT_TEAM=$v plain tmdet-$v 16 1024 10 --deterministic --save /tmp/tmdet-$v.h5; done
-$DPT compare /tmp/tmbit-0.h5 /tmp/tmbit-1.h5; echo "compare TEAM 0 / 1: $?"
-$DPT compare /tmp/tmdet-0.h5 /tmp/tmdet-1.h5; echo "compare TEAM 0 / 1, deterministic: $?"
-}
-# Added 2026-11-28: PARTS="TM2" is TM with 1 x 16 at batch 512 (32 rows a thread, the rule's
-# edge) in place of 2 x 8 (node-sliced there, so DPT_TEAM changes nothing), PyTorch's threads
-# in the same call. (Run 21, 2026-11-28, also ran one round of part TH's bench_threads at its end.)
+# Added 2026-11-28: PARTS="TM2" measures threads as ranks (DPT_TEAM=1: one parallel region a
+# pass, each thread its rows, then its units of the weight gradient) against threads sharing
+# each product (0), one process at 2-16 threads, batch 256/512/1024 and deterministic, PyTorch's
+# threads in the same call, and checks the bits. (It replaced a part TM, never run, that had
+# 2 x 8 in place of batch 512: node-sliced there, so DPT_TEAM changes nothing.) (Run 21, 2026-11-28, also ran one round of part TH's bench_threads at its end.)
 part_TM2() {
 echo "== TM2. threads as ranks (DPT_TEAM=1) vs sharing each product (0) (t=$(( $(date +%s) - T0 )))"
 for r in 1 2; do
