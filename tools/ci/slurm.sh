@@ -129,16 +129,24 @@ awk 'BEGIN { srand(3); for (i = 0; i < 4000; i++) { s = 0; line = "";
 "$DPTRAIN" convert csv d.csv -o d.h5 >/dev/null
 ARGS=(--data "$W/d.h5" --layers 16,512,512,4 --hidden tanh --optimizer momentum --lr 0.02 --batch 32 --deterministic)
 JOB=("${ARGS[@]}" --checkpoint-every 100)   # in jobs (the script adds --checkpoint-dir)
-SHORT=(--epochs 12)      # 2-5 s on 2 ranks
-# The uninterrupted runs (deterministic: any layout gives the same model).
+# The runs' lengths come from this machine's pace (12 epochs took 5 s on one
+# 2-core machine, 1.7 s on another): SHORT about 8 s, so that a job is still
+# running when a case signals it after its first checkpoint, 12 epochs at
+# least (the jobs nobody signals run BRIEF, 12 epochs: across hosts over TCP
+# they ran 25x slower); LONG about 100 s, to outlast the time limit's first
+# warning (20-50 s into a start), 150 epochs at least (a fixed 150 ran 22 s
+# on the faster machine and finished before any warning). The start-up in
+# the measured run makes both somewhat shorter than that.
 t0=$(date +%s.%N)
-"$ROOT/tools/launch.sh" 2 1 "$DPTRAIN" train "${ARGS[@]}" "${SHORT[@]}" --quiet --save "$W/straight.h5" </dev/null
+"$ROOT/tools/launch.sh" 2 1 "$DPTRAIN" train "${ARGS[@]}" --epochs 12 --quiet </dev/null >/dev/null
 t1=$(date +%s.%N)
-# LONG must outlast the time limit's first warning (20-50 s into a start) on
-# any machine: about 100 s at the pace of SHORT (whose start-up makes the real
-# run somewhat shorter), 150 epochs at least. A fixed 150 took 70 s on one
-# 2-core machine and 22 s on another, which finished before any warning.
-LONG=(--epochs "$(awk -v a="$t0" -v b="$t1" 'BEGIN { e = int(12 * 100 / (b - a)) + 1; print e < 150 ? 150 : e }')")
+epochs_for() { awk -v a="$t0" -v b="$t1" -v s="$1" -v m="$2" 'BEGIN { e = int(12 * s / (b - a)) + 1; print e < m ? m : e }'; }
+BRIEF=(--epochs 12)
+SHORT=(--epochs "$(epochs_for 8 12)")
+LONG=(--epochs "$(epochs_for 100 150)")
+# The uninterrupted runs (deterministic: any layout gives the same model).
+"$ROOT/tools/launch.sh" 2 1 "$DPTRAIN" train "${ARGS[@]}" "${BRIEF[@]}" --quiet --save "$W/straight-brief.h5" </dev/null
+"$ROOT/tools/launch.sh" 2 1 "$DPTRAIN" train "${ARGS[@]}" "${SHORT[@]}" --quiet --save "$W/straight.h5" </dev/null
 t0=$(date +%s)
 "$ROOT/tools/launch.sh" 2 1 "$DPTRAIN" train "${ARGS[@]}" "${LONG[@]}" --quiet --save "$W/straight-long.h5" </dev/null
 LONG_S=$(( $(date +%s) - t0 ))
@@ -154,10 +162,10 @@ else
 fi
 
 # ---- 2. a training job on 2 ranks
-j=$(submit train "$W/ck-train" --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 -- "${JOB[@]}" "${SHORT[@]}" \
+j=$(submit train "$W/ck-train" --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 -- "${JOB[@]}" "${BRIEF[@]}" \
     --save "$W/train.h5")
 s=$(wait_job "$j" 120)
-if [ "$s" = COMPLETED ] && "$DPTRAIN" compare "$W/straight.h5" "$W/train.h5" >/dev/null; then
+if [ "$s" = COMPLETED ] && "$DPTRAIN" compare "$W/straight-brief.h5" "$W/train.h5" >/dev/null; then
     ok "training job on 2 ranks (srun --mpi=pmix): $s, model = the uninterrupted one"
 else
     bad "training job $j: $s"; out_of train | tail -20
@@ -233,20 +241,20 @@ fi
 
 # ---- 7. across nodes: one rank on each host
 if [ "$NODES" -ge 2 ]; then
-    j=$(submit multinode "$W/ck-multi" --nodes=2 --ntasks-per-node=1 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/multinode.h5")
+    j=$(submit multinode "$W/ck-multi" --nodes=2 --ntasks-per-node=1 -- "${JOB[@]}" "${BRIEF[@]}" --save "$W/multinode.h5")
     s=$(wait_job "$j" 180)
     if [ "$s" = COMPLETED ] && out_of multinode | grep -q "rank 0 on node1" && out_of multinode | grep -q "rank 1 on node2" \
-       && "$DPTRAIN" compare "$W/straight.h5" "$W/multinode.h5" >/dev/null; then
+       && "$DPTRAIN" compare "$W/straight-brief.h5" "$W/multinode.h5" >/dev/null; then
         ok "sbatch --nodes=2, srun --mpi=pmix: ranks on node1 and node2, model bitwise = one host's"
     else
         bad "multi-node job $j: $s"; out_of multinode | tail -20
     fi
     # nodes of different sizes: 3 tasks on 2 nodes (2 + 1), the hierarchical reduction
-    j=$(submit uneven "$W/ck-uneven" --nodes=2 --ntasks=3 --distribution=block -- "${JOB[@]}" "${SHORT[@]}" \
+    j=$(submit uneven "$W/ck-uneven" --nodes=2 --ntasks=3 --distribution=block -- "${JOB[@]}" "${BRIEF[@]}" \
         --no-quiet --save "$W/uneven.h5")
     s=$(wait_job "$j" 180)
     if [ "$s" = COMPLETED ] && out_of uneven | grep -q "rank 1 on node1" && out_of uneven | grep -q "rank 2 on node2" \
-       && out_of uneven | grep -q "^reduction:.*hierarchical" && "$DPTRAIN" compare "$W/straight.h5" "$W/uneven.h5" >/dev/null; then
+       && out_of uneven | grep -q "^reduction:.*hierarchical" && "$DPTRAIN" compare "$W/straight-brief.h5" "$W/uneven.h5" >/dev/null; then
         ok "sbatch --nodes=2 --ntasks=3: ranks 0-1 on node1, 2 on node2, hierarchical, model bitwise = one host's"
     else
         bad "uneven multi-node job $j: $s"; out_of uneven | tail -20
