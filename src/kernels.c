@@ -449,6 +449,7 @@ void dpt_kern_bias_grad_cols_fixed(int64_t *restrict dbq, int accumulate, double
  * in L1 when in is a multiple of 1024, and the copy measured faster). Every
  * element is still the same fma chain over the same 256-slabs (fma(x, w, c)
  * = fma(w, x, c)), so the results are those of the packed path, bit for bit. */
+#ifndef DPT_USE_CBLAS   /* a BLAS build computes every product through the BLAS */
 enum { SMALL_N = 16 };
 
 static int small_batch(size_t n)
@@ -584,6 +585,7 @@ static void input_grad_small(float *restrict dA, const float *restrict D, const 
         }
     }
 }
+#endif /* !DPT_USE_CBLAS */
 
 /* ---------------------------------------------------------------- W kept packed
  * The packed products read W as their B operand (the forward product as

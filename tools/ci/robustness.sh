@@ -6,12 +6,15 @@
 #     valgrind memcheck: no error may come from our code;
 #  3. each fuzz target (libFuzzer, clang; build-fuzz/) for FUZZ_SECONDS
 #     (default 60) from the committed seeds; a crash fails the job and leaves
-#     its input in runs/fuzz/ (to be fixed and kept in tests/fuzz/regressions).
-# Installs clang, libclang-rt-14-dev, libomp-dev and valgrind if missing.
+#     its input in runs/fuzz/ (to be fixed and kept in tests/fuzz/regressions);
+#  4. the BLAS build (-DDPT_BLAS=ON, build-blas/) compiles without a warning
+#     and trains (it takes no part in the bitwise tests).
+# Installs clang, libclang-rt-14-dev, libomp-dev, valgrind and libopenblas-dev
+# if missing.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-DPT_EXTRA_PACKAGES="clang libclang-rt-14-dev libomp-dev valgrind ${DPT_EXTRA_PACKAGES:-}" "$ROOT/tools/setup.sh"
+DPT_EXTRA_PACKAGES="clang libclang-rt-14-dev libomp-dev valgrind libopenblas-dev ${DPT_EXTRA_PACKAGES:-}" "$ROOT/tools/setup.sh"
 if [ "$(id -u)" -eq 0 ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
@@ -70,4 +73,14 @@ for t in config convert hdf5; do
     awk -v t="$t" '/stat::number_of_executed_units/ { n = $2 } /stat::average_exec_per_sec/ { r = $2 }
                    END { printf "fuzz_%s: %d executions, %d per second\n", t, n, r }' "$T/fuzz-$t.log"
 done
+
+echo "== 4. the BLAS build"
+cmake -S "$ROOT" -B "$ROOT/build-blas" -DCMAKE_BUILD_TYPE=Release -DDPT_BLAS=ON -DDPT_WERROR=ON -DDPT_TESTS=OFF >/dev/null
+cmake --build "$ROOT/build-blas" -j"$JOBS" --target dptrain >/dev/null
+case "$("$ROOT/build-blas/dptrain" --version)" in
+    *"kernels cblas"*) ;;
+    *) echo "the BLAS build does not use the BLAS"; exit 1 ;;
+esac
+"$ROOT/build-blas/dptrain" train --data "$T/xor.h5" --layers 2,8,2 --hidden tanh --epochs 30 --batch 2 --quiet --save "$T/blas.h5" </dev/null
+echo "BLAS build: compiles without warnings, trains"
 echo "robustness: all checks passed"
