@@ -116,6 +116,13 @@ typedef struct {
 static void layer_slice(DptStep *s, void *buf, int l, const UnitRows *ur, int accumulate, int cross, int bad,
                         DptTimers *tm);
 
+/* The bytes of one gradient sum: int64 in deterministic mode, unless the
+ * sums are stored as floats. */
+static size_t sum_bytes(const DptStep *s, int as_float)
+{
+    return s->deterministic && !as_float ? sizeof(int64_t) : sizeof(float);
+}
+
 /* ---------------------------------------------------------------- threads as ranks
  * Where the node-sliced gradient does not run, on two threads or more:
  * each pass is one parallel region in which every
@@ -307,6 +314,14 @@ static void bucket_hook(void *ctx, int l)
     dpt_dist_reducer_ready(s->red, 1);
 }
 
+/* With overlap, every layer's bucket complete at once (threads as ranks
+ * finish all layers' sums together). */
+static void all_buckets_ready(DptStep *s)
+{
+    for (int l = 0; l < s->arch->n_layers && s->overlap; l++)
+        dpt_dist_reducer_ready(s->red, 1);
+}
+
 /* Thread t of nt in a team region: the forward pass, costs and errors of
  * its rows of the pass's n (in w), and their activations into the packed
  * copies (laid out for blocks of `block` rows, 0: the float slabs); the
@@ -327,13 +342,6 @@ static int64_t team_rows(DptStep *s, DptWork *w, const float *params, size_t n, 
     return right;
 }
 
-/* Thread t of nt's units [*u0, *u1) of a layer of `out`. */
-static void team_units(size_t out, size_t t, size_t nt, size_t *u0, size_t *u1)
-{
-    *u0 = out * t / nt;
-    *u1 = out * (t + 1) / nt;
-}
-
 /* Thread t of nt: its units of every layer, over the n rows team_rows
  * left, into buf (layer_slice; as_float: deterministic sums stored as
  * floats, the biases' int64 through the thread's units of s->sumq). */
@@ -341,11 +349,36 @@ static void team_slices(DptStep *s, void *buf, size_t n, size_t t, size_t nt, in
 {
     const DptArch *a = s->arch;
     for (int l = a->n_layers - 1; l >= 0; l--) {
-        UnitRows ur = {.K = n, .D = s->work->delta[l + 1], .pack = s->team_pack[l], .as_float = as_float};
-        team_units((size_t)a->sizes[l + 1], t, nt, &ur.u0, &ur.u1);
+        const size_t out = (size_t)a->sizes[l + 1];
+        UnitRows ur = {.u0 = out * t / nt, .u1 = out * (t + 1) / nt, .K = n, .D = s->work->delta[l + 1],
+                       .pack = s->team_pack[l], .as_float = as_float};
         ur.bq = as_float ? s->sumq + a->b_off[l] + ur.u0 : NULL;
         layer_slice(s, buf, l, &ur, accumulate, 0, bad, NULL);
     }
+}
+
+/* One parallel region of s->team threads over the n rows in w: each thread
+ * its rows (team_rows, packed for blocks of `block` rows) and, where sum is
+ * given, after a barrier its units' gradient sums into sum (added to them
+ * with accumulate). Returns the rows predicted right. Race-free: a thread
+ * writes its rows of the work buffers and of the packed activations, then
+ * its units of the sums. */
+static int64_t team_region(DptStep *s, DptWork *w, const float *params, size_t n, size_t block, float *sum,
+                           int accumulate)
+{
+    int64_t right = 0;
+#pragma omp parallel num_threads(s->team) reduction(+ : right)
+    {
+        const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+        dpt_kern_solo_begin(s->team_buf + t * s->team_floats);
+        right += team_rows(s, w, params, n, t, nt, block);
+        if (sum) {   /* the same for the whole team */
+#pragma omp barrier
+            team_slices(s, sum, n, t, nt, accumulate, 0, 0);
+        }
+        dpt_kern_solo_end();
+    }
+    return right;
 }
 
 /* One pass of n rows (idx[0..n)) in one parallel region of s->team threads
@@ -355,20 +388,8 @@ static void team_slices(DptStep *s, void *buf, size_t n, size_t t, size_t nt, in
 static double team_pass(DptStep *s, DptWork *w, const float *params, const DptSplit *train, const uint32_t *idx,
                         size_t n, int accumulate, int64_t *correct, DptTimers *tm)
 {
-    int64_t right = 0;
     gather_rows(s, w, train, idx, n, tm);
-    /* Race-free: a thread writes its rows of the work buffers and of the
-     * packed activations, then (after the barrier) its units of the sums. */
-#pragma omp parallel num_threads(s->team) reduction(+ : right)
-    {
-        const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
-        dpt_kern_solo_begin(s->team_buf + t * s->team_floats);
-        right += team_rows(s, w, params, n, t, nt, 0);
-#pragma omp barrier
-        team_slices(s, s->sum, n, t, nt, accumulate, 0, 0);
-        dpt_kern_solo_end();
-    }
-    *correct = right;
+    *correct = team_region(s, w, params, n, 0, s->sum, accumulate);
     return dpt_net_rows_cost(w, n);
 }
 
@@ -403,8 +424,7 @@ static DptStepResult step_default(DptStep *s, const float *params, const DptSpli
             correct += right;
             if (last) {
                 encode_ctrl(ctrl, (int64_t)(hi - lo), correct, loss, !isfinite(loss), stop);
-                for (int l = a->n_layers - 1; l >= 0 && hook; l--)
-                    hook(s, l);   /* every bucket complete at once */
+                all_buckets_ready(s);
             }
             dpt_timer_stop(tm, DPT_T_COMPUTE);
             continue;
@@ -562,8 +582,7 @@ static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t corr
     const int bad = s->bounds[2 * L + 1] != 0.0;
     if (s->team) {
         team_fixed_sums(s, n, bad, wf);
-        for (int l = L - 1; l >= 0 && s->overlap; l--)
-            dpt_dist_reducer_ready(s->red, 1);   /* every bucket complete at once */
+        all_buckets_ready(s);
         return;
     }
     /* Last layer first; with overlap each layer's bucket is handed to the
@@ -660,14 +679,7 @@ static DptStepResult step_deterministic(DptStep *s, const float *params, const D
 
     if (s->team) {
         gather_rows(s, w, train, idx + lo, n, tm);
-        /* Race-free: a thread writes its rows only (team_rows). */
-#pragma omp parallel num_threads(s->team) reduction(+ : correct)
-        {
-            const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
-            dpt_kern_solo_begin(s->team_buf + t * s->team_floats);
-            correct += team_rows(s, w, params, n, t, nt, blk);
-            dpt_kern_solo_end();
-        }
+        correct = team_region(s, w, params, n, blk, NULL, 0);
     } else {
         gather_forward(s, w, params, train, idx + lo, n, tm);
         dpt_net_loss(w, a, n, 1, &correct);
@@ -760,18 +772,11 @@ static void pack_rows(DptStep *s, const DptWork *v, size_t K, size_t off, size_t
         dpt_kern_rowpack(s->ns_pack[l], v->act[l], K, (size_t)s->arch->sizes[l], off, off + n, block);
 }
 
-/* The bytes of one element of the node's sums this step: int64 in
- * deterministic mode unless they are stored as floats (ns_float). */
-static size_t node_sum_bytes(const DptStep *s)
-{
-    return s->deterministic && !s->ns_float ? sizeof(int64_t) : sizeof(float);
-}
-
 /* Several nodes: elements [i, i + n) of buf (node sums) allreduced with the
  * same node rank on the other nodes, started now. */
 static void cross_start(DptStep *s, void *buf, size_t i, size_t n, DptTimers *tm)
 {
-    const size_t e = node_sum_bytes(s);
+    const size_t e = sum_bytes(s, s->ns_float);
     dpt_timer_stop(tm, DPT_T_COMPUTE);
     dpt_timer_start(tm, DPT_T_REDUCE);
     dpt_dist_cross_start(s->ns_cross, (char *)buf + i * e, n, s->deterministic);
@@ -791,7 +796,7 @@ static void layer_slice(DptStep *s, void *buf, int l, const UnitRows *ur, int ac
 {
     const DptArch *a = s->arch;
     const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1], u0 = ur->u0, u1 = ur->u1, K = ur->K;
-    const size_t blk = s->det_block, e = s->deterministic && !ur->as_float ? sizeof(int64_t) : sizeof(float);
+    const size_t blk = s->det_block, e = sum_bytes(s, ur->as_float);
     const float *D = ur->D, *pack = ur->pack;
     float *g = buf;
     int64_t *q = buf;
