@@ -88,7 +88,7 @@ void dpt_kern_free(void) {}
 int dpt_kern_w_in_place(void)
 {
     dpt_kern_init();
-    return dpt_ukernel_s != NULL;
+    return dpt_ukernel_s == NULL ? 0 : dpt_ukernel_s_any ? 2 : 1;
 }
 
 static const char *const kern_levels[] = {"generic", "avx2", "avx512"};
@@ -121,6 +121,28 @@ const char *dpt_kern_name(void)
  * contiguously (a transposed operand is common here: W^T in the forward
  * product, delta^T in the weight gradient). */
 
+/* d[(k - k0) * nr + j] = w[j * in + k] for the 8 rows j and columns
+ * [k0, k1): blocks of 4 x 4 transposed in SSE registers (x86-64's baseline). */
+static void transpose8(float *restrict d, size_t nr, const float *restrict w, size_t in, size_t k0, size_t k1)
+{
+    size_t k = k0;
+#ifdef __SSE__
+    for (; k + 4 <= k1; k += 4)
+        for (size_t h = 0; h < 8; h += 4) {
+            __m128 a = _mm_loadu_ps(w + h * in + k), b = _mm_loadu_ps(w + (h + 1) * in + k);
+            __m128 c = _mm_loadu_ps(w + (h + 2) * in + k), e = _mm_loadu_ps(w + (h + 3) * in + k);
+            _MM_TRANSPOSE4_PS(a, b, c, e);
+            float *o = d + (k - k0) * nr + h;
+            _mm_storeu_ps(o, a);
+            _mm_storeu_ps(o + nr, b);
+            _mm_storeu_ps(o + 2 * nr, c);
+            _mm_storeu_ps(o + 3 * nr, e);
+        }
+#endif
+    for (; k < k1; k++)
+        for (size_t j = 0; j < 8; j++) d[(k - k0) * nr + j] = w[j * in + k];
+}
+
 /* dst[k][0..NR) = B[k0+k, j0..j0+nj), zero-padded to NR, for k < kc. */
 static void pack_b_panel(float *restrict dst, const float *restrict B, size_t rsb, size_t csb, size_t k0, size_t kc,
                          size_t j0, size_t nj, const size_t nr)
@@ -145,15 +167,18 @@ static void pack_b_panel(float *restrict dst, const float *restrict B, size_t rs
         }
     } else {
         /* A transpose, in blocks of 16 k so that the 16 x NR block written
-         * stays in L1 while the nj source rows are read 64 bytes at a time. */
+         * stays in L1 while the nj source rows are read 64 bytes at a time;
+         * 8 rows at a time through SSE registers where 8 are left. */
         for (size_t kb = 0; kb < kc; kb += 16) {
-            size_t ke = kb + 16 < kc ? kb + 16 : kc;
-            for (size_t j = 0; j < nj; j++) {
+            size_t ke = kb + 16 < kc ? kb + 16 : kc, j = 0;
+            for (; j + 8 <= nj; j += 8)
+                transpose8(dst + kb * nr + j, nr, B + k0 + (j0 + j) * csb, csb, kb, ke);
+            for (; j < nj; j++) {
                 const float *src = B + k0 + (j0 + j) * csb;
                 for (size_t k = kb; k < ke; k++)
                     dst[k * nr + j] = src[k];
             }
-            for (size_t j = nj; j < nr; j++)
+            for (; j < nr; j++)
                 for (size_t k = kb; k < ke; k++)
                     dst[k * nr + j] = 0.0f;
         }
@@ -473,7 +498,8 @@ static size_t forward_block(size_t in)
 }
 
 /* Whether the forward product reads W in place (forward_inplace): where
- * the kernel can, X^T fits the packing buffer whole for at least one
+ * the kernel can (at any batch, or with AVX-512 in small batches only: see
+ * dpt_ukernel_choose), X^T fits the packing buffer whole for at least one
  * column panel, and W's row panels give every thread two or more (the
  * packed path splits tiles both ways, so it keeps more threads busy on a
  * narrow layer). Measured faster on every shape tried (2-core AMD EPYC:
@@ -483,7 +509,8 @@ static int forward_w_in_place(size_t n, size_t in, size_t out)
     dpt_kern_init();
     if (!dpt_ukernel_s || n == 0 || forward_block(in) < (size_t)dpt_unr)
         return 0;
-    return small_batch(n) || (out + (size_t)dpt_umr - 1) / (size_t)dpt_umr >= 2 * (size_t)omp_get_max_threads();
+    return small_batch(n) ||
+           (dpt_ukernel_s_any && (out + (size_t)dpt_umr - 1) / (size_t)dpt_umr >= 2 * (size_t)omp_get_max_threads());
 }
 
 static void forward_inplace(float *restrict Z, const float *restrict X, const float *restrict W, size_t n,
@@ -638,28 +665,6 @@ size_t dpt_kern_wpack_floats(size_t in, size_t out, int fwd, size_t rows)
     const size_t nr = (size_t)dpt_unr, K = fwd ? in : out, N = fwd ? out : in;
     return K * ((N + nr - 1) / nr * nr);
 #endif
-}
-
-/* d[(k - k0) * nr + j] = w[j * in + k] for the 8 rows j and columns
- * [k0, k1): blocks of 4 x 4 transposed in SSE registers (x86-64's baseline). */
-static void transpose8(float *restrict d, size_t nr, const float *restrict w, size_t in, size_t k0, size_t k1)
-{
-    size_t k = k0;
-#ifdef __SSE__
-    for (; k + 4 <= k1; k += 4)
-        for (size_t h = 0; h < 8; h += 4) {
-            __m128 a = _mm_loadu_ps(w + h * in + k), b = _mm_loadu_ps(w + (h + 1) * in + k);
-            __m128 c = _mm_loadu_ps(w + (h + 2) * in + k), e = _mm_loadu_ps(w + (h + 3) * in + k);
-            _MM_TRANSPOSE4_PS(a, b, c, e);
-            float *o = d + (k - k0) * nr + h;
-            _mm_storeu_ps(o, a);
-            _mm_storeu_ps(o + nr, b);
-            _mm_storeu_ps(o + 2 * nr, c);
-            _mm_storeu_ps(o + 3 * nr, e);
-        }
-#endif
-    for (; k < k1; k++)
-        for (size_t j = 0; j < 8; j++) d[(k - k0) * nr + j] = w[j * in + k];
 }
 
 /* Rows [32 g, 32 g + 32) of W, clipped to elements [lo, hi), into the copy.

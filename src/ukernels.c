@@ -399,6 +399,7 @@ float dpt_fixed_limit(double scale)
 
 DptUKernel dpt_ukernel;
 DptUKernelS dpt_ukernel_s;
+int dpt_ukernel_s_any;
 DptUFixed dpt_ufixed = ufixed_generic;
 uint64_t dpt_ufixed_bias;
 int dpt_umr = MR, dpt_unr = NR;
@@ -452,6 +453,7 @@ void dpt_ukernel_choose(const char *force)
     dpt_ufixed = ufixed_generic;
     dpt_ufixed_bias = 0;
     dpt_ukernel_s = NULL;
+    dpt_ukernel_s_any = 0;
     dpt_umr = MR;
     dpt_unr = NR;
     if (force && strcmp(force, "generic") == 0)
@@ -461,20 +463,24 @@ void dpt_ukernel_choose(const char *force)
         dpt_fixed_set = fixed_store_avx2;
         dpt_fixed_to_float = to_float_avx2;
     }
-    /* W read in place (DPT_W_IN_PLACE=0 turns it off, =1 on): on by default
-     * with AVX2, where it measured faster; off with AVX-512, where it
+    /* W read in place (DPT_W_IN_PLACE=0 turns it off, =1 on at every
+     * batch): with AVX2 at every batch, where it measured faster; with
+     * AVX-512 in products of up to 16 rows only, which are bound by reading
+     * W (2-core Xeon, batch 10: 1.06-1.15x), while at 128 and 1024 rows it
      * measured no faster (16-core Xeon: 0.62-1.04x of the packed path,
      * docs/measurements/host16-2026-11-27c). Either way a kernel that
      * disagrees with the packed one on dpt_ukernel_s_agrees' product is
      * not used. */
     const char *wip = getenv("DPT_W_IN_PLACE");
+    const int wip_off = wip && strcmp(wip, "0") == 0, wip_on = wip && strcmp(wip, "1") == 0;
     DptUKernelS ks = NULL;
     if (has512 && !(force && strcmp(force, "avx2") == 0)) {
         dpt_ukernel = ukernel_avx512;
         dpt_ukernel_name = "avx512";
         if (__builtin_cpu_supports("avx512dq"))
             dpt_fixed_add = fixed_add_avx512;
-        ks = wip && strcmp(wip, "1") == 0 ? ukernel_avx512_s : NULL;
+        ks = wip_off ? NULL : ukernel_avx512_s;
+        dpt_ukernel_s_any = wip_on;
     } else if (has2) {
         dpt_ukernel = ukernel_avx2;
         dpt_ukernel_name = "avx2";
@@ -482,7 +488,8 @@ void dpt_ukernel_choose(const char *force)
         dpt_ufixed_bias = MAGIC_BITS;
         dpt_umr = DPT_MR_AVX2;
         dpt_unr = DPT_NR_AVX2;
-        ks = wip && strcmp(wip, "0") == 0 ? NULL : ukernel_avx2_s;
+        ks = wip_off ? NULL : ukernel_avx2_s;
+        dpt_ukernel_s_any = 1;
     }
     if (ks && dpt_ukernel_s_agrees(ks))
         dpt_ukernel_s = ks;

@@ -782,7 +782,17 @@ static void test_inplace_selfcheck(void **state)
     assert_false(dpt_kern_w_in_place());
     unsetenv("DPT_W_IN_PLACE");
     dpt_kern_select("avx2");
-    assert_true(dpt_kern_w_in_place());
+    assert_int_equal(dpt_kern_w_in_place(), 2);   /* AVX2: every batch */
+    if (dpt_kern_select("avx512")) {
+        assert_int_equal(dpt_kern_w_in_place(), 1);   /* AVX-512: up to 16 rows */
+        setenv("DPT_W_IN_PLACE", "1", 1);
+        dpt_kern_select("avx512");
+        assert_int_equal(dpt_kern_w_in_place(), 2);
+        setenv("DPT_W_IN_PLACE", "0", 1);
+        dpt_kern_select("avx512");
+        assert_int_equal(dpt_kern_w_in_place(), 0);
+        unsetenv("DPT_W_IN_PLACE");
+    }
     if (env)
         setenv("DPT_W_IN_PLACE", saved, 1);
     dpt_kern_select("avx512");
