@@ -27,13 +27,14 @@ size_t dpt_step_auto_block(size_t batch)
 
 /* ---------------------------------------------------------------- the node-sliced weight gradient */
 
-/* Where it is on by default: from this many ranks on the node (README,
- * "Scaling", 2 cores): deterministic mode from 2 (1.04x at 2 ranks, its
- * int64 partial gradients are twice the bytes; 1.22-1.26x at 4), the
- * default mode from 4 (0.94-1.01x of the summed reduction with overlap at 2
- * ranks; 1.01-1.04x at 4, the weight gradients' own time 0.7x).
+/* Where it is on by default: from 2 ranks on the node (README, "Scaling",
+ * 2 cores): deterministic mode 1.04x at 2 ranks (its int64 partial
+ * gradients are twice the bytes), 1.22-1.26x at 4; the default mode
+ * 0.99-1.08x of the summed reduction with overlap at 2 ranks on an Intel
+ * Xeon (median 1.05; equal, median 1.01, on an AMD EPYC), 1.01-1.04x at 4,
+ * and there the model's bits do not depend on the number of ranks.
  * DPT_SLICED=0/1 overrides. */
-enum { SLICED_RANKS = 4, SLICED_RANKS_DET = 2 };
+enum { SLICED_RANKS = 2 };
 
 /* Chooses the node-sliced weight gradient and lays out its shared window:
  * the node's errors and packed activations for node_size * chunk rows, and
@@ -46,7 +47,7 @@ static DptStatus sliced_init(DptStep *s, int shared)
     const DptArch *a = s->arch;
     const int L = a->n_layers, k = d->node_size;
     const char *env = getenv("DPT_SLICED");
-    int on = env && *env ? atoi(env) != 0 : k >= (s->deterministic ? SLICED_RANKS_DET : SLICED_RANKS);
+    int on = env && *env ? atoi(env) != 0 : k >= SLICED_RANKS;
     /* several nodes: of equal size, so that node rank j holds the same units on each */
     if (!shared || d->node_size_max < 2 || d->node_size_min != d->node_size_max || dpt_kern_rowpack_floats(1, 1) == 0)
         return DPT_OK;

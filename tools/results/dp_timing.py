@@ -2,9 +2,8 @@
 """Where the time goes in a data-parallel step: runs dptrain on one net and
 batch over several layouts (ranks x threads): with several ranks, the flat
 MPI_Allreduce, the node-sliced weight gradient (DPT_SLICED=1; the default
-from 4 ranks on a node, from 2 in deterministic mode) and each rank's
-gradient summed through shared memory (DPT_SLICED=0; with overlap, the
-default below that), with and without overlap, and deterministic mode both ways;
+from 2 ranks on a node) and each rank's gradient summed through shared
+memory (DPT_SLICED=0), with and without overlap, and deterministic mode both ways;
 with one rank, the default, its threads working as ranks (DPT_TEAM=1; the default
 for large nets from 4 threads) and sharing each product (DPT_TEAM=0); prints the per-phase breakdown (seconds, mean over
 ranks, with the max) and the throughput ratios, side by side from one run.
