@@ -1,7 +1,8 @@
 #!/bin/bash
 # dptrain compare: the same file, bitwise; two runs on 1 and 2 ranks in the
-# default mode: with the node-sliced weight gradient (DPT_SLICED=1) bitwise,
-# with each rank's gradient summed (DPT_SLICED=0) they differ bitwise and are
+# default mode: with the node-sliced weight gradient (the default from 2
+# ranks) bitwise, with each rank's gradient summed (DPT_SLICED=0) they
+# differ bitwise and are
 # the same within a tolerance, named where; in deterministic mode (bitwise);
 # threads as ranks (DPT_TEAM=1) against threads sharing each product
 # (bitwise); other layers (differ); a missing file.
@@ -16,14 +17,15 @@ trap 'rm -rf "$T"' EXIT
 make_dataset "$T" 600
 A=(--data "$T/d.h5" --layers 20,16,4 --batch 30 --epochs 2 --quiet)
 for np in 1 2; do
-    DPT_SLICED=1 "$MPIEXEC" --oversubscribe -n $np "$DPTRAIN" train "${A[@]}" --save "$T/p$np.h5" </dev/null
+    "$MPIEXEC" --oversubscribe -n $np "$DPTRAIN" train "${A[@]}" --save "$T/p$np.h5" </dev/null
     "$MPIEXEC" --oversubscribe -n $np "$DPTRAIN" train "${A[@]}" --deterministic --save "$T/d$np.h5" </dev/null
 done
 DPT_SLICED=0 "$MPIEXEC" --oversubscribe -n 2 "$DPTRAIN" train "${A[@]}" --save "$T/s2.h5" </dev/null
 "$DPTRAIN" train "${A[@]}" --layers 20,8,4 --save "$T/other.h5" </dev/null
 # Threads as ranks (DPT_TEAM=1): the bits of the threads sharing each
 # product, on 2 and 3 threads, in one pass and in three (batch 1100: passes
-# of 512, 512, 76 rows), and on 2 ranks x 2 threads (with overlap's buckets);
+# of 512, 512, 76 rows), and on 2 ranks x 2 threads (each rank's gradient
+# summed, DPT_SLICED=0, with overlap's buckets);
 # in deterministic mode the bits of one thread (sums stored as floats at
 # batch 30, as int64 at 1100).
 mkdir -p "$T/big" && make_dataset "$T/big" 2300
@@ -37,7 +39,7 @@ for th in 2 3; do
     done
 done
 for team in 0 1; do
-    DPT_TEAM=$team OMP_NUM_THREADS=2 "$MPIEXEC" --oversubscribe --bind-to none -n 2 -x DPT_TEAM -x OMP_NUM_THREADS \
+    DPT_SLICED=0 DPT_TEAM=$team OMP_NUM_THREADS=2 "$MPIEXEC" --oversubscribe --bind-to none -n 2 -x DPT_SLICED -x DPT_TEAM -x OMP_NUM_THREADS \
         "$DPTRAIN" train "${A[@]}" --save "$T/r2-$team.h5" </dev/null 2>/dev/null
 done
 expect() {   # status, fragment of the output, command...

@@ -89,8 +89,10 @@ static void free_outs(float **o)
 }
 
 /* The reduced gradient on every P, through MPI_Allreduce and through node
- * shared memory (with and without overlap), against the one-rank MPI one:
- * bitwise in deterministic mode, to float precision in the default mode. */
+ * shared memory (the default: the node-sliced gradient from 2 ranks; and
+ * each rank's gradient summed, DPT_SLICED=0, with and without overlap),
+ * against the one-rank MPI one: bitwise in deterministic mode, to float
+ * precision in the default mode. */
 static int check_gradients(int deterministic, int batch)
 {
     DptConfig c;
@@ -104,10 +106,13 @@ static int check_gradients(int deterministic, int batch)
     int bad_st = 0, bad_grad = 0;
     c.reduce = DPT_REDUCE_MPI;
     over_layouts(grad_work, &c, 2, ref, st);
-    for (int v = 0; v < 3; v++) {
+    for (int v = 0; v < 4; v++) {
         c.reduce = v == 0 ? DPT_REDUCE_MPI : DPT_REDUCE_SHM;
         c.overlap = v == 2;
+        if (v >= 2)
+            setenv("DPT_SLICED", "0", 1);
         over_layouts(grad_work, &c, 2, g, st);
+        unsetenv("DPT_SLICED");
         if (world_rank != 0)
             continue;
         for (int P = 1; P <= world_size; P++) {
@@ -176,11 +181,16 @@ static void test_replicas_identical(void **state)
     int same[4];
     DptStatus st[4];
     for (int v = 0; v < 4; v++) {
-        /* overlap off and on, through MPI_Allreduce and through shared memory */
+        /* overlap off and on, through MPI_Allreduce and through shared
+         * memory (with overlap: each rank's gradient summed, DPT_SLICED=0,
+         * since the node-sliced one has nothing to overlap) */
         c.overlap = v % 2;
         c.reduce = v < 2 ? DPT_REDUCE_MPI : DPT_REDUCE_SHM;
         float *p = NULL;
+        if (v == 3)
+            setenv("DPT_SLICED", "0", 1);
         st[v] = dpt_train_run(&c, &dist, NULL, &p);
+        unsetenv("DPT_SLICED");
         uint64_t h = p ? dpt_hash_bytes(DPT_HASH_INIT, p, n_params() * sizeof(float)) : 0;
         same[v] = dpt_dist_same_hash(&dist, h);
         free(p);
@@ -465,13 +475,18 @@ static void test_training_node_layouts(void **state)
         int sizes[8];
         layout_of(mask, sizes);
         for (int det = 0; det < 2; det++) {
-            for (int v = 0; v < 3; v++) {   /* shm without and with overlap; mpi (a replica per rank) */
+            /* shm (the default; with overlap: each rank's gradient summed,
+             * DPT_SLICED=0); mpi (a replica per rank) */
+            for (int v = 0; v < 3; v++) {
                 assert_int_equal(dpt_dist_subset_nodes(&dist, world_size, sizes), 1);
                 c.deterministic = det;
                 c.overlap = v == 1;
                 c.reduce = v == 2 ? DPT_REDUCE_MPI : DPT_REDUCE_SHM;
+                if (v == 1)
+                    setenv("DPT_SLICED", "0", 1);
                 /* the trainer itself fails the run if the replicas differ */
                 assert_int_equal(dpt_train_run(&c, &dist, NULL, &p), DPT_OK);
+                unsetenv("DPT_SLICED");
                 if (det)
                     assert_memory_equal(p, ref, n_params() * sizeof(float));
                 free(p);
