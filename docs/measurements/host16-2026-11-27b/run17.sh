@@ -40,7 +40,7 @@ p=' (fwd %.2f wgrad %.2f igrad %.2f)' % tuple(1e3*t[k]['mean']/s for k in ('forw
 print('%d samples/s; per step ms: compute %.2f%s reduce %.2f update %.2f' % (round(s*$2/sum(x['epoch_s'] for x in L)), 1e3*t['compute']['mean']/s, p, 1e3*t['allreduce']['mean']/s, 1e3*t['update']['mean']/s))"; }
 plain() {  # label threads batch steps [options]
   local lab=$1 T=$2 Bt=$3 S=$4; shift 4; local m=/tmp/p-$lab.jsonl; rm -f "$m"
-  OMP_NUM_THREADS=$T timeout 60 $DPT train $NET --batch $Bt --max-steps $S --metrics "$m" "$@" </dev/null >/dev/null 2>"$O/$lab.err" \
+  OMP_NUM_THREADS=$T timeout 60 ${PIN:-} $DPT train $NET --batch $Bt --max-steps $S --metrics "$m" "$@" </dev/null >/dev/null 2>"$O/$lab.err" \
     && echo "$lab T=$T B=$Bt: $(rate "$m" $Bt)" || echo "$lab failed"; }
 mp() {  # label ranks threads batch steps [options]
   local lab=$1 P=$2 T=$3 Bt=$4 S=$5; shift 5; local m=/tmp/m-$lab.jsonl; rm -f "$m"
@@ -270,6 +270,11 @@ for (m, k, n) in ((1024, 784, 1024), (1024, 1024, 1024), (784, 1024, 1024)):
     while time.perf_counter() - t0 < 1.5: torch.mm(a, b); r += 1
     print("torch mm %dx%dx%d 1 thread: %.1f GFLOP/s" % (m, k, n, 2 * m * k * n * r / (time.perf_counter() - t0) / 1e9), flush=True)
 PY
+# (added in a later session, 2026-11-28) the whole 1-thread step, three times on one core
+# (the products' own clocks), then on another core, then with the in-place forward kernel
+for r in 1 2 3; do PIN="taskset -c 5" plain pk1-$r 1 1024 20; done
+PIN="taskset -c 9" plain pk1-core9 1 1024 20
+DPT_W_IN_PLACE=1 PIN="taskset -c 5" plain pk1-wip 1 1024 20
 }
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
