@@ -468,7 +468,7 @@ void dpt_kern_bias_grad_cols_fixed(int64_t *restrict dbq, int accumulate, double
  * input gradient) costs a pass over W's bytes each way. Where the chosen
  * kernel can read operands in place (dpt_ukernel_s), the forward product is
  * computed as Z^T = W X^T with W's rows as the A panels, for any batch
- * (forward_w_in_place); with a few rows (n <= SMALL_N), where the products
+ * (forward_w_in_place; with AVX-512 only for a few rows, by default); with a few rows (n <= SMALL_N), where the products
  * are bound by reading W, the input gradient too reads W's rows as B's (for
  * larger batches a B panel of W in place, rows in*4 bytes apart, conflicts
  * in L1 when in is a multiple of 1024, and the copy measured faster). Every

@@ -466,7 +466,7 @@ void dpt_ukernel_choose(const char *force)
     /* W read in place (DPT_W_IN_PLACE=0 turns it off, =1 on at every
      * batch): with AVX2 at every batch, where it measured faster; with
      * AVX-512 in products of up to 16 rows only, which are bound by reading
-     * W (2-core Xeon, batch 10: 1.06-1.15x), while at 128 and 1024 rows it
+     * W (2-core Xeon, batch 10 and 16, 1 thread: 1.12-1.17x), while at 128 and 1024 rows it
      * measured no faster (16-core Xeon: 0.62-1.04x of the packed path,
      * docs/measurements/host16-2026-11-27c). Either way a kernel that
      * disagrees with the packed one on dpt_ukernel_s_agrees' product is
