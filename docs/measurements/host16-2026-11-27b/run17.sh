@@ -271,9 +271,13 @@ for (m, k, n) in ((1024, 784, 1024), (1024, 1024, 1024), (784, 1024, 1024)):
     print("torch mm %dx%dx%d 1 thread: %.1f GFLOP/s" % (m, k, n, 2 * m * k * n * r / (time.perf_counter() - t0) / 1e9), flush=True)
 PY
 # (added in a later session, 2026-11-28) the whole 1-thread step, three times on one core
-# (the products' own clocks), then on another core, then with the in-place forward kernel
+# (the products' own clocks), then on core 9, on core 0 (where a plain run pins its one
+# thread: the first CPU), unpinned (OMP_PROC_BIND=false: the OS places it, as PyTorch's),
+# then with the in-place forward kernel
 for r in 1 2 3; do PIN="taskset -c 5" plain pk1-$r 1 1024 20; done
 PIN="taskset -c 9" plain pk1-core9 1 1024 20
+PIN="taskset -c 0" plain pk1-core0 1 1024 20
+OMP_PROC_BIND=false plain pk1-free 1 1024 20
 DPT_W_IN_PLACE=1 PIN="taskset -c 5" plain pk1-wip 1 1024 20
 }
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
