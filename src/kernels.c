@@ -24,6 +24,13 @@
 #include "ukernels.h"
 
 enum { KC = 256, MC = 128, NC = 2048 };   /* blocking; tiles are the kernel's (ukernels.h) */
+/* A product of fewer multiply-adds (M N K) than this runs on the calling
+ * thread alone: waking the team would cost more than it saves (2-core Intel
+ * Xeon, 2 threads, [784,30,10] at batch 10: 180-184k samples/s with a
+ * threshold of 2^15, 234-241k with 2^18, as on one thread; [784,100,10] at
+ * batch 10, whose first layer is 2^19.6, 102-107k with 2^20 against
+ * 108-113k). */
+enum { PAR_MIN_WORK = 262144 };
 
 /* The packing buffers, static (zero-cost until touched): no kernel
  * allocates, and no init call is needed before the first product. */
@@ -308,7 +315,7 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
     dpt_kern_init();
     const size_t kcmax = o->Cq || o->Cf ? KC / o->block * o->block : KC;
     const size_t mr = (size_t)dpt_umr, nr = (size_t)dpt_unr, mcmax = (MC + mr - 1) / mr * mr, ncmax = NC / nr * nr;
-    const int small = M * N * K < 32768;  /* not worth waking the team */
+    const int small = M * N * K < PAR_MIN_WORK;
     const int solo = solo_buf != NULL;
     float *const pack_a = buf_a(), *const pack_b = buf_b();
 #pragma omp parallel if (!small && !solo)
@@ -523,7 +530,7 @@ static void forward_inplace(float *restrict Z, const float *restrict X, const fl
     }
     const int solo = solo_buf != NULL;
     float *const pack_b = buf_b();
-#pragma omp parallel if (n * in * out >= 32768 && !solo)
+#pragma omp parallel if (n * in * out >= PAR_MIN_WORK && !solo)
     {
         float tiles[FWD_NB / DPT_NR_AVX2 * DPT_MR * DPT_NR] __attribute__((aligned(64)));
         float pa[DPT_MR * KC] __attribute__((aligned(64)));
@@ -578,7 +585,7 @@ static void input_grad_small(float *restrict dA, const float *restrict D, const 
     }
     const int solo = solo_buf != NULL;
     float *const pack_a = buf_a();
-#pragma omp parallel if (n * in * out >= 32768 && !solo)
+#pragma omp parallel if (n * in * out >= PAR_MIN_WORK && !solo)
     {
         float tile[DPT_MR * DPT_NR] __attribute__((aligned(64)));
         float pb[KC * DPT_NR] __attribute__((aligned(64)));

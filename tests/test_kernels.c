@@ -15,7 +15,8 @@ typedef struct {
 } Shape;
 
 static const Shape shapes[] = {{1, 1, 1},    {3, 5, 7},     {10, 784, 30}, {17, 33, 65},
-                               {130, 300, 40}, {9, 600, 1030}, {64, 257, 33}, {2, 2100, 3}};
+                               {130, 300, 40}, {9, 600, 1030}, {64, 257, 33}, {2, 2100, 3},
+                               {8, 1100, 32}};   /* one forward tile, enough work for the team */
 #define N_SHAPES (sizeof shapes / sizeof shapes[0])
 
 /* |got - want| <= 2 K eps sum|terms| (+ tiny), the classical bound for a
@@ -115,7 +116,7 @@ static void test_thread_and_row_invariance(void **state)
 static void test_fixed_point_weight_grad(void **state)
 {
     (void)state;
-    size_t n = 37, in = 90, out = 41, blk = 8;
+    size_t n = 37, in = 90, out = 83, blk = 8;   /* above PAR_MIN_WORK: 2 threads share it */
     double scale = 0x1p40;
     float *D = malloc(n * out * 4), *A = malloc(n * in * 4), *ref = malloc(out * in * 4), *db = malloc(out * 4);
     int64_t *q1 = calloc(out * in, 8), *q2 = calloc(out * in, 8), *b1 = calloc(out, 8), *b2 = calloc(out, 8);
