@@ -204,12 +204,16 @@ static void pack_a_panel(float *restrict dst, const float *restrict A, size_t rs
             for (; r < mr; r++) dst[k * mr + r] = 0.0f;
         }
     } else {
-        for (size_t r = 0; r < ni; r++) {
+        size_t r = 0;
+        /* rows side by side: 8 at a time through SSE registers where 8 are left */
+        for (; csa == 1 && r + 8 <= ni; r += 8)
+            transpose8(dst + r, mr, A + (i0 + r) * rsa + k0, rsa, 0, kc);
+        for (; r < ni; r++) {
             const float *src = A + (i0 + r) * rsa + k0 * csa;
             for (size_t k = 0; k < kc; k++)
                 dst[k * mr + r] = src[k * csa];
         }
-        for (size_t r = ni; r < mr; r++)
+        for (; r < mr; r++)
             for (size_t k = 0; k < kc; k++)
                 dst[k * mr + r] = 0.0f;
     }
