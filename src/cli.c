@@ -85,7 +85,7 @@ int dpt_cli_early(int argc, char **argv, DptStatus *st)
         if (dpt_kern_init() == DPT_OK)
             printf("kernels %s (chosen for this CPU; DPT_KERNEL overrides)%s\n", dpt_kern_name(),
                    dpt_kern_w_in_place() == 2   ? ", W read in place"
-                   : dpt_kern_w_in_place() == 1 ? ", W read in place up to 16 rows"
+                   : dpt_kern_w_in_place() == 1 ? ", W read in place in small products"
                                                 : "");
         dpt_err_clear();
         printf("built with %s\n", "GCC " __VERSION__);

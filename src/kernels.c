@@ -479,7 +479,7 @@ void dpt_kern_bias_grad_cols_fixed(int64_t *restrict dbq, int accumulate, double
  * input gradient) costs a pass over W's bytes each way. Where the chosen
  * kernel can read operands in place (dpt_ukernel_s), the forward product is
  * computed as Z^T = W X^T with W's rows as the A panels, for any batch
- * (forward_w_in_place; with AVX-512 only for a few rows, by default); with a few rows (n <= SMALL_N), where the products
+ * (forward_w_in_place; with AVX-512 by default up to 32 rows); with a few rows (n <= SMALL_N), where the products
  * are bound by reading W, the input gradient too reads W's rows as B's (for
  * larger batches a B panel of W in place, rows in*4 bytes apart, conflicts
  * in L1 when in is a multiple of 1024, and the copy measured faster). Every
@@ -509,19 +509,28 @@ static size_t forward_block(size_t in)
 }
 
 /* Whether the forward product reads W in place (forward_inplace): where
- * the kernel can (at any batch, or with AVX-512 in small batches only: see
- * dpt_ukernel_choose), X^T fits the packing buffer whole for at least one
- * column panel, and W's row panels give every thread two or more (the
- * packed path splits tiles both ways, so it keeps more threads busy on a
- * narrow layer). Measured faster on every shape tried (2-core AMD EPYC:
- * batch 128, [784,1024] 60 -> 74 GFLOP/s, [784,100] 58 -> 72, [100,10] 20 -> 23). */
+ * the kernel can, X^T fits the packing buffer whole for at least one
+ * column panel, and either the product has few rows or W's row panels give
+ * every thread two or more (the packed path splits tiles both ways, so it
+ * keeps more threads busy on a narrow layer). Measured faster on every
+ * shape tried with AVX2 (2-core AMD EPYC: batch 128, [784,1024] 60 -> 74
+ * GFLOP/s, [784,100] 58 -> 72, [100,10] 20 -> 23). With AVX-512 (unless
+ * DPT_W_IN_PLACE=1) only products of up to FWD_SMALL_N rows: 2-core Intel
+ * Xeon, [784,1024,1024,10], 1 thread, in place against the packed path
+ * 1.12-1.17x at 10 and 16 rows, 1.19-1.20x at 32, 1.10-1.11x at 64,
+ * 1.03-1.05x at 128, 0.99-1.02x at 256, 0.91-0.95x at 1024; the 16-core
+ * Xeon 0.89-1.02x at 64 rows a thread (16 of them busy), 0.99-1.04x at
+ * 128, 0.62-0.90x at 1024. */
+enum { FWD_SMALL_N = 32 };
+
 static int forward_w_in_place(size_t n, size_t in, size_t out)
 {
     dpt_kern_init();
     if (!dpt_ukernel_s || n == 0 || forward_block(in) < (size_t)dpt_unr)
         return 0;
-    return small_batch(n) ||
-           (dpt_ukernel_s_any && (out + (size_t)dpt_umr - 1) / (size_t)dpt_umr >= 2 * (size_t)omp_get_max_threads());
+    if (!dpt_ukernel_s_any)
+        return n <= FWD_SMALL_N;
+    return small_batch(n) || (out + (size_t)dpt_umr - 1) / (size_t)dpt_umr >= 2 * (size_t)omp_get_max_threads();
 }
 
 static void forward_inplace(float *restrict Z, const float *restrict X, const float *restrict W, size_t n,

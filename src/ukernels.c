@@ -465,9 +465,10 @@ void dpt_ukernel_choose(const char *force)
     }
     /* W read in place (DPT_W_IN_PLACE=0 turns it off, =1 on at every
      * batch): with AVX2 at every batch, where it measured faster; with
-     * AVX-512 in products of up to 16 rows only, which are bound by reading
-     * W (2-core Xeon, batch 10 and 16, 1 thread: 1.12-1.17x), while at 128 and 1024 rows it
-     * measured no faster (16-core Xeon: 0.62-1.04x of the packed path,
+     * AVX-512 in small products only (the forward product up to 32 rows,
+     * the input gradient up to 16: forward_w_in_place has the figures),
+     * which are bound by reading W, while at 1024 rows it measured slower
+     * (16-core Xeon: 0.62-0.90x of the packed path,
      * docs/measurements/host16-2026-11-27c). Either way a kernel that
      * disagrees with the packed one on dpt_ukernel_s_agrees' product is
      * not used. */

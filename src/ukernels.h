@@ -49,7 +49,7 @@ typedef void (*DptUKernelS)(size_t kc, const float *restrict a, size_t a_rs, siz
 
 extern DptUKernel dpt_ukernel;        /* NULL until chosen */
 extern DptUKernelS dpt_ukernel_s;
-extern int dpt_ukernel_s_any;         /* dpt_ukernel_s serves every batch, not only small ones */
+extern int dpt_ukernel_s_any;         /* dpt_ukernel_s serves every batch, not only small products */
 extern DptUFixed dpt_ufixed;
 extern uint64_t dpt_ufixed_bias;
 extern int dpt_umr, dpt_unr;          /* the chosen kernel's tile */

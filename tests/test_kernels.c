@@ -423,7 +423,7 @@ static void test_fma_chain_bitwise(void **state)
 static void test_small_batch_bitwise(void **state)
 {
     (void)state;
-    const size_t ns[] = {1, 5, 6, 7, 12, 16, 17, 40, 300}, big = 300;
+    const size_t ns[] = {1, 5, 6, 7, 12, 16, 17, 32, 33, 40, 300}, big = 300;
     const Shape sh[] = {{0, 300, 70}, {0, 784, 1030}, {0, 17, 5}, {0, 520, 33}};
     int saved = omp_get_max_threads();
     for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++) {

@@ -41,8 +41,9 @@ int dpt_kern_select(const char *name);
 /* Name of the micro-kernel chosen at run time ("avx512", "avx2", "generic", "cblas"). */
 const char *dpt_kern_name(void);
 /* Where the chosen kernel reads W in place (see kernels.c): 0 nowhere, 1 in
- * products of up to 16 rows, 2 in the forward product of any batch too
- * (DPT_W_IN_PLACE=0/1 selects 0/2 instead of the default). */
+ * small products (the forward product up to 32 rows, the input gradient up
+ * to 16), 2 in the forward product of any batch too (DPT_W_IN_PLACE=0/1
+ * selects 0/2 instead of the default). */
 int dpt_kern_w_in_place(void);
 /* A thread of a caller's parallel region may run products on its own:
  * between dpt_kern_solo_begin(buf) and dpt_kern_solo_end() on that thread,
