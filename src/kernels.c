@@ -479,10 +479,11 @@ void dpt_kern_bias_grad_cols_fixed(int64_t *restrict dbq, int accumulate, double
  * input gradient) costs a pass over W's bytes each way. Where the chosen
  * kernel can read operands in place (dpt_ukernel_s), the forward product is
  * computed as Z^T = W X^T with W's rows as the A panels, for any batch
- * (forward_w_in_place; with AVX-512 by default up to 32 rows); with a few rows (n <= SMALL_N), where the products
- * are bound by reading W, the input gradient too reads W's rows as B's (for
- * larger batches a B panel of W in place, rows in*4 bytes apart, conflicts
- * in L1 when in is a multiple of 1024, and the copy measured faster). Every
+ * (forward_w_in_place; with AVX-512 by default up to 32 rows); with a few
+ * rows (n <= SMALL_N), where the products are bound by reading W, the
+ * input gradient too reads W's rows as B's (for larger batches a B panel
+ * of W in place, rows in*4 bytes apart, conflicts in L1 when in is a
+ * multiple of 1024, and the copy measured faster). Every
  * element is still the same fma chain over the same 256-slabs (fma(x, w, c)
  * = fma(w, x, c)), so the results are those of the packed path, bit for bit. */
 #ifndef DPT_USE_CBLAS   /* a BLAS build computes every product through the BLAS */
