@@ -279,6 +279,9 @@ PIN="taskset -c 9" plain pk1-core9 1 1024 20
 PIN="taskset -c 0" plain pk1-core0 1 1024 20
 OMP_PROC_BIND=false plain pk1-free 1 1024 20
 DPT_W_IN_PLACE=1 PIN="taskset -c 5" plain pk1-wip 1 1024 20
+# AVX-512 reads W in place in the forward product up to 32 rows by default (since 2026-11-28,
+# from 2-core figures): the default against the packed path at 32 rows, one core, twice
+for r in 1 2; do PIN="taskset -c 5" plain pk32-$r 1 32 300; DPT_W_IN_PLACE=0 PIN="taskset -c 5" plain pk32-packed-$r 1 32 300; done
 }
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
