@@ -179,8 +179,11 @@ static void print_header(const Trainer *t)
                  t->arch.n_params, t->n_train, t->batch, mode);
     if (t->step.sliced)
         dpt_log_info("reduction: none within a node: each rank computes its units' rows of the weight gradient "
-                     "over the node's samples, in node-shared memory%s (DPT_SLICED)\n",
-                     t->d->n_nodes > 1 ? "; across nodes, one allreduce per rank's units and layer (hierarchical)" : "");
+                     "over the node's samples, in node-shared memory%s (DPT_SLICED)%s\n",
+                     t->d->n_nodes > 1 ? "; across nodes, one allreduce per rank's units and layer (hierarchical)" : "",
+                     c->overlap == 1 ? "; --overlap has nothing to overlap on this path (DPT_SLICED=0 gives the "
+                                       "summed reduction, which overlaps)"
+                                     : "");
     else if (t->d->world_size > 1)
         dpt_log_info("reduction: %s%s\n",
                      !dpt_dist_reducer_shared(t->step.red) ? "MPI_Allreduce of the whole vector"
