@@ -82,11 +82,11 @@ int dpt_cli_early(int argc, char **argv, DptStatus *st)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version") || (argc > 2 && !strcmp(argv[2], "--version"))) {
         printf("dptrain %s\n", DPT_VERSION);
-        if (dpt_kern_init() == DPT_OK)
+        if (dpt_kern_init() == DPT_OK) {
+            const int wip = dpt_kern_w_in_place();
             printf("kernels %s (chosen for this CPU; DPT_KERNEL overrides)%s\n", dpt_kern_name(),
-                   dpt_kern_w_in_place() == 2   ? ", W read in place"
-                   : dpt_kern_w_in_place() == 1 ? ", W read in place in small products"
-                                                : "");
+                   wip == 2 ? ", W read in place" : wip == 1 ? ", W read in place in small products" : "");
+        }
         dpt_err_clear();
         printf("built with %s\n", "GCC " __VERSION__);
         return 1;

@@ -785,7 +785,7 @@ static void test_inplace_selfcheck(void **state)
     dpt_kern_select("avx2");
     assert_int_equal(dpt_kern_w_in_place(), 2);   /* AVX2: every batch */
     if (dpt_kern_select("avx512")) {
-        assert_int_equal(dpt_kern_w_in_place(), 1);   /* AVX-512: up to 16 rows */
+        assert_int_equal(dpt_kern_w_in_place(), 1);   /* AVX-512: small products only */
         setenv("DPT_W_IN_PLACE", "1", 1);
         dpt_kern_select("avx512");
         assert_int_equal(dpt_kern_w_in_place(), 2);
