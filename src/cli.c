@@ -86,6 +86,10 @@ int dpt_cli_early(int argc, char **argv, DptStatus *st)
             const int wip = dpt_kern_w_in_place();
             printf("kernels %s (chosen for this CPU; DPT_KERNEL overrides)%s\n", dpt_kern_name(),
                    wip == 2 ? ", W read in place" : wip == 1 ? ", W read in place in small products" : "");
+            const char *from;
+            const size_t mc = dpt_kern_block_rows(&from);
+            printf("blocks of %zu rows (%s; DPT_MC overrides)\n", mc,
+                   !strcmp(from, "L2") ? "half the L2" : !strcmp(from, "DPT_MC") ? "DPT_MC" : "the L2 unknown");
         }
         dpt_err_clear();
         printf("built with %s\n", "GCC " __VERSION__);

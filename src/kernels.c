@@ -13,6 +13,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef __SSE__
 #include <xmmintrin.h>
 #endif
@@ -23,7 +24,23 @@
 
 #include "ukernels.h"
 
-enum { KC = 256, MC = 128, NC = 2048 };   /* blocking; tiles are the kernel's (ukernels.h) */
+/* Blocking. KC, the slab of k whose chain each C element sums before the
+ * slabs are added, is part of the arithmetic (the bits depend on it), so it
+ * is the same on every machine; NC fixes the layout of packed copies of W
+ * that the ranks of a node share. MC, the rows of A packed per block, does
+ * not change a bit: it is chosen at start so that the A block (MC x KC
+ * floats) fills half of the core's L2 (glibc's sysconf; 128 where unknown),
+ * between 64 and MC_MAX rows, or taken from DPT_MC (MC_MIN to MC_MAX).
+ * Measured on the 2-core Intel Xeon (2 MiB L2, so 1024 rows):
+ * [784,1024,1024,10], batch 1024, 2 threads, MC 128 / 256 / 1024 ran
+ * 30.4-32.1k / 30.4-32.2k / 30.6-31.4k samples/s (3 interleaved rounds);
+ * 1024 against 128 at batch 256, 1 thread, 0.97-1.04x (six pairs): no
+ * difference there. On many threads a larger block means fewer of the
+ * team's barriers per product (two per block of rows). Tiles are the
+ * kernel's (ukernels.h). */
+enum { KC = 256, MC_MIN = 16, MC_MAX = 1024, MC_DEFAULT = 128, NC = 2048 };   /* MC_MIN: input_grad_small's rows */
+static size_t mc_rows = MC_DEFAULT;
+static const char *mc_from = "default";
 /* A product of fewer multiply-adds (M N K) than this runs on the calling
  * thread alone: waking the team would cost more than it saves (2-core Intel
  * Xeon, 2 threads, [784,30,10] at batch 10: 180-184k samples/s with a
@@ -34,8 +51,8 @@ enum { PAR_MIN_WORK = 262144 };
 
 /* The packing buffers, static (zero-cost until touched): no kernel
  * allocates, and no init call is needed before the first product. */
-enum { PACK_A_FLOATS = (MC + DPT_MR) * KC, PACK_B_FLOATS = KC * NC };
-static float pack_a_team[PACK_A_FLOATS] __attribute__((aligned(64)));   /* [MC/MR panels][KC][MR] */
+enum { PACK_A_MAX = (MC_MAX + DPT_MR) * KC, PACK_B_FLOATS = KC * NC };
+static float pack_a_team[PACK_A_MAX] __attribute__((aligned(64)));   /* [MC/MR panels][KC][MR] */
 static float pack_b_team[PACK_B_FLOATS] __attribute__((aligned(64)));   /* [NC/NR panels][KC][NR] */
 
 /* A thread that computes products alone inside a parallel region of its
@@ -45,10 +62,13 @@ static float pack_b_team[PACK_B_FLOATS] __attribute__((aligned(64)));   /* [NC/N
  * thread, before its parallel region. */
 static _Thread_local float *solo_buf;
 
+/* The A buffer's floats at the MC in force: whole MR-tall panels. */
+static size_t pack_a_floats(void) { return (mc_rows + DPT_MR) * KC; }
+
 size_t dpt_kern_solo_floats(void)
 {
     dpt_kern_init();   /* settled before any thread runs a product alone */
-    return PACK_A_FLOATS + PACK_B_FLOATS;
+    return pack_a_floats() + PACK_B_FLOATS;
 }
 
 void dpt_kern_solo_begin(float *buf) { solo_buf = buf; }
@@ -57,7 +77,7 @@ void dpt_kern_solo_end(void) { solo_buf = NULL; }
 
 static float *buf_a(void) { return solo_buf ? solo_buf : pack_a_team; }
 
-static float *buf_b(void) { return solo_buf ? solo_buf + PACK_A_FLOATS : pack_b_team; }
+static float *buf_b(void) { return solo_buf ? solo_buf + pack_a_floats() : pack_b_team; }
 
 static int kern_timing;
 static double kern_time[DPT_KT_COUNT];
@@ -81,13 +101,55 @@ int dpt_kern_select(const char *name)
     return strcmp(dpt_ukernel_name, name) == 0;
 }
 
+/* MC (see KC above): DPT_MC if it is a whole number in [MC_MIN, MC_MAX]
+ * (otherwise ignored, with the L2 rule), else from the L2's size. */
+static void choose_block_rows(void)
+{
+    const char *env = getenv("DPT_MC");
+    char *end = NULL;
+    long v = env && *env ? strtol(env, &end, 10) : 0;
+    if (env && *env && *end == '\0' && v >= MC_MIN && v <= MC_MAX) {
+        mc_rows = (size_t)v;
+        mc_from = "DPT_MC";
+        return;
+    }
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#else
+    long l2 = 0;
+#endif
+    if (l2 > 0) {
+        size_t rows = (size_t)l2 / 2 / (KC * sizeof(float));
+        rows = rows < 64 ? 64 : rows > MC_MAX ? MC_MAX : rows;
+        mc_rows = rows / 64 * 64;
+        mc_from = "L2";
+    }
+}
+
 /* Chooses the micro-kernel (DPT_KERNEL, else the best this CPU runs) unless one
  * is chosen; every product calls it, so a library caller need not. */
 DptStatus dpt_kern_init(void)
 {
-    if (!dpt_ukernel)
+    if (!dpt_ukernel) {
+        choose_block_rows();   /* before the kernel, whose choice says init is done */
         dpt_ukernel_choose(getenv("DPT_KERNEL"));
+    }
     return DPT_OK;
+}
+
+size_t dpt_kern_block_rows(const char **from)
+{
+    dpt_kern_init();
+    if (from)
+        *from = mc_from;
+    return mc_rows;
+}
+
+void dpt_kern_set_block_rows(size_t rows)
+{
+    dpt_kern_init();
+    mc_rows = rows < MC_MIN ? MC_MIN : rows > MC_MAX ? MC_MAX : rows;
+    mc_from = "set";
 }
 
 void dpt_kern_free(void) {}
@@ -318,7 +380,7 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
     }
     dpt_kern_init();
     const size_t kcmax = o->Cq || o->Cf ? KC / o->block * o->block : KC;
-    const size_t mr = (size_t)dpt_umr, nr = (size_t)dpt_unr, mcmax = (MC + mr - 1) / mr * mr, ncmax = NC / nr * nr;
+    const size_t mr = (size_t)dpt_umr, nr = (size_t)dpt_unr, mcmax = (mc_rows + mr - 1) / mr * mr, ncmax = NC / nr * nr;
     const int small = M * N * K < PAR_MIN_WORK;
     const int solo = solo_buf != NULL;
     float *const pack_a = buf_a(), *const pack_b = buf_b();

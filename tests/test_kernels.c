@@ -111,6 +111,71 @@ static void test_thread_and_row_invariance(void **state)
     free(X); free(W); free(b); free(D); free(Z1); free(Z2); free(Zs); free(G1); free(G2); free(A1); free(A2);
 }
 
+/* The rows packed per block (MC, chosen from the L2) change no bit: every
+ * kernel's products, float and fixed point, at 16 and 64 rows a block (many
+ * blocks of rows, MR-tall panels cut mid-block where MR is 6) against the
+ * machine's choice, on 2 threads and on 1. */
+static size_t machine_mc;
+static int machine_threads;
+
+static int block_rows_setup(void **state)
+{
+    (void)state;
+    machine_mc = dpt_kern_block_rows(NULL);
+    machine_threads = omp_get_max_threads();
+    return 0;
+}
+
+/* Even after a failed assertion: the tests after it run at the machine's MC. */
+static int block_rows_teardown(void **state)
+{
+    (void)state;
+    dpt_kern_set_block_rows(machine_mc);
+    omp_set_num_threads(machine_threads);
+    dpt_kern_select("avx512");
+    return 0;
+}
+
+static void test_block_rows_bitwise(void **state)
+{
+    (void)state;
+    const size_t mc0 = machine_mc, mcs[] = {16, 64};
+    for (size_t kk = 0; kk < 3; kk++) {
+        if (!dpt_kern_select(kernels[kk]))
+            continue;
+        for (size_t si = 0; si < N_SHAPES; si++) {
+            const size_t n = shapes[si].n, in = shapes[si].in, out = shapes[si].out;
+            float *X = malloc(n * in * 4), *W = malloc(out * in * 4), *b = malloc(out * 4), *D = malloc(n * out * 4);
+            float *Z[2] = {malloc(n * out * 4), malloc(n * out * 4)}, *G[2] = {malloc(out * in * 4), malloc(out * in * 4)};
+            float *A[2] = {malloc(n * in * 4), malloc(n * in * 4)};
+            int64_t *Q[2] = {malloc(out * in * 8), malloc(out * in * 8)};
+            tu_fill(X, n * in, 61, -1, 1);
+            tu_fill(W, out * in, 62, -1, 1);
+            tu_fill(b, out, 63, -1, 1);
+            tu_fill(D, n * out, 64, -1, 1);
+            for (int v = 0; v < 1 + 2 * 2; v++) {
+                const int k = v == 0 ? 0 : 1;   /* v 0: the machine's MC; then each of mcs on 2 and 1 threads */
+                dpt_kern_set_block_rows(v == 0 ? mc0 : mcs[(v - 1) / 2]);
+                omp_set_num_threads(v == 0 ? 2 : 2 - (v - 1) % 2);
+                dpt_kern_forward(Z[k], X, W, b, n, in, out);
+                dpt_kern_weight_grad(G[k], 0, D, X, n, in, out);
+                dpt_kern_input_grad(A[k], D, W, NULL, n, in, out);
+                dpt_kern_weight_grad_fixed(Q[k], 0, 0x1p40, D, X, n, in, out, 8);
+                if (v > 0) {
+                    assert_memory_equal(Z[0], Z[1], n * out * 4);
+                    assert_memory_equal(G[0], G[1], out * in * 4);
+                    assert_memory_equal(A[0], A[1], n * in * 4);
+                    assert_memory_equal(Q[0], Q[1], out * in * 8);
+                }
+            }
+            free(X); free(W); free(b); free(D);
+            for (int k = 0; k < 2; k++) {
+                free(Z[k]); free(G[k]); free(A[k]); free(Q[k]);
+            }
+        }
+    }
+}
+
 /* Fixed point: close to the float product; identical sums however the blocks
  * are split into calls or threads. */
 static void test_fixed_point_weight_grad(void **state)
@@ -866,6 +931,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_products_against_ref),
         cmocka_unit_test(test_thread_and_row_invariance),
+        cmocka_unit_test_setup_teardown(test_block_rows_bitwise, block_rows_setup, block_rows_teardown),
         cmocka_unit_test(test_fixed_point_weight_grad),
         cmocka_unit_test(test_fixed_point_rounding),
         cmocka_unit_test(test_fixed_point_blocks_definition),

@@ -31,7 +31,7 @@ typedef enum {
     DPT_ACT_SOFTMAX
 } DptAct;
 
-/* Allocates the packing buffers (idempotent). */
+/* Chooses the micro-kernel and the rows of A a block (idempotent). */
 DptStatus dpt_kern_init(void);
 void dpt_kern_free(void);
 /* Selects a micro-kernel by name ("avx512", "avx2", "generic"); returns 0 if
@@ -45,6 +45,13 @@ const char *dpt_kern_name(void);
  * to 16), 2 in the forward product of any batch too (DPT_W_IN_PLACE=0/1
  * selects 0/2 instead of the default). */
 int dpt_kern_w_in_place(void);
+/* The rows of A the products pack per block (MC; it does not change a bit
+ * of any result): from the L2's size unless DPT_MC gives it; *from (if not
+ * NULL) says which ("L2", "DPT_MC", "default" where the size is unknown,
+ * "set"). The setter (tests) clamps to the buffers; call it before any
+ * dpt_kern_solo_floats whose buffers are still in use. */
+size_t dpt_kern_block_rows(const char **from);
+void dpt_kern_set_block_rows(size_t rows);
 /* A thread of a caller's parallel region may run products on its own:
  * between dpt_kern_solo_begin(buf) and dpt_kern_solo_end() on that thread,
  * every product it calls packs into buf (dpt_kern_solo_floats() floats,
