@@ -89,7 +89,7 @@ int dpt_cli_early(int argc, char **argv, DptStatus *st)
             const char *from;
             const size_t mc = dpt_kern_block_rows(&from);
             printf("blocks of %zu rows (%s; DPT_MC overrides)\n", mc,
-                   !strcmp(from, "L2") ? "half the L2" : !strcmp(from, "DPT_MC") ? "DPT_MC" : "the L2 unknown");
+                   !strcmp(from, "L2") ? "an eighth of the L2" : !strcmp(from, "DPT_MC") ? "DPT_MC" : "the L2 unknown");
         }
         dpt_err_clear();
         printf("built with %s\n", "GCC " __VERSION__);

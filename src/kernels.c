@@ -29,15 +29,15 @@
  * is the same on every machine; NC fixes the layout of packed copies of W
  * that the ranks of a node share. MC, the rows of A packed per block, does
  * not change a bit: it is chosen at start so that the A block (MC x KC
- * floats) fills half of the core's L2 (glibc's sysconf; 128 where unknown),
- * between 64 and MC_MAX rows, or taken from DPT_MC (MC_MIN to MC_MAX).
- * Measured on the 2-core Intel Xeon (2 MiB L2, so 1024 rows):
- * [784,1024,1024,10], batch 1024, 2 threads, MC 128 / 256 / 1024 ran
- * 30.4-32.1k / 30.4-32.2k / 30.6-31.4k samples/s (3 interleaved rounds);
- * 1024 against 128 at batch 256, 1 thread, 0.97-1.04x (six pairs): no
- * difference there. On many threads a larger block means fewer of the
- * team's barriers per product (two per block of rows). Tiles are the
- * kernel's (ukernels.h). */
+ * floats) takes an eighth of the core's L2 (glibc's sysconf; 128 rows where
+ * unknown), between 64 and MC_MAX rows, or taken from DPT_MC (MC_MIN to
+ * MC_MAX). The L2 also holds the B panels streaming through: on the 2-core
+ * Intel Xeon (2 MiB L2), dpt_gemm of 1024^3 on one thread ran 182-198
+ * GFLOP/s with MC 64, 128 or 256 (an eighth), 177-189 with 512 and 174-182
+ * with 1024 (half the L2), interleaved; in training ([784,1024,1024,10],
+ * batch 128-1024, 1-2 threads) 128 and 1024 were within noise. On many
+ * threads a larger block means fewer of the team's barriers per product
+ * (two per block of rows). Tiles are the kernel's (ukernels.h). */
 enum { KC = 256, MC_MIN = 16, MC_MAX = 1024, MC_DEFAULT = 128, NC = 2048 };   /* MC_MIN: input_grad_small's rows */
 static size_t mc_rows = MC_DEFAULT;
 static const char *mc_from = "default";
@@ -119,7 +119,7 @@ static void choose_block_rows(void)
     long l2 = 0;
 #endif
     if (l2 > 0) {
-        size_t rows = (size_t)l2 / 2 / (KC * sizeof(float));
+        size_t rows = (size_t)l2 / 8 / (KC * sizeof(float));
         rows = rows < 64 ? 64 : rows > MC_MAX ? MC_MAX : rows;
         mc_rows = rows / 64 * 64;
         mc_from = "L2";
