@@ -283,5 +283,15 @@ DPT_W_IN_PLACE=1 PIN="taskset -c 5" plain pk1-wip 1 1024 20
 # from 2-core figures): the default against the packed path at 32 rows, one core, twice
 for r in 1 2; do PIN="taskset -c 5" plain pk32-$r 1 32 300; DPT_W_IN_PLACE=0 PIN="taskset -c 5" plain pk32-packed-$r 1 32 300; done
 }
+# Added 2026-11-28 (later): PARTS="MC": the rows of A a block (MC), chosen from the L2 since
+# then (an eighth of it: 256 rows with 2 MiB; 128 before): 1 and 16 threads at batch 1024,
+# and 64 rows a thread (16 x batch 64 = 1024 on one process), MC 128 / 256 / 1024, twice
+part_MC() {
+echo "== MC. rows of A a block (t=$(( $(date +%s) - T0 )))"
+$DPT --version | sed -n 3p
+for r in 1 2; do for mc in 128 256 1024; do
+  DPT_MC=$mc plain mc$r-$mc-1 1 1024 15; DPT_MC=$mc plain mc$r-$mc-16 16 1024 40
+done; done
+}
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
