@@ -32,12 +32,13 @@
  * floats) takes an eighth of the core's L2 (glibc's sysconf; 128 rows where
  * unknown), between 64 and MC_MAX rows, or taken from DPT_MC (MC_MIN to
  * MC_MAX). The L2 also holds the B panels streaming through: on the 2-core
- * Intel Xeon (2 MiB L2), dpt_gemm of 1024^3 on one thread ran 182-198
- * GFLOP/s with MC 64, 128 or 256 (an eighth), 177-189 with 512 and 174-182
- * with 1024 (half the L2), interleaved; in training ([784,1024,1024,10],
- * batch 128-1024, 1-2 threads) 128 and 1024 were within noise. On many
- * threads a larger block means fewer of the team's barriers per product
- * (two per block of rows). Tiles are the kernel's (ukernels.h). */
+ * Intel Xeon (2 MiB L2), the 1024^3 product on one thread
+ * (tools/bench/gemm_vs_blas, three rounds) ran 197-198 GFLOP/s with MC 64,
+ * 191-193 with 128 or 256 (an eighth), 183-184 with 512, 175-178 with 1024
+ * (half the L2), OpenBLAS 198-201; in training ([784,1024,1024,10], 1-2
+ * threads, batch 128-1024) 64, 128, 256 and 1024 were within 1.5 % of each
+ * other. On many threads a larger block means fewer of the team's barriers
+ * per product (two per block of rows). Tiles are the kernel's (ukernels.h). */
 enum { KC = 256, MC_MIN = 16, MC_MAX = 1024, MC_DEFAULT = 128, NC = 2048 };   /* MC_MIN: input_grad_small's rows */
 static size_t mc_rows = MC_DEFAULT;
 static const char *mc_from = "default";
