@@ -82,7 +82,9 @@ int dpt_cli_early(int argc, char **argv, DptStatus *st)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version") || (argc > 2 && !strcmp(argv[2], "--version"))) {
         printf("dptrain %s\n", DPT_VERSION);
-        if (dpt_kern_init() == DPT_OK) {
+        if (dpt_kern_init() == DPT_OK && !strcmp(dpt_kern_name(), "cblas")) {
+            printf("kernels cblas (the products through the BLAS: built with -DDPT_BLAS=ON)\n");
+        } else if (dpt_kern_init() == DPT_OK) {
             const int wip = dpt_kern_w_in_place();
             printf("kernels %s (chosen for this CPU; DPT_KERNEL overrides)%s\n", dpt_kern_name(),
                    wip == 2 ? ", W read in place" : wip == 1 ? ", W read in place in small products" : "");
