@@ -84,14 +84,17 @@ int dpt_cli_early(int argc, char **argv, DptStatus *st)
         printf("dptrain %s\n", DPT_VERSION);
         if (dpt_kern_init() == DPT_OK && !strcmp(dpt_kern_name(), "cblas")) {
             printf("kernels cblas (the products through the BLAS: built with -DDPT_BLAS=ON)\n");
-        } else if (dpt_kern_init() == DPT_OK) {
+        } else {
             const int wip = dpt_kern_w_in_place();
             printf("kernels %s (chosen for this CPU; DPT_KERNEL overrides)%s\n", dpt_kern_name(),
                    wip == 2 ? ", W read in place" : wip == 1 ? ", W read in place in small products" : "");
             const char *from;
             const size_t mc = dpt_kern_block_rows(&from);
-            printf("blocks of %zu rows (%s; DPT_MC overrides)\n", mc,
-                   !strcmp(from, "L2") ? "an eighth of the L2" : !strcmp(from, "DPT_MC") ? "DPT_MC" : "the L2 unknown");
+            printf("blocks of %zu rows (%s)\n", mc,
+                   !strcmp(from, "L2")       ? "an eighth of the L2; DPT_MC overrides"
+                   : !strcmp(from, "DPT_MC") ? "DPT_MC"
+                   : !strcmp(from, "bad DPT_MC") ? "DPT_MC ignored: expected a whole number from 16 to 1024"
+                                                 : "the L2's size unknown; DPT_MC overrides");
         }
         dpt_err_clear();
         printf("built with %s\n", "GCC " __VERSION__);

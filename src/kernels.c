@@ -102,8 +102,9 @@ int dpt_kern_select(const char *name)
     return strcmp(dpt_ukernel_name, name) == 0;
 }
 
-/* MC (see KC above): DPT_MC if it is a whole number in [MC_MIN, MC_MAX]
- * (otherwise ignored, with the L2 rule), else from the L2's size. */
+/* MC (see KC above): DPT_MC if it is a whole number in [MC_MIN, MC_MAX],
+ * else from the L2's size (a DPT_MC that is not: "bad DPT_MC", which the
+ * run's header reports). */
 static void choose_block_rows(void)
 {
     const char *env = getenv("DPT_MC");
@@ -114,6 +115,8 @@ static void choose_block_rows(void)
         mc_from = "DPT_MC";
         return;
     }
+    if (env && *env)
+        mc_from = "bad DPT_MC";
 #ifdef _SC_LEVEL2_CACHE_SIZE
     long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
 #else
@@ -123,7 +126,8 @@ static void choose_block_rows(void)
         size_t rows = (size_t)l2 / 8 / (KC * sizeof(float));
         rows = rows < 64 ? 64 : rows > MC_MAX ? MC_MAX : rows;
         mc_rows = rows / 64 * 64;
-        mc_from = "L2";
+        if (!(env && *env))
+            mc_from = "L2";
     }
 }
 

@@ -111,10 +111,6 @@ static void test_thread_and_row_invariance(void **state)
     free(X); free(W); free(b); free(D); free(Z1); free(Z2); free(Zs); free(G1); free(G2); free(A1); free(A2);
 }
 
-/* The rows packed per block (MC, chosen from the L2) change no bit: every
- * kernel's products, float and fixed point, at 16 and 64 rows a block (many
- * blocks of rows, MR-tall panels cut mid-block where MR is 6) against the
- * machine's choice, on 2 threads and on 1. */
 static size_t machine_mc;
 static int machine_threads;
 
@@ -136,6 +132,10 @@ static int block_rows_teardown(void **state)
     return 0;
 }
 
+/* The rows packed per block (MC, chosen from the L2) change no bit: every
+ * kernel's products, float and fixed point, at 16 and 64 rows a block (many
+ * blocks of rows, MR-tall panels cut mid-block where MR is 6) against the
+ * machine's choice, on 2 threads and on 1. */
 static void test_block_rows_bitwise(void **state)
 {
     (void)state;

@@ -48,7 +48,8 @@ int dpt_kern_w_in_place(void);
 /* The rows of A the products pack per block (MC; it does not change a bit
  * of any result): from the L2's size unless DPT_MC gives it; *from (if not
  * NULL) says which ("L2", "DPT_MC", "default" where the size is unknown,
- * "set"). The setter (tests) clamps to the buffers; call it before any
+ * "bad DPT_MC" where it was not a whole number from 16 to 1024, "set").
+ * The setter (tests) clamps to the buffers; call it before any
  * dpt_kern_solo_floats whose buffers are still in use. */
 size_t dpt_kern_block_rows(const char **from);
 void dpt_kern_set_block_rows(size_t rows);
