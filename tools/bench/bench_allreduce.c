@@ -15,19 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
 #include "dptrain/dist.h"
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return v[n / 2];
-}
 
 /* Median seconds of the reducer's finish over reps (the contribution filled first). */
 static double time_reducer(const DptDist *d, DptReducer *r, size_t n, int reps, double *t)
@@ -43,7 +32,7 @@ static double time_reducer(const DptDist *d, DptReducer *r, size_t n, int reps, 
         if (k >= 0)
             t[k] = t1 - t0;
     }
-    return median(t, reps);
+    return bench_median(t, reps);
 }
 
 int main(int argc, char **argv)
@@ -80,7 +69,7 @@ int main(int argc, char **argv)
             if (k >= 0)
                 t[k] = t1 - t0;
         }
-        double bare = median(t, reps);
+        double bare = bench_median(t, reps);
         DptReducer *flat = NULL, *shm = NULL;
         double mpi = -1, sh = -1;
         if (dpt_dist_reducer_init(&flat, &d, n, 0, NULL, 1, 0, 0) == DPT_OK)

@@ -18,15 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
 #include "dptrain/kernels.h"
 
 enum { MAX_REPS = 101 };
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 typedef struct {
     const char *name;
@@ -61,8 +56,7 @@ static double median_time(const Product *p, const Bufs *B, size_t m, int reps)
         run(p, B, m);
         t[r] = omp_get_wtime() - t0;
     }
-    qsort(t, (size_t)reps, sizeof t[0], cmp);
-    return t[reps / 2];
+    return bench_median(t, reps);
 }
 
 /* µs per barrier and per empty parallel region on T threads. */

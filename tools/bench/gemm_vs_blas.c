@@ -10,24 +10,11 @@
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "bench_util.h"
 #include "dptrain/kernels.h"
 
 enum { MAX_REPS = 101 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static long arg(int argc, char **argv, int i, long dflt, long lo, long hi)
 {
@@ -59,24 +46,23 @@ int main(int argc, char **argv)
         B[i] = (float)(i % 11) / 11.0f - 0.5f;
     double ours[MAX_REPS], blas[MAX_REPS];
     for (int r = -1; r < reps; r++) {   /* r = -1: the warm-up */
-        double t0 = now();
+        double t0 = bench_now();
         dpt_gemm(C, N, 0, A, K, 1, B, N, 1, M, N, K);
-        double t1 = now();
+        double t1 = bench_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)K, B, (int)N, 0.0f,
                     C, (int)N);
-        double t2 = now();
+        double t2 = bench_now();
         if (r >= 0) {
             ours[r] = t1 - t0;
             blas[r] = t2 - t1;
         }
     }
-    qsort(ours, (size_t)reps, sizeof ours[0], cmp);
-    qsort(blas, (size_t)reps, sizeof blas[0], cmp);
+    const double t_ours = bench_median(ours, reps), t_blas = bench_median(blas, reps);
     const double gf = 2.0 * (double)M * (double)N * (double)K / 1e9;
     const char *from;
     const size_t mc = dpt_kern_block_rows(&from);
     printf("%zu x %zu x %zu, kernels %s, blocks of %zu rows: dptrain %.1f GFLOP/s, OpenBLAS %.1f, ratio %.2f\n", M, N, K,
-           dpt_kern_name(), mc, gf / ours[reps / 2], gf / blas[reps / 2], blas[reps / 2] / ours[reps / 2]);
+           dpt_kern_name(), mc, gf / t_ours, gf / t_blas, t_blas / t_ours);
     free(A);
     free(B);
     free(C);

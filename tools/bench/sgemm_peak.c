@@ -5,20 +5,8 @@
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+#include "bench_util.h"
 
 int main(int argc, char **argv)
 {
@@ -31,12 +19,11 @@ int main(int argc, char **argv)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
     double g[7];
     for (int r = 0; r < 7; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
-        g[r] = 2.0 * n * (double)n * n / (now() - t0) / 1e9;
+        g[r] = 2.0 * n * (double)n * n / (bench_now() - t0) / 1e9;
     }
-    qsort(g, 7, sizeof g[0], cmp);
-    printf("%.2f\n", g[3]);
+    printf("%.2f\n", bench_median(g, 7));
     free(A);
     free(B);
     free(C);
