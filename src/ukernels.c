@@ -267,6 +267,65 @@ static void ukernel_avx512_s(size_t kc, const float *restrict a, size_t a_rs, si
 #undef DPT_A512_ROW
 #undef DPT_A512_STORE
 #undef DPT_A512_STORE_ALL
+
+/* The in-place tile's left half, 8 x 16: the same chains (one fma a k for
+ * each element, k ascending, the store and the accumulation alike) for
+ * products of at most 16 columns, where the 32-wide tile would leave half
+ * of each vector idle (the forward product of a batch of up to 16 samples,
+ * Z^T = W X^T). Columns 16-31 of c are not touched. */
+#define DPT_A512H_BODY                                                                  \
+    __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();                          \
+    __m512 c2 = _mm512_setzero_ps(), c3 = _mm512_setzero_ps();                          \
+    __m512 c4 = _mm512_setzero_ps(), c5 = _mm512_setzero_ps();                          \
+    __m512 c6 = _mm512_setzero_ps(), c7 = _mm512_setzero_ps();                          \
+    for (size_t k = 0; k < kc; k++) {                                                   \
+        const __m512 b0 = _mm512_loadu_ps(b);                                           \
+        DPT_A512H_ROW(0) DPT_A512H_ROW(1) DPT_A512H_ROW(2) DPT_A512H_ROW(3)             \
+        DPT_A512H_ROW(4) DPT_A512H_ROW(5) DPT_A512H_ROW(6) DPT_A512H_ROW(7)             \
+        DPT_A512_NEXT                                                                   \
+    }
+#define DPT_A512H_ROW(r) c##r = _mm512_fmadd_ps(_mm512_set1_ps(*DPT_A512_AT(r)), b0, c##r);
+#define DPT_A512H_STORE(r)                                                              \
+    if (accumulate)                                                                     \
+        c##r = _mm512_add_ps(_mm512_loadu_ps(c + r * ldc), c##r);                       \
+    _mm512_storeu_ps(c + r * ldc, c##r);
+#define DPT_A512H_STORE_ALL                                                             \
+    DPT_A512H_STORE(0) DPT_A512H_STORE(1) DPT_A512H_STORE(2) DPT_A512H_STORE(3)         \
+    DPT_A512H_STORE(4) DPT_A512H_STORE(5) DPT_A512H_STORE(6) DPT_A512H_STORE(7)
+
+__attribute__((target("avx512f")))
+static void ukernel_avx512_rows_half(size_t kc, const float *restrict a, size_t a_rs, const float *restrict b,
+                                     size_t ldb, float *restrict c, size_t ldc, int accumulate)
+{
+    const float *a0 = a, *a1 = a + a_rs, *a2 = a + 2 * a_rs, *a3 = a + 3 * a_rs;
+    const float *a4 = a + 4 * a_rs, *a5 = a + 5 * a_rs, *a6 = a + 6 * a_rs, *a7 = a + 7 * a_rs;
+#define DPT_A512_AT(r) (a##r + k)
+#define DPT_A512_NEXT b += ldb;
+    DPT_A512H_BODY
+    DPT_A512H_STORE_ALL
+#undef DPT_A512_AT
+#undef DPT_A512_NEXT
+}
+
+__attribute__((target("avx512f")))
+static void ukernel_avx512_s_half(size_t kc, const float *restrict a, size_t a_rs, size_t a_ks,
+                                  const float *restrict b, size_t ldb, float *restrict c, size_t ldc, int accumulate)
+{
+    if (a_ks == 1) {
+        ukernel_avx512_rows_half(kc, a, a_rs, b, ldb, c, ldc, accumulate);
+        return;
+    }
+#define DPT_A512_AT(r) (a + r * a_rs)
+#define DPT_A512_NEXT a += a_ks; b += ldb;
+    DPT_A512H_BODY
+    DPT_A512H_STORE_ALL
+#undef DPT_A512_AT
+#undef DPT_A512_NEXT
+}
+#undef DPT_A512H_BODY
+#undef DPT_A512H_ROW
+#undef DPT_A512H_STORE
+#undef DPT_A512H_STORE_ALL
 #endif
 
 
@@ -402,6 +461,7 @@ DptUKernelS dpt_ukernel_s;
 int dpt_ukernel_s_any;
 DptUFixed dpt_ufixed = ufixed_generic;
 uint64_t dpt_ufixed_bias;
+DptUKernelS dpt_ukernel_s_half;
 int dpt_umr = MR, dpt_unr = NR;
 const char *dpt_ukernel_name = "none";
 
@@ -412,7 +472,8 @@ const char *dpt_ukernel_name = "none";
  * stride, storing and accumulating): checked once, where it is chosen, so
  * that a kernel this project's CI cannot run (AVX-512) is never used
  * unless it agrees with the packed one on the machine itself. */
-int dpt_ukernel_s_agrees(DptUKernelS ks)
+/* ks's columns [0, width) against dpt_ukernel's; the rest of ks's tile untouched. */
+static int agrees_on(DptUKernelS ks, int width)
 {
     enum { KC_T = 37, LDA = 41, LDB = 40, LDC = NR };
     float a[MR * LDA], ap[KC_T * MR], b[KC_T * LDB], bp[KC_T * NR], want[MR * LDC], got[MR * LDC];
@@ -428,16 +489,25 @@ int dpt_ukernel_s_agrees(DptUKernelS ks)
     for (int acc = 0; acc < 2; acc++) {
         for (int i = 0; i < MR * LDC; i++) want[i] = got[i] = (float)(i % 11) - 5.0f;
         dpt_ukernel(KC_T, ap, bp, want, LDC, acc);
-        ks(KC_T, a, LDA, 1, b, LDB, got, LDC, acc);
-        if (memcmp(want, got, sizeof want) != 0)
-            return 0;
-        for (int i = 0; i < MR * LDC; i++) got[i] = (float)(i % 11) - 5.0f;
-        ks(KC_T, ap, 1, (size_t)mr, bp, (size_t)nr, got, LDC, acc);
-        if (memcmp(want, got, sizeof want) != 0)
-            return 0;
+        for (int pass = 0; pass < 2; pass++) {
+            for (int i = 0; i < MR * LDC; i++) got[i] = (float)(i % 11) - 5.0f;
+            if (pass == 0)
+                ks(KC_T, a, LDA, 1, b, LDB, got, LDC, acc);
+            else
+                ks(KC_T, ap, 1, (size_t)mr, bp, (size_t)nr, got, LDC, acc);
+            for (int i = 0; i < MR * LDC; i++) {
+                const float fresh = (float)(i % 11) - 5.0f;
+                if (i % LDC < width ? memcmp(&want[i], &got[i], sizeof got[i]) != 0 : got[i] != fresh)
+                    return 0;
+            }
+        }
     }
     return 1;
 }
+
+int dpt_ukernel_s_agrees(DptUKernelS ks) { return agrees_on(ks, dpt_unr); }
+
+int dpt_ukernel_s_half_agrees(DptUKernelS ks) { return agrees_on(ks, DPT_NR_HALF); }
 
 void dpt_ukernel_choose(const char *force)
 {
@@ -453,6 +523,7 @@ void dpt_ukernel_choose(const char *force)
     dpt_ufixed = ufixed_generic;
     dpt_ufixed_bias = 0;
     dpt_ukernel_s = NULL;
+    dpt_ukernel_s_half = NULL;
     dpt_ukernel_s_any = 0;
     dpt_umr = MR;
     dpt_unr = NR;
@@ -492,8 +563,11 @@ void dpt_ukernel_choose(const char *force)
         ks = wip_off ? NULL : ukernel_avx2_s;
         dpt_ukernel_s_any = 1;
     }
-    if (ks && dpt_ukernel_s_agrees(ks))
+    if (ks && dpt_ukernel_s_agrees(ks)) {
         dpt_ukernel_s = ks;
+        if (ks == ukernel_avx512_s && dpt_ukernel_s_half_agrees(ukernel_avx512_s_half))
+            dpt_ukernel_s_half = ukernel_avx512_s_half;
+    }
 #else
     (void)force;
 #endif

@@ -18,7 +18,7 @@
  * AVX2: 6 x 16); the chosen kernel's is dpt_umr x dpt_unr. The tile's shape
  * does not change a result: every kernel reduces each element over k in
  * the same order. */
-enum { DPT_MR = 8, DPT_NR = 32, DPT_MR_AVX2 = 6, DPT_NR_AVX2 = 16 };
+enum { DPT_MR = 8, DPT_NR = 32, DPT_MR_AVX2 = 6, DPT_NR_AVX2 = 16, DPT_NR_HALF = 16 };
 
 /* c[mr][nr] (row stride ldc) := (accumulate ? c : 0) + sum_k a[k][:] (outer) b[k][:],
  * from panels a[kc][mr] and b[kc][nr] */
@@ -49,6 +49,9 @@ typedef void (*DptUKernelS)(size_t kc, const float *restrict a, size_t a_rs, siz
 
 extern DptUKernel dpt_ukernel;        /* NULL until chosen */
 extern DptUKernelS dpt_ukernel_s;
+/* dpt_ukernel_s's tile cut to its first DPT_NR_HALF columns (AVX-512 only;
+ * NULL elsewhere): for products of that many columns or fewer. */
+extern DptUKernelS dpt_ukernel_s_half;
 extern int dpt_ukernel_s_any;         /* dpt_ukernel_s serves every batch, not only small products */
 extern DptUFixed dpt_ufixed;
 extern uint64_t dpt_ufixed_bias;
@@ -64,6 +67,9 @@ extern DptToFloatFn dpt_fixed_to_float;
  * a stride, storing and accumulating. dpt_ukernel_choose uses an in-place
  * kernel only where it agrees. */
 int dpt_ukernel_s_agrees(DptUKernelS ks);
+/* The same for a kernel that computes only the tile's first DPT_NR_HALF
+ * columns (and must leave the others as they were). */
+int dpt_ukernel_s_half_agrees(DptUKernelS ks);
 
 /* Chooses the best micro-kernel this CPU runs, or force ("generic",
  * "avx2", "avx512") where it can. */

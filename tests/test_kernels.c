@@ -829,6 +829,15 @@ static void off_by_one_ulp(size_t kc, const float *restrict a, size_t a_rs, size
     c[ldc + 3] = nextafterf(c[ldc + 3], INFINITY);
 }
 
+/* A half-tile kernel that writes past its 16 columns (into what the caller
+ * may hold there). */
+static void writes_right_half(size_t kc, const float *restrict a, size_t a_rs, size_t a_ks, const float *restrict b,
+                              size_t ldb, float *restrict c, size_t ldc, int accumulate)
+{
+    real_s(kc, a, a_rs, a_ks, b, ldb, c, ldc, accumulate);
+    c[2 * ldc + DPT_NR_HALF] += 1.0f;
+}
+
 static void test_inplace_selfcheck(void **state)
 {
     (void)state;
@@ -849,14 +858,24 @@ static void test_inplace_selfcheck(void **state)
     unsetenv("DPT_W_IN_PLACE");
     dpt_kern_select("avx2");
     assert_int_equal(dpt_kern_w_in_place(), 2);   /* AVX2: every batch */
+    assert_null(dpt_ukernel_s_half);   /* AVX2's tile is 16 wide already */
     if (dpt_kern_select("avx512")) {
         assert_int_equal(dpt_kern_w_in_place(), 1);   /* AVX-512: small products only */
+        /* the half tile (products of up to 16 columns) is in use, and its
+         * check refuses a kernel one ulp off or one that writes past it */
+        assert_non_null(dpt_ukernel_s_half);
+        real_s = dpt_ukernel_s_half;
+        assert_true(dpt_ukernel_s_half_agrees(real_s));
+        assert_false(dpt_ukernel_s_half_agrees(off_by_one_ulp));
+        assert_false(dpt_ukernel_s_half_agrees(writes_right_half));
+        assert_false(dpt_ukernel_s_agrees(real_s));   /* not a whole tile */
         setenv("DPT_W_IN_PLACE", "1", 1);
         dpt_kern_select("avx512");
         assert_int_equal(dpt_kern_w_in_place(), 2);
         setenv("DPT_W_IN_PLACE", "0", 1);
         dpt_kern_select("avx512");
         assert_int_equal(dpt_kern_w_in_place(), 0);
+        assert_null(dpt_ukernel_s_half);
         unsetenv("DPT_W_IN_PLACE");
     }
     if (env)
