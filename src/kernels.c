@@ -605,7 +605,7 @@ static int forward_w_in_place(size_t n, size_t in, size_t out)
 static void forward_inplace(float *restrict Z, const float *restrict X, const float *restrict W, size_t n,
                             size_t in, size_t out)
 {
-    const size_t mr = (size_t)dpt_umr, nr = (size_t)dpt_unr, nbmax = forward_block(in);
+    const size_t mr = (size_t)dpt_umr, nr_tile = (size_t)dpt_unr, nbmax = forward_block(in);
     if (in == 0) {
         memset(Z, 0, n * out * sizeof *Z);
         return;
@@ -617,12 +617,15 @@ static void forward_inplace(float *restrict Z, const float *restrict X, const fl
         float tiles[FWD_NB / DPT_NR_AVX2 * DPT_MR * DPT_NR] __attribute__((aligned(64)));
         float pa[DPT_MR * KC] __attribute__((aligned(64)));
         for (size_t jb = 0; jb < n; jb += nbmax) {
-            const size_t nb = n - jb < nbmax ? n - jb : nbmax, n_pb = (nb + nr - 1) / nr;
+            const size_t nb = n - jb < nbmax ? n - jb : nbmax;
             /* Up to 16 columns: the tile's left half (the same chains), not a
-             * whole tile with 16 or more idle lanes (2-core Intel Xeon, 1
-             * thread, batch 10: [784,100,10] 1.17-1.28x, [784,1024,1024,10]
-             * 1.08-1.10x the training step). */
-            const DptUKernelS ks = nb <= DPT_NR_HALF && dpt_ukernel_s_half ? dpt_ukernel_s_half : dpt_ukernel_s;
+             * whole tile with 16 or more idle lanes, from X^T packed 16 wide
+             * (2-core Intel Xeon, 1 thread, batch 10, the training step:
+             * [784,100,10] 1.31-1.39x, [784,1024,1024,10] 1.09-1.15x). */
+            const int half = nb <= DPT_NR_HALF && dpt_ukernel_s_half;
+            const DptUKernelS ks = half ? dpt_ukernel_s_half : dpt_ukernel_s;
+            const size_t nr = half ? DPT_NR_HALF : nr_tile;
+            const size_t n_pb = (nb + nr - 1) / nr;
             /* X^T's columns jb.. in NR-wide panels of all k (race-free: each
              * panel is one thread's); the loop's barrier keeps them until
              * every thread is done with them. */
@@ -645,6 +648,8 @@ static void forward_inplace(float *restrict Z, const float *restrict X, const fl
                         float *t = tiles + q * DPT_MR * DPT_NR;
                         if (ni == mr)
                             ks(kc, W + i0 * in + pc, in, 1, b, nr, t, DPT_NR, pc > 0);
+                        else if (half)   /* the packed panel, read as the half tile reads operands */
+                            ks(kc, pa, 1, mr, b, nr, t, DPT_NR, pc > 0);
                         else
                             dpt_ukernel(kc, pa, b, t, DPT_NR, pc > 0);
                     }
