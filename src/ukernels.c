@@ -188,9 +188,10 @@ static void ufixed_avx2(size_t kc, const float *restrict a, const float *restric
 #undef DPT_AVX2_STORE_ALL
 
 /* AVX-512: an 8 x 32 tile, 16 zmm accumulators, 2 B vectors, 1 broadcast.
- * Where row r of A is read and the step to the next k are the variant's:
- * packed panels, or operands in place (ukernel_avx512_rows, _s). */
-#define DPT_A512_BODY                                                                   \
+ * The body takes where row r of A is read (AT) and the step to the next k
+ * (NEXT): packed panels, or operands in place (the _rows and _s variants
+ * below). */
+#define DPT_A512_BODY(AT, NEXT)                                                         \
     __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();                        \
     __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();                        \
     __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();                        \
@@ -201,12 +202,12 @@ static void ufixed_avx2(size_t kc, const float *restrict a, const float *restric
     __m512 c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();                        \
     for (size_t k = 0; k < kc; k++) {                                                   \
         __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), av;               \
-        DPT_A512_ROW(0) DPT_A512_ROW(1) DPT_A512_ROW(2) DPT_A512_ROW(3)                 \
-        DPT_A512_ROW(4) DPT_A512_ROW(5) DPT_A512_ROW(6) DPT_A512_ROW(7)                 \
-        DPT_A512_NEXT                                                                   \
+        DPT_A512_ROW(0, AT) DPT_A512_ROW(1, AT) DPT_A512_ROW(2, AT) DPT_A512_ROW(3, AT) \
+        DPT_A512_ROW(4, AT) DPT_A512_ROW(5, AT) DPT_A512_ROW(6, AT) DPT_A512_ROW(7, AT) \
+        NEXT                                                                            \
     }
-#define DPT_A512_ROW(r)                                                                 \
-    av = _mm512_set1_ps(*DPT_A512_AT(r));                                               \
+#define DPT_A512_ROW(r, AT)                                                             \
+    av = _mm512_set1_ps(*AT(r));                                                        \
     c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0);                                         \
     c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);
 #define DPT_A512_STORE(r)                                                               \
@@ -220,71 +221,24 @@ static void ufixed_avx2(size_t kc, const float *restrict a, const float *restric
     DPT_A512_STORE(0) DPT_A512_STORE(1) DPT_A512_STORE(2) DPT_A512_STORE(3)             \
     DPT_A512_STORE(4) DPT_A512_STORE(5) DPT_A512_STORE(6) DPT_A512_STORE(7)
 
-__attribute__((target("avx512f")))
-static void ukernel_avx512(size_t kc, const float *restrict a, const float *restrict b, float *restrict c, size_t ldc,
-                           int accumulate)
-{
-#define DPT_A512_AT(r) (a + r)
-#define DPT_A512_NEXT a += MR; b += NR;
-    DPT_A512_BODY
-    DPT_A512_STORE_ALL
-#undef DPT_A512_AT
-#undef DPT_A512_NEXT
-}
-
-/* The same tile and FMAs from operands in place, as ukernel_avx2_s: A's rows
- * contiguous in k (W's rows where they are), one index for the eight rows */
-__attribute__((target("avx512f")))
-static void ukernel_avx512_rows(size_t kc, const float *restrict a, size_t a_rs, const float *restrict b, size_t ldb,
-                                float *restrict c, size_t ldc, int accumulate)
-{
-    const float *a0 = a, *a1 = a + a_rs, *a2 = a + 2 * a_rs, *a3 = a + 3 * a_rs;
-    const float *a4 = a + 4 * a_rs, *a5 = a + 5 * a_rs, *a6 = a + 6 * a_rs, *a7 = a + 7 * a_rs;
-#define DPT_A512_AT(r) (a##r + k)
-#define DPT_A512_NEXT b += ldb;
-    DPT_A512_BODY
-    DPT_A512_STORE_ALL
-#undef DPT_A512_AT
-#undef DPT_A512_NEXT
-}
-
-__attribute__((target("avx512f")))
-static void ukernel_avx512_s(size_t kc, const float *restrict a, size_t a_rs, size_t a_ks, const float *restrict b,
-                             size_t ldb, float *restrict c, size_t ldc, int accumulate)
-{
-    if (a_ks == 1) {
-        ukernel_avx512_rows(kc, a, a_rs, b, ldb, c, ldc, accumulate);
-        return;
-    }
-#define DPT_A512_AT(r) (a + r * a_rs)
-#define DPT_A512_NEXT a += a_ks; b += ldb;
-    DPT_A512_BODY
-    DPT_A512_STORE_ALL
-#undef DPT_A512_AT
-#undef DPT_A512_NEXT
-}
-#undef DPT_A512_BODY
-#undef DPT_A512_ROW
-#undef DPT_A512_STORE
-#undef DPT_A512_STORE_ALL
-
-/* The in-place tile's left half, 8 x 16: the same chains (one fma a k for
- * each element, k ascending, the store and the accumulation alike) for
- * products of at most 16 columns, where the 32-wide tile would leave half
- * of each vector idle (the forward product of a batch of up to 16 samples,
- * Z^T = W X^T). Columns 16-31 of c are not touched. */
-#define DPT_A512H_BODY                                                                  \
+/* The tile's left half, 8 x 16: the same chains (one fma a k for each
+ * element, k ascending, the store and the accumulation alike) for products
+ * of at most 16 columns, where the 32-wide tile would leave half of each
+ * vector idle (the forward product of a batch of up to 16 samples, Z^T =
+ * W X^T). Columns 16-31 of c are not touched. */
+#define DPT_A512H_BODY(AT, NEXT)                                                        \
     __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();                          \
     __m512 c2 = _mm512_setzero_ps(), c3 = _mm512_setzero_ps();                          \
     __m512 c4 = _mm512_setzero_ps(), c5 = _mm512_setzero_ps();                          \
     __m512 c6 = _mm512_setzero_ps(), c7 = _mm512_setzero_ps();                          \
     for (size_t k = 0; k < kc; k++) {                                                   \
         const __m512 b0 = _mm512_loadu_ps(b);                                           \
-        DPT_A512H_ROW(0) DPT_A512H_ROW(1) DPT_A512H_ROW(2) DPT_A512H_ROW(3)             \
-        DPT_A512H_ROW(4) DPT_A512H_ROW(5) DPT_A512H_ROW(6) DPT_A512H_ROW(7)             \
-        DPT_A512_NEXT                                                                   \
+        DPT_A512H_ROW(0, AT) DPT_A512H_ROW(1, AT) DPT_A512H_ROW(2, AT)                  \
+        DPT_A512H_ROW(3, AT) DPT_A512H_ROW(4, AT) DPT_A512H_ROW(5, AT)                  \
+        DPT_A512H_ROW(6, AT) DPT_A512H_ROW(7, AT)                                       \
+        NEXT                                                                            \
     }
-#define DPT_A512H_ROW(r) c##r = _mm512_fmadd_ps(_mm512_set1_ps(*DPT_A512_AT(r)), b0, c##r);
+#define DPT_A512H_ROW(r, AT) c##r = _mm512_fmadd_ps(_mm512_set1_ps(*AT(r)), b0, c##r);
 #define DPT_A512H_STORE(r)                                                              \
     if (accumulate)                                                                     \
         c##r = _mm512_add_ps(_mm512_loadu_ps(c + r * ldc), c##r);                       \
@@ -293,35 +247,65 @@ static void ukernel_avx512_s(size_t kc, const float *restrict a, size_t a_rs, si
     DPT_A512H_STORE(0) DPT_A512H_STORE(1) DPT_A512H_STORE(2) DPT_A512H_STORE(3)         \
     DPT_A512H_STORE(4) DPT_A512H_STORE(5) DPT_A512H_STORE(6) DPT_A512H_STORE(7)
 
-__attribute__((target("avx512f")))
-static void ukernel_avx512_rows_half(size_t kc, const float *restrict a, size_t a_rs, const float *restrict b,
-                                     size_t ldb, float *restrict c, size_t ldc, int accumulate)
-{
-    const float *a0 = a, *a1 = a + a_rs, *a2 = a + 2 * a_rs, *a3 = a + 3 * a_rs;
-    const float *a4 = a + 4 * a_rs, *a5 = a + 5 * a_rs, *a6 = a + 6 * a_rs, *a7 = a + 7 * a_rs;
-#define DPT_A512_AT(r) (a##r + k)
-#define DPT_A512_NEXT b += ldb;
-    DPT_A512H_BODY
-    DPT_A512H_STORE_ALL
-#undef DPT_A512_AT
-#undef DPT_A512_NEXT
-}
+/* The operand walks: packed panels; A's rows in place, contiguous in k
+ * (W's rows where they are), one index for the eight rows; A's row r at
+ * a + r * a_rs advancing a_ks per k. B's rows NR or ldb apart. */
+#define DPT_A512_AT_PACKED(r) (a + r)
+#define DPT_A512_NEXT_PACKED a += MR; b += NR;
+#define DPT_A512_AT_ROWS(r) (a##r + k)
+#define DPT_A512_NEXT_ROWS b += ldb;
+#define DPT_A512_AT_S(r) (a + r * a_rs)
+#define DPT_A512_NEXT_S a += a_ks; b += ldb;
 
 __attribute__((target("avx512f")))
-static void ukernel_avx512_s_half(size_t kc, const float *restrict a, size_t a_rs, size_t a_ks,
-                                  const float *restrict b, size_t ldb, float *restrict c, size_t ldc, int accumulate)
+static void ukernel_avx512(size_t kc, const float *restrict a, const float *restrict b, float *restrict c, size_t ldc,
+                           int accumulate)
 {
-    if (a_ks == 1) {
-        ukernel_avx512_rows_half(kc, a, a_rs, b, ldb, c, ldc, accumulate);
-        return;
-    }
-#define DPT_A512_AT(r) (a + r * a_rs)
-#define DPT_A512_NEXT a += a_ks; b += ldb;
-    DPT_A512H_BODY
-    DPT_A512H_STORE_ALL
-#undef DPT_A512_AT
-#undef DPT_A512_NEXT
+    DPT_A512_BODY(DPT_A512_AT_PACKED, DPT_A512_NEXT_PACKED)
+    DPT_A512_STORE_ALL
 }
+
+/* A tile (BODY, STORE_ALL) from operands in place, as ukernel_avx2_s:
+ * rows_fn for A's rows contiguous in k, s_fn (DptUKernelS) for any walk. */
+#define DPT_A512_IN_PLACE(rows_fn, s_fn, BODY, STORE_ALL)                                           \
+    __attribute__((target("avx512f"))) static void rows_fn(size_t kc, const float *restrict a,      \
+                                                           size_t a_rs, const float *restrict b,    \
+                                                           size_t ldb, float *restrict c,           \
+                                                           size_t ldc, int accumulate)              \
+    {                                                                                               \
+        const float *a0 = a, *a1 = a + a_rs, *a2 = a + 2 * a_rs, *a3 = a + 3 * a_rs;                \
+        const float *a4 = a + 4 * a_rs, *a5 = a + 5 * a_rs, *a6 = a + 6 * a_rs, *a7 = a + 7 * a_rs; \
+        BODY(DPT_A512_AT_ROWS, DPT_A512_NEXT_ROWS)                                                  \
+        STORE_ALL                                                                                   \
+    }                                                                                               \
+    __attribute__((target("avx512f"))) static void s_fn(size_t kc, const float *restrict a,         \
+                                                        size_t a_rs, size_t a_ks,                   \
+                                                        const float *restrict b, size_t ldb,        \
+                                                        float *restrict c, size_t ldc,              \
+                                                        int accumulate)                             \
+    {                                                                                               \
+        if (a_ks == 1) {                                                                            \
+            rows_fn(kc, a, a_rs, b, ldb, c, ldc, accumulate);                                       \
+            return;                                                                                 \
+        }                                                                                           \
+        BODY(DPT_A512_AT_S, DPT_A512_NEXT_S)                                                        \
+        STORE_ALL                                                                                   \
+    }
+
+DPT_A512_IN_PLACE(ukernel_avx512_rows, ukernel_avx512_s, DPT_A512_BODY, DPT_A512_STORE_ALL)
+DPT_A512_IN_PLACE(ukernel_avx512_rows_half, ukernel_avx512_s_half, DPT_A512H_BODY, DPT_A512H_STORE_ALL)
+
+#undef DPT_A512_IN_PLACE
+#undef DPT_A512_AT_PACKED
+#undef DPT_A512_NEXT_PACKED
+#undef DPT_A512_AT_ROWS
+#undef DPT_A512_NEXT_ROWS
+#undef DPT_A512_AT_S
+#undef DPT_A512_NEXT_S
+#undef DPT_A512_BODY
+#undef DPT_A512_ROW
+#undef DPT_A512_STORE
+#undef DPT_A512_STORE_ALL
 #undef DPT_A512H_BODY
 #undef DPT_A512H_ROW
 #undef DPT_A512H_STORE
