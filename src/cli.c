@@ -71,6 +71,19 @@ static int wants_help(int argc, char **argv)
     return 0;
 }
 
+/* Where --version says the block of rows came from. */
+static const char *block_rows_from(DptBlockRowsFrom from)
+{
+    switch (from) {
+    case DPT_MC_L2: return "an eighth of the L2; DPT_MC overrides";
+    case DPT_MC_ENV: return "DPT_MC";
+    case DPT_MC_ENV_BAD: return "DPT_MC ignored: expected a whole number from 16 to 1024";
+    case DPT_MC_SET: return "set by the program";
+    case DPT_MC_DEFAULT: break;
+    }
+    return "the L2's size unknown; DPT_MC overrides";
+}
+
 int dpt_cli_early(int argc, char **argv, DptStatus *st)
 {
     *st = DPT_OK;
@@ -88,13 +101,9 @@ int dpt_cli_early(int argc, char **argv, DptStatus *st)
             const int wip = dpt_kern_w_in_place();
             printf("kernels %s (chosen for this CPU; DPT_KERNEL overrides)%s\n", dpt_kern_name(),
                    wip == 2 ? ", W read in place" : wip == 1 ? ", W read in place in small products" : "");
-            const char *from;
+            DptBlockRowsFrom from;
             const size_t mc = dpt_kern_block_rows(&from);
-            printf("blocks of %zu rows (%s)\n", mc,
-                   !strcmp(from, "L2")       ? "an eighth of the L2; DPT_MC overrides"
-                   : !strcmp(from, "DPT_MC") ? "DPT_MC"
-                   : !strcmp(from, "bad DPT_MC") ? "DPT_MC ignored: expected a whole number from 16 to 1024"
-                                                 : "the L2's size unknown; DPT_MC overrides");
+            printf("blocks of %zu rows (%s)\n", mc, block_rows_from(from));
         }
         dpt_err_clear();
         printf("built with %s\n", "GCC " __VERSION__);

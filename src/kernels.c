@@ -42,7 +42,7 @@
  * rows costs the team two barriers. Tiles are the kernel's (ukernels.h). */
 enum { KC = 256, MC_MIN = 16, MC_MAX = 1024, MC_DEFAULT = 128, NC = 2048 };   /* MC_MIN: input_grad_small's rows */
 static size_t mc_rows = MC_DEFAULT;
-static const char *mc_from = "default";
+static DptBlockRowsFrom mc_from = DPT_MC_DEFAULT;
 /* A product of fewer multiply-adds (M N K) than this runs on the calling
  * thread alone: waking the team would cost more than it saves (2-core Intel
  * Xeon, 2 threads, [784,30,10] at batch 10: 180-184k samples/s with a
@@ -103,32 +103,32 @@ int dpt_kern_select(const char *name)
     return strcmp(dpt_ukernel_name, name) == 0;
 }
 
-/* MC (see KC above): DPT_MC if it is a whole number in [MC_MIN, MC_MAX],
- * else from the L2's size (a DPT_MC that is not: "bad DPT_MC", which the
- * run's header reports). */
+/* MC (see KC above): from the L2's size, then DPT_MC if it is a whole
+ * number in [MC_MIN, MC_MAX] (one that is not stays the L2's, marked for
+ * the run's header to report). */
 static void choose_block_rows(void)
 {
-    const char *env = getenv("DPT_MC");
-    char *end = NULL;
-    long v = env && *env ? strtol(env, &end, 10) : 0;
-    if (env && *env && *end == '\0' && v >= MC_MIN && v <= MC_MAX) {
-        mc_rows = (size_t)v;
-        mc_from = "DPT_MC";
-        return;
-    }
-    if (env && *env)
-        mc_from = "bad DPT_MC";
 #ifdef _SC_LEVEL2_CACHE_SIZE
-    long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
 #else
-    long l2 = 0;
+    const long l2 = 0;
 #endif
     if (l2 > 0) {
         size_t rows = (size_t)l2 / 8 / (KC * sizeof(float));
         rows = rows < 64 ? 64 : rows > MC_MAX ? MC_MAX : rows;
         mc_rows = rows / 64 * 64;
-        if (!(env && *env))
-            mc_from = "L2";
+        mc_from = DPT_MC_L2;
+    }
+    const char *env = getenv("DPT_MC");
+    if (!env || !*env)
+        return;
+    char *end;
+    const long v = strtol(env, &end, 10);
+    if (*end == '\0' && v >= MC_MIN && v <= MC_MAX) {
+        mc_rows = (size_t)v;
+        mc_from = DPT_MC_ENV;
+    } else {
+        mc_from = DPT_MC_ENV_BAD;
     }
 }
 
@@ -143,7 +143,7 @@ DptStatus dpt_kern_init(void)
     return DPT_OK;
 }
 
-size_t dpt_kern_block_rows(const char **from)
+size_t dpt_kern_block_rows(DptBlockRowsFrom *from)
 {
     dpt_kern_init();
     if (from)
@@ -155,7 +155,7 @@ void dpt_kern_set_block_rows(size_t rows)
 {
     dpt_kern_init();
     mc_rows = rows < MC_MIN ? MC_MIN : rows > MC_MAX ? MC_MAX : rows;
-    mc_from = "set";
+    mc_from = DPT_MC_SET;
 }
 
 void dpt_kern_free(void) {}
@@ -648,10 +648,8 @@ static void forward_inplace(float *restrict Z, const float *restrict X, const fl
                         float *t = tiles + q * DPT_MR * DPT_NR;
                         if (ni == mr)
                             ks(kc, W + i0 * in + pc, in, 1, b, nr, t, DPT_NR, pc > 0);
-                        else if (half)   /* the packed panel, read as the half tile reads operands */
+                        else   /* the packed panel: the same kernel walks it (its check covers that walk) */
                             ks(kc, pa, 1, mr, b, nr, t, DPT_NR, pc > 0);
-                        else
-                            dpt_ukernel(kc, pa, b, t, DPT_NR, pc > 0);
                     }
                 }
                 for (size_t q = 0; q < n_pb; q++) {

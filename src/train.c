@@ -172,9 +172,9 @@ static void print_header(const Trainer *t)
     dpt_log_info("dptrain %s: %d rank%s (%d node%s) x %d thread%s, kernels %s\n", DPT_VERSION, t->d->world_size,
                  t->d->world_size == 1 ? "" : "s", t->d->n_nodes, t->d->n_nodes == 1 ? "" : "s", omp_get_max_threads(),
                  omp_get_max_threads() == 1 ? "" : "s", dpt_kern_name());
-    const char *mc_from;
+    DptBlockRowsFrom mc_from;
     const size_t mc = dpt_kern_block_rows(&mc_from);
-    if (!strcmp(mc_from, "bad DPT_MC") && t->d->rank == 0)   /* the launcher gives every rank the same */
+    if (mc_from == DPT_MC_ENV_BAD && t->d->rank == 0)   /* the launcher gives every rank the same */
         dpt_log_warn("DPT_MC=%s ignored: expected a whole number from 16 to 1024 (blocks of %zu rows)",
                      getenv("DPT_MC"), mc);
     char mode[64] = "default";

@@ -455,8 +455,9 @@ const char *dpt_ukernel_name = "none";
  * small product (A's rows in place and as a packed panel, B's rows at a
  * stride, storing and accumulating): checked once, where it is chosen, so
  * that a kernel this project's CI cannot run (AVX-512) is never used
- * unless it agrees with the packed one on the machine itself. */
-/* ks's columns [0, width) against dpt_ukernel's; the rest of ks's tile untouched. */
+ * unless it agrees with the packed one on the machine itself. ks's columns
+ * [0, width) are compared with dpt_ukernel's; the rest of its tile must be
+ * left as it was. */
 static int agrees_on(DptUKernelS ks, int width)
 {
     enum { KC_T = 37, LDA = 41, LDB = 40, LDC = NR };

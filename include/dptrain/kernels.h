@@ -47,11 +47,16 @@ const char *dpt_kern_name(void);
 int dpt_kern_w_in_place(void);
 /* The rows of A the products pack per block (MC; it does not change a bit
  * of any result): from the L2's size unless DPT_MC gives it; *from (if not
- * NULL) says which ("L2", "DPT_MC", "default" where the size is unknown,
- * "bad DPT_MC" where it was not a whole number from 16 to 1024, "set").
- * The setter (tests) clamps to the buffers; call it before any
- * dpt_kern_solo_floats whose buffers are still in use. */
-size_t dpt_kern_block_rows(const char **from);
+ * NULL) says where it came from. The setter (tests) clamps to the buffers;
+ * call it before any dpt_kern_solo_floats whose buffers are still in use. */
+typedef enum {
+    DPT_MC_DEFAULT,   /* the L2's size unknown */
+    DPT_MC_L2,        /* an eighth of the L2 */
+    DPT_MC_ENV,       /* DPT_MC */
+    DPT_MC_ENV_BAD,   /* DPT_MC was not a whole number from 16 to 1024: ignored */
+    DPT_MC_SET        /* dpt_kern_set_block_rows */
+} DptBlockRowsFrom;
+size_t dpt_kern_block_rows(DptBlockRowsFrom *from);
 void dpt_kern_set_block_rows(size_t rows);
 /* A thread of a caller's parallel region may run products on its own:
  * between dpt_kern_solo_begin(buf) and dpt_kern_solo_end() on that thread,

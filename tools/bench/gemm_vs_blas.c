@@ -76,8 +76,7 @@ int main(int argc, char **argv)
     const double mo = ours ? bench_median(t_ours, reps) : 0, mb = blas ? bench_median(t_blas, reps) : 0;
     printf("%zu x %zu x %zu", M, N, K);
     if (ours) {
-        const char *from;
-        const size_t mc = dpt_kern_block_rows(&from);
+        const size_t mc = dpt_kern_block_rows(NULL);
         printf(", kernels %s, blocks of %zu rows: dptrain %.1f GFLOP/s", dpt_kern_name(), mc, gf / mo);
     }
     if (blas)
