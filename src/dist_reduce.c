@@ -44,6 +44,8 @@
 
 enum { LINE = 64, MAX_BUCKETS = 1024 };
 
+static DptStatus cross_new(DptCross **out, MPI_Comm comm, size_t n_max, int is_int);
+
 struct DptReducer {
     int shared;                 /* 1: the shared-memory path; 0: MPI_Allreduce of the whole vector */
     size_t n, elem;             /* elements, bytes per element */
@@ -54,7 +56,7 @@ struct DptReducer {
     int n_slices;               /* slices a bucket is cut into: node_size on one node, else the smallest node's size */
     int split;                  /* several nodes, this one larger than the smallest: summed in node_size local slices */
     int multi;                  /* several nodes: slice j is node rank j's (no claiming) */
-    MPI_Comm cross;             /* ranks with this node rank on every node (MPI_COMM_NULL: one node, or no slice) */
+    DptCross *cross;            /* with the ranks of this node rank on every node (NULL: one node, or no slice) */
     void *win;                  /* the window handle (dist's shared allocation) */
     char *mine;                 /* this rank's contribution region [n] */
     char *base;                 /* region of node rank 0; rank j's at base + j * stride */
@@ -68,8 +70,6 @@ struct DptReducer {
     int world_size;
     MPI_Request req[MAX_BUCKETS];/* the flat path with buckets: one MPI_Iallreduce each */
     int n_req;
-    MPI_Request xreq[MAX_BUCKETS];/* across nodes: bucket b's own slice in flight, for b in [x_first, next) */
-    int x_first;
 };
 
 static int64_t *ready_flag(DptReducer *r, int b, int rank)
@@ -160,8 +160,7 @@ static void start_cross(DptReducer *r, int b)
 {
     size_t a, z;
     slice_of(r, b, r->node_rank, r->n_slices, &a, &z);
-    MPI_Iallreduce(MPI_IN_PLACE, r->result + a * r->elem, (int)(z - a), r->is_int ? MPI_INT64_T : MPI_FLOAT, MPI_SUM,
-                   r->cross, &r->xreq[b]);
+    dpt_dist_cross_start(r->cross, r->result + a * r->elem, z - a);
 }
 
 /* Slice j of bucket b summed over the node's regions in rank order; then,
@@ -201,7 +200,7 @@ static void sum_slice(DptReducer *r, int b, int slice)
     }
     if (r->split)
         __atomic_add_fetch(counter(r, LOCAL, b), 1, __ATOMIC_RELEASE);
-    else if (r->cross != MPI_COMM_NULL)
+    else if (r->cross)
         start_cross(r, b);
     else
         __atomic_add_fetch(counter(r, DONE, b), 1, __ATOMIC_RELEASE);
@@ -220,7 +219,6 @@ DptStatus dpt_dist_reducer_init(DptReducer **out, const DptDist *d, size_t n, in
     r->node_rank = d->node_rank;
     r->node_size = d->node_size;
     r->world_size = d->world_size;
-    r->cross = MPI_COMM_NULL;
     /* Buckets are given by their ends, in memory order; they become ready last first. */
     if (n_buckets < 1 || n_buckets > MAX_BUCKETS || !bucket_ends)
         n_buckets = 1;
@@ -254,9 +252,13 @@ DptStatus dpt_dist_reducer_init(DptReducer **out, const DptDist *d, size_t n, in
             if (r->node_rank == 0)
                 memset(r->flags, 0, flags_bytes);
             dpt_dist_node_barrier(d);
-            if (r->multi)
+            if (r->multi) {
+                MPI_Comm comm;
                 MPI_Comm_split(dpt_dist_world_comm(), r->node_rank < r->n_slices ? r->node_rank : MPI_UNDEFINED,
-                               d->rank, &r->cross);
+                               d->rank, &comm);
+                if (comm != MPI_COMM_NULL && (st = cross_new(&r->cross, comm, n, r->is_int)) != DPT_OK)
+                    MPI_Comm_free(&comm);
+            }
         }
     }
     st = dpt_dist_agree(d, st, NULL);
@@ -288,7 +290,6 @@ void *dpt_dist_reducer_begin(DptReducer *r)
      * no one reads this rank's region any more. */
     r->gen++;
     r->next = 0;
-    r->x_first = 0;
     return r->mine;
 }
 
@@ -302,8 +303,8 @@ static void sum_free_slices(DptReducer *r, int b)
 /* Across nodes: this rank's own slice of the buckets that every node rank
  * has declared, summed and its allreduce started, in bucket order (the
  * per-slice allreduces must start in the same order on every node); then the
- * ones in flight tested (Open MPI moves them only inside MPI calls), each
- * counted done as it completes. With wait: all of them, to the end. The
+ * ones in flight tested (Open MPI moves them only inside MPI calls). With
+ * wait: all of them, to the end, and then counted done. The
  * allreduces are non-blocking so that backprop never waits here for another
  * node to reach the same bucket. */
 static void progress_owned(DptReducer *r, int wait)
@@ -330,17 +331,13 @@ static void progress_owned(DptReducer *r, int wait)
         }
         r->next++;
     }
-    while (r->x_first < r->next) {
-        int complete = 1;
-        if (wait)
-            MPI_Wait(&r->xreq[r->x_first], MPI_STATUS_IGNORE);
-        else
-            MPI_Test(&r->xreq[r->x_first], &complete, MPI_STATUS_IGNORE);
-        if (!complete)
-            break;
-        __atomic_add_fetch(counter(r, DONE, r->x_first), 1, __ATOMIC_RELEASE);
-        r->x_first++;
+    if (!wait) {
+        dpt_dist_cross_test(r->cross);
+        return;
     }
+    dpt_dist_cross_wait(r->cross);
+    for (int b = 0; b < r->n_buckets; b++)
+        __atomic_add_fetch(counter(r, DONE, b), 1, __ATOMIC_RELEASE);
 }
 
 /* On one node, or on a node that splits: every (local) slice not yet taken,
@@ -377,7 +374,7 @@ void dpt_dist_reducer_ready(DptReducer *r, int count)
     }
     for (; count > 0 && r->declared < r->n_buckets; count--, r->declared++)
         __atomic_store_n(ready_flag(r, r->declared, r->node_rank), r->gen, __ATOMIC_RELEASE);
-    if (r->cross != MPI_COMM_NULL)   /* a slice of its own across nodes */
+    if (r->cross)   /* a slice of its own across nodes */
         progress_owned(r, 0);
 }
 
@@ -398,7 +395,7 @@ const void *dpt_dist_reducer_finish(DptReducer *r, const DptDist *d)
         return r->flat;
     }
     dpt_dist_reducer_ready(r, r->n_buckets);
-    if (r->cross != MPI_COMM_NULL)
+    if (r->cross)
         progress_owned(r, 1);
     else if (!r->multi || r->split)
         help_all(r);   /* on a split node: a rank past the smallest node's count, no slice of its own */
@@ -412,63 +409,216 @@ void dpt_dist_reducer_free(DptReducer **rp)
     DptReducer *r = rp ? *rp : NULL;
     if (!r)
         return;
-    if (r->cross != MPI_COMM_NULL)
-        MPI_Comm_free(&r->cross);
+    dpt_dist_cross_free(&r->cross);
     dpt_dist_shared_free(&r->win);
     free(r->flat);
     free(r);
     *rp = NULL;
 }
 
-/* ---------------------------------------------------------------- across nodes, by slice
- * The node-sliced weight gradient (step.h) on several nodes of equal size:
- * node rank j of every node holds the node's sums of the same elements, and
- * allreduces them with the other nodes' rank j (the hierarchical path's
- * per-slice allreduce, the slices the step's). */
+/* ---------------------------------------------------------------- across nodes
+ * An allreduce among one rank per node (the ranks with the same node rank),
+ * in place and without blocking, of ranges started in the same order on
+ * every node. A range is cut into one part per node; every node sends part
+ * j to node j, which sums it over the nodes in node order and sends the sum
+ * back to every node (a reduce-scatter, then an all-gather: each node sends
+ * and receives 2 (N - 1) / N of the range, as a ring does, in two rounds
+ * instead of 2 (N - 1)). Two nodes send each other the whole range and
+ * both sum it: the same bytes, in one round, so that nothing waits for a
+ * second round to be posted (only MPI calls move messages in Open MPI, and
+ * backprop makes none). The order of the sums is fixed by the node numbers
+ * alone, so the float result does not depend on how the vector was cut
+ * into ranges (nor on timing); with two nodes it is a + b on both, the
+ * bits of MPI_Allreduce. Every message of a round is posted at once, so
+ * the ranges in flight share the links. Open MPI's MPI_Iallreduce (libnbc)
+ * reduced two nodes' slices by a reduce then a broadcast, one after the
+ * other (README, "Across (namespaced) hosts"). */
 
-enum { MAX_CROSS = 4096 };
+enum { MAX_FLIGHT = 1024 };
+
+typedef struct {
+    char *buf;
+    size_t n;                   /* values */
+    int round;                  /* 0: parts sent to their owners; 1: sums sent to every node; 2: complete */
+    size_t at;                  /* the other nodes' parts of this node's part, in stage from this byte */
+} Flight;
 
 struct DptCross {
-    MPI_Comm comm;              /* the ranks with this node rank, one per node */
-    MPI_Request req[MAX_CROSS];
-    int n_req, n_done;
+    MPI_Comm comm;              /* one rank per node, this node rank */
+    int nodes, me;
+    int is_int;                 /* int64 values (exact sums), else float */
+    size_t elem;                /* bytes a value */
+    char *stage;                /* [stage_cap] bytes: the parts received in round 0 */
+    size_t stage_cap, stage_used;
+    MPI_Request *req;           /* [MAX_FLIGHT][2 (nodes - 1)] */
+    Flight fl[MAX_FLIGHT];
+    int n_fl, n_done;           /* ranges in fl; complete from the first on */
+    size_t n_max, started;      /* values in flight at most, and now */
 };
 
-DptStatus dpt_dist_cross_init(DptCross **out, const DptDist *d)
+/* Part j of a range of n elements, [*a, *a + *len): the values node j sums
+ * (with two nodes, all of them). */
+static void part_of(const DptCross *x, size_t n, int j, size_t *a, size_t *len)
+{
+    const int parts = x->nodes == 2 ? 1 : x->nodes, p = x->nodes == 2 ? 0 : j;
+    *a = n * (size_t)p / (size_t)parts;
+    *len = n * (size_t)(p + 1) / (size_t)parts - *a;
+}
+
+/* Takes comm (one rank per node); room for ranges of n_max values (int64
+ * if is_int, else float) in flight at once (each rank stages at most (N - 1) / N of a
+ * range, plus one value per range and node for the rounding; with two
+ * nodes, the whole range). */
+static DptStatus cross_new(DptCross **out, MPI_Comm comm, size_t n_max, int is_int)
 {
     DptCross *x = calloc(1, sizeof *x);
-    DptStatus st = x ? DPT_OK : dpt_err(DPT_ENOMEM, "cannot allocate the cross-node reduction");
-    st = dpt_dist_agree(d, st, NULL);
-    if (st != DPT_OK) {
-        free(x);
-        return st;
+    if (x) {
+        x->comm = comm;
+        x->is_int = is_int;
+        x->elem = is_int ? sizeof(int64_t) : sizeof(float);
+        MPI_Comm_size(comm, &x->nodes);
+        MPI_Comm_rank(comm, &x->me);
+        x->n_max = n_max ? n_max : 1;
+        const size_t others = (size_t)(x->nodes - 1);
+        x->stage_cap = (x->nodes == 2 ? n_max : (n_max * others + others) / (size_t)x->nodes + others * MAX_FLIGHT) * x->elem;
+        x->stage = malloc(x->stage_cap ? x->stage_cap : 1);
+        x->req = malloc(sizeof *x->req * MAX_FLIGHT * 2 * (size_t)(x->nodes > 1 ? x->nodes - 1 : 1));
     }
-    MPI_Comm_split(dpt_dist_world_comm(), d->node_rank, d->rank, &x->comm);
+    if (!x || !x->stage || !x->req) {
+        if (x)
+            x->comm = MPI_COMM_NULL;   /* the caller frees it */
+        dpt_dist_cross_free(&x);
+        return dpt_err(DPT_ENOMEM, "cannot allocate the cross-node reduction (%zu values)", n_max);
+    }
     *out = x;
     return DPT_OK;
 }
 
-void dpt_dist_cross_start(DptCross *x, void *buf, size_t n, int is_int)
+static MPI_Request *flight_req(DptCross *x, int i) { return x->req + (size_t)i * 2 * (size_t)(x->nodes - 1); }
+
+/* Round r of range i: with each other node k (counted from this one),
+ * receive into and send from the parts the round moves. */
+static void post_round(DptCross *x, int i, int r)
 {
-    if (x->n_req == MAX_CROSS)   /* a net of hundreds of wide layers: keeps the array safe */
+    Flight *f = &x->fl[i];
+    const size_t e = x->elem;
+    const MPI_Datatype t = x->is_int ? MPI_INT64_T : MPI_FLOAT;
+    size_t a, mine;
+    part_of(x, f->n, x->me, &a, &mine);
+    MPI_Request *q = flight_req(x, i);
+    for (int k = 1; k < x->nodes; k++) {
+        const int j = (x->me + k) % x->nodes;
+        size_t ja, jn;
+        part_of(x, f->n, j, &ja, &jn);
+        /* round 0: node j's copy of this node's part in, this node's of j's out;
+         * round 1: j's sum in, this node's sum out (to each) */
+        char *in = r == 0 ? x->stage + f->at + (size_t)(k - 1) * mine * e : f->buf + ja * e;
+        const size_t in_n = r == 0 ? mine : jn, out_n = r == 0 ? jn : mine;
+        char *out = f->buf + (r == 0 ? ja : a) * e;
+        q[2 * k - 2] = q[2 * k - 1] = MPI_REQUEST_NULL;
+        if (in_n)
+            MPI_Irecv(in, (int)in_n, t, j, 2 * i + r, x->comm, &q[2 * k - 2]);
+        if (out_n)
+            MPI_Isend(out, (int)out_n, t, j, 2 * i + r, x->comm, &q[2 * k - 1]);
+    }
+}
+
+/* This node's part of range f summed over the nodes, in node order. */
+static void sum_part(DptCross *x, const Flight *f)
+{
+    const size_t e = x->elem;
+    size_t a, mine;
+    part_of(x, f->n, x->me, &a, &mine);
+    enum { BLOCK = 1024 };
+    union {
+        int64_t i[BLOCK];
+        float f[BLOCK];
+    } acc;
+    for (size_t b0 = 0; b0 < mine; b0 += BLOCK) {
+        const size_t len = mine - b0 < BLOCK ? mine - b0 : BLOCK;
+        for (int j = 0; j < x->nodes; j++) {
+            const int k = (j - x->me + x->nodes) % x->nodes;   /* its place in the stage (0: this node's) */
+            const char *src = k == 0 ? f->buf + (a + b0) * e : x->stage + f->at + ((size_t)(k - 1) * mine + b0) * e;
+            if (j == 0)
+                memcpy(&acc, src, len * e);
+            else if (x->is_int)
+                for (size_t i = 0; i < len; i++)
+                    acc.i[i] += ((const int64_t *)src)[i];
+            else
+                for (size_t i = 0; i < len; i++)
+                    acc.f[i] += ((const float *)src)[i];
+        }
+        memcpy(f->buf + (a + b0) * e, &acc, len * e);
+    }
+}
+
+/* Moves range i on as far as its messages allow (all the way with wait). */
+static void advance(DptCross *x, int i, int wait)
+{
+    Flight *f = &x->fl[i];
+    const int count = 2 * (x->nodes - 1);
+    while (f->round < 2) {
+        int complete = 1;
+        if (wait)
+            MPI_Waitall(count, flight_req(x, i), MPI_STATUSES_IGNORE);
+        else
+            MPI_Testall(count, flight_req(x, i), &complete, MPI_STATUSES_IGNORE);
+        if (!complete)
+            return;
+        if (++f->round == 1) {
+            sum_part(x, f);
+            if (x->nodes == 2)
+                f->round = 2;   /* both have summed all of it */
+            else
+                post_round(x, i, 1);
+        }
+    }
+}
+
+DptStatus dpt_dist_cross_init(DptCross **out, const DptDist *d, size_t n_max, int is_int)
+{
+    MPI_Comm comm;
+    MPI_Comm_split(dpt_dist_world_comm(), d->node_rank, d->rank, &comm);
+    DptStatus st = cross_new(out, comm, n_max, is_int);
+    if (st != DPT_OK)
+        MPI_Comm_free(&comm);
+    return dpt_dist_agree(d, st, NULL);
+}
+
+void dpt_dist_cross_start(DptCross *x, void *buf, size_t n)
+{
+    if (n > x->n_max) {   /* in pieces (the sums do not depend on the cut) */
+        for (size_t at = 0; at < n; at += x->n_max)
+            dpt_dist_cross_start(x, (char *)buf + at * x->elem, n - at < x->n_max ? n - at : x->n_max);
+        return;
+    }
+    /* past what init allowed for: the earlier ones complete first, at the
+     * same range on every node (the tags restart) */
+    if (x->n_fl == MAX_FLIGHT || x->started + n > x->n_max)
         dpt_dist_cross_wait(x);
-    MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, is_int ? MPI_INT64_T : MPI_FLOAT, MPI_SUM, x->comm,
-                   &x->req[x->n_req++]);
+    size_t a, mine;
+    part_of(x, n, x->me, &a, &mine);
+    x->fl[x->n_fl] = (Flight){buf, n, 0, x->stage_used};
+    x->stage_used += mine * (size_t)(x->nodes - 1) * x->elem;
+    x->started += n;
+    post_round(x, x->n_fl++, 0);
     dpt_dist_cross_test(x);
 }
 
 void dpt_dist_cross_test(DptCross *x)
 {
-    for (int flag = 1; flag && x->n_done < x->n_req;) {
-        MPI_Test(&x->req[x->n_done], &flag, MPI_STATUS_IGNORE);
-        x->n_done += flag;
-    }
+    for (int i = x->n_done; i < x->n_fl; i++)
+        advance(x, i, 0);
+    while (x->n_done < x->n_fl && x->fl[x->n_done].round == 2)
+        x->n_done++;
 }
 
 void dpt_dist_cross_wait(DptCross *x)
 {
-    MPI_Waitall(x->n_req - x->n_done, x->req + x->n_done, MPI_STATUSES_IGNORE);
-    x->n_req = x->n_done = 0;
+    for (int i = x->n_done; i < x->n_fl; i++)
+        advance(x, i, 1);
+    x->n_fl = x->n_done = 0;
+    x->stage_used = x->started = 0;
 }
 
 void dpt_dist_cross_free(DptCross **xp)
@@ -478,8 +628,10 @@ void dpt_dist_cross_free(DptCross **xp)
         return;
     int fin = 0;
     MPI_Finalized(&fin);
-    if (!fin)
+    if (!fin && x->comm != MPI_COMM_NULL)
         MPI_Comm_free(&x->comm);
+    free(x->req);
+    free(x->stage);
     free(x);
     *xp = NULL;
 }

@@ -57,7 +57,7 @@ static DptStatus sliced_init(DptStep *s, int shared)
     if (!on)
         return DPT_OK;
     if (d->n_nodes > 1)
-        DPT_TRY(dpt_dist_cross_init(&s->ns_cross, d));
+        DPT_TRY(dpt_dist_cross_init(&s->ns_cross, d, a->n_params, s->deterministic));
     const size_t rows = (size_t)k * s->chunk, elem = s->deterministic ? sizeof(int64_t) : sizeof(float);
     size_t at_d[DPT_MAX_LAYERS + 1], at_p[DPT_MAX_LAYERS], total = 0;
     for (int l = 1; l <= L; l++) {
@@ -780,7 +780,7 @@ static void cross_start(DptStep *s, void *buf, size_t i, size_t n, DptTimers *tm
     const size_t e = sum_bytes(s, s->ns_float);
     dpt_timer_stop(tm, DPT_T_COMPUTE);
     dpt_timer_start(tm, DPT_T_REDUCE);
-    dpt_dist_cross_start(s->ns_cross, (char *)buf + i * e, n, s->deterministic);
+    dpt_dist_cross_start(s->ns_cross, (char *)buf + i * e, n);
     dpt_timer_stop(tm, DPT_T_REDUCE);
     dpt_timer_start(tm, DPT_T_COMPUTE);
 }

@@ -450,6 +450,79 @@ static void test_reducer_node_layouts(void **state)
     assert_int_equal(checked, 36 << (world_size - 1));
 }
 
+/* The cross-node allreduce alone, every rank a "node" (2 nodes: one round;
+ * 3 and 4: reduce-scatter and all-gather): ranges of 0 to 1000 values, in
+ * float and int64, the float sums bitwise those of node order (values whose
+ * sums round differently in another order), and more ranges or values in
+ * flight than init allowed for (earlier ones complete first; a range longer
+ * than that goes in pieces). */
+static void test_cross_ranges(void **state)
+{
+    (void)state;
+    int sizes[8];
+    for (int k = 0; k < world_size; k++)
+        sizes[k] = 1;
+    assert_int_equal(dpt_dist_subset_nodes(&dist, world_size, sizes), 1);
+    enum { N_LEN = 7, MANY = 1100 };
+    const size_t lens[N_LEN] = {0, 1, 2, 3, 5, 64, 1000};
+    size_t total = 0;
+    for (int i = 0; i < N_LEN; i++)
+        total += lens[i];
+    int bad = 0;
+    for (int is_int = 0; is_int < 2; is_int++)
+        for (int cap = 0; cap < 2; cap++) {
+            /* cap 1: room for half the values between waits */
+            DptCross *x = NULL;
+            assert_int_equal(dpt_dist_cross_init(&x, &dist, cap ? total / 2 : total, is_int), DPT_OK);
+            float *f = calloc(total, sizeof *f);
+            int64_t *q = calloc(total, sizeof *q);
+            assert_non_null(f);
+            assert_non_null(q);
+            /* node g's value i: 1 + 2^-23 (i + 1) on node 0, scaled by 3^g: no two orders agree */
+            for (size_t i = 0; i < total; i++) {
+                f[i] = (1.0f + (float)(i % 97 + 1) * 0x1p-23f) * powf(3.0f, (float)dist.rank);
+                q[i] = ((int64_t)1 << 40) * (dist.rank + 1) + (int64_t)i;
+            }
+            size_t at = 0;
+            for (int i = 0; i < N_LEN; i++) {
+                dpt_dist_cross_start(x, is_int ? (void *)(q + at) : (void *)(f + at), lens[i]);
+                at += lens[i];
+                dpt_dist_cross_test(x);
+            }
+            dpt_dist_cross_wait(x);
+            for (size_t i = 0; i < total; i++) {
+                float want = 0.0f;
+                for (int g = 0; g < world_size; g++)
+                    want = g ? want + (1.0f + (float)(i % 97 + 1) * 0x1p-23f) * powf(3.0f, (float)g)
+                             : 1.0f + (float)(i % 97 + 1) * 0x1p-23f;
+                const int64_t wq = ((int64_t)1 << 40) * world_size * (world_size + 1) / 2 + (int64_t)i * world_size;
+                bad |= is_int ? q[i] != wq : memcmp(&f[i], &want, sizeof want) != 0;
+            }
+            /* more ranges than may be in flight: one value each (exact sums in float too) */
+            float *m = calloc(MANY, sizeof(int64_t));
+            assert_non_null(m);
+            for (int i = 0; i < MANY; i++) {
+                if (is_int)
+                    ((int64_t *)m)[i] = i + dist.rank;
+                else
+                    m[i] = (float)(i + dist.rank);
+                dpt_dist_cross_start(x, is_int ? (void *)((int64_t *)m + i) : (void *)(m + i), 1);
+            }
+            dpt_dist_cross_wait(x);
+            for (int i = 0; i < MANY; i++) {
+                const int64_t want = (int64_t)i * world_size + world_size * (world_size - 1) / 2;
+                bad |= is_int ? ((int64_t *)m)[i] != want : m[i] != (float)want;
+            }
+            free(m);
+            free(f);
+            free(q);
+            dpt_dist_cross_free(&x);
+        }
+    dpt_dist_subset(&dist, world_size);
+    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    assert_int_equal(bad, 0);
+}
+
 /* Training on every node layout, equal or not (a node-shared model on each
  * "node", hierarchical reduction across them; or --reduce mpi): deterministic
  * mode gives the one-rank bits; the default mode keeps the replicas identical. */
@@ -668,6 +741,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_resume_equivalence),
         cmocka_unit_test(test_step_result),
         cmocka_unit_test(test_reducer_node_layouts),
+        cmocka_unit_test(test_cross_ranges),
         cmocka_unit_test(test_training_node_layouts),
         cmocka_unit_test(test_wpack_training),
         cmocka_unit_test(test_sliced_training),

@@ -98,12 +98,15 @@ void dpt_dist_reducer_free(DptReducer **r);
 /* Across nodes by slice (the node-sliced weight gradient, step.h; nodes of
  * equal size): each rank allreduces, in place and without blocking, ranges
  * it holds the node's sums of, with the ranks of the same node rank on the
- * other nodes (in the same order on every node). start: one more range
- * (and progress on those in flight); test: progress; wait: all of them
- * complete. init and free: collective. Not inside an OpenMP region. */
+ * other nodes (in the same order on every node; the sums in node order,
+ * whatever the ranges). start: one more range (and progress on those in
+ * flight); test: progress; wait: all of them complete. Values: int64 (is_int),
+ * else float. Up to n_max values (and 1024 ranges) are in flight at once; past that, start waits for the
+ * earlier ones first (and cuts a longer range into pieces). init and
+ * free: collective. Not inside an OpenMP region. */
 typedef struct DptCross DptCross;
-DptStatus dpt_dist_cross_init(DptCross **x, const DptDist *d);
-void dpt_dist_cross_start(DptCross *x, void *buf, size_t n, int is_int);
+DptStatus dpt_dist_cross_init(DptCross **x, const DptDist *d, size_t n_max, int is_int);
+void dpt_dist_cross_start(DptCross *x, void *buf, size_t n);
 void dpt_dist_cross_test(DptCross *x);
 void dpt_dist_cross_wait(DptCross *x);
 void dpt_dist_cross_free(DptCross **x);
