@@ -426,19 +426,22 @@ void dpt_dist_reducer_free(DptReducer **rp)
  * instead of 2 (N - 1)). Two nodes send each other the whole range and
  * both sum it: the same bytes, in one round, so that nothing waits for a
  * second round to be posted (only MPI calls move messages in Open MPI, and
- * backprop makes none). The order of the sums is fixed by the node numbers
+ * backprop makes none); so do more nodes for a small range (up to
+ * ONE_ROUND bytes sent a node), where the count of messages, not their
+ * bytes, sets the time (each node then sums all of it). The order of the sums is fixed by the node numbers
  * alone, so the float result does not depend on how the vector was cut
  * into ranges (nor on timing); with two nodes it is a + b on both, the
  * bits of MPI_Allreduce. Every message of a round is posted at once, so
- * the ranges in flight share the links. Open MPI's MPI_Iallreduce (libnbc)
- * reduced two nodes' slices by a reduce then a broadcast, one after the
- * other (README, "Across (namespaced) hosts"). */
+ * the ranges in flight share the links. Open MPI's MPI_Iallreduce (libnbc,
+ * 4.1) reduces in place by a binomial reduce, then a broadcast, one after
+ * the other (README, "Across (namespaced) hosts"). */
 
-enum { MAX_FLIGHT = 1024 };
+enum { MAX_FLIGHT = 1024, ONE_ROUND = 64 << 10, ONE_ROUND_STAGE = 1 << 20 };
 
 typedef struct {
     char *buf;
     size_t n;                   /* values */
+    int one;                    /* every node sums the whole range: one round */
     int round;                  /* 0: parts sent to their owners; 1: sums sent to every node; 2: complete */
     size_t at;                  /* the other nodes' parts of this node's part, in stage from this byte */
 } Flight;
@@ -450,25 +453,27 @@ struct DptCross {
     size_t elem;                /* bytes a value */
     char *stage;                /* [stage_cap] bytes: the parts received in round 0 */
     size_t stage_cap, stage_used;
+    size_t one_used;            /* of it, by one-round ranges of more than two nodes (at most ONE_ROUND_STAGE) */
     MPI_Request *req;           /* [MAX_FLIGHT][2 (nodes - 1)] */
     Flight fl[MAX_FLIGHT];
     int n_fl, n_done;           /* ranges in fl; complete from the first on */
     size_t n_max, started;      /* values in flight at most, and now */
 };
 
-/* Part j of a range of n elements, [*a, *a + *len): the values node j sums
- * (with two nodes, all of them). */
-static void part_of(const DptCross *x, size_t n, int j, size_t *a, size_t *len)
+/* Part j of range f, [*a, *a + *len): the values node j sums (in one
+ * round, all of them). */
+static void part_of(const DptCross *x, const Flight *f, int j, size_t *a, size_t *len)
 {
-    const int parts = x->nodes == 2 ? 1 : x->nodes, p = x->nodes == 2 ? 0 : j;
-    *a = n * (size_t)p / (size_t)parts;
-    *len = n * (size_t)(p + 1) / (size_t)parts - *a;
+    const int parts = f->one ? 1 : x->nodes, p = f->one ? 0 : j;
+    *a = f->n * (size_t)p / (size_t)parts;
+    *len = f->n * (size_t)(p + 1) / (size_t)parts - *a;
 }
 
 /* Takes comm (one rank per node); room for ranges of n_max values (int64
- * if is_int, else float) in flight at once (each rank stages at most (N - 1) / N of a
- * range, plus one value per range and node for the rounding; with two
- * nodes, the whole range). */
+ * if is_int, else float) in flight at once (each rank stages at most (N -
+ * 1) / N of a range in two rounds, plus one value per range and node for
+ * the rounding, and ONE_ROUND_STAGE bytes of ranges in one; with two
+ * nodes, all of every range). */
 static DptStatus cross_new(DptCross **out, MPI_Comm comm, size_t n_max, int is_int)
 {
     DptCross *x = calloc(1, sizeof *x);
@@ -480,7 +485,9 @@ static DptStatus cross_new(DptCross **out, MPI_Comm comm, size_t n_max, int is_i
         MPI_Comm_rank(comm, &x->me);
         x->n_max = n_max ? n_max : 1;
         const size_t others = (size_t)(x->nodes - 1);
-        x->stage_cap = (x->nodes == 2 ? n_max : (n_max * others + others) / (size_t)x->nodes + others * MAX_FLIGHT) * x->elem;
+        x->stage_cap = x->nodes == 2 ? n_max * x->elem
+                                     : ((n_max * others + others) / (size_t)x->nodes + others * MAX_FLIGHT) * x->elem +
+                                           ONE_ROUND_STAGE;
         x->stage = malloc(x->stage_cap ? x->stage_cap : 1);
         x->req = malloc(sizeof *x->req * MAX_FLIGHT * 2 * (size_t)(x->nodes > 1 ? x->nodes - 1 : 1));
     }
@@ -504,12 +511,12 @@ static void post_round(DptCross *x, int i, int r)
     const size_t e = x->elem;
     const MPI_Datatype t = x->is_int ? MPI_INT64_T : MPI_FLOAT;
     size_t a, mine;
-    part_of(x, f->n, x->me, &a, &mine);
+    part_of(x, f, x->me, &a, &mine);
     MPI_Request *q = flight_req(x, i);
     for (int k = 1; k < x->nodes; k++) {
         const int j = (x->me + k) % x->nodes;
         size_t ja, jn;
-        part_of(x, f->n, j, &ja, &jn);
+        part_of(x, f, j, &ja, &jn);
         /* round 0: node j's copy of this node's part in, this node's of j's out;
          * round 1: j's sum in, this node's sum out (to each) */
         char *in = r == 0 ? x->stage + f->at + (size_t)(k - 1) * mine * e : f->buf + ja * e;
@@ -528,7 +535,7 @@ static void sum_part(DptCross *x, const Flight *f)
 {
     const size_t e = x->elem;
     size_t a, mine;
-    part_of(x, f->n, x->me, &a, &mine);
+    part_of(x, f, x->me, &a, &mine);
     enum { BLOCK = 1024 };
     union {
         int64_t i[BLOCK];
@@ -567,8 +574,8 @@ static void advance(DptCross *x, int i, int wait)
             return;
         if (++f->round == 1) {
             sum_part(x, f);
-            if (x->nodes == 2)
-                f->round = 2;   /* both have summed all of it */
+            if (f->one)
+                f->round = 2;   /* every node has summed all of it */
             else
                 post_round(x, i, 1);
         }
@@ -596,9 +603,15 @@ void dpt_dist_cross_start(DptCross *x, void *buf, size_t n)
      * same range on every node (the tags restart) */
     if (x->n_fl == MAX_FLIGHT || x->started + n > x->n_max)
         dpt_dist_cross_wait(x);
+    /* one round: the same choice on every node (n, the nodes, and the
+     * ranges before it decide) */
+    const size_t whole = n * (size_t)(x->nodes - 1) * x->elem;
+    const int one = x->nodes == 2 || (whole <= ONE_ROUND && x->one_used + whole <= ONE_ROUND_STAGE);
+    x->one_used += one && x->nodes > 2 ? whole : 0;
+    Flight *f = &x->fl[x->n_fl];
+    *f = (Flight){buf, n, one, 0, x->stage_used};
     size_t a, mine;
-    part_of(x, n, x->me, &a, &mine);
-    x->fl[x->n_fl] = (Flight){buf, n, 0, x->stage_used};
+    part_of(x, f, x->me, &a, &mine);
     x->stage_used += mine * (size_t)(x->nodes - 1) * x->elem;
     x->started += n;
     post_round(x, x->n_fl++, 0);
@@ -618,7 +631,7 @@ void dpt_dist_cross_wait(DptCross *x)
     for (int i = x->n_done; i < x->n_fl; i++)
         advance(x, i, 1);
     x->n_fl = x->n_done = 0;
-    x->stage_used = x->started = 0;
+    x->stage_used = x->started = x->one_used = 0;
 }
 
 void dpt_dist_cross_free(DptCross **xp)

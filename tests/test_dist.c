@@ -451,11 +451,12 @@ static void test_reducer_node_layouts(void **state)
 }
 
 /* The cross-node allreduce alone, every rank a "node" (2 nodes: one round;
- * 3 and 4: reduce-scatter and all-gather): ranges of 0 to 1000 values, in
- * float and int64, the float sums bitwise those of node order (values whose
- * sums round differently in another order), and more ranges or values in
- * flight than init allowed for (earlier ones complete first; a range longer
- * than that goes in pieces). */
+ * 3 and 4: reduce-scatter and all-gather, or one round for small ranges, up
+ * to a budget that 40 ranges of 2000 values exceed): ranges of 0 to 20000
+ * values, in float and int64, the float sums bitwise those of node order
+ * (values whose sums round differently in another order), and more ranges
+ * or values in flight than init allowed for (earlier ones complete first; a
+ * range longer than that goes in pieces). */
 static void test_cross_ranges(void **state)
 {
     (void)state;
@@ -463,9 +464,10 @@ static void test_cross_ranges(void **state)
     for (int k = 0; k < world_size; k++)
         sizes[k] = 1;
     assert_int_equal(dpt_dist_subset_nodes(&dist, world_size, sizes), 1);
-    enum { N_LEN = 7, MANY = 1100 };
-    const size_t lens[N_LEN] = {0, 1, 2, 3, 5, 64, 1000};
-    size_t total = 0;
+    enum { N_LEN = 48, MANY = 1100 };
+    size_t lens[N_LEN] = {0, 1, 2, 3, 5, 64, 1000, 20000}, total = 0;
+    for (int i = 8; i < N_LEN; i++)
+        lens[i] = 2000;
     for (int i = 0; i < N_LEN; i++)
         total += lens[i];
     int bad = 0;
