@@ -428,13 +428,14 @@ void dpt_dist_reducer_free(DptReducer **rp)
  * second round to be posted (only MPI calls move messages in Open MPI, and
  * backprop makes none); so do more nodes for a small range (up to
  * ONE_ROUND bytes sent a node), where the count of messages, not their
- * bytes, sets the time (each node then sums all of it). The order of the sums is fixed by the node numbers
- * alone, so the float result does not depend on how the vector was cut
- * into ranges (nor on timing); with two nodes it is a + b on both, the
- * bits of MPI_Allreduce. Every message of a round is posted at once, so
- * the ranges in flight share the links. Open MPI's MPI_Iallreduce (libnbc,
- * 4.1) reduces in place by a binomial reduce, then a broadcast, one after
- * the other (README, "Across (namespaced) hosts"). */
+ * bytes, sets the time (each node then sums all of it). The order of the
+ * sums is fixed by the node numbers alone, so the float result does not
+ * depend on how the vector was cut into ranges (nor on timing); with two
+ * nodes it is a + b on both, the bits of MPI_Allreduce. Every message of a
+ * round is posted at once, so the ranges in flight share the links. Open
+ * MPI's MPI_Iallreduce (libnbc, 4.1) reduces in place by a binomial
+ * reduce, then a broadcast, one after the other (README, "Across
+ * (namespaced) hosts"). */
 
 enum { MAX_FLIGHT = 1024, ONE_ROUND = 64 << 10, ONE_ROUND_STAGE = 1 << 20 };
 
@@ -485,10 +486,11 @@ static DptStatus cross_new(DptCross **out, MPI_Comm comm, size_t n_max, int is_i
         MPI_Comm_rank(comm, &x->me);
         x->n_max = n_max ? n_max : 1;
         const size_t others = (size_t)(x->nodes - 1);
-        x->stage_cap = x->nodes == 2 ? n_max * x->elem
-                                     : ((n_max * others + others) / (size_t)x->nodes + others * MAX_FLIGHT) * x->elem +
+        const size_t m = x->n_max;
+        x->stage_cap = x->nodes == 2 ? m * x->elem
+                                     : ((m * others + others) / (size_t)x->nodes + others * MAX_FLIGHT) * x->elem +
                                            ONE_ROUND_STAGE;
-        x->stage = malloc(x->stage_cap ? x->stage_cap : 1);
+        x->stage = malloc(x->stage_cap);
         x->req = malloc(sizeof *x->req * MAX_FLIGHT * 2 * (size_t)(x->nodes > 1 ? x->nodes - 1 : 1));
     }
     if (!x || !x->stage || !x->req) {
