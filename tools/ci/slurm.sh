@@ -139,12 +139,14 @@ JOB=("${ARGS[@]}" --checkpoint-every 100)   # in jobs (the script adds --checkpo
 # the measured run makes both somewhat shorter than that. The uninterrupted
 # runs (deterministic: any layout gives the same model) are the references;
 # the BRIEF one is also the measured run.
-BRIEF=(--epochs 12)
+BRIEF_EPOCHS=12
+BRIEF=(--epochs "$BRIEF_EPOCHS")
 t0=$(date +%s.%N)
 "$ROOT/tools/launch.sh" 2 1 "$DPTRAIN" train "${ARGS[@]}" "${BRIEF[@]}" --quiet --save "$W/straight-brief.h5" </dev/null
 t1=$(date +%s.%N)
-epochs_for() { awk -v a="$t0" -v b="$t1" -v s="$1" -v m="$2" 'BEGIN { e = int(12 * s / (b - a)) + 1; print e < m ? m : e }'; }
-SHORT=(--epochs "$(epochs_for 8 12)")
+epochs_for() { awk -v a="$t0" -v b="$t1" -v s="$1" -v m="$2" -v k="$BRIEF_EPOCHS" \
+                   'BEGIN { e = int(k * s / (b - a)) + 1; print e < m ? m : e }'; }
+SHORT=(--epochs "$(epochs_for 8 "$BRIEF_EPOCHS")")
 LONG=(--epochs "$(epochs_for 100 150)")
 "$ROOT/tools/launch.sh" 2 1 "$DPTRAIN" train "${ARGS[@]}" "${SHORT[@]}" --quiet --save "$W/straight.h5" </dev/null
 t0=$(date +%s)
