@@ -907,6 +907,41 @@ static inline void softmax_row(float *row, size_t m)
         row[j] *= inv;
 }
 
+/* row[0..m) := f(row + b), the pre-activation row + b also into zr unless
+ * NULL; the activation chosen once per row, so that each loop vectorises. */
+static inline void bias_act_row(float *restrict row, float *restrict zr, const float *restrict b, DptAct f, size_t m)
+{
+    switch (f) {
+    case DPT_ACT_RELU:
+        if (zr)
+            for (size_t o = 0; o < m; o++) {
+                float z = row[o] + b[o];
+                zr[o] = z;
+                row[o] = z > 0.0f ? z : 0.0f;
+            }
+        else
+            for (size_t o = 0; o < m; o++) {
+                float z = row[o] + b[o];
+                row[o] = z > 0.0f ? z : 0.0f;
+            }
+        break;
+    default:
+        for (size_t o = 0; o < m; o++)
+            row[o] += b[o];
+        if (zr)
+            memcpy(zr, row, m * sizeof(float));
+        if (f == DPT_ACT_SOFTMAX)
+            softmax_row(row, m);
+        else if (f == DPT_ACT_SIGMOID)
+            for (size_t o = 0; o < m; o++)
+                row[o] = 1.0f / (1.0f + expf(-row[o]));
+        else if (f == DPT_ACT_TANH)
+            for (size_t o = 0; o < m; o++)
+                row[o] = tanhf(row[o]);
+        break;
+    }
+}
+
 void dpt_kern_forward_act(float *restrict A, float *restrict zsave, const float *restrict X, const float *restrict W,
                           const float *restrict Wp, const float *restrict b, DptAct f, size_t n, size_t in,
                           size_t out)
@@ -926,40 +961,26 @@ void dpt_kern_forward_act(float *restrict A, float *restrict zsave, const float 
     /* One pass per row: bias, saved pre-activation, activation. Rows are
      * independent, so each thread owns its rows. */
 #pragma omp parallel for schedule(static) if (n * out > 65536)
-    for (size_t r = 0; r < n; r++) {
-        float *row = A + r * out;
-        float *zr = zsave ? zsave + r * out : NULL;
-        /* the activation chosen once per row, so that each loop vectorises */
-        switch (f) {
-        case DPT_ACT_RELU:
-            if (zr)
-                for (size_t o = 0; o < out; o++) {
-                    float z = row[o] + b[o];
-                    zr[o] = z;
-                    row[o] = z > 0.0f ? z : 0.0f;
-                }
-            else
-                for (size_t o = 0; o < out; o++) {
-                    float z = row[o] + b[o];
-                    row[o] = z > 0.0f ? z : 0.0f;
-                }
-            break;
-        default:
-            for (size_t o = 0; o < out; o++)
-                row[o] += b[o];
-            if (zr)
-                memcpy(zr, row, out * sizeof(float));
-            if (f == DPT_ACT_SOFTMAX)
-                softmax_row(row, out);
-            else if (f == DPT_ACT_SIGMOID)
-                for (size_t o = 0; o < out; o++)
-                    row[o] = 1.0f / (1.0f + expf(-row[o]));
-            else if (f == DPT_ACT_TANH)
-                for (size_t o = 0; o < out; o++)
-                    row[o] = tanhf(row[o]);
-            break;
-        }
-    }
+    for (size_t r = 0; r < n; r++)
+        bias_act_row(A + r * out, zsave ? zsave + r * out : NULL, b, f, out);
+}
+
+void dpt_kern_forward_act_cols(float *restrict A, size_t lda, const float *restrict X, const float *restrict W,
+                               const float *restrict b, DptAct f, size_t n, size_t in, size_t c0, size_t c1)
+{
+    assert(f != DPT_ACT_SOFTMAX);
+    if (c0 >= c1)
+        return;
+#ifdef DPT_USE_CBLAS
+    TIMED(DPT_KT_FORWARD, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)(c1 - c0), (int)in,
+                    1.0f, X, (int)in, W + c0 * in, (int)in, 0.0f, A + c0, (int)lda));
+#else
+    GemmOut o = {.C = A + c0, .ldc = lda};
+    TIMED(DPT_KT_FORWARD, gemm_run(&o, X, in, 1, W + c0 * in, 1, in, n, c1 - c0, in, NULL));
+#endif
+#pragma omp parallel for schedule(static) if (n * (c1 - c0) > 65536)
+    for (size_t r = 0; r < n; r++)
+        bias_act_row(A + r * lda + c0, NULL, b + c0, f, c1 - c0);
 }
 
 void dpt_kern_weight_grad(float *restrict dW, int accumulate, const float *restrict D,
@@ -1014,6 +1035,24 @@ void dpt_kern_input_grad(float *restrict dA, const float *restrict D, const floa
         TIMED(DPT_KT_IGRAD, gemm_run(&o, D, out, 1, W, in, 1, n, in, out, Wp));
     }
 #endif
+}
+
+void dpt_kern_input_grad_act_cols(float *restrict dA, size_t lda, const float *restrict D, size_t ldd,
+                                  const float *restrict W, const float *restrict A, DptAct f, size_t n, size_t in,
+                                  size_t out, size_t c0, size_t c1)
+{
+    if (c0 >= c1)
+        return;
+#ifdef DPT_USE_CBLAS
+    TIMED(DPT_KT_IGRAD, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)(c1 - c0), (int)out,
+                    1.0f, D, (int)ldd, W + c0, (int)in, 0.0f, dA + c0, (int)lda));
+#else
+    GemmOut o = {.C = dA + c0, .ldc = lda};
+    TIMED(DPT_KT_IGRAD, gemm_run(&o, D, ldd, 1, W + c0, in, 1, n, c1 - c0, out, NULL));
+#endif
+#pragma omp parallel for schedule(static) if (n * (c1 - c0) > 65536)
+    for (size_t r = 0; r < n; r++)
+        dpt_kern_act_backward(dA + r * lda + c0, A + r * lda + c0, f, 1, c1 - c0);
 }
 
 /* ---------------------------------------------------------------- activations */

@@ -48,12 +48,16 @@ static DptStatus sliced_init(DptStep *s, int shared)
     const int L = a->n_layers, k = d->node_size;
     const char *env = getenv("DPT_SLICED");
     int on = env && *env ? atoi(env) != 0 : k >= SLICED_RANKS;
+    const char *team_env = getenv("DPT_NTEAM");
+    s->ns_team = team_env && *team_env ? atoi(team_env) != 0 : -1;
     /* several nodes: of equal size, so that node rank j holds the same units on each */
     if (!shared || d->node_size_max < 2 || d->node_size_min != d->node_size_max || dpt_kern_rowpack_floats(1, 1) == 0)
         return DPT_OK;
     on = dpt_dist_node_all(d, on);
     on = dpt_dist_same_hash(d, (uint64_t)on) && on;   /* and on every node */
     on = dpt_dist_same_hash(d, (uint64_t)dpt_kern_panel_width()) && on;
+    if (!dpt_dist_same_hash(d, (uint64_t)(s->ns_team + 1)))
+        s->ns_team = -1;   /* ranks told different things: the rule, the same everywhere */
     if (!on)
         return DPT_OK;
     if (d->n_nodes > 1)
@@ -64,9 +68,12 @@ static DptStatus sliced_init(DptStep *s, int shared)
         at_d[l] = total;
         total += (rows * (size_t)a->sizes[l] + 15) / 16 * 16;
     }
+    size_t at_a[DPT_MAX_LAYERS];
     for (int l = 0; l < L; l++) {
         at_p[l] = total;
         total += (dpt_kern_rowpack_floats(rows, (size_t)a->sizes[l]) + 15) / 16 * 16;
+        at_a[l] = total;
+        total += (rows * (size_t)a->sizes[l] + 15) / 16 * 16;
     }
     const size_t grad_at = total * sizeof(float), bytes = grad_at + (a->n_params * elem + 63) / 64 * 64;
     s->ns_rank = dpt_calloc((size_t)k, sizeof *s->ns_rank, "node ranks");
@@ -79,6 +86,12 @@ static DptStatus sliced_init(DptStep *s, int shared)
         s->ns_delta[l] = f + at_d[l];
     for (int l = 0; l < L; l++) {
         s->ns_pack[l] = f + at_p[l];
+        s->ns_act[l] = f + at_a[l];
+        /* this rank's units of the forward product: an even share, cut on
+         * 16 (a cache line of each row) where every rank gets some */
+        const size_t o1 = (size_t)a->sizes[l + 1], q1 = o1 >= 16 * (size_t)k ? 16 : 1;
+        s->ns_t0[l] = (o1 * (size_t)d->node_rank / (size_t)k + q1 / 2) / q1 * q1;
+        s->ns_t1[l] = d->node_rank + 1 == k ? o1 : (o1 * (size_t)(d->node_rank + 1) / (size_t)k + q1 / 2) / q1 * q1;
         /* this rank's units: an even share, cut on multiples of 8 rows of
          * dW (whole tiles) where every rank gets some */
         const size_t out = (size_t)a->sizes[l + 1], q = out >= 8 * (size_t)k ? 8 : 1;
@@ -746,12 +759,29 @@ static size_t node_pass(const DptStep *s, size_t cnt, size_t p, size_t *K, size_
     return passes;
 }
 
-/* The work buffers with this rank's errors in the node's rows at off. */
-static DptWork node_view(const DptStep *s, size_t off)
+/* Does the node's team run the forward products and the hidden layers'
+ * errors of a pass of K rows (team_forward, team_backward)? Where a rank's
+ * share of the rows is small: each rank then streams only its units' rows
+ * of W for all K rows, instead of all of W for its own (README, "Scaling",
+ * 2 ranks on 2 cores: 1.04-1.08x at 32 and at 64 rows a rank, 0.96-1.03x
+ * at 128, 0.91-1.00x at 256). The same on every rank of the node (K is);
+ * DPT_NTEAM=0/1 overrides. */
+enum { TEAM_ROWS = 64 };
+
+static int node_team(const DptStep *s, size_t K)
+{
+    return s->ns_team >= 0 ? s->ns_team : K <= TEAM_ROWS * (size_t)s->d->node_size;
+}
+
+/* The work buffers with this rank's errors (and with the team, its
+ * activations but the output layer's) in the node's rows at off. */
+static DptWork node_view(const DptStep *s, size_t off, int team)
 {
     DptWork v = *s->work;
     for (int l = 1; l <= s->arch->n_layers; l++)
         v.delta[l] = s->ns_delta[l] + off * (size_t)s->arch->sizes[l];
+    for (int l = 0; l < s->arch->n_layers && team; l++)
+        v.act[l] = s->ns_act[l] + off * (size_t)s->arch->sizes[l];
     return v;
 }
 
@@ -771,6 +801,55 @@ static void pack_rows(DptStep *s, const DptWork *v, size_t K, size_t off, size_t
 {
     for (int l = 0; l < s->arch->n_layers; l++)
         dpt_kern_rowpack(s->ns_pack[l], v->act[l], K, (size_t)s->arch->sizes[l], off, off + n, block);
+}
+
+/* The node's forward team: this rank's rows idx[0..n) of the training split
+ * into the node's input rows (at off, of K), then each hidden layer's
+ * product split by units among the node's ranks over all K rows (a node
+ * barrier after each: the next layer reads every unit), and the output
+ * layer (softmax needs whole rows) over this rank's rows; the compute timer
+ * is left running. Every element is the product's, bit for bit. */
+static void team_forward(DptStep *s, DptWork *v, const float *params, const DptSplit *train, const uint32_t *idx,
+                         size_t K, size_t n, DptTimers *tm)
+{
+    const DptArch *a = s->arch;
+    const int L = a->n_layers;
+    gather_rows(s, v, train, idx, n, tm);
+    for (int l = 0; l + 1 < L; l++) {
+        dpt_timer_stop(tm, DPT_T_COMPUTE);
+        node_barrier(s, tm);   /* every rank's rows of act[l] are in */
+        dpt_timer_start(tm, DPT_T_COMPUTE);
+        dpt_kern_forward_act_cols(s->ns_act[l + 1], (size_t)a->sizes[l + 1], s->ns_act[l], params + a->w_off[l],
+                                  params + a->b_off[l], a->hidden, K, (size_t)a->sizes[l], s->ns_t0[l], s->ns_t1[l]);
+    }
+    if (L > 1) {
+        dpt_timer_stop(tm, DPT_T_COMPUTE);
+        node_barrier(s, tm);
+        dpt_timer_start(tm, DPT_T_COMPUTE);
+    }
+    if (n > 0)
+        dpt_kern_forward_act(v->act[L], v->zout, v->act[L - 1], params + a->w_off[L - 1], v->wp_fwd[L - 1],
+                             params + a->b_off[L - 1], a->output, n, (size_t)a->sizes[L - 1], (size_t)a->sizes[L]);
+}
+
+/* The node's backward team: from the output errors of every rank's rows
+ * (in the node's errors), each hidden layer's errors split by units among
+ * the node's ranks over all K rows, a node barrier before each layer and
+ * after the last (every rank's rows are then complete). Every element is
+ * dpt_net_deltas's, bit for bit. */
+static void team_backward(DptStep *s, const float *params, size_t K, DptTimers *tm)
+{
+    const DptArch *a = s->arch;
+    for (int l = a->n_layers - 1; l >= 0; l--) {
+        dpt_timer_stop(tm, DPT_T_COMPUTE);
+        node_barrier(s, tm);
+        dpt_timer_start(tm, DPT_T_COMPUTE);
+        if (l == 0)
+            break;
+        const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
+        dpt_kern_input_grad_act_cols(s->ns_delta[l], in, s->ns_delta[l + 1], out, params + a->w_off[l], s->ns_act[l],
+                                     a->hidden, K, in, out, s->ns_t0[l - 1], s->ns_t1[l - 1]);
+    }
 }
 
 /* Several nodes: elements [i, i + n) of buf (node sums) allreduced with the
@@ -860,16 +939,25 @@ static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit
             node_barrier(s, tm);   /* no one reads the previous pass's rows any more */
             node_pass(s, cnt, p, &K, &off, &n);
         }
-        DptWork v = node_view(s, off);
+        const int team = node_team(s, K);
+        DptWork v = node_view(s, off, team);
+        if (team)
+            team_forward(s, &v, params, train, idx + lo + p * s->chunk, K, n, tm);   /* every rank: it has units */
+        else if (n > 0)
+            gather_forward(s, &v, params, train, idx + lo + p * s->chunk, n, tm);
         if (n > 0) {
             int64_t right = 0;
-            gather_forward(s, &v, params, train, idx + lo + p * s->chunk, n, tm);
             loss += dpt_net_loss(&v, a, n, 1, &right);
             correct += right;
-            dpt_net_deltas(&v, a, params, n);
-            pack_rows(s, &v, K, off, n, 0);
-            dpt_timer_stop(tm, DPT_T_COMPUTE);
+            if (!team)
+                dpt_net_deltas(&v, a, params, n);
         }
+        if (team)
+            team_backward(s, params, K, tm);
+        if (n > 0)
+            pack_rows(s, &v, K, off, n, 0);
+        if (n > 0 || team)
+            dpt_timer_stop(tm, DPT_T_COMPUTE);
         node_barrier(s, tm);
         dpt_timer_start(tm, DPT_T_COMPUTE);
         for (int l = a->n_layers - 1; l >= 0; l--) {
@@ -902,14 +990,21 @@ static DptStepResult step_sliced_deterministic(DptStep *s, const float *params, 
     size_t lo, hi, K, off, n;
     rank_rows(s, cnt, d->rank, &lo, &hi);
     node_pass(s, cnt, 0, &K, &off, &n);   /* one pass: s->chunk holds a rank's blocks */
-    DptWork v = node_view(s, off);
+    const int team = node_team(s, K);
+    DptWork v = node_view(s, off, team);
     /* One node and one slab: the sums are final where they are computed,
      * and stored as floats (their int64 never written). */
     s->ns_float = s->ns_bq && K <= dpt_kern_fixed_float_rows(blk);
 
-    gather_forward(s, &v, params, train, idx + lo, n, tm);
+    if (team)
+        team_forward(s, &v, params, train, idx + lo, K, n, tm);
+    else
+        gather_forward(s, &v, params, train, idx + lo, n, tm);
     dpt_net_loss(&v, a, n, 1, &correct);
-    dpt_net_deltas(&v, a, params, n);
+    if (team)
+        team_backward(s, params, K, tm);
+    else
+        dpt_net_deltas(&v, a, params, n);
     block_bounds(s, &v, n);
     pack_rows(s, &v, K, off, n, blk);
     dpt_timer_stop(tm, DPT_T_COMPUTE);

@@ -651,23 +651,34 @@ static void test_sliced_training(void **state)
     /* failures counted, asserted after the last collective (an assertion
      * between collectives would leave the other ranks waiting) */
     int bad_ok = 0, bad_default = 0, bad_det = 0, bad_passes = 0, bad_nodes = 0;
+    /* with the node's team for the forward products and the errors
+     * (DPT_NTEAM=1, the rule's choice at these batches) and without */
     setenv("DPT_SLICED", "1", 1);
-    for (int batch = 10; batch >= 2; batch -= 8)
-        for (int threads = 1; threads <= 2; threads++) {
-            c.batch = batch;
-            over_layouts(train_work, &c, threads, p, st);
-            for (int P = 1; world_rank == 0 && P <= world_size; P++) {
-                bad_ok += st[P] != DPT_OK;
-                bad_default += memcmp(p[P], p[1], n_params() * sizeof(float)) != 0;
+    for (int team = 0; team < 2; team++) {
+        setenv("DPT_NTEAM", team ? "1" : "0", 1);
+        for (int batch = 10; batch >= 2; batch -= 8)
+            for (int threads = 1; threads <= 2; threads++) {
+                c.batch = batch;
+                over_layouts(train_work, &c, threads, p, st);
+                for (int P = 1; world_rank == 0 && P <= world_size; P++) {
+                    bad_ok += st[P] != DPT_OK;
+                    bad_default += memcmp(p[P], p[1], n_params() * sizeof(float)) != 0;
+                }
             }
-        }
+    }
     c.deterministic = 1;
     c.batch = 10;
-    over_layouts(train_work, &c, 2, p, st);
     setenv("DPT_SLICED", "0", 1);
     over_layouts(train_work, &c, 2, q, st);
-    for (int P = 1; world_rank == 0 && P <= world_size; P++)
-        bad_det += memcmp(p[P], q[1], n_params() * sizeof(float)) != 0;
+    setenv("DPT_SLICED", "1", 1);
+    for (int team = 0; team < 2; team++) {
+        setenv("DPT_NTEAM", team ? "1" : "0", 1);
+        over_layouts(train_work, &c, 2, p, st);
+        for (int P = 1; world_rank == 0 && P <= world_size; P++)
+            bad_det += memcmp(p[P], q[1], n_params() * sizeof(float)) != 0;
+    }
+    unsetenv("DPT_NTEAM");
+    setenv("DPT_SLICED", "0", 1);
 
     /* every node layout with DPT_SLICED=1 (equal nodes: the sliced path
      * across nodes; unequal ones: the reduction): default-mode training runs

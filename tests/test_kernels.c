@@ -944,6 +944,63 @@ static void test_forward_act_fused(void **state)
     free(X); free(W); free(b); free(A1); free(A2); free(Z);
 }
 
+/* The node team's column products, every micro-kernel: units [c0, c1) of
+ * the forward product with its activation, and of the hidden errors (D W
+ * times f'(A)), cut anywhere, into rows wider than the product (lda), give
+ * the whole products' elements bit for bit, at row counts that take the
+ * whole products' in-place and packed paths; nothing outside the columns
+ * is written. */
+static void test_column_products_bitwise(void **state)
+{
+    (void)state;
+    const size_t ns[] = {1, 5, 16, 17, 33, 100, 300}, in = 70, out = 45, pad = 3, lda = in + pad;
+    const DptAct acts[] = {DPT_ACT_SIGMOID, DPT_ACT_RELU, DPT_ACT_TANH, DPT_ACT_LINEAR};
+    float *X = malloc(300 * in * 4), *W = malloc(out * in * 4), *b = malloc(out * 4), *D = malloc(300 * out * 4);
+    float *Aw = malloc(300 * out * 4), *Ac = malloc(300 * (out + pad) * 4);
+    float *Gw = malloc(300 * in * 4), *Gc = malloc(300 * lda * 4), *H = malloc(300 * lda * 4);
+    tu_fill(X, 300 * in, 41, -2, 2);
+    tu_fill(W, out * in, 42, -1, 1);
+    tu_fill(b, out, 43, -1, 1);
+    tu_fill(D, 300 * out, 44, -1, 1);
+    for (int k = 0; k < 3; k++) {
+        if (!dpt_kern_select(kernels[k]))
+            continue;
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+            for (int ai = 0; ai < 4; ai++) {
+                const size_t n = ns[ni];
+                /* forward: units cut at 0, 7, 16, 31, 45 into rows of out + pad */
+                const size_t cuts[] = {0, 7, 16, 31, out};
+                dpt_kern_forward_act(Aw, NULL, X, W, NULL, b, acts[ai], n, in, out);
+                for (size_t i = 0; i < n * (out + pad); i++)
+                    Ac[i] = -7.0f;
+                for (int c = 0; c + 1 < 5; c++)
+                    dpt_kern_forward_act_cols(Ac, out + pad, X, W, b, acts[ai], n, in, cuts[c], cuts[c + 1]);
+                for (size_t r = 0; r < n; r++) {
+                    assert_memory_equal(Ac + r * (out + pad), Aw + r * out, out * 4);
+                    for (size_t j = out; j < out + pad; j++)
+                        assert_true(Ac[r * (out + pad) + j] == -7.0f);
+                }
+                /* errors: H (activations in [0, 1), some zero for relu) in rows of lda */
+                tu_fill(H, n * lda, 45 + (uint64_t)ai, -0.5f, 1.0f);
+                dpt_kern_input_grad(Gw, D, W, NULL, n, in, out);
+                for (size_t r = 0; r < n; r++)
+                    dpt_kern_act_backward(Gw + r * in, H + r * lda, acts[ai], 1, in);
+                for (size_t i = 0; i < n * lda; i++)
+                    Gc[i] = -7.0f;
+                const size_t icuts[] = {0, 16, 19, 64, in};
+                for (int c = 0; c + 1 < 5; c++)
+                    dpt_kern_input_grad_act_cols(Gc, lda, D, out, W, H, acts[ai], n, in, out, icuts[c], icuts[c + 1]);
+                for (size_t r = 0; r < n; r++) {
+                    assert_memory_equal(Gc + r * lda, Gw + r * in, in * 4);
+                    for (size_t j = in; j < lda; j++)
+                        assert_true(Gc[r * lda + j] == -7.0f);
+                }
+            }
+    }
+    dpt_kern_select("avx512");
+    free(X); free(W); free(b); free(D); free(Aw); free(Ac); free(Gw); free(Gc); free(H);
+}
+
 int main(void)
 {
     assert_int_equal(dpt_kern_init(), DPT_OK);
@@ -967,6 +1024,7 @@ int main(void)
         cmocka_unit_test(test_inplace_selfcheck),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_forward_act_fused),
+        cmocka_unit_test(test_column_products_bitwise),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     dpt_kern_free();

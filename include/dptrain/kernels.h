@@ -100,6 +100,12 @@ void dpt_kern_forward(float *restrict Z, const float *restrict X, const float *r
 void dpt_kern_forward_act(float *restrict A, float *restrict zsave, const float *restrict X, const float *restrict W,
                           const float *restrict Wp, const float *restrict b, DptAct f, size_t n, size_t in,
                           size_t out);
+/* Columns [c0, c1) of dpt_kern_forward_act's A (no zsave; not softmax, which
+ * needs whole rows), A's rows lda apart: the ranks of a node each compute
+ * their units of a layer over all the node's rows. Bitwise the same
+ * elements as the whole product. */
+void dpt_kern_forward_act_cols(float *restrict A, size_t lda, const float *restrict X, const float *restrict W,
+                               const float *restrict b, DptAct f, size_t n, size_t in, size_t c0, size_t c1);
 /* dW[out,in] (+)= D[n,out]^T * A[n,in]   (weight gradient, summed over samples) */
 void dpt_kern_weight_grad(float *restrict dW, int accumulate, const float *restrict D,
                           const float *restrict A, size_t n, size_t in, size_t out);
@@ -109,6 +115,13 @@ void dpt_kern_bias_grad(float *restrict db, int accumulate, const float *restric
 /* dA[n,in] = D[n,out] * W[out,in]   (error propagated to the layer's input) */
 void dpt_kern_input_grad(float *restrict dA, const float *restrict D, const float *restrict W,
                          const float *restrict Wp, size_t n, size_t in, size_t out);
+/* Columns [c0, c1) of dA = (D W) times f'(A) elementwise (the errors of a
+ * hidden layer whose activations are A), dA's and A's rows lda apart, D's
+ * ldd: the ranks of a node each compute their units over all the node's
+ * rows. Bitwise dpt_kern_input_grad then dpt_kern_act_backward. */
+void dpt_kern_input_grad_act_cols(float *restrict dA, size_t lda, const float *restrict D, size_t ldd,
+                                  const float *restrict W, const float *restrict A, DptAct f, size_t n, size_t in,
+                                  size_t out, size_t c0, size_t c1);
 
 /* W kept packed. The two products above read W through packed panels
  * unless they read it in place; Wp (NULL: pack at each call) is a copy of W

@@ -75,6 +75,9 @@ typedef struct {
     void *ns_win;                          /* the node-shared window behind the three below */
     float *ns_delta[DPT_MAX_LAYERS + 1];   /* [node rows, sizes[l]] errors, l = 1..L, rank i's rows after rank i-1's */
     float *ns_pack[DPT_MAX_LAYERS];        /* act[l] of the node rows, packed (dpt_kern_rowpack), l < L */
+    float *ns_act[DPT_MAX_LAYERS];         /* [node rows, sizes[l]] activations, l < L (the node's forward team) */
+    size_t ns_t0[DPT_MAX_LAYERS], ns_t1[DPT_MAX_LAYERS];  /* this rank's units [t0, t1) of each forward product */
+    int ns_team;                           /* the node's team: -1 by the rows a rank has (step.c), 0 off, 1 on */
     void *ns_grad;                         /* [n_params] the node's gradient sums, float or int64 */
     int ns_float;                          /* deterministic, this step: ns_grad holds the sums as floats */
     int64_t *ns_bq;                        /* deterministic, one node: [widest layer] bias sums */
