@@ -35,6 +35,8 @@ size_t dpt_step_auto_block(size_t batch)
  * and there the model's bits do not depend on the number of ranks.
  * DPT_SLICED=0/1 overrides. */
 enum { SLICED_RANKS = 2 };
+/* The node's team runs where a rank has at most TEAM_ROWS rows (node_team). */
+enum { TEAM_ROWS = 64 };
 
 /* Chooses the node-sliced weight gradient and lays out its shared window:
  * the node's errors and packed activations for node_size * chunk rows, and
@@ -68,12 +70,14 @@ static DptStatus sliced_init(DptStep *s, int shared)
         at_d[l] = total;
         total += (rows * (size_t)a->sizes[l] + 15) / 16 * 16;
     }
+    /* the team's activations: for the rows it may run on (node_team) */
+    const size_t team_rows = s->ns_team == 0 ? 0 : s->ns_team == 1 || s->chunk < TEAM_ROWS ? rows : (size_t)k * TEAM_ROWS;
     size_t at_a[DPT_MAX_LAYERS];
     for (int l = 0; l < L; l++) {
         at_p[l] = total;
         total += (dpt_kern_rowpack_floats(rows, (size_t)a->sizes[l]) + 15) / 16 * 16;
         at_a[l] = total;
-        total += (rows * (size_t)a->sizes[l] + 15) / 16 * 16;
+        total += (team_rows * (size_t)a->sizes[l] + 15) / 16 * 16;
     }
     const size_t grad_at = total * sizeof(float), bytes = grad_at + (a->n_params * elem + 63) / 64 * 64;
     s->ns_rank = dpt_calloc((size_t)k, sizeof *s->ns_rank, "node ranks");
@@ -766,8 +770,6 @@ static size_t node_pass(const DptStep *s, size_t cnt, size_t p, size_t *K, size_
  * 2 ranks on 2 cores: 1.04-1.08x at 32 and at 64 rows a rank, 0.96-1.03x
  * at 128, 0.91-1.00x at 256). The same on every rank of the node (K is);
  * DPT_NTEAM=0/1 overrides. */
-enum { TEAM_ROWS = 64 };
-
 static int node_team(const DptStep *s, size_t K)
 {
     return s->ns_team >= 0 ? s->ns_team : K <= TEAM_ROWS * (size_t)s->d->node_size;
