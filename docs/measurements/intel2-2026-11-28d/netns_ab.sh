@@ -3,7 +3,8 @@
 # command of tools/ci/netns.sh's HIER_TIMING: "old" = /tmp/base/build/dptrain
 # (a worktree of edb02d9, before dptrain's own cross-node allreduce), "new" =
 # build/dptrain, both --reduce shm (hierarchical, node-sliced); "mpi" = new
-# --reduce mpi (flat MPI_Allreduce). NODES hosts, ROUNDS rounds, EXTRA more
+# --reduce mpi (flat MPI_Allreduce); "nt0"/"nt1" = new without/with the
+# node's team (DPT_NTEAM). NODES hosts, ROUNDS rounds, EXTRA more
 # options (--deterministic). Prints per run: round, variant, samples/s,
 # allreduce wait ms/step, compute ms/step (means over ranks).
 set -euo pipefail
@@ -29,6 +30,7 @@ for round in $(seq ${ROUNDS:-6}); do
       old) bin=old; opts=(--reduce shm); env=() ;;
       new) bin=new; opts=(--reduce shm); env=() ;;
       mpi) bin=new; opts=(--reduce mpi); env=() ;;
+      nt*) bin=new; opts=(--reduce shm); env=(-x DPT_NTEAM=${v#nt}) ;;
       oldmpi) bin=old; opts=(--reduce mpi); env=() ;;
     esac
     timeout 300 ip netns exec "$NS_PFX-n1" mpirun -np $((2*NODES)) --host "$HOSTS2" "${NET[@]}" "${env[@]}" "$T/$bin" train "${TRUN[@]}" "${opts[@]}" ${EXTRA:-} --metrics "$T/t.jsonl" </dev/null
