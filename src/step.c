@@ -35,8 +35,7 @@ size_t dpt_step_auto_block(size_t batch)
  * and there the model's bits do not depend on the number of ranks.
  * DPT_SLICED=0/1 overrides. */
 enum { SLICED_RANKS = 2 };
-/* The node's team runs where a rank has at most TEAM_ROWS rows (node_team). */
-enum { TEAM_ROWS = 64 };
+
 
 /* Chooses the node-sliced weight gradient and lays out its shared window:
  * the node's errors and packed activations for node_size * chunk rows, and
@@ -71,7 +70,7 @@ static DptStatus sliced_init(DptStep *s, int shared)
         total += (rows * (size_t)a->sizes[l] + 15) / 16 * 16;
     }
     /* the team's activations: for the rows it may run on (node_team) */
-    const size_t team_rows = s->ns_team == 0 ? 0 : s->ns_team == 1 || s->chunk < TEAM_ROWS ? rows : (size_t)k * TEAM_ROWS;
+    const size_t team_rows = s->ns_team == 0 ? 0 : s->ns_team == 1 || s->chunk < DPT_TEAM_ROWS ? rows : (size_t)k * DPT_TEAM_ROWS;
     size_t at_a[DPT_MAX_LAYERS];
     for (int l = 0; l < L; l++) {
         at_p[l] = total;
@@ -772,7 +771,7 @@ static size_t node_pass(const DptStep *s, size_t cnt, size_t p, size_t *K, size_
  * DPT_NTEAM=0/1 overrides. */
 static int node_team(const DptStep *s, size_t K)
 {
-    return s->ns_team >= 0 ? s->ns_team : K <= TEAM_ROWS * (size_t)s->d->node_size;
+    return s->ns_team >= 0 ? s->ns_team : K <= DPT_TEAM_ROWS * (size_t)s->d->node_size;
 }
 
 /* The work buffers with this rank's errors (and with the team, its

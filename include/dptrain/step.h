@@ -43,6 +43,10 @@
 #include "dptrain/net.h"
 #include "dptrain/status.h"
 
+/* The node's team (node-sliced steps) runs where a rank has at most this
+ * many of a pass's rows (step.c, node_team); a macro, for the run header's text. */
+#define DPT_TEAM_ROWS 64
+
 /* What the reduction says about the step, over all ranks. */
 typedef struct {
     double count;      /* samples in the step */
