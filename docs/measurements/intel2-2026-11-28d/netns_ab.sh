@@ -15,7 +15,7 @@ NODES=${NODES:-2}
 trap ns_down EXIT
 ns_up $NODES
 T=$NS_DIR
-cp "$ROOT/build/dptrain" "$T/new"; cp /tmp/base/build/dptrain "$T/old"
+cp "$ROOT/build/dptrain" "$T/new"; [ -x /tmp/base/build/dptrain ] && cp /tmp/base/build/dptrain "$T/old"   # "old" needs it
 awk 'BEGIN { srand(5); for (i = 0; i < 3000; i++) { s = 0; line = "";
        for (j = 0; j < 16; j++) { v = rand() * 2 - 1; s += v * (j % 4 - 1.5); line = line sprintf("%.5f,", v) }
        print line (s > 1 ? 3 : s > 0 ? 2 : s > -1 ? 1 : 0) } }' > "$T/d.csv"
