@@ -37,6 +37,15 @@ size_t dpt_step_auto_block(size_t batch)
 enum { SLICED_RANKS = 2 };
 
 
+/* Node rank j's even share [*u0, *u1) of out units among k, cut on
+ * multiples of q where every rank gets some (else on single units). */
+static void unit_share(size_t out, int j, int k, size_t q, size_t *u0, size_t *u1)
+{
+    q = out >= q * (size_t)k ? q : 1;
+    *u0 = (out * (size_t)j / (size_t)k + q / 2) / q * q;
+    *u1 = j + 1 == k ? out : (out * (size_t)(j + 1) / (size_t)k + q / 2) / q * q;
+}
+
 /* Chooses the node-sliced weight gradient and lays out its shared window:
  * the node's errors and packed activations for node_size * chunk rows, and
  * the node's gradient. The choice is the same on every rank (one node, an
@@ -90,16 +99,10 @@ static DptStatus sliced_init(DptStep *s, int shared)
     for (int l = 0; l < L; l++) {
         s->ns_pack[l] = f + at_p[l];
         s->ns_act[l] = f + at_a[l];
-        /* this rank's units of the forward product: an even share, cut on
-         * 16 (a cache line of each row) where every rank gets some */
-        const size_t o1 = (size_t)a->sizes[l + 1], q1 = o1 >= 16 * (size_t)k ? 16 : 1;
-        s->ns_t0[l] = (o1 * (size_t)d->node_rank / (size_t)k + q1 / 2) / q1 * q1;
-        s->ns_t1[l] = d->node_rank + 1 == k ? o1 : (o1 * (size_t)(d->node_rank + 1) / (size_t)k + q1 / 2) / q1 * q1;
-        /* this rank's units: an even share, cut on multiples of 8 rows of
-         * dW (whole tiles) where every rank gets some */
-        const size_t out = (size_t)a->sizes[l + 1], q = out >= 8 * (size_t)k ? 8 : 1;
-        s->ns_u0[l] = (out * (size_t)d->node_rank / (size_t)k + q / 2) / q * q;
-        s->ns_u1[l] = d->node_rank + 1 == k ? out : (out * (size_t)(d->node_rank + 1) / (size_t)k + q / 2) / q * q;
+        /* this rank's units: of dW, cut on 8 rows (whole tiles); of the
+         * forward product, on 16 (a cache line of each row) */
+        unit_share((size_t)a->sizes[l + 1], d->node_rank, k, 8, &s->ns_u0[l], &s->ns_u1[l]);
+        unit_share((size_t)a->sizes[l + 1], d->node_rank, k, 16, &s->ns_t0[l], &s->ns_t1[l]);
     }
     s->ns_grad = (char *)mem + grad_at;
     if (s->deterministic && d->n_nodes == 1) {
