@@ -457,6 +457,13 @@ static void test_reducer_node_layouts(void **state)
  * (values whose sums round differently in another order), and more ranges
  * or values in flight than init allowed for (earlier ones complete first; a
  * range longer than that goes in pieces). */
+/* Node g's float value i: 1 + 2^-23 (i % 97 + 1), scaled by 3^g (exact):
+ * sums of these round differently in any order but node order. */
+static float cross_value(size_t i, int g)
+{
+    return (1.0f + (float)(i % 97 + 1) * 0x1p-23f) * powf(3.0f, (float)g);
+}
+
 static void test_cross_ranges(void **state)
 {
     (void)state;
@@ -480,9 +487,8 @@ static void test_cross_ranges(void **state)
             int64_t *q = calloc(total, sizeof *q);
             assert_non_null(f);
             assert_non_null(q);
-            /* node g's value i: 1 + 2^-23 (i + 1) on node 0, scaled by 3^g: no two orders agree */
             for (size_t i = 0; i < total; i++) {
-                f[i] = (1.0f + (float)(i % 97 + 1) * 0x1p-23f) * powf(3.0f, (float)dist.rank);
+                f[i] = cross_value(i, dist.rank);
                 q[i] = ((int64_t)1 << 40) * (dist.rank + 1) + (int64_t)i;
             }
             size_t at = 0;
@@ -493,10 +499,9 @@ static void test_cross_ranges(void **state)
             }
             dpt_dist_cross_wait(x);
             for (size_t i = 0; i < total; i++) {
-                float want = 0.0f;
-                for (int g = 0; g < world_size; g++)
-                    want = g ? want + (1.0f + (float)(i % 97 + 1) * 0x1p-23f) * powf(3.0f, (float)g)
-                             : 1.0f + (float)(i % 97 + 1) * 0x1p-23f;
+                float want = cross_value(i, 0);
+                for (int g = 1; g < world_size; g++)
+                    want += cross_value(i, g);
                 const int64_t wq = ((int64_t)1 << 40) * world_size * (world_size + 1) / 2 + (int64_t)i * world_size;
                 bad |= is_int ? q[i] != wq : memcmp(&f[i], &want, sizeof want) != 0;
             }
