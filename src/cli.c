@@ -77,7 +77,7 @@ static const char *block_rows_from(DptBlockRowsFrom from)
     switch (from) {
     case DPT_MC_L2: return "an eighth of the L2; DPT_MC overrides";
     case DPT_MC_ENV: return "DPT_MC";
-    case DPT_MC_ENV_BAD: return "DPT_MC ignored: expected a whole number from 16 to 1024";
+    case DPT_MC_ENV_BAD: return "DPT_MC ignored: expected " DPT_MC_EXPECTED;
     case DPT_MC_SET: return "set by the program";
     case DPT_MC_DEFAULT: break;
     }

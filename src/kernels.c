@@ -41,6 +41,7 @@
  * 306-332 at 128, 317-337 at 256, 320-328 at 512 and 1024: each block of
  * rows costs the team two barriers. Tiles are the kernel's (ukernels.h). */
 enum { KC = 256, MC_MIN = 16, MC_MAX = 1024, MC_DEFAULT = 128, NC = 2048 };   /* MC_MIN: input_grad_small's rows */
+_Static_assert(MC_MIN == 16 && MC_MAX == 1024, "DPT_MC_EXPECTED (kernels.h) names these bounds");
 static size_t mc_rows = MC_DEFAULT;
 static DptBlockRowsFrom mc_from = DPT_MC_DEFAULT;
 /* A product of fewer multiply-adds (M N K) than this runs on the calling

@@ -178,7 +178,7 @@ static void print_header(const Trainer *t)
     DptBlockRowsFrom mc_from;
     const size_t mc = dpt_kern_block_rows(&mc_from);
     if (mc_from == DPT_MC_ENV_BAD && t->d->rank == 0)   /* the launcher gives every rank the same */
-        dpt_log_warn("DPT_MC=%s ignored: expected a whole number from 16 to 1024 (blocks of %zu rows)",
+        dpt_log_warn("DPT_MC=%s ignored: expected " DPT_MC_EXPECTED " (blocks of %zu rows)",
                      getenv("DPT_MC"), mc);
     char mode[64] = "default";
     if (c->deterministic)

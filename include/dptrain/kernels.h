@@ -49,11 +49,12 @@ int dpt_kern_w_in_place(void);
  * of any result): from the L2's size unless DPT_MC gives it; *from (if not
  * NULL) says where it came from. The setter (tests) clamps to the buffers;
  * call it before any dpt_kern_solo_floats whose buffers are still in use. */
+#define DPT_MC_EXPECTED "a whole number from 16 to 1024"   /* what DPT_MC must be (kernels.c checks the bounds) */
 typedef enum {
     DPT_MC_DEFAULT,   /* the L2's size unknown */
     DPT_MC_L2,        /* an eighth of the L2 */
     DPT_MC_ENV,       /* DPT_MC */
-    DPT_MC_ENV_BAD,   /* DPT_MC was not a whole number from 16 to 1024: ignored */
+    DPT_MC_ENV_BAD,   /* DPT_MC was not DPT_MC_EXPECTED: ignored */
     DPT_MC_SET        /* dpt_kern_set_block_rows */
 } DptBlockRowsFrom;
 size_t dpt_kern_block_rows(DptBlockRowsFrom *from);
