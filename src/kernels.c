@@ -1038,6 +1038,28 @@ void dpt_kern_input_grad(float *restrict dA, const float *restrict D, const floa
 #endif
 }
 
+/* D[0..m) *= f'(z) given A[0..m) = f(z), one span on the calling thread. */
+static inline void act_backward_span(float *restrict D, const float *restrict A, DptAct f, size_t m)
+{
+    switch (f) {
+    case DPT_ACT_SIGMOID:
+        for (size_t i = 0; i < m; i++)
+            D[i] *= A[i] * (1.0f - A[i]);
+        break;
+    case DPT_ACT_RELU:
+        for (size_t i = 0; i < m; i++)
+            D[i] = A[i] > 0.0f ? D[i] : 0.0f;
+        break;
+    case DPT_ACT_TANH:
+        for (size_t i = 0; i < m; i++)
+            D[i] *= 1.0f - A[i] * A[i];
+        break;
+    case DPT_ACT_LINEAR:
+    case DPT_ACT_SOFTMAX:
+        break;
+    }
+}
+
 void dpt_kern_input_grad_act_cols(float *restrict dA, size_t lda, const float *restrict D, size_t ldd,
                                   const float *restrict W, const float *restrict A, DptAct f, size_t n, size_t in,
                                   size_t out, size_t c0, size_t c1)
@@ -1053,7 +1075,7 @@ void dpt_kern_input_grad_act_cols(float *restrict dA, size_t lda, const float *r
 #endif
 #pragma omp parallel for schedule(static) if (n * (c1 - c0) > 65536)
     for (size_t r = 0; r < n; r++)
-        dpt_kern_act_backward(dA + r * lda + c0, A + r * lda + c0, f, 1, c1 - c0);
+        act_backward_span(dA + r * lda + c0, A + r * lda + c0, f, c1 - c0);
 }
 
 /* ---------------------------------------------------------------- activations */
@@ -1091,25 +1113,9 @@ void dpt_kern_activate(float *restrict A, DptAct f, size_t n, size_t m)
 
 void dpt_kern_act_backward(float *restrict D, const float *restrict A, DptAct f, size_t n, size_t m)
 {
-    size_t total = n * m;
-    switch (f) {
-    case DPT_ACT_SIGMOID:
+    enum { SPAN = 4096 };   /* element-wise: the spans change no bit */
+    const size_t total = n * m;
 #pragma omp parallel for schedule(static) if (total > 65536)
-        for (size_t i = 0; i < total; i++)
-            D[i] *= A[i] * (1.0f - A[i]);
-        break;
-    case DPT_ACT_RELU:
-#pragma omp parallel for schedule(static) if (total > 65536)
-        for (size_t i = 0; i < total; i++)
-            D[i] = A[i] > 0.0f ? D[i] : 0.0f;
-        break;
-    case DPT_ACT_TANH:
-#pragma omp parallel for schedule(static) if (total > 65536)
-        for (size_t i = 0; i < total; i++)
-            D[i] *= 1.0f - A[i] * A[i];
-        break;
-    case DPT_ACT_LINEAR:
-    case DPT_ACT_SOFTMAX:
-        break;
-    }
+    for (size_t i = 0; i < total; i += SPAN)
+        act_backward_span(D + i, A + i, f, total - i < SPAN ? total - i : SPAN);
 }
