@@ -14,6 +14,11 @@
 enum { C_COUNT_LO, C_COUNT_HI, C_CORRECT_LO, C_CORRECT_HI, C_LOSS, C_NONFINITE, C_STOP, C_PAD, N_CTRL };
 /* Deterministic mode: the control words are int64 and exact. */
 enum { Q_COUNT, Q_CORRECT, Q_LOSS, Q_NONFINITE, Q_STOP, N_CTRLQ };
+/* The node-sliced step's control words go through the node's window, a
+ * cache line a rank (step_sliced). */
+enum { CTRL_LINE = 64 };
+_Static_assert(N_CTRL * sizeof(float) <= CTRL_LINE && N_CTRLQ * sizeof(int64_t) <= CTRL_LINE,
+               "the control words fit a line of the node's window");
 
 enum { CHUNK_ROWS = 512 };
 
@@ -87,7 +92,8 @@ static DptStatus sliced_init(DptStep *s, int shared)
         at_a[l] = total;
         total += (team_rows * (size_t)a->sizes[l] + 15) / 16 * 16;
     }
-    const size_t grad_at = total * sizeof(float), bytes = grad_at + (a->n_params * elem + 63) / 64 * 64;
+    const size_t grad_at = total * sizeof(float), ctrl_at = grad_at + (a->n_params * elem + 63) / 64 * 64;
+    const size_t bytes = ctrl_at + 2 * (size_t)k * CTRL_LINE;
     s->ns_rank = dpt_calloc((size_t)k, sizeof *s->ns_rank, "node ranks");
     DPT_TRY(dpt_dist_agree(d, s->ns_rank ? DPT_OK : DPT_ENOMEM, NULL));   /* before the node's collectives */
     dpt_dist_node_allgather(d, &d->rank, sizeof d->rank, s->ns_rank);
@@ -105,6 +111,7 @@ static DptStatus sliced_init(DptStep *s, int shared)
         unit_share((size_t)a->sizes[l + 1], d->node_rank, k, 16, &s->ns_t0[l], &s->ns_t1[l]);
     }
     s->ns_grad = (char *)mem + grad_at;
+    s->ns_ctrl = (char *)mem + ctrl_at;
     if (s->deterministic && d->n_nodes == 1) {
         size_t widest = 1;
         for (int l = 1; l <= L; l++)
@@ -928,11 +935,44 @@ static void cross_wait(DptStep *s, DptTimers *tm)
     dpt_timer_stop(tm, DPT_T_REDUCE);
 }
 
+/* The control words without an allreduce of their own: each rank writes
+ * its words into its line of the node's window before a node barrier
+ * (ctrl_mine), and after it sums the node's lines in node rank order into a
+ * line of its own (ctrl_node_sum), which then goes across nodes with its
+ * units (first: it is ready first). After the step's last node barrier the
+ * line holds every rank's words: no rank waits for the ranks of other
+ * nodes beyond the units it shares with them. */
+static void *ctrl_mine(const DptStep *s) { return s->ns_ctrl + (size_t)s->d->node_rank * CTRL_LINE; }
+
+static void *ctrl_node_sum(DptStep *s, size_t words, int is_int, DptTimers *tm)
+{
+    const size_t k = (size_t)s->d->node_size;
+    void *out = s->ns_ctrl + (k + (size_t)s->d->node_rank) * CTRL_LINE;
+    for (size_t w = 0; w < words; w++) {
+        float f = 0.0f;
+        int64_t q = 0;
+        for (size_t j = 0; j < k; j++) {
+            const char *line = s->ns_ctrl + j * CTRL_LINE;
+            if (is_int)
+                q += ((const int64_t *)line)[w];
+            else
+                f += ((const float *)line)[w];
+        }
+        if (is_int)
+            ((int64_t *)out)[w] = q;
+        else
+            ((float *)out)[w] = f;
+    }
+    if (s->ns_cross)
+        cross_start(s, out, 0, words, tm);
+    return out;
+}
+
 static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx,
                                  size_t cnt, int stop, DptTimers *tm)
 {
     const DptArch *a = s->arch;
-    float *g = s->ns_grad;
+    float *g = s->ns_grad, *ctrl = NULL;
     size_t lo, hi, K, off, n;
     rank_rows(s, cnt, s->d->rank, &lo, &hi);
     double loss = 0.0;
@@ -960,10 +1000,14 @@ static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit
             team_backward(s, params, K, tm);
         if (n > 0)
             pack_rows(s, &v, K, off, n, 0);
+        if (p + 1 == passes)
+            encode_ctrl(ctrl_mine(s), (int64_t)(hi - lo), correct, loss, !isfinite(loss), stop);
         if (n > 0 || team)
             dpt_timer_stop(tm, DPT_T_COMPUTE);
         node_barrier(s, tm);
         dpt_timer_start(tm, DPT_T_COMPUTE);
+        if (p + 1 == passes)
+            ctrl = ctrl_node_sum(s, N_CTRL, 0, tm);
         for (int l = a->n_layers - 1; l >= 0; l--) {
             const UnitRows ur = node_units(s, l, K);
             layer_slice(s, g, l, &ur, p > 0, s->ns_cross && p + 1 == passes, 0, tm);
@@ -971,14 +1015,7 @@ static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit
         dpt_timer_stop(tm, DPT_T_COMPUTE);
     }
     cross_wait(s, tm);
-    float ctrl[N_CTRL];
-    encode_ctrl(ctrl, (int64_t)(hi - lo), correct, loss, !isfinite(loss), stop);
-    /* an allreduce: when it returns, every rank's units are in g */
-    dpt_timer_start(tm, DPT_T_REDUCE);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    dpt_dist_sum_floats(s->d, ctrl, N_CTRL);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    dpt_timer_stop(tm, DPT_T_REDUCE);
+    node_barrier(s, tm);   /* every rank's units are in g, and every node's words in ctrl */
     s->grad = g;
     return decode_ctrl(ctrl);
 }

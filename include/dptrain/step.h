@@ -23,12 +23,13 @@
  * gradient: the same flops per rank, no partial gradients written or summed,
  * and each element is the product over the node's rows in one chain (the
  * weights' sums bitwise those of one rank taking the same rows in one pass;
- * in deterministic mode the same integers). Only the control words are
- * reduced (an allreduce, which also tells every rank that all slices are
- * in). On several nodes (of equal size) node rank j holds the same units
+ * in deterministic mode the same integers). The control words are summed
+ * through the node's memory too, and go across nodes with the rank's units
+ * (deterministic mode: an allreduce of them); a node barrier at the end
+ * tells every rank that all slices are in. On several nodes (of equal size) node rank j holds the same units
  * on every node and allreduces its node sums of them with the other nodes'
  * rank j, layer by layer as they complete (hierarchical). On by default
- * from 4 ranks on a node (deterministic mode: from 2); DPT_SLICED=0/1
+ * from 2 ranks on a node (both modes); DPT_SLICED=0/1
  * overrides.
  */
 #ifndef DPT_STEP_H
@@ -83,6 +84,7 @@ typedef struct {
     size_t ns_t0[DPT_MAX_LAYERS], ns_t1[DPT_MAX_LAYERS];  /* this rank's units [t0, t1) of each forward product */
     int ns_team;                           /* the node's team: -1 by the rows a rank has (step.c), 0 off, 1 on */
     void *ns_grad;                         /* [n_params] the node's gradient sums, float or int64 */
+    char *ns_ctrl;                         /* [2 node_size] cache lines: rank j's control words at j, its sums at node_size + j */
     int ns_float;                          /* deterministic, this step: ns_grad holds the sums as floats */
     int64_t *ns_bq;                        /* deterministic, one node: [widest layer] bias sums */
     int *ns_rank;                          /* [node_size] each node rank's world rank */
