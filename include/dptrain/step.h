@@ -26,11 +26,11 @@
  * in deterministic mode the same integers). The control words are summed
  * through the node's memory too, and go across nodes with the rank's units
  * (deterministic mode: an allreduce of them); a node barrier at the end
- * tells every rank that all slices are in. On several nodes (of equal size) node rank j holds the same units
- * on every node and allreduces its node sums of them with the other nodes'
- * rank j, layer by layer as they complete (hierarchical). On by default
- * from 2 ranks on a node (both modes); DPT_SLICED=0/1
- * overrides.
+ * tells every rank that all slices are in. On several nodes (of equal
+ * size) node rank j holds the same units on every node and allreduces its
+ * node sums of them with the other nodes' rank j, layer by layer as they
+ * complete (hierarchical). On by default from 2 ranks on a node (both
+ * modes); DPT_SLICED=0/1 overrides.
  */
 #ifndef DPT_STEP_H
 #define DPT_STEP_H
