@@ -296,12 +296,13 @@ done; done
 # Added 2026-11-28 (fourth session): PARTS="NT": the node's team for the forward products and
 # the hidden layers' errors (DPT_NTEAM=1: each rank its units over all the node's rows; the
 # default where a rank has at most 64 rows) against each rank its own rows (0): 16 x 1 at global
-# 1024 (64 a rank) and 512 (32), 8 x 1 at 1024 (128), two rounds; and the bits against one rank.
+# 1024 (64 a rank) and 512 (32), 8 x 1 at 1024 (128), 16 x 1 at 2048 (128 a rank: the weak
+# study's layout; added 2026-11-28, fifth session), two rounds; and the bits against one rank.
 part_NT() {
 echo "== NT. the node's team (DPT_NTEAM) (t=$(( $(date +%s) - T0 )))"
 for r in 1 2; do for v in 0 1; do
   DPT_NTEAM=$v mp nt$r-$v-16x1-b1024 16 1 1024 40; DPT_NTEAM=$v mp nt$r-$v-16x1-b512 16 1 512 60
-  DPT_NTEAM=$v mp nt$r-$v-8x1-b1024 8 1 1024 40
+  DPT_NTEAM=$v mp nt$r-$v-8x1-b1024 8 1 1024 40; DPT_NTEAM=$v mp nt$r-$v-16x1-b2048 16 1 2048 30
 done; done
 plain ntbit-1 1 512 10 --save /tmp/ntbit-1.h5; DPT_NTEAM=1 mp ntbit-16 16 1 512 10 --save /tmp/ntbit-16.h5
 $DPT compare /tmp/ntbit-1.h5 /tmp/ntbit-16.h5; echo "compare 1 rank / 16 ranks with the team, default mode: $?"
