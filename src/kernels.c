@@ -873,18 +873,33 @@ void dpt_kern_weight_grad_rows_fixed_float(float *restrict dW, double scale, con
 
 /* ---------------------------------------------------------------- the three products */
 
+/* C[n, m] (rows ldc apart) = A[n, k] (rows lda apart) times W^T (fwd: a
+ * row of W, k floats, a column of C) or W (its rows ldw apart, k of them,
+ * along C's rows), by the library's sgemm or gemm_run (Wp: W kept packed,
+ * or NULL), timed as kt: the forward products and input gradients where W
+ * is not read in place, and their column ranges. */
+static void w_product(int kt, int fwd, float *C, size_t ldc, const float *A, size_t lda, const float *W, size_t ldw,
+                      const float *Wp, size_t n, size_t m, size_t k)
+{
+#ifdef DPT_USE_CBLAS
+    (void)Wp;
+    TIMED(kt, cblas_sgemm(CblasRowMajor, CblasNoTrans, fwd ? CblasTrans : CblasNoTrans, (int)n, (int)m, (int)k, 1.0f,
+                          A, (int)lda, W, (int)ldw, 0.0f, C, (int)ldc));
+#else
+    GemmOut o = {.C = C, .ldc = ldc};
+    TIMED(kt, gemm_run(&o, A, lda, 1, W, fwd ? 1 : ldw, fwd ? ldw : 1, n, m, k, Wp));
+#endif
+}
+
 void dpt_kern_forward(float *restrict Z, const float *restrict X, const float *restrict W,
                       const float *restrict b, size_t n, size_t in, size_t out)
 {
-#ifdef DPT_USE_CBLAS
-    TIMED(DPT_KT_FORWARD, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in,
-                    1.0f, X, (int)in, W, (int)in, 0.0f, Z, (int)out));
-#else
+#ifndef DPT_USE_CBLAS
     if (forward_w_in_place(n, in, out))
         TIMED(DPT_KT_FORWARD, forward_inplace(Z, X, W, n, in, out));
     else
-        TIMED(DPT_KT_FORWARD, dpt_gemm(Z, out, 0, X, in, 1, W, 1, in, n, out, in));
 #endif
+        w_product(DPT_KT_FORWARD, 1, Z, out, X, in, W, in, NULL, n, out, in);
     /* Rows are independent: each thread adds the bias to its own rows. */
 #pragma omp parallel for schedule(static) if (n * out > 65536)
     for (size_t r = 0; r < n; r++)
@@ -947,18 +962,12 @@ void dpt_kern_forward_act(float *restrict A, float *restrict zsave, const float 
                           const float *restrict Wp, const float *restrict b, DptAct f, size_t n, size_t in,
                           size_t out)
 {
-#ifdef DPT_USE_CBLAS
-    (void)Wp;
-    TIMED(DPT_KT_FORWARD, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in,
-                    1.0f, X, (int)in, W, (int)in, 0.0f, A, (int)out));
-#else
-    if (forward_w_in_place(n, in, out)) {
+#ifndef DPT_USE_CBLAS
+    if (forward_w_in_place(n, in, out))
         TIMED(DPT_KT_FORWARD, forward_inplace(A, X, W, n, in, out));
-    } else {
-        GemmOut o = {.C = A, .ldc = out};
-        TIMED(DPT_KT_FORWARD, gemm_run(&o, X, in, 1, W, 1, in, n, out, in, Wp));
-    }
+    else
 #endif
+        w_product(DPT_KT_FORWARD, 1, A, out, X, in, W, in, Wp, n, out, in);
     /* One pass per row: bias, saved pre-activation, activation. Rows are
      * independent, so each thread owns its rows. */
 #pragma omp parallel for schedule(static) if (n * out > 65536)
@@ -972,13 +981,7 @@ void dpt_kern_forward_act_cols(float *restrict A, size_t lda, const float *restr
     assert(f != DPT_ACT_SOFTMAX);
     if (c0 >= c1)
         return;
-#ifdef DPT_USE_CBLAS
-    TIMED(DPT_KT_FORWARD, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)(c1 - c0), (int)in,
-                    1.0f, X, (int)in, W + c0 * in, (int)in, 0.0f, A + c0, (int)lda));
-#else
-    GemmOut o = {.C = A + c0, .ldc = lda};
-    TIMED(DPT_KT_FORWARD, gemm_run(&o, X, in, 1, W + c0 * in, 1, in, n, c1 - c0, in, NULL));
-#endif
+    w_product(DPT_KT_FORWARD, 1, A + c0, lda, X, in, W + c0 * in, in, NULL, n, c1 - c0, in);
 #pragma omp parallel for schedule(static) if (n * (c1 - c0) > 65536)
     for (size_t r = 0; r < n; r++)
         bias_act_row(A + r * lda + c0, NULL, b + c0, f, c1 - c0);
@@ -1024,18 +1027,12 @@ void dpt_kern_bias_grad_cols(float *restrict db, int accumulate, const float *re
 void dpt_kern_input_grad(float *restrict dA, const float *restrict D, const float *restrict W,
                          const float *restrict Wp, size_t n, size_t in, size_t out)
 {
-#ifdef DPT_USE_CBLAS
-    (void)Wp;
-    TIMED(DPT_KT_IGRAD, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)in, (int)out,
-                    1.0f, D, (int)out, W, (int)in, 0.0f, dA, (int)in));
-#else
-    if (small_batch(n)) {
+#ifndef DPT_USE_CBLAS
+    if (small_batch(n))
         TIMED(DPT_KT_IGRAD, input_grad_small(dA, D, W, n, in, out));
-    } else {
-        GemmOut o = {.C = dA, .ldc = in};
-        TIMED(DPT_KT_IGRAD, gemm_run(&o, D, out, 1, W, in, 1, n, in, out, Wp));
-    }
+    else
 #endif
+        w_product(DPT_KT_IGRAD, 0, dA, in, D, out, W, in, Wp, n, in, out);
 }
 
 /* D[0..m) *= f'(z) given A[0..m) = f(z), one span on the calling thread. */
@@ -1066,13 +1063,7 @@ void dpt_kern_input_grad_act_cols(float *restrict dA, size_t lda, const float *r
 {
     if (c0 >= c1)
         return;
-#ifdef DPT_USE_CBLAS
-    TIMED(DPT_KT_IGRAD, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)(c1 - c0), (int)out,
-                    1.0f, D, (int)ldd, W + c0, (int)in, 0.0f, dA + c0, (int)lda));
-#else
-    GemmOut o = {.C = dA + c0, .ldc = lda};
-    TIMED(DPT_KT_IGRAD, gemm_run(&o, D, ldd, 1, W + c0, in, 1, n, c1 - c0, out, NULL));
-#endif
+    w_product(DPT_KT_IGRAD, 0, dA + c0, lda, D, ldd, W + c0, in, NULL, n, c1 - c0, out);
 #pragma omp parallel for schedule(static) if (n * (c1 - c0) > 65536)
     for (size_t r = 0; r < n; r++)
         act_backward_span(dA + r * lda + c0, A + r * lda + c0, f, c1 - c0);
