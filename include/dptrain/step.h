@@ -84,7 +84,7 @@ typedef struct {
     size_t ns_t0[DPT_MAX_LAYERS], ns_t1[DPT_MAX_LAYERS];  /* this rank's units [t0, t1) of each forward product */
     int ns_team;                           /* the node's team: -1 by the rows a rank has (step.c), 0 off, 1 on */
     void *ns_grad;                         /* [n_params] the node's gradient sums, float or int64 */
-    char *ns_ctrl;                         /* [2 node_size] cache lines: rank j's control words at j, its sums at node_size + j */
+    char *ns_ctrl;                         /* [2 node_size] lines: rank j's control words at j, its sums at node_size + j */
     int ns_float;                          /* deterministic, this step: ns_grad holds the sums as floats */
     int64_t *ns_bq;                        /* deterministic, one node: [widest layer] bias sums */
     int *ns_rank;                          /* [node_size] each node rank's world rank */
