@@ -42,7 +42,7 @@
 
 #include "dist_comm.h"
 
-enum { LINE = 64, MAX_BUCKETS = 1024 };
+enum { LINE = 64, MAX_BUCKETS = 1024, FLAT_OUT_RANKS = 4 };
 
 static DptStatus cross_new(DptCross **out, MPI_Comm comm, size_t n_max, int is_int);
 
@@ -67,6 +67,7 @@ struct DptReducer {
     int next;                   /* the next bucket this rank has to sum its slice of */
     int declared;               /* buckets this rank declared ready this step */
     char *flat;                 /* the flat path: [n] private buffer, reduced in place */
+    char *flat_out;             /* the flat path with buckets, 4 ranks or more: [n] the reduced vector */
     int world_size;
     MPI_Request req[MAX_BUCKETS];/* the flat path with buckets: one MPI_Iallreduce each */
     int n_req;
@@ -272,7 +273,12 @@ DptStatus dpt_dist_reducer_init(DptReducer **out, const DptDist *d, size_t n, in
     }
     if (!use) {
         r->flat = calloc(n ? n : 1, r->elem);
-        if (!r->flat)
+        /* Buckets reduced by MPI_Iallreduce: not in place from 4 ranks on,
+         * where Open MPI 4.1's libnbc chooses its ring for large buckets
+         * (in place, always a binomial reduce, then a broadcast). */
+        if (r->n_buckets > 1 && d->world_size >= FLAT_OUT_RANKS)
+            r->flat_out = calloc(n ? n : 1, r->elem);
+        if (!r->flat || (r->n_buckets > 1 && d->world_size >= FLAT_OUT_RANKS && !r->flat_out))
             st = dpt_err(DPT_ENOMEM, "cannot allocate the gradient buffer (%zu values)", n);
     }
     return dpt_dist_agree(d, st, NULL);
@@ -358,8 +364,10 @@ static void flat_ready(DptReducer *r, int count)
 {
     for (; count > 0 && r->declared < r->n_buckets; count--, r->declared++) {
         int b = r->declared;
-        MPI_Iallreduce(MPI_IN_PLACE, r->flat + r->lo[b] * r->elem, (int)(r->hi[b] - r->lo[b]),
-                       r->is_int ? MPI_INT64_T : MPI_FLOAT, MPI_SUM, dpt_dist_world_comm(), &r->req[r->n_req++]);
+        char *at = r->flat + r->lo[b] * r->elem;
+        MPI_Iallreduce(r->flat_out ? at : MPI_IN_PLACE, r->flat_out ? r->flat_out + r->lo[b] * r->elem : at,
+                       (int)(r->hi[b] - r->lo[b]), r->is_int ? MPI_INT64_T : MPI_FLOAT, MPI_SUM,
+                       dpt_dist_world_comm(), &r->req[r->n_req++]);
     }
     int flag_done;
     MPI_Testall(r->n_req, r->req, &flag_done, MPI_STATUSES_IGNORE);
@@ -383,7 +391,7 @@ const void *dpt_dist_reducer_finish(DptReducer *r, const DptDist *d)
     if (!r->shared && r->n_buckets > 1 && d->world_size > 1) {
         flat_ready(r, r->n_buckets);
         MPI_Waitall(r->n_req, r->req, MPI_STATUSES_IGNORE);
-        return r->flat;
+        return r->flat_out ? r->flat_out : r->flat;
     }
     if (!r->shared) {
         if (d->world_size > 1) {
@@ -412,6 +420,7 @@ void dpt_dist_reducer_free(DptReducer **rp)
     dpt_dist_cross_free(&r->cross);
     dpt_dist_shared_free(&r->win);
     free(r->flat);
+    free(r->flat_out);
     free(r);
     *rp = NULL;
 }

@@ -395,8 +395,9 @@ static int layout_of(unsigned mask, int *sizes)
  * whose sums are exact in float too) summed over 3 steps, whole or in 3
  * buckets declared one by one, for vectors shorter than the slices (empty
  * slices) and longer; the shared path wherever some node has several
- * ranks, hierarchical across several nodes, and the result equal to the
- * plain sum. */
+ * ranks, hierarchical across several nodes, and the flat path (MPI, its
+ * buckets by MPI_Iallreduce, not in place from 4 ranks); the result equal
+ * to the plain sum. */
 static void test_reducer_node_layouts(void **state)
 {
     (void)state;
@@ -414,40 +415,41 @@ static void test_reducer_node_layouts(void **state)
         assert_int_equal(dist.node_size_min, smallest);
         for (int li = 0; li < 3; li++)
             for (int is_int = 0; is_int < 2; is_int++)
-                for (int nb = 1; nb <= 3; nb += 2) {
-                    size_t n = lens[li], ends[3] = {n / 3, 2 * n / 3, n};
-                    DptReducer *r = NULL;
-                    assert_int_equal(dpt_dist_reducer_init(&r, &dist, n, is_int, ends, nb, 1, 1), DPT_OK);
-                    bad |= dpt_dist_reducer_shared(r) != (largest > 1);
-                    for (int step = 0; step < 3; step++) {
-                        void *buf = dpt_dist_reducer_begin(r);
-                        for (size_t i = 0; i < n; i++) {
-                            int64_t v = (int64_t)(dist.rank + 1) * (int64_t)(i % 13 + 1) + step;
-                            if (is_int)
-                                ((int64_t *)buf)[i] = v * 1000000007LL;
-                            else
-                                ((float *)buf)[i] = (float)v;
+                for (int nb = 1; nb <= 3; nb += 2)
+                    for (int shared = 0; shared < 2; shared++) {
+                        size_t n = lens[li], ends[3] = {n / 3, 2 * n / 3, n};
+                        DptReducer *r = NULL;
+                        assert_int_equal(dpt_dist_reducer_init(&r, &dist, n, is_int, ends, nb, shared, 1), DPT_OK);
+                        bad |= dpt_dist_reducer_shared(r) != (shared && largest > 1);
+                        for (int step = 0; step < 3; step++) {
+                            void *buf = dpt_dist_reducer_begin(r);
+                            for (size_t i = 0; i < n; i++) {
+                                int64_t v = (int64_t)(dist.rank + 1) * (int64_t)(i % 13 + 1) + step;
+                                if (is_int)
+                                    ((int64_t *)buf)[i] = v * 1000000007LL;
+                                else
+                                    ((float *)buf)[i] = (float)v;
+                            }
+                            for (int b = 0; b < nb; b++)
+                                dpt_dist_reducer_ready(r, 1);
+                            const void *sum = dpt_dist_reducer_finish(r, &dist);
+                            const int64_t ranks = dist.world_size, rsum = ranks * (ranks + 1) / 2;
+                            for (size_t i = 0; i < n; i++) {
+                                int64_t want = rsum * (int64_t)(i % 13 + 1) + ranks * step;
+                                if (is_int)
+                                    bad |= ((const int64_t *)sum)[i] != want * 1000000007LL;
+                                else
+                                    bad |= ((const float *)sum)[i] != (float)want;
+                            }
+                            checked++;
                         }
-                        for (int b = 0; b < nb; b++)
-                            dpt_dist_reducer_ready(r, 1);
-                        const void *sum = dpt_dist_reducer_finish(r, &dist);
-                        const int64_t ranks = dist.world_size, rsum = ranks * (ranks + 1) / 2;
-                        for (size_t i = 0; i < n; i++) {
-                            int64_t want = rsum * (int64_t)(i % 13 + 1) + ranks * step;
-                            if (is_int)
-                                bad |= ((const int64_t *)sum)[i] != want * 1000000007LL;
-                            else
-                                bad |= ((const float *)sum)[i] != (float)want;
-                        }
-                        checked++;
+                        dpt_dist_reducer_free(&r);
                     }
-                    dpt_dist_reducer_free(&r);
-                }
         dpt_dist_subset(&dist, world_size);
     }
     MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     assert_int_equal(bad, 0);
-    assert_int_equal(checked, 36 << (world_size - 1));
+    assert_int_equal(checked, 72 << (world_size - 1));
 }
 
 /* The cross-node allreduce alone, every rank a "node" (2 nodes: one round;
