@@ -274,8 +274,9 @@ DptStatus dpt_dist_reducer_init(DptReducer **out, const DptDist *d, size_t n, in
     if (!use) {
         r->flat = calloc(n ? n : 1, r->elem);
         /* Buckets reduced by MPI_Iallreduce: not in place from 4 ranks on,
-         * where Open MPI 4.1's libnbc chooses its ring for large buckets
-         * (in place, always a binomial reduce, then a broadcast). */
+         * where Open MPI's libnbc (4.x) reduce-scatters, then all-gathers
+         * a bucket of 64 KiB or more; in place it always runs a binomial
+         * reduce, then a broadcast (nbc_iallreduce.c). */
         if (r->n_buckets > 1 && d->world_size >= FLAT_OUT_RANKS)
             r->flat_out = calloc(n ? n : 1, r->elem);
         if (!r->flat || (r->n_buckets > 1 && d->world_size >= FLAT_OUT_RANKS && !r->flat_out))
