@@ -1,0 +1,44 @@
+#!/bin/bash
+# Interleaved timing on namespaced hosts (2 ranks each, over TCP), the
+# command of tools/ci/netns.sh's HIER_TIMING: "old" = /tmp/base/build/dptrain
+# (a worktree of the build before: 331cd63 in this directory's runs), "new" =
+# build/dptrain, both --reduce shm (hierarchical, node-sliced); "mpi" = new
+# --reduce mpi (flat MPI_Allreduce); "nt0"/"nt1" = new without/with the
+# node's team (DPT_NTEAM); "mpiov"/"oldmpiov" = new/old --reduce mpi --overlap
+# (the flat path's buckets by MPI_Iallreduce). NODES hosts, ROUNDS rounds, EXTRA more
+# options (--deterministic). Prints per run: round, variant, samples/s,
+# allreduce wait ms/step, compute ms/step (means over ranks).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+NODES=${NODES:-2}
+. "$ROOT/tools/ci/netns-hosts.sh"
+trap ns_down EXIT
+ns_up $NODES
+T=$NS_DIR
+cp "$ROOT/build/dptrain" "$T/new"; [ -x /tmp/base/build/dptrain ] && cp /tmp/base/build/dptrain "$T/old"   # "old" needs it
+awk 'BEGIN { srand(5); for (i = 0; i < 3000; i++) { s = 0; line = "";
+       for (j = 0; j < 16; j++) { v = rand() * 2 - 1; s += v * (j % 4 - 1.5); line = line sprintf("%.5f,", v) }
+       print line (s > 1 ? 3 : s > 0 ? 2 : s > -1 ? 1 : 0) } }' > "$T/d.csv"
+"$T/new" convert csv "$T/d.csv" -o "$T/d.h5" >/dev/null
+NET=(--mca plm_rsh_agent "$NS_DIR/nsrsh" --mca btl tcp,vader,self --mca btl_tcp_if_include eth0
+          --mca oob_tcp_if_include eth0 --mca mpi_yield_when_idle 1 --oversubscribe)
+HOSTS2=$(seq -s, -f '10.213.0.%g:2' "$NODES")
+TRUN=(--data "$T/d.h5" --layers ${LAYERS:-16,1024,1024,4} --batch "${BATCH:-256}" --epochs 1 --max-steps 100 --quiet)
+for round in $(seq ${ROUNDS:-6}); do
+  for v in ${VARIANTS:-old new1 new2 mpi}; do
+    case $v in
+      old) bin=old; opts=(--reduce shm); env=() ;;
+      new) bin=new; opts=(--reduce shm); env=() ;;
+      mpi) bin=new; opts=(--reduce mpi); env=() ;;
+      nt*) bin=new; opts=(--reduce shm); env=(-x DPT_NTEAM=${v#nt}) ;;
+      oldmpi) bin=old; opts=(--reduce mpi); env=() ;;
+      mpiov) bin=new; opts=(--reduce mpi --overlap); env=() ;;
+      oldmpiov) bin=old; opts=(--reduce mpi --overlap); env=() ;;
+    esac
+    timeout 300 ip netns exec "$NS_PFX-n1" mpirun -np $((2*NODES)) --host "$HOSTS2" "${NET[@]}" "${env[@]}" "$T/$bin" train "${TRUN[@]}" "${opts[@]}" ${EXTRA:-} --metrics "$T/t.jsonl" </dev/null
+    python3 -c "
+import json; e=[json.loads(l) for l in open('$T/t.jsonl')][-1]
+print('$round $v %.0f %.2f %.2f' % (e['samples_per_s'], 1e3 * e['time']['allreduce']['mean'] / e['step'], 1e3 * e['time']['compute']['mean'] / e['step']))"
+  done
+done
