@@ -279,3 +279,70 @@ void dpt_dist_node_barrier(const DptDist *d)
     MPI_Barrier(node_comm);
 }
 
+
+/* ---------------------------------------------------------------- rows between nodes */
+
+void dpt_dist_node_table(const DptDist *d, int *node, int *nrank)
+{
+    int leader = d->rank;
+    MPI_Bcast(&leader, 1, MPI_INT, 0, node_comm);
+    MPI_Allgather(&leader, 1, MPI_INT, node, 1, MPI_INT, world_comm);
+    MPI_Allgather(&d->node_rank, 1, MPI_INT, nrank, 1, MPI_INT, world_comm);
+    /* A node's rank 0 has its smallest world rank (the split's key), so in
+     * rank order each leader comes first: it takes the next index, and the
+     * node's other ranks copy it. */
+    int m = 0;
+    for (int r = 0; r < d->world_size; r++)
+        node[r] = node[r] == r ? m++ : node[node[r]];
+}
+
+struct DptPeers {
+    size_t max, n;
+    MPI_Request req[];
+};
+
+DptStatus dpt_dist_peers_init(DptPeers **out, size_t max)
+{
+    DptPeers *p = calloc(1, sizeof *p + (max ? max : 1) * sizeof(MPI_Request));
+    if (!p)
+        return dpt_err(DPT_ENOMEM, "cannot allocate the row transfers");
+    p->max = max;
+    *out = p;
+    return DPT_OK;
+}
+
+static MPI_Request *peers_next(DptPeers *p)
+{
+    if (p->n == p->max)
+        dpt_dist_peers_wait(p);
+    return &p->req[p->n++];
+}
+
+void dpt_dist_peers_send(DptPeers *p, int to, int tag, const void *buf, size_t bytes)
+{
+    MPI_Isend(buf, (int)bytes, MPI_BYTE, to, tag, world_comm, peers_next(p));
+}
+
+void dpt_dist_peers_recv(DptPeers *p, int from, int tag, void *buf, size_t bytes)
+{
+    MPI_Irecv(buf, (int)bytes, MPI_BYTE, from, tag, world_comm, peers_next(p));
+}
+
+void dpt_dist_peers_test(DptPeers *p)
+{
+    int flag;
+    if (p->n)
+        MPI_Testall((int)p->n, p->req, &flag, MPI_STATUSES_IGNORE);
+}
+
+void dpt_dist_peers_wait(DptPeers *p)
+{
+    MPI_Waitall((int)p->n, p->req, MPI_STATUSES_IGNORE);
+    p->n = 0;
+}
+
+void dpt_dist_peers_free(DptPeers **p)
+{
+    free(*p);
+    *p = NULL;
+}

@@ -202,6 +202,79 @@ static DptStatus team_init(DptStep *s)
     return DPT_OK;
 }
 
+/* ---------------------------------------------------------------- rows across nodes
+ * Several nodes, default mode: a layer's weight gradient is a sum over the
+ * step's rows of (errors) x (input activations). Where those rows, K (in +
+ * out) floats for K rows, are no larger than half the layer's gradient (in
+ * x out), the nodes send each other the rows instead of allreducing the
+ * gradient's node sums (node rank j sends its rows to node rank j of every
+ * other node), and each node computes its units of the layer's gradient
+ * over every node's rows: fewer bytes across nodes, for a product over N
+ * times the rows. Every row is taken in one chain, node after node, so
+ * where the nodes hold consecutive ranks the sums are one rank's bit for
+ * bit. Where a rank's rows fit one pass (<= CHUNK_ROWS), always; the
+ * deterministic mode keeps the gradient's fixed-point sums. DPT_XROWS=0/1
+ * overrides the rule (1: every layer). */
+static DptStatus rows_init(DptStep *s, size_t batch)
+{
+    const DptDist *d = s->d;
+    const DptArch *a = s->arch;
+    const int L = a->n_layers;
+    const char *env = getenv("DPT_XROWS");
+    int forced = env && *env ? atoi(env) != 0 : -1;
+    const size_t P = (size_t)d->world_size;
+    if (!s->sliced || s->deterministic || d->n_nodes < 2 || (batch + P - 1) / P > CHUNK_ROWS)
+        return DPT_OK;
+    if (!dpt_dist_same_hash(d, (uint64_t)(forced + 1)))
+        forced = -1;   /* ranks told different things: the rule, the same everywhere */
+    if (forced == 0)
+        return DPT_OK;
+    size_t at_d[DPT_MAX_LAYERS + 1], at_a[DPT_MAX_LAYERS], at_p[DPT_MAX_LAYERS], total = 0;
+    for (int l = 0; l < L; l++) {
+        const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
+        s->xr[l] = forced == 1 || batch * (in + out) * 2 <= in * out;
+        s->xr[l] = s->xr[l] && batch * (in > out ? in : out) * sizeof(float) < (size_t)1 << 31;
+        if (!s->xr[l])
+            continue;
+        s->xr_on = 1;
+        at_d[l + 1] = total;
+        total += (batch * out + 15) / 16 * 16;
+        at_a[l] = total;
+        total += (batch * in + 15) / 16 * 16;
+        at_p[l] = total;
+        total += (dpt_kern_rowpack_floats(batch, in) + 15) / 16 * 16;
+    }
+    if (!s->xr_on)
+        return DPT_OK;
+    s->xr_node = dpt_calloc(P, sizeof *s->xr_node, "node table");
+    s->xr_nrank = dpt_calloc(P, sizeof *s->xr_nrank, "node table");
+    s->xr_peer = dpt_calloc((size_t)d->n_nodes, sizeof *s->xr_peer, "node table");
+    s->xr_off = dpt_calloc(P + (size_t)d->n_nodes, sizeof *s->xr_off, "row offsets");
+    DptStatus st = s->xr_node && s->xr_nrank && s->xr_peer && s->xr_off ? DPT_OK : DPT_ENOMEM;
+    if (st == DPT_OK)   /* two messages a layer to and from every other node */
+        st = dpt_dist_peers_init(&s->xr_peers, (size_t)(4 * L * (d->n_nodes - 1)));
+    DPT_TRY(dpt_dist_agree(d, st, NULL));
+    dpt_dist_node_table(d, s->xr_node, s->xr_nrank);
+    for (size_t q = 0; q < P; q++)
+        if (s->xr_nrank[q] == d->node_rank)
+            s->xr_peer[s->xr_node[q]] = (int)q;
+    void *mem = NULL;
+    DPT_TRY(dpt_dist_shared_alloc(d, total * sizeof(float), &mem, &s->xr_win));
+    float *f = mem;
+    for (int l = 0; l < L; l++) {
+        if (!s->xr[l])
+            continue;
+        s->xr_delta[l + 1] = f + at_d[l + 1];
+        s->xr_act[l] = f + at_a[l];
+        s->xr_pack[l] = f + at_p[l];
+    }
+    /* Zeroed (the panels' padding is read, never used), each rank first touching a part. */
+    const size_t k = (size_t)d->node_size, j = (size_t)d->node_rank, bytes = total * sizeof(float);
+    memset((char *)mem + bytes * j / k, 0, bytes * (j + 1) / k - bytes * j / k);
+    dpt_dist_node_barrier(d);
+    return DPT_OK;
+}
+
 /* The work buffers from row r0 on. */
 static DptWork rows_view(const DptWork *w, const DptArch *a, size_t r0)
 {
@@ -244,6 +317,7 @@ DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_
     const size_t n = arch->n_params + (deterministic ? N_CTRLQ : N_CTRL);
     const int shared = reduce != DPT_REDUCE_MPI;
     DPT_TRY(sliced_init(s, shared));
+    DPT_TRY(rows_init(s, batch));
     DPT_TRY(team_init(s));
     if (s->sliced) {
         s->overlap = 0;   /* nothing left to overlap on one node */
@@ -275,6 +349,12 @@ void dpt_step_free(DptStep *s)
     dpt_dist_reducer_free(&s->red);
     dpt_dist_shared_free(&s->ns_win);
     dpt_dist_cross_free(&s->ns_cross);
+    dpt_dist_shared_free(&s->xr_win);
+    dpt_dist_peers_free(&s->xr_peers);
+    free(s->xr_node);
+    free(s->xr_nrank);
+    free(s->xr_peer);
+    free(s->xr_off);
     free(s->ns_rank);
     free(s->ns_bq);
     free(s->avg);
@@ -808,10 +888,98 @@ static void node_barrier(const DptStep *s, DptTimers *tm)
 
 /* This rank's rows [off, off + n) of every layer's input activations into
  * the node's packed copies (of K rows). */
-static void pack_rows(DptStep *s, const DptWork *v, size_t K, size_t off, size_t n, size_t block)
+static void pack_rows(DptStep *s, const DptWork *v, size_t K, size_t off, size_t n, size_t block, int xr)
 {
     for (int l = 0; l < s->arch->n_layers; l++)
-        dpt_kern_rowpack(s->ns_pack[l], v->act[l], K, (size_t)s->arch->sizes[l], off, off + n, block);
+        if (!(xr && s->xr[l]))   /* rows across nodes: into xr_pack (rows_start) */
+            dpt_kern_rowpack(s->ns_pack[l], v->act[l], K, (size_t)s->arch->sizes[l], off, off + n, block);
+}
+
+/* Rows across nodes (rows_init), this step of cnt: each rank's first row,
+ * node after node (within a node in node rank order, which is world rank
+ * order). */
+static void rows_offsets(DptStep *s, size_t cnt)
+{
+    const size_t P = (size_t)s->d->world_size, N = (size_t)s->d->n_nodes;
+    size_t *node_at = s->xr_off + P, lo, hi, at = 0;
+    memset(node_at, 0, N * sizeof *node_at);
+    for (size_t q = 0; q < P; q++) {
+        rank_rows(s, cnt, (int)q, &lo, &hi);
+        node_at[s->xr_node[q]] += hi - lo;
+    }
+    for (size_t m = 0; m < N; m++) {
+        const size_t k = node_at[m];
+        node_at[m] = at;
+        at += k;
+    }
+    for (size_t q = 0; q < P; q++) {
+        rank_rows(s, cnt, (int)q, &lo, &hi);
+        s->xr_off[q] = node_at[s->xr_node[q]];
+        node_at[s->xr_node[q]] += hi - lo;
+    }
+}
+
+enum { XR_TAG = 100 };   /* + 2 l (errors), + 2 l + 1 (activations): point-to-point on the world */
+
+/* This rank's n rows (at off among the node's) of every such layer's errors
+ * and input activations: into the node's copies of all rows (the
+ * activations packed), and sent to this node rank on every other node,
+ * whose rows are received. */
+static void rows_start(DptStep *s, const DptWork *v, size_t cnt, size_t off, size_t n)
+{
+    const DptArch *a = s->arch;
+    const DptDist *d = s->d;
+    const size_t g = s->xr_off[d->rank];
+    for (int l = 0; l < a->n_layers; l++) {
+        if (!s->xr[l])
+            continue;
+        const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
+        const float *D = s->ns_delta[l + 1] + off * out;
+        memcpy(s->xr_delta[l + 1] + g * out, D, n * out * sizeof *D);
+        dpt_kern_rowpack(s->xr_pack[l], v->act[l], cnt, in, g, g + n, 0);
+        for (int m = 0; m < d->n_nodes; m++) {
+            const int q = s->xr_peer[m];
+            if (q == d->rank)
+                continue;
+            size_t lo, hi;
+            rank_rows(s, cnt, q, &lo, &hi);
+            const size_t gq = s->xr_off[q], nq = hi - lo;
+            dpt_dist_peers_recv(s->xr_peers, q, XR_TAG + 2 * l, s->xr_delta[l + 1] + gq * out, nq * out * sizeof *D);
+            dpt_dist_peers_recv(s->xr_peers, q, XR_TAG + 2 * l + 1, s->xr_act[l] + gq * in, nq * in * sizeof *D);
+            dpt_dist_peers_send(s->xr_peers, q, XR_TAG + 2 * l, D, n * out * sizeof *D);
+            dpt_dist_peers_send(s->xr_peers, q, XR_TAG + 2 * l + 1, v->act[l], n * in * sizeof *D);
+        }
+    }
+}
+
+/* Before the first such layer's products (the compute timer running): this
+ * rank's rows from the other nodes in, their activations packed, and a
+ * node barrier (every rank's are). */
+static void rows_finish(DptStep *s, size_t cnt, DptTimers *tm)
+{
+    const DptArch *a = s->arch;
+    const DptDist *d = s->d;
+    dpt_timer_stop(tm, DPT_T_COMPUTE);
+    dpt_timer_start(tm, DPT_T_REDUCE);
+    dpt_dist_peers_wait(s->xr_peers);
+    dpt_timer_stop(tm, DPT_T_REDUCE);
+    dpt_timer_start(tm, DPT_T_COMPUTE);
+    for (int l = 0; l < a->n_layers; l++) {
+        if (!s->xr[l])
+            continue;
+        const size_t in = (size_t)a->sizes[l];
+        for (int m = 0; m < d->n_nodes; m++) {
+            const int q = s->xr_peer[m];
+            size_t lo, hi;
+            rank_rows(s, cnt, q, &lo, &hi);
+            const size_t gq = s->xr_off[q];
+            if (q != d->rank)
+                dpt_kern_rowpack(s->xr_pack[l], s->xr_act[l] + gq * in, cnt, in, gq, gq + hi - lo, 0);
+        }
+    }
+    dpt_timer_stop(tm, DPT_T_COMPUTE);
+    node_barrier(s, tm);
+    dpt_timer_start(tm, DPT_T_COMPUTE);
 }
 
 /* The node's forward team: this rank's rows idx[0..n) of the training split
@@ -978,6 +1146,10 @@ static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit
     double loss = 0.0;
     int64_t correct = 0;
     const size_t passes = node_pass(s, cnt, 0, &K, &off, &n);
+    const int xr = s->xr_on && passes == 1;   /* one pass: rows_init */
+    int xr_in = 0;
+    if (xr)
+        rows_offsets(s, cnt);
     for (size_t p = 0; p < passes; p++) {
         if (p > 0) {
             node_barrier(s, tm);   /* no one reads the previous pass's rows any more */
@@ -999,7 +1171,9 @@ static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit
         if (team)
             team_backward(s, params, K, tm);
         if (n > 0)
-            pack_rows(s, &v, K, off, n, 0);
+            pack_rows(s, &v, K, off, n, 0, xr);
+        if (xr)
+            rows_start(s, &v, cnt, off, n);
         if (p + 1 == passes)
             encode_ctrl(ctrl_mine(s), (int64_t)(hi - lo), correct, loss, !isfinite(loss), stop);
         if (n > 0 || team)
@@ -1009,6 +1183,14 @@ static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit
         if (p + 1 == passes)
             ctrl = ctrl_node_sum(s, N_CTRL, 0, tm);
         for (int l = a->n_layers - 1; l >= 0; l--) {
+            if (xr && s->xr[l]) {   /* over every node's rows, nothing to send */
+                if (!xr_in)
+                    rows_finish(s, cnt, tm);
+                xr_in = 1;
+                const UnitRows ur = {s->ns_u0[l], s->ns_u1[l], cnt, s->xr_delta[l + 1], s->xr_pack[l], 0, NULL};
+                layer_slice(s, g, l, &ur, 0, 0, 0, tm);
+                continue;
+            }
             const UnitRows ur = node_units(s, l, K);
             layer_slice(s, g, l, &ur, p > 0, s->ns_cross && p + 1 == passes, 0, tm);
         }
@@ -1047,7 +1229,7 @@ static DptStepResult step_sliced_deterministic(DptStep *s, const float *params, 
     else
         dpt_net_deltas(&v, a, params, n);
     block_bounds(s, &v, n);
-    pack_rows(s, &v, K, off, n, blk);
+    pack_rows(s, &v, K, off, n, blk, 0);
     dpt_timer_stop(tm, DPT_T_COMPUTE);
 
     /* an allreduce: when it returns, every rank's rows are in */

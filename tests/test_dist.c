@@ -657,7 +657,7 @@ static void test_sliced_training(void **state)
     DptStatus st[8] = {0};
     /* failures counted, asserted after the last collective (an assertion
      * between collectives would leave the other ranks waiting) */
-    int bad_ok = 0, bad_default = 0, bad_det = 0, bad_passes = 0, bad_nodes = 0;
+    int bad_ok = 0, bad_default = 0, bad_det = 0, bad_passes = 0, bad_nodes = 0, bad_rows = 0;
     /* with the node's team for the forward products and the errors
      * (DPT_NTEAM=1, the rule's choice at these batches) and without */
     setenv("DPT_SLICED", "1", 1);
@@ -706,6 +706,25 @@ static void test_sliced_training(void **state)
             bad_nodes += !(fabs(p[0][i] - q[0][i]) <= 1e-4 * (1 + fabs(q[0][i])));
         dpt_dist_subset(&dist, world_size);
     }
+    /* the same with every layer's rows across nodes instead of its gradient
+     * (DPT_XROWS=1): on equal nodes of 2 ranks or more (the sliced path;
+     * 2 x 2 at 4 ranks) each layer's sums run
+     * over every node's rows in one chain, node after node, and give the
+     * one-rank model bit for bit */
+    setenv("DPT_XROWS", "1", 1);
+    for (unsigned mask = 0; mask < 1u << (world_size - 1); mask++) {
+        int sizes[8], n_nodes = layout_of(mask, sizes), equal = 1;
+        for (int k = 1; k < n_nodes; k++)
+            equal &= sizes[k] == sizes[0];
+        assert_int_equal(dpt_dist_subset_nodes(&dist, world_size, sizes), 1);
+        bad_ok += train_work(&c, 2, p[0]) != DPT_OK;
+        if (equal && n_nodes > 1 && sizes[0] > 1)
+            bad_rows += memcmp(p[0], q[0], n_params() * sizeof(float)) != 0;
+        for (size_t i = 0; i < n_params(); i++)
+            bad_nodes += !(fabs(p[0][i] - q[0][i]) <= 1e-4 * (1 + fabs(q[0][i])));
+        dpt_dist_subset(&dist, world_size);
+    }
+    unsetenv("DPT_XROWS");
     setenv("DPT_SLICED", "0", 1);
 
     /* one step of 1100 samples */
@@ -736,6 +755,7 @@ static void test_sliced_training(void **state)
     assert_int_equal(bad_det, 0);
     assert_int_equal(bad_passes, 0);
     assert_int_equal(bad_nodes, 0);
+    assert_int_equal(bad_rows, 0);
 }
 
 int main(int argc, char **argv)

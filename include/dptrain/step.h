@@ -90,6 +90,17 @@ typedef struct {
     int *ns_rank;                          /* [node_size] each node rank's world rank */
     DptCross *ns_cross;                    /* several nodes: this rank's units allreduced across them */
     size_t ns_u0[DPT_MAX_LAYERS], ns_u1[DPT_MAX_LAYERS];  /* this rank's units [u0, u1) of each layer */
+    /* several nodes, default mode: layers whose rows cross nodes instead of their gradient (step.c, "rows") */
+    int xr_on;                             /* some layer does */
+    unsigned char xr[DPT_MAX_LAYERS];      /* layer l does */
+    void *xr_win;                          /* the node-shared window behind the three below */
+    float *xr_delta[DPT_MAX_LAYERS + 1];   /* [step rows, sizes[l]] every node's errors, node after node */
+    float *xr_act[DPT_MAX_LAYERS];         /* [step rows, sizes[l]] the other nodes' input activations */
+    float *xr_pack[DPT_MAX_LAYERS];        /* act[l] of every node's rows, packed (dpt_kern_rowpack) */
+    int *xr_node, *xr_nrank;               /* [world_size] each rank's node and node rank */
+    int *xr_peer;                          /* [n_nodes] the rank of this node rank on each node */
+    size_t *xr_off;                        /* [world_size] this step: each rank's first row, node after node */
+    DptPeers *xr_peers;
     /* threads as ranks (team: see step.c): one parallel region a pass */
     int team;                              /* threads of the region (0: off) */
     float *team_buf;                       /* [team][dpt_kern_solo_floats()] each thread's packing buffers */

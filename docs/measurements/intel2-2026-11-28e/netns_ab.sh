@@ -5,7 +5,8 @@
 # build/dptrain, both --reduce shm (hierarchical, node-sliced); "mpi" = new
 # --reduce mpi (flat MPI_Allreduce); "nt0"/"nt1" = new without/with the
 # node's team (DPT_NTEAM); "mpiov"/"oldmpiov" = new/old --reduce mpi --overlap
-# (the flat path's buckets by MPI_Iallreduce). NODES hosts, ROUNDS rounds, EXTRA more
+# (the flat path's buckets by MPI_Iallreduce); "sfb" = the rows-for-gradient timing mock-up
+# (/tmp/sfbhack; its models are not used); "nx" = new without rows across nodes (DPT_XROWS=0). NODES hosts, ROUNDS rounds, EXTRA more
 # options (--deterministic). Prints per run: round, variant, samples/s,
 # allreduce wait ms/step, compute ms/step (means over ranks).
 set -euo pipefail
@@ -17,6 +18,11 @@ trap ns_down EXIT
 ns_up $NODES
 T=$NS_DIR
 cp "$ROOT/build/dptrain" "$T/new"; [ -x /tmp/base/build/dptrain ] && cp /tmp/base/build/dptrain "$T/old"   # "old" needs it
+[ -x /tmp/sfbhack ] && cp /tmp/sfbhack "$T/sfbhack"   # "sfb" needs it: the timing mock-up (docs/performance.md)
+# RATE (e.g. 1gbit): each host's link limited by tc tbf, as tools/ci/netns.sh's scaling run does
+if [ -n "${RATE:-}" ]; then
+  for i in $(seq "$NODES"); do ip netns exec "$NS_PFX-n$i" tc qdisc add dev eth0 root tbf rate "$RATE" burst 128kb latency 50ms; done
+fi
 awk 'BEGIN { srand(5); for (i = 0; i < 3000; i++) { s = 0; line = "";
        for (j = 0; j < 16; j++) { v = rand() * 2 - 1; s += v * (j % 4 - 1.5); line = line sprintf("%.5f,", v) }
        print line (s > 1 ? 3 : s > 0 ? 2 : s > -1 ? 1 : 0) } }' > "$T/d.csv"
@@ -33,10 +39,12 @@ for round in $(seq ${ROUNDS:-6}); do
       mpi) bin=new; opts=(--reduce mpi); env=() ;;
       nt*) bin=new; opts=(--reduce shm); env=(-x DPT_NTEAM=${v#nt}) ;;
       oldmpi) bin=old; opts=(--reduce mpi); env=() ;;
+      nx) bin=new; opts=(--reduce shm); env=(-x DPT_XROWS=0) ;;
+      sfb) bin=sfbhack; opts=(--reduce shm); env=(-x DPT_HACK_SFB=1) ;;
       mpiov) bin=new; opts=(--reduce mpi --overlap); env=() ;;
       oldmpiov) bin=old; opts=(--reduce mpi --overlap); env=() ;;
     esac
-    timeout 300 ip netns exec "$NS_PFX-n1" mpirun -np $((2*NODES)) --host "$HOSTS2" "${NET[@]}" "${env[@]}" "$T/$bin" train "${TRUN[@]}" "${opts[@]}" ${EXTRA:-} --metrics "$T/t.jsonl" </dev/null
+    timeout 300 ip netns exec "$NS_PFX-n1" mpirun -np $((2*NODES)) --host "$HOSTS2" "${NET[@]}" "${env[@]}" "$T/$bin" train "${TRUN[@]}" "${opts[@]}" ${EXTRA:-} --metrics "$T/t.jsonl" </dev/null || true   # the mock-up fails the replica check at the end
     python3 -c "
 import json; e=[json.loads(l) for l in open('$T/t.jsonl')][-1]
 print('$round $v %.0f %.2f %.2f' % (e['samples_per_s'], 1e3 * e['time']['allreduce']['mean'] / e['step'], 1e3 * e['time']['compute']['mean'] / e['step']))"
