@@ -205,6 +205,15 @@ static void print_header(const Trainer *t)
                      !t->step.overlap            ? ""
                      : t->step.deterministic ? ", per-layer buckets as their fixed-point sums complete (overlap)"
                                              : ", per-layer buckets during backprop (overlap)");
+    if (t->step.xr_on) {
+        char which[5 * DPT_MAX_LAYERS] = "";   /* up to 3 digits and a comma each */
+        for (int l = 0, at = 0; l < t->arch.n_layers; l++)
+            if (t->step.xr[l] && at < (int)sizeof which)
+                at += snprintf(which + at, sizeof which - (size_t)at, "%s%d", at ? "," : "", l + 1);
+        dpt_log_info("across nodes, layer(s) %s: each rank's rows of errors and input activations instead of its "
+                     "units' gradient sums, every node computing the layer's gradient over all rows (where the rows "
+                     "are at most half the gradient; DPT_XROWS=0/1 overrides)\n", which);
+    }
     if (t->step.team)
         dpt_log_info("threads as ranks: each of the %d threads computes its rows, then its units of the weight "
                      "gradient over all of them (DPT_TEAM)%s\n", t->step.team,
