@@ -712,19 +712,52 @@ static void test_sliced_training(void **state)
      * over every node's rows in one chain, node after node, and give the
      * one-rank model bit for bit */
     setenv("DPT_XROWS", "1", 1);
+    for (int team = 0; team < 2; team++) {   /* with and without the node's team */
+        setenv("DPT_NTEAM", team ? "1" : "0", 1);
+        for (unsigned mask = 0; mask < 1u << (world_size - 1); mask++) {
+            int sizes[8], n_nodes = layout_of(mask, sizes), equal = 1;
+            for (int k = 1; k < n_nodes; k++)
+                equal &= sizes[k] == sizes[0];
+            assert_int_equal(dpt_dist_subset_nodes(&dist, world_size, sizes), 1);
+            bad_ok += train_work(&c, 2, p[0]) != DPT_OK;
+            if (equal && n_nodes > 1 && sizes[0] > 1)
+                bad_rows += memcmp(p[0], q[0], n_params() * sizeof(float)) != 0;
+            for (size_t i = 0; i < n_params(); i++)
+                bad_nodes += !(fabs(p[0][i] - q[0][i]) <= 1e-4 * (1 + fabs(q[0][i])));
+            dpt_dist_subset(&dist, world_size);
+        }
+    }
+    unsetenv("DPT_NTEAM");
+    unsetenv("DPT_XROWS");
+    /* the rule's choice on [6,64,3] at batch 2: the first layer's rows
+     * (2 x 70 floats, against 384 of gradient) cross nodes, the second's
+     * gradient sums do: the one-rank model to 1e-4 */
+    c.sizes[1] = 64;
+    c.batch = 2;
+    const size_t wide = 6 * 64 + 64 + 64 * 3 + 3;
+    float *one = calloc(wide, sizeof *one), *got = NULL;
+    if (dpt_dist_subset(&dist, 1)) {
+        bad_ok += dpt_train_run(&c, &dist, NULL, &got) != DPT_OK;
+        if (got)
+            memcpy(one, got, wide * sizeof *one);
+        free(got);
+        got = NULL;
+    }
+    dpt_dist_subset(&dist, world_size);
+    MPI_Bcast(one, (int)wide, MPI_FLOAT, 0, MPI_COMM_WORLD);
     for (unsigned mask = 0; mask < 1u << (world_size - 1); mask++) {
-        int sizes[8], n_nodes = layout_of(mask, sizes), equal = 1;
-        for (int k = 1; k < n_nodes; k++)
-            equal &= sizes[k] == sizes[0];
+        int sizes[8];
+        layout_of(mask, sizes);
         assert_int_equal(dpt_dist_subset_nodes(&dist, world_size, sizes), 1);
-        bad_ok += train_work(&c, 2, p[0]) != DPT_OK;
-        if (equal && n_nodes > 1 && sizes[0] > 1)
-            bad_rows += memcmp(p[0], q[0], n_params() * sizeof(float)) != 0;
-        for (size_t i = 0; i < n_params(); i++)
-            bad_nodes += !(fabs(p[0][i] - q[0][i]) <= 1e-4 * (1 + fabs(q[0][i])));
+        bad_ok += dpt_train_run(&c, &dist, NULL, &got) != DPT_OK;
+        for (size_t i = 0; got && i < wide; i++)
+            bad_nodes += !(fabs(got[i] - one[i]) <= 1e-4 * (1 + fabs(one[i])));
+        free(got);
+        got = NULL;
         dpt_dist_subset(&dist, world_size);
     }
-    unsetenv("DPT_XROWS");
+    free(one);
+    c.sizes[1] = 7;
     setenv("DPT_SLICED", "0", 1);
 
     /* one step of 1100 samples */
