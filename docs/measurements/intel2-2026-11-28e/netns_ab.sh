@@ -1,7 +1,8 @@
 #!/bin/bash
 # Interleaved timing on namespaced hosts (2 ranks each, over TCP), the
 # command of tools/ci/netns.sh's HIER_TIMING: "old" = /tmp/base/build/dptrain
-# (a worktree of the build before: 331cd63 in this directory's runs), "new" =
+# (a worktree of the build before: edb02d9 for the logs in ../intel2-2026-11-28d, made by
+# this script's first version, 331cd63 for this directory's), "new" =
 # build/dptrain, both --reduce shm (hierarchical, node-sliced); "mpi" = new
 # --reduce mpi (flat MPI_Allreduce); "nt0"/"nt1" = new without/with the
 # node's team (DPT_NTEAM); "mpiov"/"oldmpiov" = new/old --reduce mpi --overlap
