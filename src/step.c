@@ -212,8 +212,10 @@ static DptStatus team_init(DptStep *s)
  * over every node's rows: fewer bytes across nodes, for a product over N
  * times the rows. Every row is taken in one chain, node after node, so
  * where the nodes hold consecutive ranks the sums are one rank's bit for
- * bit. Where a rank's rows fit one pass (<= CHUNK_ROWS), always; the
- * deterministic mode keeps the gradient's fixed-point sums. DPT_XROWS=0/1
+ * bit. Where a rank's rows fit one pass (<= CHUNK_ROWS). Deterministic
+ * mode: the same fixed-point block sums over every node's rows (the same
+ * integers), where the rows are at most the int64 gradient's bytes and the
+ * nodes hold consecutive ranks (blocks stay whole). DPT_XROWS=0/1
  * overrides the rule (1: every layer). */
 static DptStatus rows_init(DptStep *s, size_t batch)
 {
@@ -223,7 +225,7 @@ static DptStatus rows_init(DptStep *s, size_t batch)
     const char *env = getenv("DPT_XROWS");
     int forced = env && *env ? atoi(env) != 0 : -1;
     const size_t P = (size_t)d->world_size;
-    if (!s->sliced || s->deterministic || d->n_nodes < 2 || (batch + P - 1) / P > CHUNK_ROWS)
+    if (!s->sliced || d->n_nodes < 2 || (batch + P - 1) / P > CHUNK_ROWS)
         return DPT_OK;
     if (!dpt_dist_same_hash(d, (uint64_t)(forced + 1)))
         forced = -1;   /* ranks told different things: the rule, the same everywhere */
@@ -232,7 +234,8 @@ static DptStatus rows_init(DptStep *s, size_t batch)
     size_t at_d[DPT_MAX_LAYERS + 1], at_a[DPT_MAX_LAYERS], at_p[DPT_MAX_LAYERS], total = 0;
     for (int l = 0; l < L; l++) {
         const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
-        s->xr[l] = forced == 1 || batch * (in + out) * 2 <= in * out;
+        /* float rows against float sums (int64 in deterministic mode) */
+        s->xr[l] = forced == 1 || batch * (in + out) * (s->deterministic ? 1 : 2) <= in * out;
         s->xr[l] = s->xr[l] && batch * (in > out ? in : out) * sizeof(float) < (size_t)1 << 31;
         if (!s->xr[l])
             continue;
@@ -255,9 +258,20 @@ static DptStatus rows_init(DptStep *s, size_t batch)
         st = dpt_dist_peers_init(&s->xr_peers, (size_t)(4 * L * (d->n_nodes - 1)));
     DPT_TRY(dpt_dist_agree(d, st, NULL));
     dpt_dist_node_table(d, s->xr_node, s->xr_nrank);
-    for (size_t q = 0; q < P; q++)
+    int consecutive = 1;
+    for (size_t q = 0; q < P; q++) {
         if (s->xr_nrank[q] == d->node_rank)
             s->xr_peer[s->xr_node[q]] = (int)q;
+        consecutive &= q == 0 || s->xr_node[q] >= s->xr_node[q - 1];
+    }
+    /* Deterministic mode: every rank's rows whole blocks from the first row
+     * on, node after node, only where the nodes hold consecutive ranks (the
+     * last rank's partial block then comes last). The same table everywhere. */
+    if (s->deterministic && !consecutive) {
+        memset(s->xr, 0, sizeof s->xr);
+        s->xr_on = 0;
+        return DPT_OK;
+    }
     void *mem = NULL;
     DPT_TRY(dpt_dist_shared_alloc(d, total * sizeof(float), &mem, &s->xr_win));
     float *f = mem;
@@ -936,7 +950,7 @@ static void rows_start(DptStep *s, const DptWork *v, size_t cnt, size_t off, siz
         const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
         const float *D = s->ns_delta[l + 1] + off * out;
         memcpy(s->xr_delta[l + 1] + g * out, D, n * out * sizeof *D);
-        dpt_kern_rowpack(s->xr_pack[l], v->act[l], cnt, in, g, g + n, 0);
+        dpt_kern_rowpack(s->xr_pack[l], v->act[l], cnt, in, g, g + n, s->deterministic ? s->det_block : 0);
         for (int m = 0; m < d->n_nodes; m++) {
             const int q = s->xr_peer[m];
             if (q == d->rank)
@@ -974,7 +988,8 @@ static void rows_finish(DptStep *s, size_t cnt, DptTimers *tm)
             rank_rows(s, cnt, q, &lo, &hi);
             const size_t gq = s->xr_off[q];
             if (q != d->rank)
-                dpt_kern_rowpack(s->xr_pack[l], s->xr_act[l] + gq * in, cnt, in, gq, gq + hi - lo, 0);
+                dpt_kern_rowpack(s->xr_pack[l], s->xr_act[l] + gq * in, cnt, in, gq, gq + hi - lo,
+                                 s->deterministic ? s->det_block : 0);
         }
     }
     dpt_timer_stop(tm, DPT_T_COMPUTE);
@@ -1229,7 +1244,12 @@ static DptStepResult step_sliced_deterministic(DptStep *s, const float *params, 
     else
         dpt_net_deltas(&v, a, params, n);
     block_bounds(s, &v, n);
-    pack_rows(s, &v, K, off, n, blk, 0);
+    const int xr = s->xr_on;   /* one pass */
+    pack_rows(s, &v, K, off, n, blk, xr);
+    if (xr) {
+        rows_offsets(s, cnt);
+        rows_start(s, &v, cnt, off, n);
+    }
     dpt_timer_stop(tm, DPT_T_COMPUTE);
 
     /* an allreduce: when it returns, every rank's rows are in */
@@ -1241,9 +1261,18 @@ static DptStepResult step_sliced_deterministic(DptStep *s, const float *params, 
 
     dpt_timer_start(tm, DPT_T_COMPUTE);
     fixed_point_ctrl(s, &v, n, nb, correct, stop, cq);
-    for (int l = L - 1; l >= 0; l--) {
+    const int bad = s->bounds[2 * L + 1] != 0.0;
+    for (int l = L - 1, xr_in = 0; l >= 0; l--) {
+        if (xr && s->xr[l]) {   /* over every node's rows, nothing to send */
+            if (!xr_in)
+                rows_finish(s, cnt, tm);
+            xr_in = 1;
+            const UnitRows ur = {s->ns_u0[l], s->ns_u1[l], cnt, s->xr_delta[l + 1], s->xr_pack[l], 0, NULL};
+            layer_slice(s, q, l, &ur, 0, 0, bad, tm);
+            continue;
+        }
         const UnitRows ur = node_units(s, l, K);
-        layer_slice(s, q, l, &ur, 0, s->ns_cross != NULL, s->bounds[2 * L + 1] != 0.0, tm);
+        layer_slice(s, q, l, &ur, 0, s->ns_cross != NULL, bad, tm);
     }
     dpt_timer_stop(tm, DPT_T_COMPUTE);
     cross_wait(s, tm);

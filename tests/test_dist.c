@@ -708,25 +708,38 @@ static void test_sliced_training(void **state)
     }
     /* the same with every layer's rows across nodes instead of its gradient
      * (DPT_XROWS=1): on equal nodes of 2 ranks or more (the sliced path;
-     * 2 x 2 at 4 ranks) each layer's sums run
-     * over every node's rows in one chain, node after node, and give the
-     * one-rank model bit for bit */
+     * 2 x 2 at 4 ranks) each layer's sums run over every node's rows in one
+     * chain, node after node, and give the one-rank model bit for bit; in
+     * deterministic mode every layout gives one rank's model */
     setenv("DPT_XROWS", "1", 1);
-    for (int team = 0; team < 2; team++) {   /* with and without the node's team */
-        setenv("DPT_NTEAM", team ? "1" : "0", 1);
-        for (unsigned mask = 0; mask < 1u << (world_size - 1); mask++) {
-            int sizes[8], n_nodes = layout_of(mask, sizes), equal = 1;
-            for (int k = 1; k < n_nodes; k++)
-                equal &= sizes[k] == sizes[0];
-            assert_int_equal(dpt_dist_subset_nodes(&dist, world_size, sizes), 1);
-            bad_ok += train_work(&c, 2, p[0]) != DPT_OK;
-            if (equal && n_nodes > 1 && sizes[0] > 1)
-                bad_rows += memcmp(p[0], q[0], n_params() * sizeof(float)) != 0;
-            for (size_t i = 0; i < n_params(); i++)
-                bad_nodes += !(fabs(p[0][i] - q[0][i]) <= 1e-4 * (1 + fabs(q[0][i])));
-            dpt_dist_subset(&dist, world_size);
+    float *ref = calloc(n_params(), sizeof *ref);
+    for (int det = 0; det < 2; det++) {   /* deterministic: every layout, the same integers */
+        c.deterministic = det;
+        if (det && dpt_dist_subset(&dist, 1))
+            bad_ok += train_work(&c, 2, ref) != DPT_OK;
+        dpt_dist_subset(&dist, world_size);
+        if (det)
+            MPI_Bcast(ref, (int)n_params(), MPI_FLOAT, 0, MPI_COMM_WORLD);
+        else
+            memcpy(ref, q[0], n_params() * sizeof *ref);
+        for (int team = 0; team < 2; team++) {   /* with and without the node's team */
+            setenv("DPT_NTEAM", team ? "1" : "0", 1);
+            for (unsigned mask = 0; mask < 1u << (world_size - 1); mask++) {
+                int sizes[8], n_nodes = layout_of(mask, sizes), equal = 1;
+                for (int k = 1; k < n_nodes; k++)
+                    equal &= sizes[k] == sizes[0];
+                assert_int_equal(dpt_dist_subset_nodes(&dist, world_size, sizes), 1);
+                bad_ok += train_work(&c, 2, p[0]) != DPT_OK;
+                if (det || (equal && n_nodes > 1 && sizes[0] > 1))
+                    bad_rows += memcmp(p[0], ref, n_params() * sizeof(float)) != 0;
+                for (size_t i = 0; i < n_params(); i++)
+                    bad_nodes += !(fabs(p[0][i] - ref[i]) <= 1e-4 * (1 + fabs(ref[i])));
+                dpt_dist_subset(&dist, world_size);
+            }
         }
     }
+    c.deterministic = 0;
+    free(ref);
     unsetenv("DPT_NTEAM");
     unsetenv("DPT_XROWS");
     /* the rule's choice on [6,64,3] at batch 2: the first layer's rows

@@ -75,18 +75,21 @@ else
     rc=1
 fi
 
-# Rows across hosts instead of gradients (DPT_XROWS=1: every layer), default
-# mode: each host computes the layers' gradients over every host's rows, in
-# one chain, host after host; with the ranks on consecutive hosts that is
-# one rank's model, bit for bit.
+# Rows across hosts instead of gradients (DPT_XROWS=1: every layer): each
+# host computes the layers' gradients over every host's rows, in one chain,
+# host after host; with the ranks on consecutive hosts that is one rank's
+# model, bit for bit, in default mode, and one host's in deterministic mode.
 ns_mpirun -np 1 --host 10.213.0.1 "${MPI_NET[@]}" \
     "$DPTRAIN" train "${ARGS[@]}" --no-deterministic --save "$T/one-rank-default.h5" </dev/null
 ns_mpirun -np $((2 * NODES)) --host "$HOSTS2" "${HIER_NET[@]}" -x DPT_XROWS=1 \
     "$DPTRAIN" train "${ARGS[@]}" --no-deterministic --no-quiet --save "$T/rows.h5" </dev/null \
     | grep "^across nodes" > "$T/rows.txt" || true
+ns_mpirun -np $((2 * NODES)) --host "$HOSTS2" "${HIER_NET[@]}" -x DPT_XROWS=1 \
+    "$DPTRAIN" train "${ARGS[@]}" --save "$T/rows-det.h5" </dev/null
 if grep -q "instead of its units' gradient sums" "$T/rows.txt" \
-   && "$DPTRAIN" compare "$T/one-rank-default.h5" "$T/rows.h5"; then
-    echo "ok   $NODES hosts x 2 ranks, rows across hosts (DPT_XROWS=1), default mode: model bitwise = one rank's"
+   && "$DPTRAIN" compare "$T/one-rank-default.h5" "$T/rows.h5" \
+   && "$DPTRAIN" compare "$T/one-host.h5" "$T/rows-det.h5"; then
+    echo "ok   $NODES hosts x 2 ranks, rows across hosts (DPT_XROWS=1): default mode model bitwise = one rank's, deterministic = one host's"
 else
     echo "FAIL rows across $NODES namespaced hosts: $(cat "$T/rows.txt")"
     rc=1
