@@ -7,7 +7,7 @@
 # --reduce mpi (flat MPI_Allreduce); "nt0"/"nt1" = new without/with the
 # node's team (DPT_NTEAM); "mpiov"/"oldmpiov" = new/old --reduce mpi --overlap
 # (the flat path's buckets by MPI_Iallreduce); "sfb" = the rows-for-gradient timing mock-up
-# (/tmp/sfbhack; its models are not used); "nx" = new without rows across nodes (DPT_XROWS=0). NODES hosts, ROUNDS rounds, EXTRA more
+# (/tmp/sfbhack: sfb-mockup.patch here applied to f3fc8a3 and built; its models are not used); "nx" = new without rows across nodes (DPT_XROWS=0). NODES hosts, ROUNDS rounds, EXTRA more
 # options (--deterministic). Prints per run: round, variant, samples/s,
 # allreduce wait ms/step, compute ms/step (means over ranks).
 set -euo pipefail
