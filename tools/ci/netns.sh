@@ -95,6 +95,23 @@ else
     rc=1
 fi
 
+# The same with the ranks dealt out to the hosts in turn (--map-by node):
+# default mode, each host takes the rows host after host (not in rank
+# order), the flat path's model to 1e-4; deterministic mode keeps the sums
+# there (its blocks would not stay whole): one host's model, bit for bit.
+ns_mpirun -np $((2 * NODES)) --host "$HOSTS2" --map-by node "${HIER_NET[@]}" -x DPT_XROWS=1 \
+    "$DPTRAIN" train "${ARGS[@]}" --no-deterministic --save "$T/rows-rr.h5" </dev/null
+ns_mpirun -np $((2 * NODES)) --host "$HOSTS2" --map-by node "${HIER_NET[@]}" -x DPT_XROWS=1 \
+    "$DPTRAIN" train "${ARGS[@]}" --no-quiet --save "$T/rows-rr-det.h5" </dev/null \
+    | grep "^across nodes" > "$T/rows-rr-det.txt" || true
+if "$DPTRAIN" compare "$T/hier-mpi-default.h5" "$T/rows-rr.h5" --rtol 1e-4 --atol 1e-6 \
+   && "$DPTRAIN" compare "$T/one-host.h5" "$T/rows-rr-det.h5" && ! [ -s "$T/rows-rr-det.txt" ]; then
+    echo "ok   $NODES hosts x 2 ranks dealt in turn (--map-by node), DPT_XROWS=1: default mode = the flat path's to 1e-4; deterministic (rows off) = one host's"
+else
+    echo "FAIL rows across $NODES namespaced hosts, ranks dealt in turn: $(cat "$T/rows-rr-det.txt")"
+    rc=1
+fi
+
 # Nodes of different sizes (2 ranks on the first host, 1 on each other): a
 # node-shared model on every host, buckets cut into as many slices as the
 # smallest node has ranks; deterministic, the same bits as one host.
