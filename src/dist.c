@@ -279,6 +279,13 @@ void dpt_dist_node_barrier(const DptDist *d)
     MPI_Barrier(node_comm);
 }
 
+void dpt_dist_shared_zero(const DptDist *d, void *mem, size_t bytes)
+{
+    const size_t k = (size_t)d->node_size, j = (size_t)d->node_rank;
+    memset((char *)mem + bytes * j / k, 0, bytes * (j + 1) / k - bytes * j / k);
+    MPI_Barrier(node_comm);
+}
+
 
 /* ---------------------------------------------------------------- rows between nodes */
 

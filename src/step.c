@@ -119,10 +119,7 @@ static DptStatus sliced_init(DptStep *s, int shared)
         s->ns_bq = dpt_calloc(widest, sizeof *s->ns_bq, "bias sums");
     }
     DPT_TRY(dpt_dist_agree(d, !s->deterministic || d->n_nodes > 1 || s->ns_bq ? DPT_OK : DPT_ENOMEM, NULL));
-    /* Zeroed (the panels' padding is read, never used), each rank first touching a part. */
-    const size_t j = (size_t)d->node_rank;
-    memset((char *)mem + bytes * j / (size_t)k, 0, bytes * (j + 1) / (size_t)k - bytes * j / (size_t)k);
-    dpt_dist_node_barrier(d);
+    dpt_dist_shared_zero(d, mem, bytes);   /* the panels' padding is read, never used */
     s->sliced = 1;
     return DPT_OK;
 }
@@ -282,10 +279,7 @@ static DptStatus rows_init(DptStep *s, size_t batch)
         s->xr_act[l] = f + at_a[l];
         s->xr_pack[l] = f + at_p[l];
     }
-    /* Zeroed (the panels' padding is read, never used), each rank first touching a part. */
-    const size_t k = (size_t)d->node_size, j = (size_t)d->node_rank, bytes = total * sizeof(float);
-    memset((char *)mem + bytes * j / k, 0, bytes * (j + 1) / k - bytes * j / k);
-    dpt_dist_node_barrier(d);
+    dpt_dist_shared_zero(d, mem, total * sizeof(float));   /* the panels' padding is read, never used */
     return DPT_OK;
 }
 

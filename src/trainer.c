@@ -181,9 +181,11 @@ static DptStatus alloc_wpack(Trainer *t, size_t rows)
     } else if (!(t->wp = dpt_aligned_alloc(total * sizeof(float), "packed weights"))) {
         return DPT_ENOMEM;
     }
-    /* Zeroed (the panels' padding stays so), each rank a part of it. */
-    const size_t k = shared ? (size_t)d->node_size : 1, j = shared ? (size_t)d->node_rank : 0;
-    memset(t->wp + total * j / k, 0, (total * (j + 1) / k - total * j / k) * sizeof(float));
+    /* Zeroed (the panels' padding stays so) */
+    if (shared)
+        dpt_dist_shared_zero(d, t->wp, total * sizeof(float));
+    else
+        memset(t->wp, 0, total * sizeof(float));
     for (int l = 0; l < t->arch.n_layers; l++) {
         t->work.wp_fwd[l] = at[1][l] == SIZE_MAX ? NULL : t->wp + at[1][l];
         t->work.wp_bwd[l] = at[0][l] == SIZE_MAX ? NULL : t->wp + at[0][l];
@@ -197,7 +199,7 @@ DptStatus dpt_trainer_wpack(Trainer *t)
     if (!t->wp)
         return DPT_OK;
     if (t->shared_model)
-        dpt_dist_node_barrier(t->d);   /* the zeroing, and the parameters, done on every rank */
+        dpt_dist_node_barrier(t->d);   /* the parameters, done on every rank */
     dpt_net_wpack(&t->work, &t->arch, t->params, t->own_lo, t->own_hi);
     if (t->shared_model)
         dpt_dist_node_barrier(t->d);

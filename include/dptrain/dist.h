@@ -133,6 +133,9 @@ void dpt_dist_peers_free(DptPeers **p);
 DptStatus dpt_dist_shared_alloc(const DptDist *d, size_t bytes, void **ptr, void **handle);
 void dpt_dist_shared_free(void **handle);
 void dpt_dist_node_barrier(const DptDist *d);
+/* Collective over the node: bytes of node-shared memory zeroed, each rank
+ * first touching an even part of them; then a node barrier. */
+void dpt_dist_shared_zero(const DptDist *d, void *mem, size_t bytes);
 /* Collective. From world rank 0 to every rank, like dpt_dist_bcast, or, for
  * memory that the ranks of a node share (shared), to one rank per node
  * (then the node waits for it): no two ranks write the same bytes. */
