@@ -286,7 +286,6 @@ void dpt_dist_shared_zero(const DptDist *d, void *mem, size_t bytes)
     MPI_Barrier(node_comm);
 }
 
-
 /* ---------------------------------------------------------------- rows between nodes */
 
 void dpt_dist_node_table(const DptDist *d, int *node, int *nrank)
@@ -333,13 +332,6 @@ void dpt_dist_peers_send(DptPeers *p, int to, int tag, const void *buf, size_t b
 void dpt_dist_peers_recv(DptPeers *p, int from, int tag, void *buf, size_t bytes)
 {
     MPI_Irecv(buf, (int)bytes, MPI_BYTE, from, tag, world_comm, peers_next(p));
-}
-
-void dpt_dist_peers_test(DptPeers *p)
-{
-    int flag;
-    if (p->n)
-        MPI_Testall((int)p->n, p->req, &flag, MPI_STATUSES_IGNORE);
 }
 
 void dpt_dist_peers_wait(DptPeers *p)

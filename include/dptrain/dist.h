@@ -117,14 +117,13 @@ void dpt_dist_cross_free(DptCross **x);
 void dpt_dist_node_table(const DptDist *d, int *node, int *nrank);
 
 /* Point-to-point transfers between world ranks (the rows that cross nodes,
- * step.c), started one by one and completed together by wait; test:
- * progress. At most max at once (one more waits for those first); bytes
- * below 2^31 each. Not inside an OpenMP region. */
+ * step.c), started one by one and completed together by wait. At most max
+ * at once (one more waits for those first); bytes below 2^31 each. Not
+ * inside an OpenMP region. */
 typedef struct DptPeers DptPeers;
 DptStatus dpt_dist_peers_init(DptPeers **p, size_t max);
 void dpt_dist_peers_send(DptPeers *p, int to, int tag, const void *buf, size_t bytes);
 void dpt_dist_peers_recv(DptPeers *p, int from, int tag, void *buf, size_t bytes);
-void dpt_dist_peers_test(DptPeers *p);
 void dpt_dist_peers_wait(DptPeers *p);
 void dpt_dist_peers_free(DptPeers **p);
 
