@@ -17,8 +17,7 @@ enum { Q_COUNT, Q_CORRECT, Q_LOSS, Q_NONFINITE, Q_STOP, N_CTRLQ };
 /* The node-sliced step's control words go through the node's window, a
  * cache line a rank (step_sliced). */
 enum { CTRL_LINE = 64 };
-_Static_assert(N_CTRL * sizeof(float) <= CTRL_LINE && N_CTRLQ * sizeof(int64_t) <= CTRL_LINE,
-               "the control words fit a line of the node's window");
+_Static_assert(N_CTRL * sizeof(float) <= CTRL_LINE, "the control words fit a line of the node's window");
 
 enum { CHUNK_ROWS = 512 };
 
@@ -1119,29 +1118,20 @@ static void cross_wait(DptStep *s, DptTimers *tm)
  * units (first: it is ready first). After the step's last node barrier the
  * line holds every rank's words: no rank waits for the ranks of other
  * nodes beyond the units it shares with them. */
-static void *ctrl_mine(const DptStep *s) { return s->ns_ctrl + (size_t)s->d->node_rank * CTRL_LINE; }
+static float *ctrl_mine(const DptStep *s) { return (float *)(s->ns_ctrl + (size_t)s->d->node_rank * CTRL_LINE); }
 
-static void *ctrl_node_sum(DptStep *s, size_t words, int is_int, DptTimers *tm)
+static float *ctrl_node_sum(DptStep *s, DptTimers *tm)
 {
     const size_t k = (size_t)s->d->node_size;
-    void *out = s->ns_ctrl + (k + (size_t)s->d->node_rank) * CTRL_LINE;
-    for (size_t w = 0; w < words; w++) {
+    float *out = (float *)(s->ns_ctrl + (k + (size_t)s->d->node_rank) * CTRL_LINE);
+    for (size_t w = 0; w < N_CTRL; w++) {
         float f = 0.0f;
-        int64_t q = 0;
-        for (size_t j = 0; j < k; j++) {
-            const char *line = s->ns_ctrl + j * CTRL_LINE;
-            if (is_int)
-                q += ((const int64_t *)line)[w];
-            else
-                f += ((const float *)line)[w];
-        }
-        if (is_int)
-            ((int64_t *)out)[w] = q;
-        else
-            ((float *)out)[w] = f;
+        for (size_t j = 0; j < k; j++)
+            f += ((const float *)(s->ns_ctrl + j * CTRL_LINE))[w];
+        out[w] = f;
     }
     if (s->ns_cross)
-        cross_start(s, out, 0, words, tm);
+        cross_start(s, out, 0, N_CTRL, tm);
     return out;
 }
 
@@ -1190,7 +1180,7 @@ static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit
         node_barrier(s, tm);
         dpt_timer_start(tm, DPT_T_COMPUTE);
         if (p + 1 == passes)
-            ctrl = ctrl_node_sum(s, N_CTRL, 0, tm);
+            ctrl = ctrl_node_sum(s, tm);
         for (int l = a->n_layers - 1; l >= 0; l--) {
             if (xr && s->xr[l]) {   /* over every node's rows, nothing to send */
                 if (!xr_in)
