@@ -40,7 +40,6 @@ size_t dpt_step_auto_block(size_t batch)
  * DPT_SLICED=0/1 overrides. */
 enum { SLICED_RANKS = 2 };
 
-
 /* Node rank j's even share [*u0, *u1) of out units among k, cut on
  * multiples of q where every rank gets some (else on single units). */
 static void unit_share(size_t out, int j, int k, size_t q, size_t *u0, size_t *u1)
@@ -926,16 +925,29 @@ static void rows_offsets(DptStep *s, size_t cnt)
     }
 }
 
+/* Rank q's rows this step: how many, and at *at its first among every node's. */
+static size_t rows_of(const DptStep *s, size_t cnt, int q, size_t *at)
+{
+    size_t lo, hi;
+    rank_rows(s, cnt, q, &lo, &hi);
+    *at = s->xr_off[q];
+    return hi - lo;
+}
+
+/* The packed copy's blocks: deterministic mode's fixed-point blocks. */
+static size_t rows_block(const DptStep *s) { return s->deterministic ? s->det_block : 0; }
+
 enum { XR_TAG = 100 };   /* + 2 l (errors), + 2 l + 1 (activations): point-to-point on the world */
 
-/* This rank's n rows (at off among the node's) of every such layer's errors
- * and input activations: into the node's copies of all rows (the
- * activations packed), and sent to this node rank on every other node,
- * whose rows are received. */
+/* The step's row offsets, then this rank's n rows (at off among the node's)
+ * of every such layer's errors and input activations: into the node's
+ * copies of all rows (the activations packed), and sent to this node rank
+ * on every other node, whose rows are received. */
 static void rows_start(DptStep *s, const DptWork *v, size_t cnt, size_t off, size_t n)
 {
     const DptArch *a = s->arch;
     const DptDist *d = s->d;
+    rows_offsets(s, cnt);
     const size_t g = s->xr_off[d->rank];
     for (int l = 0; l < a->n_layers; l++) {
         if (!s->xr[l])
@@ -943,14 +955,13 @@ static void rows_start(DptStep *s, const DptWork *v, size_t cnt, size_t off, siz
         const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
         const float *D = s->ns_delta[l + 1] + off * out;
         memcpy(s->xr_delta[l + 1] + g * out, D, n * out * sizeof *D);
-        dpt_kern_rowpack(s->xr_pack[l], v->act[l], cnt, in, g, g + n, s->deterministic ? s->det_block : 0);
+        dpt_kern_rowpack(s->xr_pack[l], v->act[l], cnt, in, g, g + n, rows_block(s));
         for (int m = 0; m < d->n_nodes; m++) {
             const int q = s->xr_peer[m];
             if (q == d->rank)
                 continue;
-            size_t lo, hi;
-            rank_rows(s, cnt, q, &lo, &hi);
-            const size_t gq = s->xr_off[q], nq = hi - lo;
+            size_t gq;
+            const size_t nq = rows_of(s, cnt, q, &gq);
             dpt_dist_peers_recv(s->xr_peers, q, XR_TAG + 2 * l, s->xr_delta[l + 1] + gq * out, nq * out * sizeof *D);
             dpt_dist_peers_recv(s->xr_peers, q, XR_TAG + 2 * l + 1, s->xr_act[l] + gq * in, nq * in * sizeof *D);
             dpt_dist_peers_send(s->xr_peers, q, XR_TAG + 2 * l, D, n * out * sizeof *D);
@@ -977,12 +988,11 @@ static void rows_finish(DptStep *s, size_t cnt, DptTimers *tm)
         const size_t in = (size_t)a->sizes[l];
         for (int m = 0; m < d->n_nodes; m++) {
             const int q = s->xr_peer[m];
-            size_t lo, hi;
-            rank_rows(s, cnt, q, &lo, &hi);
-            const size_t gq = s->xr_off[q];
-            if (q != d->rank)
-                dpt_kern_rowpack(s->xr_pack[l], s->xr_act[l] + gq * in, cnt, in, gq, gq + hi - lo,
-                                 s->deterministic ? s->det_block : 0);
+            if (q == d->rank)
+                continue;
+            size_t gq;
+            const size_t nq = rows_of(s, cnt, q, &gq);
+            dpt_kern_rowpack(s->xr_pack[l], s->xr_act[l] + gq * in, cnt, in, gq, gq + nq, rows_block(s));
         }
     }
     dpt_timer_stop(tm, DPT_T_COMPUTE);
@@ -1102,6 +1112,18 @@ static UnitRows node_units(const DptStep *s, int l, size_t K)
     return (UnitRows){s->ns_u0[l], s->ns_u1[l], K, s->ns_delta[l + 1], s->ns_pack[l], s->ns_float, s->ns_bq};
 }
 
+/* Layer l's units over every node's rows (rows across nodes, nothing to
+ * send), into buf; the first such layer of the step (*started 0) waits
+ * for the other nodes' rows. */
+static void rows_layer(DptStep *s, void *buf, int l, size_t cnt, int bad, int *started, DptTimers *tm)
+{
+    if (!*started)
+        rows_finish(s, cnt, tm);
+    *started = 1;
+    const UnitRows ur = {s->ns_u0[l], s->ns_u1[l], cnt, s->xr_delta[l + 1], s->xr_pack[l], 0, NULL};
+    layer_slice(s, buf, l, &ur, 0, 0, bad, tm);
+}
+
 static void cross_wait(DptStep *s, DptTimers *tm)
 {
     if (!s->ns_cross)
@@ -1147,8 +1169,6 @@ static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit
     const size_t passes = node_pass(s, cnt, 0, &K, &off, &n);
     const int xr = s->xr_on && passes == 1;   /* one pass: rows_init */
     int xr_in = 0;
-    if (xr)
-        rows_offsets(s, cnt);
     for (size_t p = 0; p < passes; p++) {
         if (p > 0) {
             node_barrier(s, tm);   /* no one reads the previous pass's rows any more */
@@ -1182,12 +1202,8 @@ static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit
         if (p + 1 == passes)
             ctrl = ctrl_node_sum(s, tm);
         for (int l = a->n_layers - 1; l >= 0; l--) {
-            if (xr && s->xr[l]) {   /* over every node's rows, nothing to send */
-                if (!xr_in)
-                    rows_finish(s, cnt, tm);
-                xr_in = 1;
-                const UnitRows ur = {s->ns_u0[l], s->ns_u1[l], cnt, s->xr_delta[l + 1], s->xr_pack[l], 0, NULL};
-                layer_slice(s, g, l, &ur, 0, 0, 0, tm);
+            if (xr && s->xr[l]) {
+                rows_layer(s, g, l, cnt, 0, &xr_in, tm);
                 continue;
             }
             const UnitRows ur = node_units(s, l, K);
@@ -1230,10 +1246,8 @@ static DptStepResult step_sliced_deterministic(DptStep *s, const float *params, 
     block_bounds(s, &v, n);
     const int xr = s->xr_on;   /* one pass */
     pack_rows(s, &v, K, off, n, blk, xr);
-    if (xr) {
-        rows_offsets(s, cnt);
+    if (xr)
         rows_start(s, &v, cnt, off, n);
-    }
     dpt_timer_stop(tm, DPT_T_COMPUTE);
 
     /* an allreduce: when it returns, every rank's rows are in */
@@ -1247,12 +1261,8 @@ static DptStepResult step_sliced_deterministic(DptStep *s, const float *params, 
     fixed_point_ctrl(s, &v, n, nb, correct, stop, cq);
     const int bad = s->bounds[2 * L + 1] != 0.0;
     for (int l = L - 1, xr_in = 0; l >= 0; l--) {
-        if (xr && s->xr[l]) {   /* over every node's rows, nothing to send */
-            if (!xr_in)
-                rows_finish(s, cnt, tm);
-            xr_in = 1;
-            const UnitRows ur = {s->ns_u0[l], s->ns_u1[l], cnt, s->xr_delta[l + 1], s->xr_pack[l], 0, NULL};
-            layer_slice(s, q, l, &ur, 0, 0, bad, tm);
+        if (xr && s->xr[l]) {
+            rows_layer(s, q, l, cnt, bad, &xr_in, tm);
             continue;
         }
         const UnitRows ur = node_units(s, l, K);
