@@ -644,6 +644,52 @@ static void test_wpack_training(void **state)
  * passes per rank (1100 samples in one step: passes of 512 rows) gives the
  * one-rank gradient to float precision (a pass that overwrote instead of
  * adding would not). */
+/* c trained on world rank 0 alone, its n parameters into ref on every
+ * rank; returns 1 where that run failed. */
+static int one_rank_model(const DptConfig *c, float *ref, size_t n)
+{
+    int bad = 0;
+    float *got = NULL;
+    if (dpt_dist_subset(&dist, 1)) {
+        bad = dpt_train_run(c, &dist, NULL, &got) != DPT_OK;
+        if (got)
+            memcpy(ref, got, n * sizeof *ref);
+        free(got);
+    }
+    dpt_dist_subset(&dist, world_size);
+    MPI_Bcast(ref, (int)n, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    MPI_Bcast(&bad, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    return bad;
+}
+
+/* Which node layouts must give ref bit for bit: none, those of equal nodes
+ * of 2 ranks or more (the sliced path across nodes), all. */
+enum { BITS_NONE, BITS_SLICED, BITS_ALL };
+
+/* c trained on every node layout of the world's ranks, each model (n
+ * parameters) against ref: *near counts the elements off by more than 1e-4
+ * relative, *bits the layouts (of those bits_of names) not ref's bit for
+ * bit; returns the runs that failed. */
+static int node_layouts_against(const DptConfig *c, const float *ref, size_t n, int bits_of, int *near, int *bits)
+{
+    int failed = 0;
+    for (unsigned mask = 0; mask < 1u << (world_size - 1); mask++) {
+        int sizes[8], n_nodes = layout_of(mask, sizes), equal = 1;
+        for (int k = 1; k < n_nodes; k++)
+            equal &= sizes[k] == sizes[0];
+        assert_int_equal(dpt_dist_subset_nodes(&dist, world_size, sizes), 1);
+        float *got = NULL;
+        failed += dpt_train_run(c, &dist, NULL, &got) != DPT_OK;
+        if (got && (bits_of == BITS_ALL || (bits_of == BITS_SLICED && equal && n_nodes > 1 && sizes[0] > 1)))
+            *bits += memcmp(got, ref, n * sizeof *ref) != 0;
+        for (size_t i = 0; got && i < n; i++)
+            *near += !(fabs(got[i] - ref[i]) <= 1e-4 * (1 + fabs(ref[i])));
+        free(got);
+        dpt_dist_subset(&dist, world_size);
+    }
+    return failed;
+}
+
 static void test_sliced_training(void **state)
 {
     (void)state;
@@ -693,49 +739,22 @@ static void test_sliced_training(void **state)
     setenv("DPT_SLICED", "1", 1);
     c.deterministic = 0;
     c.batch = 10;
-    if (dpt_dist_subset(&dist, 1))
-        bad_ok += train_work(&c, 2, q[0]) != DPT_OK;
-    dpt_dist_subset(&dist, world_size);
-    MPI_Bcast(q[0], (int)n_params(), MPI_FLOAT, 0, MPI_COMM_WORLD);
-    for (unsigned mask = 0; mask < 1u << (world_size - 1); mask++) {
-        int sizes[8];
-        layout_of(mask, sizes);
-        assert_int_equal(dpt_dist_subset_nodes(&dist, world_size, sizes), 1);
-        bad_ok += train_work(&c, 2, p[0]) != DPT_OK;
-        for (size_t i = 0; i < n_params(); i++)
-            bad_nodes += !(fabs(p[0][i] - q[0][i]) <= 1e-4 * (1 + fabs(q[0][i])));
-        dpt_dist_subset(&dist, world_size);
-    }
+    float *ref = calloc(n_params(), sizeof *ref);
+    bad_ok += one_rank_model(&c, ref, n_params());
+    bad_ok += node_layouts_against(&c, ref, n_params(), BITS_NONE, &bad_nodes, &bad_rows);
     /* the same with every layer's rows across nodes instead of its gradient
      * (DPT_XROWS=1): on equal nodes of 2 ranks or more (the sliced path;
      * 2 x 2 at 4 ranks) each layer's sums run over every node's rows in one
      * chain, node after node, and give the one-rank model bit for bit; in
      * deterministic mode every layout gives one rank's model */
     setenv("DPT_XROWS", "1", 1);
-    float *ref = calloc(n_params(), sizeof *ref);
     for (int det = 0; det < 2; det++) {   /* deterministic: every layout, the same integers */
         c.deterministic = det;
-        if (det && dpt_dist_subset(&dist, 1))
-            bad_ok += train_work(&c, 2, ref) != DPT_OK;
-        dpt_dist_subset(&dist, world_size);
         if (det)
-            MPI_Bcast(ref, (int)n_params(), MPI_FLOAT, 0, MPI_COMM_WORLD);
-        else
-            memcpy(ref, q[0], n_params() * sizeof *ref);
+            bad_ok += one_rank_model(&c, ref, n_params());
         for (int team = 0; team < 2; team++) {   /* with and without the node's team */
             setenv("DPT_NTEAM", team ? "1" : "0", 1);
-            for (unsigned mask = 0; mask < 1u << (world_size - 1); mask++) {
-                int sizes[8], n_nodes = layout_of(mask, sizes), equal = 1;
-                for (int k = 1; k < n_nodes; k++)
-                    equal &= sizes[k] == sizes[0];
-                assert_int_equal(dpt_dist_subset_nodes(&dist, world_size, sizes), 1);
-                bad_ok += train_work(&c, 2, p[0]) != DPT_OK;
-                if (det || (equal && n_nodes > 1 && sizes[0] > 1))
-                    bad_rows += memcmp(p[0], ref, n_params() * sizeof(float)) != 0;
-                for (size_t i = 0; i < n_params(); i++)
-                    bad_nodes += !(fabs(p[0][i] - ref[i]) <= 1e-4 * (1 + fabs(ref[i])));
-                dpt_dist_subset(&dist, world_size);
-            }
+            bad_ok += node_layouts_against(&c, ref, n_params(), det ? BITS_ALL : BITS_SLICED, &bad_nodes, &bad_rows);
         }
     }
     c.deterministic = 0;
@@ -748,27 +767,9 @@ static void test_sliced_training(void **state)
     c.sizes[1] = 64;
     c.batch = 2;
     const size_t wide = 6 * 64 + 64 + 64 * 3 + 3;
-    float *one = calloc(wide, sizeof *one), *got = NULL;
-    if (dpt_dist_subset(&dist, 1)) {
-        bad_ok += dpt_train_run(&c, &dist, NULL, &got) != DPT_OK;
-        if (got)
-            memcpy(one, got, wide * sizeof *one);
-        free(got);
-        got = NULL;
-    }
-    dpt_dist_subset(&dist, world_size);
-    MPI_Bcast(one, (int)wide, MPI_FLOAT, 0, MPI_COMM_WORLD);
-    for (unsigned mask = 0; mask < 1u << (world_size - 1); mask++) {
-        int sizes[8];
-        layout_of(mask, sizes);
-        assert_int_equal(dpt_dist_subset_nodes(&dist, world_size, sizes), 1);
-        bad_ok += dpt_train_run(&c, &dist, NULL, &got) != DPT_OK;
-        for (size_t i = 0; got && i < wide; i++)
-            bad_nodes += !(fabs(got[i] - one[i]) <= 1e-4 * (1 + fabs(one[i])));
-        free(got);
-        got = NULL;
-        dpt_dist_subset(&dist, world_size);
-    }
+    float *one = calloc(wide, sizeof *one);
+    bad_ok += one_rank_model(&c, one, wide);
+    bad_ok += node_layouts_against(&c, one, wide, BITS_NONE, &bad_nodes, &bad_rows);
     free(one);
     c.sizes[1] = 7;
     setenv("DPT_SLICED", "0", 1);
