@@ -244,21 +244,25 @@ static DptStatus rows_init(DptStep *s, size_t batch)
     }
     if (!s->xr_on)
         return DPT_OK;
+    int *nrank = dpt_calloc(P, sizeof *nrank, "node table");   /* each rank's node rank, for the peers */
     s->xr_node = dpt_calloc(P, sizeof *s->xr_node, "node table");
-    s->xr_nrank = dpt_calloc(P, sizeof *s->xr_nrank, "node table");
     s->xr_peer = dpt_calloc((size_t)d->n_nodes, sizeof *s->xr_peer, "node table");
     s->xr_off = dpt_calloc(P + (size_t)d->n_nodes, sizeof *s->xr_off, "row offsets");
-    DptStatus st = s->xr_node && s->xr_nrank && s->xr_peer && s->xr_off ? DPT_OK : DPT_ENOMEM;
+    DptStatus st = s->xr_node && nrank && s->xr_peer && s->xr_off ? DPT_OK : DPT_ENOMEM;
     if (st == DPT_OK)   /* two messages a layer to and from every other node */
         st = dpt_dist_peers_init(&s->xr_peers, (size_t)(4 * L * (d->n_nodes - 1)));
-    DPT_TRY(dpt_dist_agree(d, st, NULL));
-    dpt_dist_node_table(d, s->xr_node, s->xr_nrank);
+    st = dpt_dist_agree(d, st, NULL);
     int consecutive = 1;
-    for (size_t q = 0; q < P; q++) {
-        if (s->xr_nrank[q] == d->node_rank)
-            s->xr_peer[s->xr_node[q]] = (int)q;
-        consecutive &= q == 0 || s->xr_node[q] >= s->xr_node[q - 1];
+    if (st == DPT_OK) {
+        dpt_dist_node_table(d, s->xr_node, nrank);
+        for (size_t q = 0; q < P; q++) {
+            if (nrank[q] == d->node_rank)
+                s->xr_peer[s->xr_node[q]] = (int)q;
+            consecutive &= q == 0 || s->xr_node[q] >= s->xr_node[q - 1];
+        }
     }
+    free(nrank);
+    DPT_TRY(st);
     /* Deterministic mode: every rank's rows whole blocks from the first row
      * on, node after node, only where the nodes hold consecutive ranks (the
      * last rank's partial block then comes last). The same table everywhere. */
@@ -358,7 +362,6 @@ void dpt_step_free(DptStep *s)
     dpt_dist_shared_free(&s->xr_win);
     dpt_dist_peers_free(&s->xr_peers);
     free(s->xr_node);
-    free(s->xr_nrank);
     free(s->xr_peer);
     free(s->xr_off);
     free(s->ns_rank);

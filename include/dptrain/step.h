@@ -97,7 +97,7 @@ typedef struct {
     float *xr_delta[DPT_MAX_LAYERS + 1];   /* [step rows, sizes[l]] every node's errors, node after node */
     float *xr_act[DPT_MAX_LAYERS];         /* [step rows, sizes[l]] the other nodes' input activations */
     float *xr_pack[DPT_MAX_LAYERS];        /* act[l] of every node's rows, packed (dpt_kern_rowpack) */
-    int *xr_node, *xr_nrank;               /* [world_size] each rank's node and node rank */
+    int *xr_node;                          /* [world_size] each rank's node */
     int *xr_peer;                          /* [n_nodes] the rank of this node rank on each node */
     size_t *xr_off;                        /* [world_size] this step: each rank's first row, node after node */
     DptPeers *xr_peers;
