@@ -37,7 +37,8 @@ rate() { python3 -c "
 import json
 L=[json.loads(l) for l in open('$1') if l.strip()]; t=L[-1]['time']; s=L[-1]['step']
 p=' (fwd %.2f wgrad %.2f igrad %.2f)' % tuple(1e3*t[k]['mean']/s for k in ('forward_products','weight_gradients','input_gradients')) if 'forward_products' in t else ''
-print('%d samples/s; per step ms: compute %.2f%s reduce %.2f update %.2f' % (round(s*$2/sum(x['epoch_s'] for x in L)), 1e3*t['compute']['mean']/s, p, 1e3*t['allreduce']['mean']/s, 1e3*t['update']['mean']/s))"; }
+mm=' [over ranks, min-max: compute %.2f-%.2f reduce %.2f-%.2f]' % tuple(1e3*t[k][m]/s for k in ('compute','allreduce') for m in ('min','max')) if L[-1]['ranks'] > 1 else ''
+print('%d samples/s; per step ms: compute %.2f%s reduce %.2f update %.2f%s' % (round(s*$2/sum(x['epoch_s'] for x in L)), 1e3*t['compute']['mean']/s, p, 1e3*t['allreduce']['mean']/s, 1e3*t['update']['mean']/s, mm))"; }
 plain() {  # label threads batch steps [options]
   local lab=$1 T=$2 Bt=$3 S=$4; shift 4; local m=/tmp/p-$lab.jsonl; rm -f "$m"
   OMP_NUM_THREADS=$T timeout 60 ${PIN:-} $DPT train $NET --batch $Bt --max-steps $S --metrics "$m" "$@" </dev/null >/dev/null 2>"$O/$lab.err" \
@@ -306,6 +307,34 @@ for r in 1 2; do for v in 0 1; do
 done; done
 plain ntbit-1 1 512 10 --save /tmp/ntbit-1.h5; DPT_NTEAM=1 mp ntbit-16 16 1 512 10 --save /tmp/ntbit-16.h5
 $DPT compare /tmp/ntbit-1.h5 /tmp/ntbit-16.h5; echo "compare 1 rank / 16 ranks with the team, default mode: $?"
+}
+# Added 2026-11-28 (sixth session): PARTS="CEIL": the node's ceiling for the products without
+# MPI (part C's 16 singletons hung in MPI_Init): bench_threads on one thread, batch 64 and 128
+# (16 x 1's rows a rank at global 1024 and 2048), alone on core 5, then 16 copies at once, one
+# on each core: the sum of the five products' ms a step, alone vs each copy (median, min, max).
+part_CEIL() {
+echo "== CEIL. products on one core alone vs 16 copies at once (t=$(( $(date +%s) - T0 )))"
+cmake --build $B -j16 --target bench_threads > "$O/build-th.txt" 2>&1 || { tail -20 "$O/build-th.txt"; return; }
+for Bt in 64 128; do
+  OMP_PROC_BIND=close OMP_PLACES=cores taskset -c 5 timeout 60 $B/bench_threads $Bt 101 1 > /tmp/ceil-alone-$Bt.txt
+  for i in $(seq 0 15); do
+    OMP_PROC_BIND=close OMP_PLACES=cores taskset -c $i timeout 60 $B/bench_threads $Bt 101 1 > /tmp/ceil-$Bt-$i.txt &
+  done; wait
+  python3 -c "
+import statistics as st
+def prods(f):
+    return [float(l.split()[3]) for l in open(f) if l.split()[1:2] and l.split()[1] in ('forward', 'wgrad', 'igrad')]
+a = prods('/tmp/ceil-alone-$Bt.txt'); c = [sum(prods('/tmp/ceil-$Bt-%d.txt' % i)) for i in range(16)]
+print('batch $Bt: five products alone %.2f ms (%s); 16 copies each: median %.2f min %.2f max %.2f ms -> alone/copy %.2f' % (sum(a), ' '.join('%.2f' % x for x in a), st.median(c), min(c), max(c), sum(a) / st.median(c)))"
+done
+}
+# PARTS="PROF2": part PROF's runs with the spread over ranks (rate() prints min-max since the
+# sixth session of 2026-11-28): where 16 ranks' step goes, against one rank alone.
+part_PROF2() {
+echo "== PROF2. 1 rank alone vs 16 ranks, spread over ranks (t=$(( $(date +%s) - T0 )))"
+plain prof-solo64 1 64 120; plain prof-solo128 1 128 80
+mp prof-16x64 16 1 1024 60; mp prof-16x128 16 1 2048 40
+mp prof-16x64-mpi 16 1 1024 60 --reduce mpi
 }
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
