@@ -20,7 +20,7 @@ PC=/opt/inih/usr/lib/x86_64-linux-gnu/pkgconfig
 sed -i 's#^prefix=.*#prefix=/opt/inih/usr#' $PC/inih.pc
 export PKG_CONFIG_PATH=$PC LD_LIBRARY_PATH=/opt/inih/usr/lib/x86_64-linux-gnu:/opt/pkgconf/usr/lib/x86_64-linux-gnu
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-B=/tmp/dpt-build
+B=/tmp/dpt-build; pids=()
 cmake -S "$ROOT" -B $B -DCMAKE_BUILD_TYPE=Release -DDPT_TESTS=OFF > "$O/cmake.txt" 2>&1 || { cat "$O/cmake.txt"; exit 1; }
 cmake --build $B -j16 --target dptrain > "$O/build.txt" 2>&1 || { tail -40 "$O/build.txt"; exit 1; }
 echo "built in $(( $(date +%s) - T0 )) s"
@@ -102,8 +102,8 @@ echo "== C. ceiling: independent processes, one per core (t=$(( $(date +%s) - T0
 for Bt in 64 128; do
   plain alone-$Bt 1 $Bt 100
   for i in $(seq 0 15); do
-    OMP_NUM_THREADS=1 taskset -c $i timeout 60 $DPT train $NET --batch $Bt --max-steps 100 --metrics /tmp/c-$Bt-$i.jsonl </dev/null >/dev/null 2>&1 &
-  done; wait
+    OMP_NUM_THREADS=1 taskset -c $i timeout 60 $DPT train $NET --batch $Bt --max-steps 100 --metrics /tmp/c-$Bt-$i.jsonl </dev/null >/dev/null 2>&1 & pids+=($!)
+  done; wait "${pids[@]}"; pids=()   # (a bare wait also waits for the log's tee: the hang of 2026-11-27)
   python3 -c "
 import json, statistics as st
 v=[]
@@ -318,14 +318,24 @@ cmake --build $B -j16 --target bench_threads > "$O/build-th.txt" 2>&1 || { tail 
 for Bt in 64 128; do
   OMP_PROC_BIND=close OMP_PLACES=cores taskset -c 5 timeout 60 $B/bench_threads $Bt 101 1 > /tmp/ceil-alone-$Bt.txt
   for i in $(seq 0 15); do
-    OMP_PROC_BIND=close OMP_PLACES=cores taskset -c $i timeout 60 $B/bench_threads $Bt 101 1 > /tmp/ceil-$Bt-$i.txt &
-  done; wait
+    OMP_PROC_BIND=close OMP_PLACES=cores taskset -c $i timeout 60 $B/bench_threads $Bt 101 1 > /tmp/ceil-$Bt-$i.txt & pids+=($!)
+  done; wait "${pids[@]}"; pids=()
   python3 -c "
 import statistics as st
 def prods(f):
     return [float(l.split()[3]) for l in open(f) if l.split()[1:2] and l.split()[1] in ('forward', 'wgrad', 'igrad')]
 a = prods('/tmp/ceil-alone-$Bt.txt'); c = [sum(prods('/tmp/ceil-$Bt-%d.txt' % i)) for i in range(16)]
 print('batch $Bt: five products alone %.2f ms (%s); 16 copies each: median %.2f min %.2f max %.2f ms -> alone/copy %.2f' % (sum(a), ' '.join('%.2f' % x for x in a), st.median(c), min(c), max(c), sum(a) / st.median(c)))"
+done
+}
+# PARTS="CORES": each core alone, one after the other: the five products at batch 128 (ms),
+# to see whether the cores run at one speed (a rank on a slow core holds up the node's step).
+part_CORES() {
+echo "== CORES. the five products at batch 128 on each core alone (t=$(( $(date +%s) - T0 )))"
+cmake --build $B -j16 --target bench_threads > "$O/build-th.txt" 2>&1 || { tail -20 "$O/build-th.txt"; return; }
+for i in $(seq 0 $(( $(nproc) - 1 ))); do
+  OMP_PROC_BIND=close OMP_PLACES=cores taskset -c $i timeout 30 $B/bench_threads 128 41 1 > /tmp/core-$i.txt
+  echo "core $i: $(awk '$2 ~ /^(forward|wgrad|igrad)$/ { s += $4 } END { printf "%.2f ms", s }' /tmp/core-$i.txt)"
 done
 }
 # PARTS="PROF2": part PROF's runs with the spread over ranks (rate() prints min-max since the
