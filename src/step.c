@@ -21,6 +21,75 @@ _Static_assert(N_CTRL * sizeof(float) <= CTRL_LINE, "the control words fit a lin
 
 enum { CHUNK_ROWS = 512 };
 
+/* ---------------------------------------------------------------- claimed units
+ * Workers that share a layer's units (a node's ranks; a rank's threads as
+ * ranks) take them in turns while they run instead of in fixed shares, so
+ * that one on a slower core (interrupts, another process, a lower clock:
+ * on the 16-core Intel host each core alone took 9.8-17.5 ms over the same
+ * products, and 16 ranks' compute per step spread over 9.0-14.3 ms) takes
+ * fewer, and the others do not wait for it at the next barrier. A turn
+ * takes 1/(2k) of the units left, cut on multiples of q, at least
+ * CLAIM_MIN (guided: large turns first, small ones at the end). A unit's
+ * sums do not depend on who computes them or on the units beside it (each
+ * element is one chain over the rows), so the bits do not depend on the
+ * turns. A counter only grows: one use of it hands out exactly its `out`
+ * units, so each worker's next use starts `out` further on (every worker
+ * takes part in every use; uses of one counter are separated by barriers).
+ * DPT_CLAIM=0 keeps the fixed shares. */
+enum { CLAIM_MIN = 16, CLAIM_LINE = 8 /* counters a cache line apart */ };
+
+typedef struct {
+    uint64_t *ctr;     /* shared; NULL: the fixed share [u0, u1), one turn */
+    uint64_t *base;    /* the worker's: the counter's value when this use began */
+    size_t out, q, k, u0, u1;
+    int done;
+} Units;
+
+/* Claimed units unless DPT_CLAIM=0. */
+static int claims_wanted(void)
+{
+    const char *env = getenv("DPT_CLAIM");
+    return !(env && *env && atoi(env) == 0);
+}
+
+static Units units_fixed(size_t u0, size_t u1) { return (Units){.u0 = u0, .u1 = u1}; }
+
+static Units units_claimed(uint64_t *ctr, uint64_t *base, size_t out, size_t q, size_t k)
+{
+    return (Units){.ctr = ctr, .base = base, .out = out, .q = q, .k = k};
+}
+
+/* The next turn's units [*u0, *u1); 0 when none are left (and then the
+ * worker's base moves past this use). */
+static int units_next(Units *it, size_t *u0, size_t *u1)
+{
+    if (!it->ctr) {
+        *u0 = it->u0;
+        *u1 = it->u1;
+        const int first = !it->done;
+        it->done = 1;
+        return first;
+    }
+    uint64_t cur = __atomic_load_n(it->ctr, __ATOMIC_RELAXED);
+    for (;;) {
+        const size_t at = (size_t)(cur - *it->base);
+        if (at >= it->out) {
+            *it->base += it->out;
+            return 0;
+        }
+        const size_t left = it->out - at, least = (CLAIM_MIN + it->q - 1) / it->q * it->q;
+        size_t m = (left + 2 * it->k - 1) / (2 * it->k);
+        m = (m + it->q - 1) / it->q * it->q;
+        m = m < least ? least : m;
+        m = m < left ? m : left;
+        if (__atomic_compare_exchange_n(it->ctr, &cur, cur + m, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+            *u0 = at;
+            *u1 = at + m;
+            return 1;
+        }
+    }
+}
+
 size_t dpt_step_auto_block(size_t batch)
 {
     size_t blk = 8;
@@ -91,9 +160,15 @@ static DptStatus sliced_init(DptStep *s, int shared)
         total += (team_rows * (size_t)a->sizes[l] + 15) / 16 * 16;
     }
     const size_t grad_at = total * sizeof(float), ctrl_at = grad_at + (a->n_params * elem + 63) / 64 * 64;
-    const size_t bytes = ctrl_at + 2 * (size_t)k * CTRL_LINE;
+    const size_t claim_at = ctrl_at + 2 * (size_t)k * CTRL_LINE;
+    const size_t bytes = claim_at + (size_t)L * CLAIM_LINE * sizeof(uint64_t);
+    /* claimed units (above): on one node (across nodes, node rank j's units
+     * are the same on every node) */
+    int claim = d->n_nodes == 1 && claims_wanted();
+    claim = dpt_dist_same_hash(d, (uint64_t)claim) && claim;
     s->ns_rank = dpt_calloc((size_t)k, sizeof *s->ns_rank, "node ranks");
-    DPT_TRY(dpt_dist_agree(d, s->ns_rank ? DPT_OK : DPT_ENOMEM, NULL));   /* before the node's collectives */
+    s->ns_base = dpt_calloc((size_t)L, sizeof *s->ns_base, "claim counts");
+    DPT_TRY(dpt_dist_agree(d, s->ns_rank && s->ns_base ? DPT_OK : DPT_ENOMEM, NULL));   /* before the node's collectives */
     dpt_dist_node_allgather(d, &d->rank, sizeof d->rank, s->ns_rank);
     void *mem = NULL;
     DPT_TRY(dpt_dist_shared_alloc(d, bytes, &mem, &s->ns_win));
@@ -110,6 +185,7 @@ static DptStatus sliced_init(DptStep *s, int shared)
     }
     s->ns_grad = (char *)mem + grad_at;
     s->ns_ctrl = (char *)mem + ctrl_at;
+    s->ns_ctr = claim ? (uint64_t *)((char *)mem + claim_at) : NULL;
     if (s->deterministic && d->n_nodes == 1) {
         size_t widest = 1;
         for (int l = 1; l <= L; l++)
@@ -189,7 +265,9 @@ static DptStatus team_init(DptStep *s)
     s->team_floats = (dpt_kern_solo_floats() + 15) / 16 * 16;
     s->team_buf = dpt_aligned_alloc((size_t)T * s->team_floats * sizeof(float), "threads' packing buffers");
     s->team_mem = dpt_aligned_alloc(total * sizeof(float), "packed activations");
-    if (!s->team_buf || !s->team_mem)
+    if (claims_wanted())
+        s->team_ctr = dpt_aligned_alloc((size_t)a->n_layers * CLAIM_LINE * sizeof *s->team_ctr, "claim counters");
+    if (!s->team_buf || !s->team_mem || (claims_wanted() && !s->team_ctr))
         return DPT_ENOMEM;
     for (int l = 0; l < a->n_layers; l++)
         s->team_pack[l] = s->team_mem + at[l];
@@ -365,6 +443,7 @@ void dpt_step_free(DptStep *s)
     free(s->xr_peer);
     free(s->xr_off);
     free(s->ns_rank);
+    free(s->ns_base);
     free(s->ns_bq);
     free(s->avg);
     free(s->scales);
@@ -373,6 +452,7 @@ void dpt_step_free(DptStep *s)
     free(s->row_d);
     free(s->team_buf);
     free(s->team_mem);
+    free(s->team_ctr);
     memset(s, 0, sizeof *s);
 }
 
@@ -466,11 +546,22 @@ static void team_slices(DptStep *s, void *buf, size_t n, size_t t, size_t nt, in
     const DptArch *a = s->arch;
     for (int l = a->n_layers - 1; l >= 0; l--) {
         const size_t out = (size_t)a->sizes[l + 1];
-        UnitRows ur = {.u0 = out * t / nt, .u1 = out * (t + 1) / nt, .K = n, .D = s->work->delta[l + 1],
-                       .pack = s->team_pack[l], .as_float = as_float};
-        ur.bq = as_float ? s->sumq + a->b_off[l] + ur.u0 : NULL;
-        layer_slice(s, buf, l, &ur, accumulate, 0, bad, NULL);
+        UnitRows ur = {.K = n, .D = s->work->delta[l + 1], .pack = s->team_pack[l], .as_float = as_float};
+        uint64_t base = 0;   /* the counters start from 0 in each region (team_claims_reset) */
+        Units it = s->team_ctr ? units_claimed(s->team_ctr + (size_t)l * CLAIM_LINE, &base, out, 8, nt)
+                               : units_fixed(out * t / nt, out * (t + 1) / nt);
+        while (units_next(&it, &ur.u0, &ur.u1)) {
+            ur.bq = as_float ? s->sumq + a->b_off[l] + ur.u0 : NULL;
+            layer_slice(s, buf, l, &ur, accumulate, 0, bad, NULL);
+        }
     }
+}
+
+/* After a region that ran team_slices: its counters back to 0. */
+static void team_claims_reset(DptStep *s)
+{
+    if (s->team_ctr)
+        memset(s->team_ctr, 0, (size_t)s->arch->n_layers * CLAIM_LINE * sizeof *s->team_ctr);
 }
 
 /* One parallel region of s->team threads over the n rows in w: each thread
@@ -494,6 +585,7 @@ static int64_t team_region(DptStep *s, DptWork *w, const float *params, size_t n
         }
         dpt_kern_solo_end();
     }
+    team_claims_reset(s);
     return right;
 }
 
@@ -679,6 +771,7 @@ static void team_fixed_sums(DptStep *s, size_t n, int bad, float *wf)
         team_slices(s, buf, n, t, nt, 0, wf != NULL, bad);
         dpt_kern_solo_end();
     }
+    team_claims_reset(s);
 }
 
 /* The fixed-point sums of this rank's blocks (zeros after a non-finite
@@ -863,14 +956,29 @@ static size_t node_pass(const DptStep *s, size_t cnt, size_t p, size_t *K, size_
 
 /* Does the node's team run the forward products and the hidden layers'
  * errors of a pass of K rows (team_forward, team_backward)? Where a rank's
- * share of the rows is small: each rank then streams only its units' rows
- * of W for all K rows, instead of all of W for its own (README, "Scaling",
- * 2 ranks on 2 cores: 1.04-1.08x at 32 and at 64 rows a rank, 0.96-1.03x
- * at 128, 0.91-1.00x at 256). The same on every rank of the node (K is);
- * DPT_NTEAM=0/1 overrides. */
+ * share of the rows is small, and where it moves fewer floats through a
+ * rank's caches: each rank then streams only its units' rows of W, but
+ * packs the input rows of all K (the products' A side, read and written),
+ * instead of all of W for its own rows. README, "Scaling": 2 ranks on 2
+ * cores 1.04-1.08x at 32 and at 64 rows a rank, 0.96-1.03x at 128,
+ * 0.91-1.00x at 256; the 16-core Intel host, 16 ranks, 0.73-0.84x at 32
+ * and 64 rows, 8 ranks at 128 0.71-0.93x (every rank packs all 1024 rows).
+ * For [784,1024,1024,10] at 64 rows a rank the rule takes it on 2 and 4
+ * ranks (fewer floats), not on 8 or 16. The same on every rank of the node
+ * (K is); DPT_NTEAM=0/1 overrides. */
 static int node_team(const DptStep *s, size_t K)
 {
-    return s->ns_team >= 0 ? s->ns_team : K <= DPT_TEAM_ROWS * (size_t)s->d->node_size;
+    const size_t k = (size_t)s->d->node_size;
+    if (s->ns_team >= 0 || K > DPT_TEAM_ROWS * k)
+        return s->ns_team > 0;
+    const DptArch *a = s->arch;
+    double team = 0.0, own = 0.0;
+    for (int l = 0; l + 1 < a->n_layers; l++) {
+        const double in = a->sizes[l], out = a->sizes[l + 1];
+        team += 2.0 * (double)K * in + in * out / (double)k;
+        own += in * out + (double)K / (double)k * in;
+    }
+    return team < own;
 }
 
 /* The work buffers with this rank's errors (and with the team, its
@@ -1109,10 +1217,16 @@ static void layer_slice(DptStep *s, void *buf, int l, const UnitRows *ur, int ac
         cross_start(s, buf, at, m, tm);
 }
 
-/* This rank's units of layer l on its node, over the node's K rows. */
-static UnitRows node_units(const DptStep *s, int l, size_t K)
+/* This rank's units of layer l on its node, over the node's K rows (its
+ * turns, or its fixed share: with cross, several nodes), into buf. */
+static void node_layer(DptStep *s, void *buf, int l, size_t K, int accumulate, int cross, int bad, DptTimers *tm)
 {
-    return (UnitRows){s->ns_u0[l], s->ns_u1[l], K, s->ns_delta[l + 1], s->ns_pack[l], s->ns_float, s->ns_bq};
+    UnitRows ur = {0, 0, K, s->ns_delta[l + 1], s->ns_pack[l], s->ns_float, s->ns_bq};
+    Units it = s->ns_ctr ? units_claimed(s->ns_ctr + (size_t)l * CLAIM_LINE, s->ns_base + l,
+                                         (size_t)s->arch->sizes[l + 1], 8, (size_t)s->d->node_size)
+                         : units_fixed(s->ns_u0[l], s->ns_u1[l]);
+    while (units_next(&it, &ur.u0, &ur.u1))
+        layer_slice(s, buf, l, &ur, accumulate, cross, bad, tm);
 }
 
 /* Layer l's units over every node's rows (rows across nodes, nothing to
@@ -1209,8 +1323,7 @@ static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit
                 rows_layer(s, g, l, cnt, 0, &xr_in, tm);
                 continue;
             }
-            const UnitRows ur = node_units(s, l, K);
-            layer_slice(s, g, l, &ur, p > 0, s->ns_cross && p + 1 == passes, 0, tm);
+            node_layer(s, g, l, K, p > 0, s->ns_cross && p + 1 == passes, 0, tm);
         }
         dpt_timer_stop(tm, DPT_T_COMPUTE);
     }
@@ -1268,8 +1381,7 @@ static DptStepResult step_sliced_deterministic(DptStep *s, const float *params, 
             rows_layer(s, q, l, cnt, bad, &xr_in, tm);
             continue;
         }
-        const UnitRows ur = node_units(s, l, K);
-        layer_slice(s, q, l, &ur, 0, s->ns_cross != NULL, bad, tm);
+        node_layer(s, q, l, K, 0, s->ns_cross != NULL, bad, tm);
     }
     dpt_timer_stop(tm, DPT_T_COMPUTE);
     cross_wait(s, tm);

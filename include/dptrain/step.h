@@ -90,6 +90,8 @@ typedef struct {
     int *ns_rank;                          /* [node_size] each node rank's world rank */
     DptCross *ns_cross;                    /* several nodes: this rank's units allreduced across them */
     size_t ns_u0[DPT_MAX_LAYERS], ns_u1[DPT_MAX_LAYERS];  /* this rank's units [u0, u1) of each layer */
+    uint64_t *ns_ctr;                      /* one node: the units' counters (step.c, "claimed units"), NULL: fixed shares */
+    uint64_t *ns_base;                     /* this rank's: where each counter's current use began */
     /* several nodes, default mode: layers whose rows cross nodes instead of their gradient (step.c, "rows") */
     int xr_on;                             /* some layer does */
     unsigned char xr[DPT_MAX_LAYERS];      /* layer l does */
@@ -107,6 +109,7 @@ typedef struct {
     size_t team_floats;                    /* floats of one thread's buffers (a multiple of 16) */
     float *team_pack[DPT_MAX_LAYERS];      /* act[l] of the pass's rows, packed (dpt_kern_rowpack), l < L */
     float *team_mem;                       /* the allocation behind team_pack */
+    uint64_t *team_ctr;                    /* [n_layers lines] the units' counters (step.c, "claimed units"), NULL: fixed shares */
 } DptStep;
 
 /* --det-block 0: the block from the global batch alone (so that results stay
