@@ -346,5 +346,22 @@ plain prof-solo64 1 64 120; plain prof-solo128 1 128 80
 mp prof-16x64 16 1 1024 60; mp prof-16x128 16 1 2048 40
 mp prof-16x64-mpi 16 1 1024 60 --reduce mpi
 }
+# Added 2026-11-28 (sixth session): PARTS="CL": the weight gradient's units claimed in turns
+# (DPT_CLAIM=1, the default since 6abb67e) against fixed shares (0), 16 x 1 at global 1024 and
+# 2048 (the node's team now off there by its rule) and 1 x 16 (threads as ranks), interleaved,
+# twice; the bits with claims (deterministic 16 x 1 = 1 x 16; default 16 x 1 = 1 x 1 at 512);
+# then weak and strong at 1 and 16 ranks for the efficiencies.
+part_CL() {
+echo "== CL. claimed units (DPT_CLAIM) (t=$(( $(date +%s) - T0 )))"
+for r in 1 2; do for v in 1 0; do
+  DPT_CLAIM=$v mp cl$r-$v-16x1-b1024 16 1 1024 40; DPT_CLAIM=$v mp cl$r-$v-16x1-b2048 16 1 2048 30
+  DPT_CLAIM=$v plain cl$r-$v-1x16-b1024 16 1024 40
+done; done
+mp clbit-det16 16 1 1024 10 --deterministic --save /tmp/clbit-det16.h5; plain clbit-det1x16 16 1024 10 --deterministic --save /tmp/clbit-det1x16.h5
+$DPT compare /tmp/clbit-det16.h5 /tmp/clbit-det1x16.h5; echo "compare det 16 x 1 / 1 x 16: $?"
+mp clbit-16 16 1 512 10 --save /tmp/clbit-16.h5; plain clbit-1 1 512 10 --save /tmp/clbit-1.h5
+$DPT compare /tmp/clbit-16.h5 /tmp/clbit-1.h5; echo "compare default 16 x 1 / 1 x 1: $?"
+mp clweak-1 1 1 128 100; mp clweak-16 16 1 2048 100; mp clstrong-1 1 1 1024 15; mp clstrong-16 16 1 1024 60
+}
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
