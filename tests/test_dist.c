@@ -638,7 +638,8 @@ static void test_wpack_training(void **state)
 /* The node-sliced weight gradient (DPT_SLICED=1; these ranks are one node):
  * each element of a step's gradient is the product over the node's rows in
  * one chain, so default-mode training on every P is bitwise the one-rank run
- * (1 and 2 threads; batch 2: empty slices on 3 and 4 ranks); deterministic
+ * (1 and 2 threads; batch 2: empty slices on 3 and 4 ranks; units claimed
+ * in turns, DPT_CLAIM=1, the default, or in fixed shares); deterministic
  * mode gives the reduction path's bits (DPT_SLICED=0); on every node layout
  * the default mode gives the one-rank model to 1e-4. A step in several
  * passes per rank (1100 samples in one step: passes of 512 rows) gives the
@@ -705,20 +706,25 @@ static void test_sliced_training(void **state)
      * between collectives would leave the other ranks waiting) */
     int bad_ok = 0, bad_default = 0, bad_det = 0, bad_passes = 0, bad_nodes = 0, bad_rows = 0;
     /* with the node's team for the forward products and the errors
-     * (DPT_NTEAM=1, the rule's choice at these batches) and without */
+     * (DPT_NTEAM=1, the rule's choice at these batches) and without; with
+     * the units claimed in turns (the default) and in fixed shares */
     setenv("DPT_SLICED", "1", 1);
-    for (int team = 0; team < 2; team++) {
-        setenv("DPT_NTEAM", team ? "1" : "0", 1);
-        for (int batch = 10; batch >= 2; batch -= 8)
-            for (int threads = 1; threads <= 2; threads++) {
-                c.batch = batch;
-                over_layouts(train_work, &c, threads, p, st);
-                for (int P = 1; world_rank == 0 && P <= world_size; P++) {
-                    bad_ok += st[P] != DPT_OK;
-                    bad_default += memcmp(p[P], p[1], n_params() * sizeof(float)) != 0;
+    for (int claim = 0; claim < 2; claim++) {
+        setenv("DPT_CLAIM", claim ? "1" : "0", 1);
+        for (int team = 0; team < 2; team++) {
+            setenv("DPT_NTEAM", team ? "1" : "0", 1);
+            for (int batch = 10; batch >= 2; batch -= 8)
+                for (int threads = 1; threads <= 2; threads++) {
+                    c.batch = batch;
+                    over_layouts(train_work, &c, threads, p, st);
+                    for (int P = 1; world_rank == 0 && P <= world_size; P++) {
+                        bad_ok += st[P] != DPT_OK;
+                        bad_default += memcmp(p[P], p[1], n_params() * sizeof(float)) != 0;
+                    }
                 }
-            }
+        }
     }
+    unsetenv("DPT_CLAIM");
     c.deterministic = 1;
     c.batch = 10;
     setenv("DPT_SLICED", "0", 1);
