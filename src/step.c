@@ -35,8 +35,15 @@ enum { CHUNK_ROWS = 512 };
  * turns. A counter only grows: one use of it hands out exactly its `out`
  * units, so each worker's next use starts `out` further on (every worker
  * takes part in every use; uses of one counter are separated by barriers).
- * DPT_CLAIM=0 keeps the fixed shares. */
-enum { CLAIM_MIN = 16, CLAIM_LINE = 8 /* counters a cache line apart */ };
+ * A node's ranks claim from CLAIM_RANKS ranks a node: on 16 ranks of the
+ * 16-core Intel host 1.03-1.13x the fixed shares, but on 2 ranks of the
+ * 2-core Intel Xeon with equal cores 0.95-0.99x (the weight gradient in
+ * several products, each streaming the node's packed rows, 3-4 % more
+ * time), 1.09-1.21x with a busy loop on one core. A rank's threads as
+ * ranks (from 4 threads by default) always claim (1.06-1.08x at 16 threads
+ * on the host; 0.99-1.04x on 2 threads with equal cores, 1.11-1.16x with
+ * a busy core). DPT_CLAIM=0 keeps the fixed shares, 1 claims everywhere. */
+enum { CLAIM_MIN = 16, CLAIM_LINE = 8 /* counters a cache line apart */, CLAIM_RANKS = 4 };
 
 typedef struct {
     uint64_t *ctr;     /* shared; NULL: the fixed share [u0, u1), one turn */
@@ -45,11 +52,17 @@ typedef struct {
     int done;
 } Units;
 
-/* Claimed units unless DPT_CLAIM=0. */
+/* Claimed units unless DPT_CLAIM=0; DPT_CLAIM=1 also below CLAIM_RANKS. */
 static int claims_wanted(void)
 {
     const char *env = getenv("DPT_CLAIM");
     return !(env && *env && atoi(env) == 0);
+}
+
+static int claims_forced(void)
+{
+    const char *env = getenv("DPT_CLAIM");
+    return env && *env && atoi(env) != 0;
 }
 
 static Units units_fixed(size_t u0, size_t u1) { return (Units){.u0 = u0, .u1 = u1}; }
@@ -164,7 +177,7 @@ static DptStatus sliced_init(DptStep *s, int shared)
     const size_t bytes = claim_at + (size_t)L * CLAIM_LINE * sizeof(uint64_t);
     /* claimed units (above): on one node (across nodes, node rank j's units
      * are the same on every node) */
-    int claim = d->n_nodes == 1 && claims_wanted();
+    int claim = d->n_nodes == 1 && claims_wanted() && (k >= CLAIM_RANKS || claims_forced());
     claim = dpt_dist_same_hash(d, (uint64_t)claim) && claim;
     s->ns_rank = dpt_calloc((size_t)k, sizeof *s->ns_rank, "node ranks");
     s->ns_base = dpt_calloc((size_t)L, sizeof *s->ns_base, "claim counts");
