@@ -551,9 +551,11 @@ static int64_t team_rows(DptStep *s, DptWork *w, const float *params, size_t n, 
     return right;
 }
 
-/* Thread t of nt: its units of every layer, over the n rows team_rows
- * left, into buf (layer_slice; as_float: deterministic sums stored as
- * floats, the biases' int64 through the thread's units of s->sumq). */
+/* Thread t of nt: its units of every layer (its turns at the layer's
+ * counter, or its fixed share), over the n rows team_rows left, into buf
+ * (layer_slice; as_float: deterministic sums stored as floats, the biases'
+ * int64 through the thread's units of s->sumq). Race-free: a counter hands
+ * each unit to one thread, which alone writes that unit's row of buf. */
 static void team_slices(DptStep *s, void *buf, size_t n, size_t t, size_t nt, int accumulate, int as_float, int bad)
 {
     const DptArch *a = s->arch;

@@ -19,8 +19,9 @@
  * the reduction to sum. Each rank runs forward and backward (the errors)
  * over its rows, writes its rows' errors and packed input activations into
  * node-shared memory, and after a node barrier computes ITS units' rows of
- * every dW and db over ALL the node's rows, straight into the node's shared
- * gradient: the same flops per rank, no partial gradients written or summed,
+ * every dW and db over ALL the node's rows (a fixed share, or on one node of
+ * 4 ranks or more the units it takes in turns from a counter: step.c,
+ * "claimed units"), straight into the node's shared gradient: the same flops per rank, no partial gradients written or summed,
  * and each element is the product over the node's rows in one chain (the
  * weights' sums bitwise those of one rank taking the same rows in one pass;
  * in deterministic mode the same integers). The control words are summed
@@ -89,7 +90,7 @@ typedef struct {
     int64_t *ns_bq;                        /* deterministic, one node: [widest layer] bias sums */
     int *ns_rank;                          /* [node_size] each node rank's world rank */
     DptCross *ns_cross;                    /* several nodes: this rank's units allreduced across them */
-    size_t ns_u0[DPT_MAX_LAYERS], ns_u1[DPT_MAX_LAYERS];  /* this rank's units [u0, u1) of each layer */
+    size_t ns_u0[DPT_MAX_LAYERS], ns_u1[DPT_MAX_LAYERS];  /* this rank's fixed share [u0, u1) of each layer's units */
     uint64_t *ns_ctr;                      /* one node: the units' counters (step.c, "claimed units"), NULL: fixed shares */
     uint64_t *ns_base;                     /* this rank's: where each counter's current use began */
     /* several nodes, default mode: layers whose rows cross nodes instead of their gradient (step.c, "rows") */
