@@ -704,7 +704,7 @@ static void test_sliced_training(void **state)
     DptStatus st[8] = {0};
     /* failures counted, asserted after the last collective (an assertion
      * between collectives would leave the other ranks waiting) */
-    int bad_ok = 0, bad_default = 0, bad_det = 0, bad_passes = 0, bad_nodes = 0, bad_rows = 0;
+    int bad_ok = 0, bad_default = 0, bad_det = 0, bad_passes = 0, bad_nodes = 0, bad_rows = 0, bad_claims = 0;
     /* with the node's team for the forward products and the errors
      * (DPT_NTEAM=1, the rule's choice at these batches) and without; with
      * the units claimed in turns (the default) and in fixed shares */
@@ -776,6 +776,17 @@ static void test_sliced_training(void **state)
     float *one = calloc(wide, sizeof *one);
     bad_ok += one_rank_model(&c, one, wide);
     bad_ok += node_layouts_against(&c, one, wide, BITS_NONE, &bad_nodes, &bad_rows);
+    /* the same net on one node of every rank, its 64 units in several turns
+     * (of 16 at 2-4 ranks; DPT_CLAIM=1) and in fixed shares: the one-rank
+     * model bit for bit (the 7-unit net above takes one turn) */
+    for (int claim = 1; claim >= 0; claim--) {
+        setenv("DPT_CLAIM", claim ? "1" : "0", 1);
+        float *got = NULL;
+        bad_ok += dpt_train_run(&c, &dist, NULL, &got) != DPT_OK;
+        bad_claims += !got || memcmp(got, one, wide * sizeof *one) != 0;
+        free(got);
+    }
+    unsetenv("DPT_CLAIM");
     free(one);
     c.sizes[1] = 7;
     setenv("DPT_SLICED", "0", 1);
@@ -809,6 +820,7 @@ static void test_sliced_training(void **state)
     assert_int_equal(bad_passes, 0);
     assert_int_equal(bad_nodes, 0);
     assert_int_equal(bad_rows, 0);
+    assert_int_equal(bad_claims, 0);
 }
 
 int main(int argc, char **argv)
