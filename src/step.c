@@ -103,6 +103,29 @@ static int units_next(Units *it, size_t *u0, size_t *u1)
     }
 }
 
+/* ---------------------------------------------------------------- weighted rows
+ * On request (DPT_WROWS=1), one node, default mode: each rank takes rows in
+ * proportion to the rate at which it ran its rows (forward, costs, errors,
+ * packing) in the steps before, averaged over steps the same way on every
+ * rank (each reads every rank's rate from the node's window after the
+ * barrier that ends a step), so that a rank on a slower core takes fewer
+ * rows and the ranks reach the node's barrier together. Rows are
+ * independent and the node's rows stay in the batch's order, so the
+ * model's bits do not depend on the shares; the cost is summed over the
+ * node's rows in that order (ns_loss) for the same reason. A rank's pass
+ * holds up to WROWS_MAX even shares; where a share would not fit, or the
+ * node's team runs (it splits units, not rows), the shares are even. 2-core
+ * Intel Xeon, 2 x 1, [784,1024,1024,10] at batch 256: with a busy loop on
+ * one core 1.21-1.26x the even shares, with equal cores 0.97-0.99x; so not
+ * by default (docs/measurements/intel2-2026-11-28f/wrows-ab.log). */
+enum { WROWS_MAX = 3 };
+
+static int wrows_wanted(void)
+{
+    const char *env = getenv("DPT_WROWS");
+    return env && *env && atoi(env) != 0;
+}
+
 size_t dpt_step_auto_block(size_t batch)
 {
     size_t blk = 8;
@@ -157,6 +180,12 @@ static DptStatus sliced_init(DptStep *s, int shared)
         return DPT_OK;
     if (d->n_nodes > 1)
         DPT_TRY(dpt_dist_cross_init(&s->ns_cross, d, a->n_params, s->deterministic));
+    /* weighted rows (below): one node, default mode; a rank may take up
+     * to WROWS_MAX times an even share in one pass */
+    s->ns_wrows = !s->deterministic && d->n_nodes == 1 && wrows_wanted();
+    s->ns_wrows = dpt_dist_same_hash(d, (uint64_t)s->ns_wrows) && s->ns_wrows;
+    if (s->ns_wrows)
+        s->chunk = s->chunk * WROWS_MAX < CHUNK_ROWS ? s->chunk * WROWS_MAX : CHUNK_ROWS;
     const size_t rows = (size_t)k * s->chunk, elem = s->deterministic ? sizeof(int64_t) : sizeof(float);
     size_t at_d[DPT_MAX_LAYERS + 1], at_p[DPT_MAX_LAYERS], total = 0;
     for (int l = 1; l <= L; l++) {
@@ -174,14 +203,19 @@ static DptStatus sliced_init(DptStep *s, int shared)
     }
     const size_t grad_at = total * sizeof(float), ctrl_at = grad_at + (a->n_params * elem + 63) / 64 * 64;
     const size_t claim_at = ctrl_at + 2 * (size_t)k * CTRL_LINE;
-    const size_t bytes = claim_at + (size_t)L * CLAIM_LINE * sizeof(uint64_t);
+    const size_t loss_at = claim_at + (size_t)L * CLAIM_LINE * sizeof(uint64_t);
+    const size_t rate_at = loss_at + rows * sizeof(double);
+    const size_t bytes = rate_at + 2 * (size_t)k * sizeof(double);
     /* claimed units (above): on one node (across nodes, node rank j's units
      * are the same on every node) */
     int claim = d->n_nodes == 1 && claims_wanted() && (k >= CLAIM_RANKS || claims_forced());
     claim = dpt_dist_same_hash(d, (uint64_t)claim) && claim;
     s->ns_rank = dpt_calloc((size_t)k, sizeof *s->ns_rank, "node ranks");
     s->ns_base = dpt_calloc((size_t)L, sizeof *s->ns_base, "claim counts");
-    DPT_TRY(dpt_dist_agree(d, s->ns_rank && s->ns_base ? DPT_OK : DPT_ENOMEM, NULL));   /* before the node's collectives */
+    s->ns_at = dpt_calloc((size_t)k + 1, sizeof *s->ns_at, "row shares");
+    s->ns_speed = dpt_calloc((size_t)k, sizeof *s->ns_speed, "row rates");
+    DPT_TRY(dpt_dist_agree(d, s->ns_rank && s->ns_base && s->ns_at && s->ns_speed ? DPT_OK : DPT_ENOMEM,
+                           NULL));   /* before the node's collectives */
     dpt_dist_node_allgather(d, &d->rank, sizeof d->rank, s->ns_rank);
     void *mem = NULL;
     DPT_TRY(dpt_dist_shared_alloc(d, bytes, &mem, &s->ns_win));
@@ -199,6 +233,8 @@ static DptStatus sliced_init(DptStep *s, int shared)
     s->ns_grad = (char *)mem + grad_at;
     s->ns_ctrl = (char *)mem + ctrl_at;
     s->ns_ctr = claim ? (uint64_t *)((char *)mem + claim_at) : NULL;
+    s->ns_loss = (double *)((char *)mem + loss_at);
+    s->ns_rate = (double *)((char *)mem + rate_at);
     if (s->deterministic && d->n_nodes == 1) {
         size_t widest = 1;
         for (int l = 1; l <= L; l++)
@@ -413,11 +449,11 @@ DptStatus dpt_step_init(DptStep *s, const DptDist *d, const DptArch *arch, size_
         size_t local = (batch + P - 1) / P;
         s->chunk = local < CHUNK_ROWS ? local : CHUNK_ROWS;
     }
-    *rows = s->chunk;
     const int L = arch->n_layers;
     const size_t n = arch->n_params + (deterministic ? N_CTRLQ : N_CTRL);
     const int shared = reduce != DPT_REDUCE_MPI;
-    DPT_TRY(sliced_init(s, shared));
+    DPT_TRY(sliced_init(s, shared));   /* may give a rank's pass more rows (weighted rows) */
+    *rows = s->chunk;
     DPT_TRY(rows_init(s, batch));
     DPT_TRY(team_init(s));
     if (s->sliced) {
@@ -457,6 +493,8 @@ void dpt_step_free(DptStep *s)
     free(s->xr_off);
     free(s->ns_rank);
     free(s->ns_base);
+    free(s->ns_at);
+    free(s->ns_speed);
     free(s->ns_bq);
     free(s->avg);
     free(s->scales);
@@ -935,6 +973,11 @@ static DptStepResult step_deterministic(DptStep *s, const float *params, const D
 static void rank_rows(const DptStep *s, size_t cnt, int g, size_t *lo, size_t *hi)
 {
     const size_t P = (size_t)s->d->world_size, r = (size_t)g;
+    if (s->ns_wrows && s->ns_at[P] == cnt) {   /* this step's weighted rows (one node: g is the node rank) */
+        *lo = s->ns_at[r];
+        *hi = s->ns_at[r + 1];
+        return;
+    }
     if (!s->deterministic) {
         *lo = cnt * r / P;
         *hi = cnt * (r + 1) / P;
@@ -1274,7 +1317,7 @@ static void cross_wait(DptStep *s, DptTimers *tm)
  * nodes beyond the units it shares with them. */
 static float *ctrl_mine(const DptStep *s) { return (float *)(s->ns_ctrl + (size_t)s->d->node_rank * CTRL_LINE); }
 
-static float *ctrl_node_sum(DptStep *s, DptTimers *tm)
+static float *ctrl_node_sum(DptStep *s, double loss, DptTimers *tm)
 {
     const size_t k = (size_t)s->d->node_size;
     float *out = (float *)(s->ns_ctrl + (k + (size_t)s->d->node_rank) * CTRL_LINE);
@@ -1284,9 +1327,45 @@ static float *ctrl_node_sum(DptStep *s, DptTimers *tm)
             f += ((const float *)(s->ns_ctrl + j * CTRL_LINE))[w];
         out[w] = f;
     }
+    out[C_LOSS] = (float)loss;   /* the node's cost summed over its rows in order (step_sliced) */
     if (s->ns_cross)
         cross_start(s, out, 0, N_CTRL, tm);
     return out;
+}
+
+/* This step's rows of each rank (weighted rows, above) into s->ns_at, from
+ * the rates the ranks wrote in the step before. The same on every rank. */
+static void wrows_shares(DptStep *s, size_t cnt)
+{
+    const size_t k = (size_t)s->d->node_size;
+    const double *rate = s->ns_rate + (s->ns_steps % 2 ? 0 : k);   /* the previous step's slot */
+    double total = 0.0;
+    int even = node_team(s, cnt);
+    for (size_t j = 0; j < k; j++) {
+        const double r = rate[j];
+        if (r > 0.0 && isfinite(r))
+            s->ns_speed[j] = s->ns_speed[j] > 0.0 ? 0.5 * s->ns_speed[j] + 0.5 * r : r;
+        even |= !(s->ns_speed[j] > 0.0);
+        total += s->ns_speed[j];
+    }
+    s->ns_at[0] = 0;
+    double acc = 0.0;
+    for (size_t j = 0; j < k && !even; j++) {
+        acc += s->ns_speed[j];
+        s->ns_at[j + 1] = j + 1 == k ? cnt : (size_t)llround((double)cnt * acc / total);
+        even = s->ns_at[j + 1] < s->ns_at[j] || s->ns_at[j + 1] - s->ns_at[j] > s->chunk || s->ns_at[j + 1] > cnt;
+    }
+    for (size_t j = 0; j < k && even; j++)
+        s->ns_at[j + 1] = cnt * (j + 1) / k;
+}
+
+/* This rank's rate over its rows of this step (rows a second) into its
+ * word of this step's slot. */
+static void wrows_rate(DptStep *s, size_t n, double t0)
+{
+    const size_t k = (size_t)s->d->node_size;
+    const double t = dpt_clock() - t0;
+    s->ns_rate[(s->ns_steps % 2) * k + (size_t)s->d->node_rank] = n > 0 && t > 0.0 ? (double)n / t : 0.0;
 }
 
 static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx,
@@ -1295,8 +1374,11 @@ static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit
     const DptArch *a = s->arch;
     float *g = s->ns_grad, *ctrl = NULL;
     size_t lo, hi, K, off, n;
+    const double t0 = dpt_clock();
+    if (s->ns_wrows)
+        wrows_shares(s, cnt);
     rank_rows(s, cnt, s->d->rank, &lo, &hi);
-    double loss = 0.0;
+    double loss = 0.0, node_loss = 0.0;
     int64_t correct = 0;
     const size_t passes = node_pass(s, cnt, 0, &K, &off, &n);
     const int xr = s->xr_on && passes == 1;   /* one pass: rows_init */
@@ -1315,6 +1397,7 @@ static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit
         if (n > 0) {
             int64_t right = 0;
             loss += dpt_net_loss(&v, a, n, 1, &right);
+            memcpy(s->ns_loss + off, v.row_loss, n * sizeof *s->ns_loss);
             correct += right;
             if (!team)
                 dpt_net_deltas(&v, a, params, n);
@@ -1325,14 +1408,18 @@ static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit
             pack_rows(s, &v, K, off, n, 0, xr);
         if (xr)
             rows_start(s, &v, cnt, off, n);
+        if (p == 0 && s->ns_wrows)
+            wrows_rate(s, n, t0);
         if (p + 1 == passes)
             encode_ctrl(ctrl_mine(s), (int64_t)(hi - lo), correct, loss, !isfinite(loss), stop);
         if (n > 0 || team)
             dpt_timer_stop(tm, DPT_T_COMPUTE);
         node_barrier(s, tm);
         dpt_timer_start(tm, DPT_T_COMPUTE);
+        for (size_t r = 0; r < K; r++)   /* the node's rows in order: the cost whatever the shares */
+            node_loss += s->ns_loss[r];
         if (p + 1 == passes)
-            ctrl = ctrl_node_sum(s, tm);
+            ctrl = ctrl_node_sum(s, node_loss, tm);
         for (int l = a->n_layers - 1; l >= 0; l--) {
             if (xr && s->xr[l]) {
                 rows_layer(s, g, l, cnt, 0, &xr_in, tm);
@@ -1344,6 +1431,7 @@ static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit
     }
     cross_wait(s, tm);
     node_barrier(s, tm);   /* every rank's units are in g, and every node's words in ctrl */
+    s->ns_steps++;
     s->grad = g;
     return decode_ctrl(ctrl);
 }

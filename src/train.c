@@ -187,8 +187,9 @@ static void print_header(const Trainer *t)
                  t->arch.n_params, t->n_train, t->batch, mode);
     if (t->step.sliced)
         dpt_log_info("reduction: none within a node: each rank computes its units' rows of the weight gradient "
-                     "over the node's samples, in node-shared memory%s%s (DPT_SLICED)%s%s\n",
+                     "over the node's samples, in node-shared memory%s%s%s (DPT_SLICED)%s%s\n",
                      t->step.ns_ctr ? ", taking them in turns (DPT_CLAIM)" : "",
+                     t->step.ns_wrows ? ", each rank's rows in proportion to its rate (DPT_WROWS=1)" : "",
                      t->d->n_nodes > 1 ? "; across nodes, one allreduce per rank's units and layer (hierarchical)" : "",
                      t->step.ns_team == 0   ? ""
                      : t->step.ns_team == 1 ? "; and its units of the hidden layers' forward products and errors "

@@ -787,6 +787,19 @@ static void test_sliced_training(void **state)
         free(got);
     }
     unsetenv("DPT_CLAIM");
+    /* weighted rows (DPT_WROWS=1: each rank's rows from its rate in the
+     * steps before, so the shares follow the ranks' timing): the one-rank
+     * model bit for bit at batch 30, whatever shares the timing gave */
+    c.batch = 30;
+    bad_ok += one_rank_model(&c, one, wide);
+    setenv("DPT_WROWS", "1", 1);
+    {
+        float *got = NULL;
+        bad_ok += dpt_train_run(&c, &dist, NULL, &got) != DPT_OK;
+        bad_claims += !got || memcmp(got, one, wide * sizeof *one) != 0;
+        free(got);
+    }
+    unsetenv("DPT_WROWS");
     free(one);
     c.sizes[1] = 7;
     setenv("DPT_SLICED", "0", 1);

@@ -93,6 +93,12 @@ typedef struct {
     size_t ns_u0[DPT_MAX_LAYERS], ns_u1[DPT_MAX_LAYERS];  /* this rank's fixed share [u0, u1) of each layer's units */
     uint64_t *ns_ctr;                      /* one node: the units' counters (step.c, "claimed units"), NULL: fixed shares */
     uint64_t *ns_base;                     /* this rank's: where each counter's current use began */
+    double *ns_loss;                       /* [node rows] each row's cost, in the node's window */
+    int ns_wrows;                          /* weighted rows (step.c; DPT_WROWS=1): one node, default mode */
+    double *ns_rate;                       /* [2][node_size] each rank's rows a second, a slot a step, in the window */
+    double *ns_speed;                      /* [node_size] the rates averaged over steps (the same on every rank) */
+    size_t *ns_at;                         /* [node_size + 1] this step's first row of each rank */
+    uint64_t ns_steps;                     /* node-sliced steps taken */
     /* several nodes, default mode: layers whose rows cross nodes instead of their gradient (step.c, "rows") */
     int xr_on;                             /* some layer does */
     unsigned char xr[DPT_MAX_LAYERS];      /* layer l does */
