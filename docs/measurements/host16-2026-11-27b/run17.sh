@@ -363,7 +363,7 @@ mp clbit-16 16 1 512 10 --save /tmp/clbit-16.h5; plain clbit-1 1 512 10 --save /
 $DPT compare /tmp/clbit-16.h5 /tmp/clbit-1.h5; echo "compare default 16 x 1 / 1 x 1: $?"
 mp clweak-1 1 1 128 100; mp clweak-16 16 1 2048 100; mp clstrong-1 1 1 1024 15; mp clstrong-16 16 1 1024 60
 }
-# Added 2026-11-28 (sixth session), not yet run: PARTS="CL4": what the sixth session's rules chose
+# Added 2026-11-28 (sixth session), not yet run: PARTS="CL4" (with weighted rows, DPT_WROWS): what the sixth session's rules chose
 # without a measurement on this host: claimed units at 4 and 8 ranks (on by default from 4 ranks a
 # node) and the node's team at 4 ranks and 64 rows a rank (on there by the floats rule; measured
 # on 2 and 16 ranks only), interleaved, twice; run part CORES first to see the cores' speeds.
@@ -375,7 +375,11 @@ for r in 1 2; do
     DPT_CLAIM=$v mp cl4$r-$v-4x4-b1024 4 4 1024 40
   done
   for v in 1 0; do DPT_NTEAM=$v mp nt4$r-$v-4x1-b256 4 1 256 100; DPT_NTEAM=$v mp nt4$r-$v-4x1-b128 4 1 128 150; done
+  # weighted rows (DPT_WROWS=1, on request since 4160bba): do the host's slow cores stay slow?
+  for v in 1 0; do DPT_WROWS=$v mp wr$r-$v-16x1-b1024 16 1 1024 60; DPT_WROWS=$v mp wr$r-$v-16x1-b2048 16 1 2048 40; done
 done
+mp wrbit-16 16 1 1024 20 --save /tmp/wrbit-16.h5; DPT_WROWS=1 mp wrbit-16w 16 1 1024 20 --save /tmp/wrbit-16w.h5
+$DPT compare /tmp/wrbit-16.h5 /tmp/wrbit-16w.h5; echo "compare even / weighted rows: $?"
 }
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
