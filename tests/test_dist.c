@@ -691,6 +691,17 @@ static int node_layouts_against(const DptConfig *c, const float *ref, size_t n, 
     return failed;
 }
 
+/* c trained on one node of every world rank: *bits counts a model not
+ * ref's (n parameters) bit for bit; returns 1 where the run failed. */
+static int one_node_against(const DptConfig *c, const float *ref, size_t n, int *bits)
+{
+    float *got = NULL;
+    const int failed = dpt_train_run(c, &dist, NULL, &got) != DPT_OK;
+    *bits += !got || memcmp(got, ref, n * sizeof *ref) != 0;
+    free(got);
+    return failed;
+}
+
 static void test_sliced_training(void **state)
 {
     (void)state;
@@ -781,10 +792,7 @@ static void test_sliced_training(void **state)
      * model bit for bit (the 7-unit net above takes one turn) */
     for (int claim = 1; claim >= 0; claim--) {
         setenv("DPT_CLAIM", claim ? "1" : "0", 1);
-        float *got = NULL;
-        bad_ok += dpt_train_run(&c, &dist, NULL, &got) != DPT_OK;
-        bad_claims += !got || memcmp(got, one, wide * sizeof *one) != 0;
-        free(got);
+        bad_ok += one_node_against(&c, one, wide, &bad_claims);
     }
     unsetenv("DPT_CLAIM");
     /* weighted rows (DPT_WROWS=1: each rank's rows from its rate in the
@@ -793,12 +801,7 @@ static void test_sliced_training(void **state)
     c.batch = 30;
     bad_ok += one_rank_model(&c, one, wide);
     setenv("DPT_WROWS", "1", 1);
-    {
-        float *got = NULL;
-        bad_ok += dpt_train_run(&c, &dist, NULL, &got) != DPT_OK;
-        bad_claims += !got || memcmp(got, one, wide * sizeof *one) != 0;
-        free(got);
-    }
+    bad_ok += one_node_against(&c, one, wide, &bad_claims);
     unsetenv("DPT_WROWS");
     free(one);
     c.sizes[1] = 7;
