@@ -5,7 +5,8 @@
 # a damaged variable-length string (global heap overwritten) ends in a clear
 # error within the bound, never a hang. Predictions without labels: inputs
 # as /x at the root, as /test/x alone, or as a CSV table without a label
-# column (with a header), to HDF5 and to CSV; eval refuses them.
+# column (with a header), to HDF5 and to CSV; eval refuses them. A dataset
+# of compact layout trains like its contiguous copy.
 # Usage: h5py_files.sh DPTRAIN   (needs Debian's python3-h5py)
 set -u
 DPTRAIN=$1
@@ -106,6 +107,31 @@ if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(printf '%s\n' "$out" | grep -c '
     ok "a damaged variable-length string: status $rc after $secs s ($(printf '%s' "$out" | cut -c1-110))"
 else
     bad "damaged variable-length string: status $rc after $secs s: $out"
+fi
+# ---- compact datasets (their bytes in the object header): a sound one
+# trains to the same model as the contiguous file it copies; one whose
+# header holds fewer bytes than its extent needs is refused
+# (tests/fuzz/regressions/hdf5/compact-*, cli_bad_input).
+"$PY" - "$T" <<'PYEOF'
+import sys, h5py, numpy as np
+T = sys.argv[1]
+with h5py.File(f"{T}/d.h5", "r") as src, h5py.File(f"{T}/compact.h5", "w") as f:
+    for name in ("train/x", "train/y"):
+        a = src[name][...]
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_layout(h5py.h5d.COMPACT)
+        g = f.require_group("train")
+        d = h5py.h5d.create(g.id, name[6:].encode(), h5py.h5t.py_create(a.dtype),
+                            h5py.h5s.create_simple(a.shape), dcpl=dcpl)
+        d.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(a))
+        assert f[name].id.get_create_plist().get_layout() == h5py.h5d.COMPACT
+PYEOF
+"$DPTRAIN" train --data "$T/d.h5" --layers 20,8,4 --epochs 2 --quiet --save "$T/contig-m.h5" </dev/null
+"$DPTRAIN" train --data "$T/compact.h5" --layers 20,8,4 --epochs 2 --quiet --save "$T/compact-m.h5" </dev/null
+if same_group "$T/contig-m.h5" "$T/compact-m.h5" /model; then
+    ok "a dataset of compact layout (written by h5py) trains to the contiguous copy's model, bit for bit"
+else
+    bad "training on a compact-layout dataset"
 fi
 # ---- predict without labels
 "$PY" - "$T" <<'PYEOF'
