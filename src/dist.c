@@ -114,6 +114,15 @@ void dpt_dist_finalize(DptDist *d)
         MPI_Finalize();
 }
 
+void dpt_dist_abort(int status)
+{
+    int inited = 0, fin = 0, size = 1;
+    MPI_Initialized(&inited);
+    MPI_Finalized(&fin);
+    if (inited && !fin && MPI_Comm_size(MPI_COMM_WORLD, &size) == MPI_SUCCESS && size > 1)
+        MPI_Abort(MPI_COMM_WORLD, status);
+}
+
 static int last_reporter = -1;
 
 DptStatus dpt_dist_agree(const DptDist *d, DptStatus local, int *reporter)

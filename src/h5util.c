@@ -39,6 +39,7 @@ DptStatus dpt_h5_open_read(const char *path, hid_t *f)
         return dpt_err(DPT_EINPUT, "%s: empty file; expected an HDF5 file", path);
     if (access(path, R_OK) != 0)
         return dpt_err(DPT_EINPUT, "%s: cannot read (%s)", path, strerror(errno));
+    dpt_h5_net_file(path, 0);
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0)
         return dpt_err(DPT_EINPUT, "%s: not an HDF5 file", path);
@@ -57,6 +58,7 @@ DptStatus dpt_h5_open_image(const void *buf, size_t len, hid_t *f)
     static unsigned serial;
     char name[64];
     snprintf(name, sizeof name, "dptrain-image-%u", serial++);
+    dpt_h5_net_file("file image", 0);
     *f = H5Fopen(name, H5F_ACC_RDONLY, fapl);
     H5Pclose(fapl);
     if (*f < 0)
@@ -479,6 +481,7 @@ DptStatus dpt_h5_create_tmp(const char *out, char *tmp, size_t tmp_len, hid_t *f
     dpt_h5_init();
     if ((size_t)snprintf(tmp, tmp_len, "%s.tmp.%ld", out, (long)getpid()) >= tmp_len)
         return dpt_err(DPT_EOUTPUT, "%s: path too long", out);
+    dpt_h5_net_file(out, 1);
     hid_t fapl = dpt_h5_create_fapl();
     *f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);

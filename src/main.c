@@ -1,14 +1,16 @@
 /*
  * dptrain: data-parallel training of multilayer perceptrons.
  *
- * main reads as a table of contents: MPI up, run the command, report the one
- * error line (once, from the rank that holds it), MPI down, exit status.
+ * main reads as a table of contents: MPI up, the crash net for HDF5 files,
+ * run the command, report the one error line (once, from the rank that
+ * holds it), MPI down, exit status.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dptrain/cli.h"
+#include "dptrain/data.h"
 #include "dptrain/dist.h"
 #include "dptrain/kernels.h"
 #include "dptrain/log.h"
@@ -34,6 +36,7 @@ int main(int argc, char **argv)
         return (int)st;
     }
     dpt_log_init(dist.rank, dist.world_size, 0, 0);
+    dpt_h5_net_install(dpt_dist_abort, dist.node_rank != 0);   /* after MPI_Init: Open MPI's handlers stay behind it */
 
     st = dpt_cli_run(argc, argv, &dist);
 

@@ -129,6 +129,7 @@ DptStatus dpt_trace_open(DptTrace **out, const char *path, const DptArch *arch, 
     }
     /* The file is written in place (a trace grows during the run); an old one is replaced. */
     dpt_h5_init();
+    dpt_h5_net_file(path, 1);
     hid_t fapl = dpt_h5_create_fapl();
     t->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);

@@ -16,7 +16,7 @@ echo "this is not HDF5" > "$T/text.h5"
 : > "$T/empty.h5"
 mkdir "$T/dir.h5"
 G="$T/good.h5"
-R=$(cd "$(dirname "$0")" && pwd)   # fuzz-found files: /train/y claims integers of 4 GB each; a checkpoint's chunk of under 4 bytes; compact datasets with too few bytes
+R=$(cd "$(dirname "$0")" && pwd)   # fuzz-found files: /train/y claims integers of 4 GB each; a checkpoint's chunk of under 4 bytes; compact datasets with too few bytes; a group on which HDF5 itself crashes (the crash net)
 TRAIN="train --quiet --epochs 1 --layers 2,3"
 
 # status | fragment | arguments
@@ -63,6 +63,8 @@ CASES=$(cat <<CASES_END
 3|cannot read /model/layer_1/bias (checksum mismatch or damaged file)|eval --model $R/fuzz/regressions/hdf5/fletcher32-chunk-under-4-bytes --data $G
 3|compact-without-bytes: cannot read /train/x (damaged file?)|$TRAIN --batch 2 --data $R/fuzz/regressions/hdf5/compact-without-bytes
 3|compact-4-of-32-bytes: cannot read /train/x (damaged file?)|$TRAIN --batch 2 --data $R/fuzz/regressions/hdf5/compact-4-of-32-bytes
+3|group-local-heap-null-read: damaged file: the HDF5 library crashed reading it (SIGSEGV)|info $R/fuzz/regressions/hdf5-library/group-local-heap-null-read
+3|group-local-heap-null-read: damaged file: the HDF5 library crashed reading it (SIGSEGV)|$TRAIN --batch 2 --data $R/fuzz/regressions/hdf5-library/group-local-heap-null-read
 2|predict: --out FILE.h5 is required|predict --model $G --data $G
 3|$T/none.gz: cannot open|convert idx $T/none.gz $T/none2.gz -o $T/x.h5
 3|not an IDX file|convert idx $T/text.h5 $T/text.h5 -o $T/x.h5

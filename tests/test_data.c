@@ -2,6 +2,9 @@
  * turned into a clear message. */
 #include <hdf5.h>
 #include <math.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "testutil.h"
@@ -432,6 +435,54 @@ static void test_csv_split_standardize(void **state)
     dpt_err_clear();
 }
 
+/* The crash net (src/h5net.c), in a child process: on a file that makes
+ * HDF5 1.10 itself read through a null pointer (found by fuzz_hdf5), the
+ * probe ends in status 3 and one line naming the file; a SIGSEGV raised in
+ * our own code with the net installed still kills the process by its signal. */
+static int crash_child(int ours, const char *path, const char *err_path)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+        for (int i = 0; i < 5; i++)
+            signal(sigs[i], SIG_DFL);   /* not CMocka's */
+        if (!freopen(err_path, "w", stderr))
+            _exit(90);
+        if (!dpt_h5_net_install(NULL, 0))
+            _exit(91);
+        if (ours)
+            raise(SIGSEGV);   /* not a null store: UBSan would end that first */
+        DptSplitInfo info;
+        dpt_data_probe(path, "train", 1, &info);
+        _exit(92);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return st;
+}
+
+static void test_crash_net(void **state)
+{
+    (void)state;
+    const char *path = DPT_TEST_DATA "/../fuzz/regressions/hdf5-library/group-local-heap-null-read";
+    char err_path[4096], line[4096] = "";
+    snprintf(err_path, sizeof err_path, "%s", tu_path("net-err.txt"));
+    int st = crash_child(0, path, err_path);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), DPT_EINPUT);
+    FILE *f = fopen(err_path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_null(fgets(line + strlen(line), (int)(sizeof line - strlen(line)), f));   /* one line */
+    fclose(f);
+    assert_non_null(strstr(line, "dptrain: error: "));
+    assert_non_null(strstr(line, "group-local-heap-null-read: damaged file: the HDF5 library crashed reading it (SIGSEGV)"));
+    st = crash_child(1, path, err_path);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGSEGV);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -441,6 +492,7 @@ int main(void)
         cmocka_unit_test(test_idx_conversion),
         cmocka_unit_test(test_csv_conversion),
         cmocka_unit_test(test_csv_split_standardize),
+        cmocka_unit_test(test_crash_net),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -114,4 +114,17 @@ DptStatus dpt_data_write_predictions(const char *out, const float *outputs, cons
 /* Prints a description of an HDF5 file (dataset, model or checkpoint). */
 DptStatus dpt_data_describe_dataset(const char *path, void *stream);
 
+/* The crash net for every HDF5 file dptrain reads or writes (data, models,
+ * checkpoints, traces; src/h5net.c): a crash inside the HDF5 library (a
+ * damaged file can make HDF5 1.10 read through a null pointer) ends in the
+ * one-line error naming the file and status 3 (reading) or 4 (writing);
+ * fatal(status), if given, runs first (main: MPI_Abort, so that no other
+ * rank waits); quiet: no line (main: on ranks other than the first of
+ * their node, which read the same files at the same time and would print
+ * the same line). Crashes elsewhere go to the handlers installed before.
+ * Call after MPI_Init (Open MPI installs its own handlers there). Returns 1
+ * if installed, 0 where the library's code cannot be told from ours (HDF5
+ * linked statically). */
+int dpt_h5_net_install(void (*fatal)(int status), int quiet);
+
 #endif

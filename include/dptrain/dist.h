@@ -28,6 +28,10 @@ typedef struct {
 DptStatus dpt_dist_init(DptDist *d, int *argc, char ***argv);
 /* Collective. */
 void dpt_dist_finalize(DptDist *d);
+/* For a process about to die (the HDF5 crash net): MPI_Abort with status if
+ * MPI runs with more than one rank, so that no other rank waits for it;
+ * returns otherwise. */
+void dpt_dist_abort(int status);
 /* Collective over MPI_COMM_WORLD (for tests): from now on "the world" is its
  * first n ranks (n >= world size: all of them). Returns 1 on the ranks inside,
  * whose d is refilled; the others keep a world of the ranks outside and
