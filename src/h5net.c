@@ -182,8 +182,11 @@ int dpt_h5_net_install(void (*fatal)(int status), int quiet)
         return 0;   /* HDF5 linked into our own object: no telling whose a crash is */
     uintptr_t warm[2];
     stack_frames(warm, 2);   /* the unwinder's first use (it may allocate) now, not in the handler */
-    stack_t ss = {.ss_sp = alt, .ss_size = sizeof alt, .ss_flags = 0};
-    sigaltstack(&ss, NULL);
+    stack_t ss;   /* a stack for the handler (a stack overflow is a SIGSEGV too), unless one is there (ASan's) */
+    if (sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_DISABLE)) {
+        ss = (stack_t){.ss_sp = alt, .ss_size = sizeof alt, .ss_flags = 0};
+        sigaltstack(&ss, NULL);
+    }
     net_fatal = fatal;
     net_quiet = quiet;
     struct sigaction sa;
