@@ -101,7 +101,9 @@ for t in config convert hdf5; do
         art=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$T/fuzz-$t.log" | tail -1)
         rc=0
         out=$([ "$t" = hdf5 ] && [ -f "$art" ] && timeout 60 "$ROOT/build/tests/fuzz/replay_hdf5" "$art" 2>&1 >/dev/null) || rc=$?
-        if [ "$t" = hdf5 ] && [ -f "$art" ] && [ "$(whose_crash "$T/fuzz-$t.log")" = library ] && [ $runs -lt 20 ] &&
+        # crash-*: a signal or a sanitizer's report (not oom-*, timeout-*: those fail)
+        if [ "$t" = hdf5 ] && [ -f "$art" ] && [[ "$(basename "$art")" == hdf5-crash-* ]] &&
+           [ "$(whose_crash "$T/fuzz-$t.log")" = library ] && [ $runs -lt 20 ] &&
            { [ $rc -eq 0 ] || { [ $rc -eq 3 ] && grep -q "damaged file: the HDF5 library crashed" <<<"$out"; }; }; then
             mkdir -p "$ROOT/runs/fuzz/hdf5-library"
             mv "$art" "$ROOT/runs/fuzz/hdf5-library/"
