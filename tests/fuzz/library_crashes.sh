@@ -7,18 +7,15 @@
 set -u
 REPLAY=$1
 DIR=$2
-pass=0
-fail=0
+. "$(dirname "$0")/../lib.sh"
 for f in "$DIR"/*; do
     out=$(timeout 60 "$REPLAY" "$f" 2>&1 >/dev/null)
     rc=$?
     lines=$(printf '%s\n' "$out" | grep -c '^dptrain: error: ')
     if [ "$rc" -eq 3 ] && [ "$lines" -eq 1 ] && grep -q "damaged file: the HDF5 library crashed reading it" <<<"$out"; then
-        pass=$((pass + 1))
+        ok "$(basename "$f"): status 3, one line"
     else
-        fail=$((fail + 1))
-        echo "FAIL $(basename "$f"): status $rc, $lines error line(s): $out"
+        bad "$(basename "$f"): status $rc, $lines error line(s): $out"
     fi
 done
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
+finish && [ "$pass" -gt 0 ]
