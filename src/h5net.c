@@ -171,6 +171,12 @@ static void net_handler(int sig, siginfo_t *si, void *ctx)
     _exit(status);
 }
 
+void dpt_h5_net_default(void)
+{
+    for (int k = 0; k < NET_NSIG; k++)
+        signal(net_signals[k], SIG_DFL);
+}
+
 int dpt_h5_net_install(void (*fatal)(int status), int quiet)
 {
     static char alt[1 << 16];

@@ -242,11 +242,9 @@ static DptStatus read_vlen_isolated(hid_t a, hid_t mt, const char *name, char *b
     if (pid == 0) {
         close(fds[0]);
         /* A damaged heap may crash the library here: die quietly, the parent
-         * reports it (the handlers inherited from MPI or a sanitizer would
-         * print a backtrace of the child). */
-        const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
-        for (size_t i = 0; i < sizeof fatal / sizeof *fatal; i++)
-            signal(fatal[i], SIG_DFL);
+         * reports it (the handlers inherited from MPI, a sanitizer or the
+         * crash net would print a backtrace or abort the job). */
+        dpt_h5_net_default();
         /* count strings, each sent with its terminating NUL */
         char **s = calloc(count, sizeof *s);
         char ok = s && H5Aread(a, mt, s) >= 0 ? 1 : 0;

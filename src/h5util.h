@@ -28,6 +28,10 @@ DptStatus dpt_h5_open_image(const void *buf, size_t len, hid_t *f);
 /* The file the crash net names (h5net.c): every open and create says which
  * file HDF5 works on from now, and whether for writing. */
 void dpt_h5_net_file(const char *path, int writing);
+/* The crash net's signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) back
+ * to their default action, whatever handles them now: for a forked child
+ * that is to die quietly. */
+void dpt_h5_net_default(void);
 /* Does the object at `path` (a/b/c, relative to loc) exist? */
 int dpt_h5_exists(hid_t loc, const char *path);
 /* Is the type of dataset or attribute obj an integer or a float (cls) of 1 to
