@@ -104,6 +104,11 @@ int dpt_cli_early(int argc, char **argv, DptStatus *st)
             DptBlockRowsFrom from;
             const size_t mc = dpt_kern_block_rows(&from);
             printf("blocks of %zu rows (%s)\n", mc, block_rows_from(from));
+            const char *why;
+            const DptLoop loop = dpt_kern_loop(&why, NULL);
+            printf("tiles: each thread keeps %s in L1 (%s; DPT_LOOP=a|b overrides)\n",
+                   loop == DPT_LOOP_A ? "an A panel across B panels of its own" : "a B panel across the A panels",
+                   why);
         }
         dpt_err_clear();
         printf("built with %s\n", "GCC " __VERSION__);

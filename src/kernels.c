@@ -11,6 +11,7 @@
 #include <assert.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,6 +45,16 @@ enum { KC = 256, MC_MIN = 16, MC_MAX = 1024, MC_DEFAULT = 128, NC = 2048 };   /*
 _Static_assert(MC_MIN == 16 && MC_MAX == 1024, "DPT_MC_EXPECTED (kernels.h) names these bounds");
 static size_t mc_rows = MC_DEFAULT;
 static DptBlockRowsFrom mc_from = DPT_MC_DEFAULT;
+/* Which micro-panel a thread keeps in L1 across the tiles it computes
+ * (gemm_run; no bit depends on it): DPT_LOOP_A, an A panel (MR x KC floats)
+ * across the thread's own B panels, where a B panel (KC x NR floats) would
+ * take more than half of the L1d (AVX-512's 32 KiB of a 48 KiB L1d);
+ * otherwise DPT_LOOP_B, a B panel across the A panels. loop_forced: DPT_LOOP
+ * or the setter, else -1. */
+enum { L1D_DEFAULT = 32768 };
+static size_t l1d_bytes = L1D_DEFAULT;
+static int l1d_known, loop_forced = -1;
+static enum { LOOP_RULE, LOOP_ENV, LOOP_ENV_BAD, LOOP_SET } loop_from;
 /* A product of fewer multiply-adds (M N K) than this runs on the calling
  * thread alone: waking the team would cost more than it saves (2-core Intel
  * Xeon, 2 threads, [784,30,10] at batch 10: 180-184k samples/s with a
@@ -110,10 +121,20 @@ int dpt_kern_select(const char *name)
 static void choose_block_rows(void)
 {
 #ifdef _SC_LEVEL2_CACHE_SIZE
-    const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE), l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
 #else
-    const long l2 = 0;
+    const long l2 = 0, l1 = 0;
 #endif
+    if (l1 > 0) {
+        l1d_bytes = (size_t)l1;
+        l1d_known = 1;
+    }
+    const char *loop = getenv("DPT_LOOP");
+    if (loop && *loop) {
+        const int ok = !strcmp(loop, "a") || !strcmp(loop, "b");
+        loop_forced = !ok ? -1 : loop[0] == 'a' ? DPT_LOOP_A : DPT_LOOP_B;
+        loop_from = ok ? LOOP_ENV : LOOP_ENV_BAD;
+    }
     if (l2 > 0) {
         size_t rows = (size_t)l2 / 8 / (KC * sizeof(float));
         rows = rows < 64 ? 64 : rows > MC_MAX ? MC_MAX : rows;
@@ -157,6 +178,41 @@ void dpt_kern_set_block_rows(size_t rows)
     dpt_kern_init();
     mc_rows = rows < MC_MIN ? MC_MIN : rows > MC_MAX ? MC_MAX : rows;
     mc_from = DPT_MC_SET;
+}
+
+/* The loop for a kernel whose B panels are nr wide. */
+static DptLoop loop_for(size_t nr)
+{
+    if (loop_forced >= 0)
+        return (DptLoop)loop_forced;
+    return KC * nr * sizeof(float) * 2 > l1d_bytes ? DPT_LOOP_A : DPT_LOOP_B;
+}
+
+DptLoop dpt_kern_loop(const char **why, int *env_bad)
+{
+    dpt_kern_init();
+    const DptLoop loop = loop_for((size_t)dpt_unr);
+    if (why) {
+        static char text[128];
+        if (loop_from == LOOP_ENV || loop_from == LOOP_SET)
+            snprintf(text, sizeof text, "%s", loop_from == LOOP_ENV ? "DPT_LOOP" : "set");
+        else
+            snprintf(text, sizeof text, "B panels of %zu KiB, L1d %zu KiB%s%s",
+                     KC * (size_t)dpt_unr * sizeof(float) / 1024, l1d_bytes / 1024, l1d_known ? "" : " assumed",
+                     loop_from == LOOP_ENV_BAD ? "; DPT_LOOP not a or b: ignored" : "");
+        *why = text;
+    }
+    if (env_bad)
+        *env_bad = loop_from == LOOP_ENV_BAD;
+    return loop;
+}
+
+void dpt_kern_set_loop(int loop)
+{
+    dpt_kern_init();
+    const int ok = loop == DPT_LOOP_A || loop == DPT_LOOP_B;
+    loop_forced = ok ? loop : -1;
+    loop_from = ok ? LOOP_SET : LOOP_RULE;
 }
 
 void dpt_kern_free(void) {}
@@ -366,6 +422,36 @@ static void gemm_tile(const GemmOut *o, const float *pa, const float *pb, size_t
     tile_to_c(o->C + i0 * o->ldc + j0, o->ldc, tile, ni, nj, first_slab);
 }
 
+/* The B panels [lo, hi) of the calling thread out of n: contiguous, as
+ * even as they divide. */
+static void panel_range(size_t n, size_t *lo, size_t *hi)
+{
+    const size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
+    *lo = n * t / nt;
+    *hi = n * (t + 1) / nt;
+}
+
+/* Whether the threads of a product take whole B panels each (DPT_LOOP_A):
+ * at least two each, and as many each or enough that one more is at most
+ * an eighth more work; else the tiles are shared out one by one.
+ * With AVX-512 a B panel is 32 KiB: held in a 48 KiB L1d across the A
+ * panels (the loop before, DPT_LOOP_B) it lost lines to the A panels and C
+ * rows streaming past; an A panel (8 KiB) stays. On the 2-core Intel Xeon
+ * (docs/measurements/intel2-2026-11-28h, with the unrolled kernel, eight
+ * interleaved rounds against the build before) training [784,1024,1024,10]
+ * ran 1.06-1.20x at batch 1024 on one thread, 1.03-1.16x on two, 2 ranks x
+ * 1 thread at batch 256 1.00-1.11x, one thread at batch 128 0.98-1.08x,
+ * two threads at 256 0.95-1.12x; with the AVX2 kernel (16 KiB panels) this
+ * loop measured 0.95-0.98x of the other, which it keeps. */
+static int own_panels(DptLoop loop, size_t n_panels, size_t nt)
+{
+    return loop == DPT_LOOP_A && n_panels >= 2 * nt && (n_panels % nt == 0 || n_panels >= 8 * nt);
+}
+
+/* B panels a thread runs an A panel across, QC at a time: QC x KC x NR
+ * floats (512 KiB with AVX-512) stay in L2 beside the A block. */
+enum { QC = 16 };
+
 /* C = A B from packed panels. Bp: B already packed as gemm_run packs it
  * (dpt_kern_wpack's layout), or NULL to pack it here. */
 static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, const float *B, size_t rsb,
@@ -389,6 +475,7 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
     const size_t kcmax = o->Cq || o->Cf ? KC / o->block * o->block : KC;
     const size_t mr = (size_t)dpt_umr, nr = (size_t)dpt_unr, mcmax = (mc_rows + mr - 1) / mr * mr, ncmax = NC / nr * nr;
     const int small = M * N * K < PAR_MIN_WORK;
+    const DptLoop loop = loop_for(nr);
     const int solo = solo_buf != NULL;
     float *const pack_a = buf_a(), *const pack_b = buf_b();
 #pragma omp parallel if (!small && !solo)
@@ -404,7 +491,18 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
                  * (unless the caller keeps them packed). Race-free: each
                  * thread writes whole panels of its own. */
                 const float *pb = Bp ? Bp + jc * K + pc * n_panels_b * nr : pack_b;
-                if (!Bp) {
+                /* With panels of its own, a thread packs them itself: they
+                 * stay in its caches for its tiles. */
+                const int own = own_panels(loop, n_panels_b, (size_t)omp_get_num_threads());
+                size_t q0 = 0, q1 = n_panels_b;
+                if (own)
+                    panel_range(n_panels_b, &q0, &q1);
+                if (!Bp && own) {
+                    for (size_t q = q0; q < q1; q++) {
+                        size_t j0 = jc + q * nr;
+                        pack_b_panel(pack_b + q * nr * kc, B, rsb, csb, pc, kc, j0, N - j0 < nr ? N - j0 : nr, nr);
+                    }
+                } else if (!Bp) {
 #pragma omp for schedule(static)
                     for (size_t q = 0; q < n_panels_b; q++) {
                         size_t j0 = jc + q * nr;
@@ -421,6 +519,22 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
                         pack_a_panel(pack_a + p * mr * kc, A, rsa, csa, pc, kc, i0, M - i0 < mr ? M - i0 : mr, mr);
                     }
                     /* Tiles of C: each thread owns whole tiles, so writes never overlap. */
+                    if (own) {
+                        /* its B panels QC at a time, each A panel across them */
+                        for (size_t qc = q0; qc < q1; qc += QC) {
+                            const size_t qe = q1 - qc < QC ? q1 : qc + QC;
+                            for (size_t p = 0; p < n_panels_a; p++)
+                                for (size_t q = qc; q < qe; q++) {
+                                    size_t i0 = ic + p * mr, j0 = jc + q * nr;
+                                    gemm_tile(o, pack_a + p * mr * kc, pb + q * nr * kc, kc, pc, i0, j0,
+                                              M - i0 < mr ? M - i0 : mr, N - j0 < nr ? N - j0 : nr, tile, qtile,
+                                              mr, nr);
+                                }
+                        }
+                        /* the A block (and the next slab's B) is packed again only after every thread is done */
+#pragma omp barrier
+                        continue;
+                    }
 #pragma omp for collapse(2) schedule(static)
                     for (size_t q = 0; q < n_panels_b; q++) {
                         for (size_t p = 0; p < n_panels_a; p++) {

@@ -180,6 +180,11 @@ static void print_header(const Trainer *t)
     if (mc_from == DPT_MC_ENV_BAD && t->d->rank == 0)   /* the launcher gives every rank the same */
         dpt_log_warn("DPT_MC=%s ignored: expected " DPT_MC_EXPECTED " (blocks of %zu rows)",
                      getenv("DPT_MC"), mc);
+    int loop_bad;
+    const DptLoop loop = dpt_kern_loop(NULL, &loop_bad);
+    if (loop_bad && t->d->rank == 0)
+        dpt_log_warn("DPT_LOOP=%s ignored: expected a or b (the rule for this L1d and kernel gives %s)",
+                     getenv("DPT_LOOP"), loop == DPT_LOOP_A ? "a" : "b");
     char mode[64] = "default";
     if (c->deterministic)
         snprintf(mode, sizeof mode, "deterministic (blocks of %zu samples)", t->step.det_block);

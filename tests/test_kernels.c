@@ -176,6 +176,68 @@ static void test_block_rows_bitwise(void **state)
     }
 }
 
+/* The loop that keeps an A panel in L1 across each thread's own B panels
+ * (DPT_LOOP_A) and the one that keeps a B panel there (DPT_LOOP_B) give the
+ * same bits: every kernel's products, float and fixed point, on 1-3
+ * threads, with the machine's MC and with 16 rows a block (the team's
+ * barrier between blocks); shapes with many B panels a thread (their groups
+ * of 16), ragged last panels, several 256-slabs, and a thread count that
+ * does not divide the panels (33 of them on 2 threads). */
+static void test_loop_bitwise(void **state)
+{
+    (void)state;
+    const Shape sh[] = {{9, 600, 1030}, {2, 2100, 3}, {130, 300, 40}, {64, 257, 33}, {40, 1100, 200}};
+    const int threads = omp_get_max_threads();
+    for (size_t kk = 0; kk < 3; kk++) {
+        if (!dpt_kern_select(kernels[kk]))
+            continue;
+        for (size_t si = 0; si < sizeof sh / sizeof sh[0]; si++) {
+            const size_t n = sh[si].n, in = sh[si].in, out = sh[si].out;
+            float *X = malloc(n * in * 4), *W = malloc(out * in * 4), *b = malloc(out * 4), *D = malloc(n * out * 4);
+            float *Z[2] = {malloc(n * out * 4), malloc(n * out * 4)}, *G[2] = {malloc(out * in * 4), malloc(out * in * 4)};
+            float *A[2] = {malloc(n * in * 4), malloc(n * in * 4)};
+            int64_t *Q[2] = {malloc(out * in * 8), malloc(out * in * 8)};
+            tu_fill(X, n * in, 71, -1, 1);
+            tu_fill(W, out * in, 72, -1, 1);
+            tu_fill(b, out, 73, -1, 1);
+            tu_fill(D, n * out, 74, -1, 1);
+            /* v 0: loop B on one thread; then A on 1-3 threads, B on 2-3,
+             * A on 2 threads with 16-row blocks */
+            for (int v = 0; v < 7; v++) {
+                const int k = v == 0 ? 0 : 1, nt = v == 0 ? 1 : v <= 3 ? v : v <= 5 ? v - 2 : 2;
+                dpt_kern_set_loop(v == 0 || v == 4 || v == 5 ? DPT_LOOP_B : DPT_LOOP_A);
+                dpt_kern_set_block_rows(v == 6 ? 16 : machine_mc);
+                omp_set_num_threads(nt);
+                /* the outputs start from other bits each time: a tile left out shows */
+                memset(Z[k], v, n * out * 4);
+                memset(G[k], v, out * in * 4);
+                memset(A[k], v, n * in * 4);
+                memset(Q[k], v, out * in * 8);
+                dpt_kern_forward(Z[k], X, W, b, n, in, out);
+                dpt_kern_weight_grad(G[k], 0, D, X, n, in, out);
+                dpt_kern_input_grad(A[k], D, W, NULL, n, in, out);
+                dpt_kern_weight_grad_fixed(Q[k], 0, 0x1p40, D, X, n, in, out, 8);
+                if (v > 0) {
+                    if (memcmp(Z[0], Z[1], n * out * 4) || memcmp(G[0], G[1], out * in * 4) ||
+                        memcmp(A[0], A[1], n * in * 4) || memcmp(Q[0], Q[1], out * in * 8)) {
+                        print_error("%s, %zux%zux%zu, variant %d (%d threads): not loop B's bits\n", kernels[kk], n,
+                                    in, out, v, nt);
+                        fail();
+                    }
+                }
+            }
+            free(X); free(W); free(b); free(D);
+            for (int k = 0; k < 2; k++) {
+                free(Z[k]); free(G[k]); free(A[k]); free(Q[k]);
+            }
+        }
+    }
+    dpt_kern_set_loop(-1);
+    dpt_kern_set_block_rows(machine_mc);
+    omp_set_num_threads(threads);
+    dpt_kern_select("avx512");
+}
+
 /* Fixed point: close to the float product; identical sums however the blocks
  * are split into calls or threads. */
 static void test_fixed_point_weight_grad(void **state)
@@ -1008,6 +1070,7 @@ int main(void)
         cmocka_unit_test(test_products_against_ref),
         cmocka_unit_test(test_thread_and_row_invariance),
         cmocka_unit_test_setup_teardown(test_block_rows_bitwise, block_rows_setup, block_rows_teardown),
+        cmocka_unit_test_setup_teardown(test_loop_bitwise, block_rows_setup, block_rows_teardown),
         cmocka_unit_test(test_fixed_point_weight_grad),
         cmocka_unit_test(test_fixed_point_rounding),
         cmocka_unit_test(test_fixed_point_blocks_definition),

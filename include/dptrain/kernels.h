@@ -59,6 +59,18 @@ typedef enum {
 } DptBlockRowsFrom;
 size_t dpt_kern_block_rows(DptBlockRowsFrom *from);
 void dpt_kern_set_block_rows(size_t rows);
+/* Which micro-panel each thread of a product keeps in L1 (it does not
+ * change a bit of any result): DPT_LOOP_A, a panel of MR rows of A across
+ * B panels of the thread's own (each thread packs and computes whole B
+ * panels), where a B panel (256 x NR floats) would take more than half of
+ * the L1d; otherwise DPT_LOOP_B, a B panel across all A panels, the tiles
+ * shared out over the threads. DPT_LOOP=a|b overrides; *why (if not NULL)
+ * says where the choice came from, *env_bad (if not NULL) whether DPT_LOOP
+ * was set to something else (and ignored). The setter (tests): DPT_LOOP_A
+ * or DPT_LOOP_B, anything else back to the rule. */
+typedef enum { DPT_LOOP_B, DPT_LOOP_A } DptLoop;
+DptLoop dpt_kern_loop(const char **why, int *env_bad);
+void dpt_kern_set_loop(int loop);
 /* A thread of a caller's parallel region may run products on its own:
  * between dpt_kern_solo_begin(buf) and dpt_kern_solo_end() on that thread,
  * every product it calls packs into buf (dpt_kern_solo_floats() floats,
