@@ -266,16 +266,30 @@ DptStatus dpt_data_validate(const DptSplit *s, const char *path, const char *spl
     return DPT_OK;
 }
 
+enum { GATHER_AHEAD = 2 };
+
 void dpt_data_gather(float *restrict x, float *restrict y, int32_t *restrict cls, const DptSplit *s,
                      const uint32_t *idx, size_t first, size_t n, size_t k_out)
 {
     const size_t d = s->info.d;
     const float scale = s->info.x_scale;
+    const size_t row_bytes = d * (s->info.x_u8 ? 1 : sizeof(float));
     /* Rows are independent: each thread fills its own rows. */
 #pragma omp parallel for schedule(static) if (n * d > 65536)
     for (size_t r = 0; r < n; r++) {
         size_t src = idx ? idx[r] : first + r;
         float *xr = x + r * d;
+        /* A shuffled batch's rows lie anywhere in the split: the row two
+         * ahead is asked for now, so that it is in cache when its turn
+         * comes. 2-core Intel Xeon, one thread, [784,30,10] at batch 1024
+         * (Fashion-MNIST's bytes): the data phase 0.034 -> 0.019 s over 58
+         * steps, training 552-563k -> 646-660k samples/s (1, 4 or 8 rows
+         * ahead measured the same). */
+        if (idx && r + GATHER_AHEAD < n) {
+            const char *ahead = (const char *)s->x + (size_t)idx[r + GATHER_AHEAD] * row_bytes;
+            for (size_t o = 0; o < row_bytes; o += 64)
+                __builtin_prefetch(ahead + o);
+        }
         if (s->info.x_u8) {
             const uint8_t *p = (const uint8_t *)s->x + src * d;
             for (size_t j = 0; j < d; j++)
