@@ -381,5 +381,19 @@ done
 mp wrbit-16 16 1 1024 20 --save /tmp/wrbit-16.h5; DPT_WROWS=1 mp wrbit-16w 16 1 1024 20 --save /tmp/wrbit-16w.h5
 $DPT compare /tmp/wrbit-16.h5 /tmp/wrbit-16w.h5; echo "compare even / weighted rows: $?"
 }
+# Added 2026-11-28 (seventh session), not yet run: PARTS="LOOP": each thread's A panel held in
+# L1 across B panels of its own (DPT_LOOP=a, the default with AVX-512 since dbde580; on the
+# 2-core Xeon 1.06-1.20x at batch 1024 on one thread) against a B panel held across all A panels
+# (b, the loop before): 1 x 1, 1 x 4, 1 x 16 and 16 x 1 at batch 1024, interleaved, twice; then
+# PyTorch's threads in the same minutes.
+part_LOOP() {
+echo "== LOOP. A panel / B panel in L1 (DPT_LOOP) (t=$(( $(date +%s) - T0 )))"
+$DPT --version | sed -n 4p
+for r in 1 2; do for v in a b; do
+  DPT_LOOP=$v plain lp$r-$v-1 1 1024 15; DPT_LOOP=$v plain lp$r-$v-4 4 1024 30
+  DPT_LOOP=$v plain lp$r-$v-16 16 1024 40; DPT_LOOP=$v mp lp$r-$v-16x1 16 1 1024 40
+done; done
+torch_threads
+}
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
