@@ -531,7 +531,7 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
                                               mr, nr);
                                 }
                         }
-                        /* the A block (and the next slab's B) is packed again only after every thread is done */
+                        /* every thread reads all of the A block: it is packed again only after all are done */
 #pragma omp barrier
                         continue;
                     }

@@ -270,7 +270,7 @@ static void ukernel_avx512(size_t kc, const float *restrict a, const float *rest
  * quarter of the loop's own instructions, which would otherwise take issue
  * slots of the FMA ports. 2-core Intel Xeon, one thread, the A panel held
  * in L1 (kernels.c's DPT_LOOP_A), against ukernel_avx512 in six alternating
- * rounds: the 1024^3 product 1.02x (0.99-1.04), 128 x 1024 x 1024 1.03x
+ * rounds: the 1024^3 product 1.02x (1.00-1.04), 128 x 1024 x 1024 1.03x
  * (1.02-1.05); training [784,1024,1024,10] at batch 1024 0.99-1.03x. */
 #define DPT_A512_UROW(r, o)                                                             \
     av = _mm512_set1_ps(a[(o) * MR + r]);                                               \
