@@ -359,7 +359,7 @@ DPT_A512_IN_PLACE(ukernel_avx512_rows_half, ukernel_avx512_s_half, DPT_A512H_BOD
 static void fixed_add_generic(int64_t *restrict c, const float *restrict t, size_t n, double scale)
 {
     for (size_t j = 0; j < n; j++)
-        c[j] += dpt_to_fixed(t[j], scale);
+        c[j] = dpt_fixed_sum(c[j], dpt_to_fixed(t[j], scale));
 }
 
 static void fixed_store(int64_t *restrict c, const float *restrict t, size_t n, double scale)
@@ -382,7 +382,7 @@ static void fixed_add_avx512(int64_t *restrict c, const float *restrict t, size_
         _mm512_storeu_si512((void *)(c + j), q);
     }
     for (; j < n; j++)
-        c[j] += dpt_to_fixed(t[j], scale);
+        c[j] = dpt_fixed_sum(c[j], dpt_to_fixed(t[j], scale));
 }
 
 /* AVX2 has no double -> int64 conversion. For |x| < 2^51, x + 1.5 * 2^52
@@ -402,7 +402,7 @@ static inline __attribute__((target("avx2"), always_inline)) void fixed_avx2(int
         __m256d v = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(t + j)), s);
         if (_mm256_movemask_pd(_mm256_cmp_pd(_mm256_and_pd(v, absmask), limit, _CMP_GE_OQ))) {
             for (size_t k = j; k < j + 4; k++)
-                c[k] = (add ? c[k] : 0) + dpt_to_fixed(t[k], scale);
+                c[k] = dpt_fixed_sum(add ? c[k] : 0, dpt_to_fixed(t[k], scale));
             continue;
         }
         __m256i q = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(v, magic)), magic_bits);
@@ -411,7 +411,7 @@ static inline __attribute__((target("avx2"), always_inline)) void fixed_avx2(int
         _mm256_storeu_si256((__m256i *)(c + j), q);
     }
     for (; j < n; j++)
-        c[j] = (add ? c[j] : 0) + dpt_to_fixed(t[j], scale);
+        c[j] = dpt_fixed_sum(add ? c[j] : 0, dpt_to_fixed(t[j], scale));
 }
 
 __attribute__((target("avx2")))

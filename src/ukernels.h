@@ -81,4 +81,11 @@ float dpt_fixed_limit(double scale);
 
 static inline int64_t dpt_to_fixed(float v, double scale) { return (int64_t)llrint((double)v * scale); }
 
+/* a + b modulo 2^64, as the vector adds do. The sums of a product's values
+ * stay far inside int64 (the scale sees to it), but an edge tile also
+ * computes the columns past the operand's edge, from a packed copy's
+ * padding, which need not start zeroed: whatever it holds, those columns'
+ * sums (thrown away) must not be undefined behaviour. */
+static inline int64_t dpt_fixed_sum(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
+
 #endif
