@@ -305,8 +305,6 @@ static void ukernel_avx512_u4(size_t kc, const float *restrict a, const float *r
     }
     DPT_A512_STORE_ALL
 }
-#undef DPT_A512_K
-#undef DPT_A512_UROW
 
 /* A tile (BODY, STORE_ALL) from operands in place, as ukernel_avx2_s:
  * rows_fn for A's rows contiguous in k, s_fn (DptUKernelS) for any walk. */
@@ -472,6 +470,62 @@ static void ufixed_generic(size_t kc, const float *restrict a, const float *rest
         (add ? dpt_fixed_add : dpt_fixed_set)(q + r * ldq, tile + r * NR, (size_t)dpt_unr, scale);
 }
 
+#ifdef DPT_X86
+/* The AVX-512 tile straight into fixed point: the accumulators of
+ * ukernel_avx512_u4 (the same FMAs, hence the same floats), each row's 32
+ * values widened to double, scaled and rounded by vcvtpd2qq (nearest even,
+ * as llrint and fixed_add_avx512), and added to (or stored into) q's row,
+ * without the float tile's store and reload in between. kc not a multiple
+ * of four: ufixed_generic. 2-core Intel Xeon, deterministic mode, one
+ * thread, [784,1024,1024,10] at batch 128 (blocks of 32): the weight
+ * gradients 0.69 -> 0.60 s over 150 steps against ufixed_generic, the
+ * run 1.03-1.08x, the model bitwise the same. */
+#define DPT_A512_Q8(v, at)                                                              \
+    {                                                                                   \
+        __m512i x_ = _mm512_cvtpd_epi64(_mm512_mul_pd(v, s));                           \
+        if (add)                                                                        \
+            x_ = _mm512_add_epi64(_mm512_loadu_si512((const void *)(at)), x_);          \
+        _mm512_storeu_si512((void *)(at), x_);                                          \
+    }
+#define DPT_A512_QROW(r)                                                                \
+    {                                                                                   \
+        int64_t *qr_ = q + (size_t)(r) * ldq;                                           \
+        DPT_A512_Q8(_mm512_cvtps_pd(_mm512_castps512_ps256(c##r##0)), qr_)              \
+        DPT_A512_Q8(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c##r##0), 1))), qr_ + 8) \
+        DPT_A512_Q8(_mm512_cvtps_pd(_mm512_castps512_ps256(c##r##1)), qr_ + 16)         \
+        DPT_A512_Q8(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c##r##1), 1))), qr_ + 24) \
+    }
+__attribute__((target("avx512f,avx512dq")))
+static void ufixed_avx512(size_t kc, const float *restrict a, const float *restrict b, int64_t *restrict q,
+                          size_t ldq, int add, uint64_t sub, double scale, float lim, float *restrict tile)
+{
+    if (kc % 4) {
+        ufixed_generic(kc, a, b, q, ldq, add, sub, scale, lim, tile);
+        return;
+    }
+    __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
+    __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
+    __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();
+    __m512 c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
+    __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps();
+    __m512 c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
+    __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps();
+    __m512 c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
+    for (size_t k = 0; k < kc; k += 4) {
+        DPT_A512_K(0) DPT_A512_K(1) DPT_A512_K(2) DPT_A512_K(3)
+        a += 4 * MR;
+        b += 4 * NR;
+    }
+    const __m512d s = _mm512_set1_pd(scale);
+    DPT_A512_QROW(0) DPT_A512_QROW(1) DPT_A512_QROW(2) DPT_A512_QROW(3)
+    DPT_A512_QROW(4) DPT_A512_QROW(5) DPT_A512_QROW(6) DPT_A512_QROW(7)
+}
+#undef DPT_A512_QROW
+#undef DPT_A512_Q8
+#undef DPT_A512_K
+#undef DPT_A512_UROW
+#endif
+
 float dpt_fixed_limit(double scale)
 {
     double l = 0x1p51 / scale;
@@ -577,8 +631,10 @@ void dpt_ukernel_choose(const char *force)
     if (has512 && !(force && strcmp(force, "avx2") == 0)) {
         dpt_ukernel = ukernel_avx512_u4;
         dpt_ukernel_name = "avx512";
-        if (__builtin_cpu_supports("avx512dq"))
+        if (__builtin_cpu_supports("avx512dq")) {
             dpt_fixed_add = fixed_add_avx512;
+            dpt_ufixed = ufixed_avx512;
+        }
         ks = wip_off ? NULL : ukernel_avx512_s;
         dpt_ukernel_s_any = wip_on;
     } else if (has2) {
