@@ -191,7 +191,7 @@ static void ufixed_avx2(size_t kc, const float *restrict a, const float *restric
  * The body takes where row r of A is read (AT) and the step to the next k
  * (NEXT): packed panels, or operands in place (the _rows and _s variants
  * below). */
-#define DPT_A512_BODY(AT, NEXT)                                                         \
+#define DPT_A512_ZERO                                                                   \
     __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();                        \
     __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();                        \
     __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();                        \
@@ -199,7 +199,9 @@ static void ufixed_avx2(size_t kc, const float *restrict a, const float *restric
     __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps();                        \
     __m512 c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();                        \
     __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps();                        \
-    __m512 c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();                        \
+    __m512 c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
+#define DPT_A512_BODY(AT, NEXT)                                                         \
+    DPT_A512_ZERO                                                                       \
     for (size_t k = 0; k < kc; k++) {                                                   \
         __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), av;               \
         DPT_A512_ROW(0, AT) DPT_A512_ROW(1, AT) DPT_A512_ROW(2, AT) DPT_A512_ROW(3, AT) \
@@ -282,6 +284,14 @@ static void ukernel_avx512(size_t kc, const float *restrict a, const float *rest
         DPT_A512_UROW(0, o) DPT_A512_UROW(1, o) DPT_A512_UROW(2, o) DPT_A512_UROW(3, o) \
         DPT_A512_UROW(4, o) DPT_A512_UROW(5, o) DPT_A512_UROW(6, o) DPT_A512_UROW(7, o) \
     }
+/* The 16 accumulators over kc (a multiple of four) from packed panels a, b. */
+#define DPT_A512_U4_BODY                                                                \
+    DPT_A512_ZERO                                                                       \
+    for (size_t k = 0; k < kc; k += 4) {                                                \
+        DPT_A512_K(0) DPT_A512_K(1) DPT_A512_K(2) DPT_A512_K(3)                         \
+        a += 4 * MR;                                                                    \
+        b += 4 * NR;                                                                    \
+    }
 __attribute__((target("avx512f")))
 static void ukernel_avx512_u4(size_t kc, const float *restrict a, const float *restrict b, float *restrict c,
                               size_t ldc, int accumulate)
@@ -290,19 +300,7 @@ static void ukernel_avx512_u4(size_t kc, const float *restrict a, const float *r
         ukernel_avx512(kc, a, b, c, ldc, accumulate);
         return;
     }
-    __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
-    __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
-    __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();
-    __m512 c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
-    __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps();
-    __m512 c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
-    __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps();
-    __m512 c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
-    for (size_t k = 0; k < kc; k += 4) {
-        DPT_A512_K(0) DPT_A512_K(1) DPT_A512_K(2) DPT_A512_K(3)
-        a += 4 * MR;
-        b += 4 * NR;
-    }
+    DPT_A512_U4_BODY
     DPT_A512_STORE_ALL
 }
 
@@ -503,25 +501,15 @@ static void ufixed_avx512(size_t kc, const float *restrict a, const float *restr
         ufixed_generic(kc, a, b, q, ldq, add, sub, scale, lim, tile);
         return;
     }
-    __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
-    __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
-    __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();
-    __m512 c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
-    __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps();
-    __m512 c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
-    __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps();
-    __m512 c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
-    for (size_t k = 0; k < kc; k += 4) {
-        DPT_A512_K(0) DPT_A512_K(1) DPT_A512_K(2) DPT_A512_K(3)
-        a += 4 * MR;
-        b += 4 * NR;
-    }
+    DPT_A512_U4_BODY
     const __m512d s = _mm512_set1_pd(scale);
     DPT_A512_QROW(0) DPT_A512_QROW(1) DPT_A512_QROW(2) DPT_A512_QROW(3)
     DPT_A512_QROW(4) DPT_A512_QROW(5) DPT_A512_QROW(6) DPT_A512_QROW(7)
 }
 #undef DPT_A512_QROW
 #undef DPT_A512_Q8
+#undef DPT_A512_U4_BODY
+#undef DPT_A512_ZERO
 #undef DPT_A512_K
 #undef DPT_A512_UROW
 #endif
