@@ -49,11 +49,12 @@ static DptBlockRowsFrom mc_from = DPT_MC_DEFAULT;
  * (gemm_run; no bit depends on it): DPT_LOOP_A, an A panel (MR x KC floats)
  * across the thread's own B panels, where a B panel (KC x NR floats) would
  * take more than half of the L1d (AVX-512's 32 KiB of a 48 KiB L1d);
- * otherwise DPT_LOOP_B, a B panel across the A panels. loop_forced: DPT_LOOP
- * or the setter, else -1. */
+ * otherwise DPT_LOOP_B, a B panel across the A panels. loop_forced: the
+ * loop DPT_LOOP or the setter asked for (where loop_from says so). */
 enum { L1D_DEFAULT = 32768 };
 static size_t l1d_bytes = L1D_DEFAULT;
-static int l1d_known, loop_forced = -1;
+static int l1d_known;
+static DptLoop loop_forced;
 static enum { LOOP_RULE, LOOP_ENV, LOOP_ENV_BAD, LOOP_SET } loop_from;
 /* A product of fewer multiply-adds (M N K) than this runs on the calling
  * thread alone: waking the team would cost more than it saves (2-core Intel
@@ -132,7 +133,7 @@ static void choose_block_rows(void)
     const char *loop = getenv("DPT_LOOP");
     if (loop && *loop) {
         const int ok = !strcmp(loop, "a") || !strcmp(loop, "b");
-        loop_forced = !ok ? -1 : loop[0] == 'a' ? DPT_LOOP_A : DPT_LOOP_B;
+        loop_forced = loop[0] == 'a' ? DPT_LOOP_A : DPT_LOOP_B;
         loop_from = ok ? LOOP_ENV : LOOP_ENV_BAD;
     }
     if (l2 > 0) {
@@ -183,8 +184,8 @@ void dpt_kern_set_block_rows(size_t rows)
 /* The loop for a kernel whose B panels are nr wide. */
 static DptLoop loop_for(size_t nr)
 {
-    if (loop_forced >= 0)
-        return (DptLoop)loop_forced;
+    if (loop_from == LOOP_ENV || loop_from == LOOP_SET)
+        return loop_forced;
     return KC * nr * sizeof(float) * 2 > l1d_bytes ? DPT_LOOP_A : DPT_LOOP_B;
 }
 
@@ -211,7 +212,7 @@ void dpt_kern_set_loop(int loop)
 {
     dpt_kern_init();
     const int ok = loop == DPT_LOOP_A || loop == DPT_LOOP_B;
-    loop_forced = ok ? loop : -1;
+    loop_forced = ok ? (DptLoop)loop : DPT_LOOP_B;
     loop_from = ok ? LOOP_SET : LOOP_RULE;
 }
 
@@ -489,25 +490,17 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
                 size_t kc = K - pc < kcmax ? K - pc : kcmax;
                 /* Pack B[pc:pc+kc, jc:jc+nc] in NR-wide panels, zero-padded
                  * (unless the caller keeps them packed). Race-free: each
-                 * thread writes whole panels of its own. */
+                 * thread writes its whole panels [q0, q1). With panels of its
+                 * own it also computes their tiles, so they stay in its
+                 * caches; otherwise the barrier of A's packing below has
+                 * every panel packed before any tile is computed. */
                 const float *pb = Bp ? Bp + jc * K + pc * n_panels_b * nr : pack_b;
-                /* With panels of its own, a thread packs them itself: they
-                 * stay in its caches for its tiles. */
                 const int own = own_panels(loop, n_panels_b, (size_t)omp_get_num_threads());
-                size_t q0 = 0, q1 = n_panels_b;
-                if (own)
-                    panel_range(n_panels_b, &q0, &q1);
-                if (!Bp && own) {
-                    for (size_t q = q0; q < q1; q++) {
-                        size_t j0 = jc + q * nr;
-                        pack_b_panel(pack_b + q * nr * kc, B, rsb, csb, pc, kc, j0, N - j0 < nr ? N - j0 : nr, nr);
-                    }
-                } else if (!Bp) {
-#pragma omp for schedule(static)
-                    for (size_t q = 0; q < n_panels_b; q++) {
-                        size_t j0 = jc + q * nr;
-                        pack_b_panel(pack_b + q * nr * kc, B, rsb, csb, pc, kc, j0, N - j0 < nr ? N - j0 : nr, nr);
-                    }
+                size_t q0, q1;
+                panel_range(n_panels_b, &q0, &q1);
+                for (size_t q = q0; q < q1 && !Bp; q++) {
+                    size_t j0 = jc + q * nr;
+                    pack_b_panel(pack_b + q * nr * kc, B, rsb, csb, pc, kc, j0, N - j0 < nr ? N - j0 : nr, nr);
                 }
                 for (size_t ic = 0; ic < M; ic += mcmax) {
                     size_t mc = M - ic < mcmax ? M - ic : mcmax;
