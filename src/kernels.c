@@ -254,14 +254,16 @@ const char *dpt_kern_name(void)
  * contiguously (a transposed operand is common here: W^T in the forward
  * product, delta^T in the weight gradient). */
 
-/* d[(k - k0) * nr + j] = w[j * in + k] for the 8 rows j and columns
- * [k0, k1): blocks of 4 x 4 transposed in SSE registers (x86-64's baseline). */
-static void transpose8(float *restrict d, size_t nr, const float *restrict w, size_t in, size_t k0, size_t k1)
+/* d[(k - k0) * nr + j] = w[j * in + k] for the rows j < rows (4 or 8)
+ * and columns [k0, k1): blocks of 4 x 4 transposed in SSE registers
+ * (x86-64's baseline). */
+static void transpose_rows(float *restrict d, size_t nr, const float *restrict w, size_t in, size_t k0, size_t k1,
+                           size_t rows)
 {
     size_t k = k0;
 #ifdef __SSE__
     for (; k + 4 <= k1; k += 4)
-        for (size_t h = 0; h < 8; h += 4) {
+        for (size_t h = 0; h < rows; h += 4) {
             __m128 a = _mm_loadu_ps(w + h * in + k), b = _mm_loadu_ps(w + (h + 1) * in + k);
             __m128 c = _mm_loadu_ps(w + (h + 2) * in + k), e = _mm_loadu_ps(w + (h + 3) * in + k);
             _MM_TRANSPOSE4_PS(a, b, c, e);
@@ -273,7 +275,25 @@ static void transpose8(float *restrict d, size_t nr, const float *restrict w, si
         }
 #endif
     for (; k < k1; k++)
-        for (size_t j = 0; j < 8; j++) d[(k - k0) * nr + j] = w[j * in + k];
+        for (size_t j = 0; j < rows; j++) d[(k - k0) * nr + j] = w[j * in + k];
+}
+
+/* The n rows of w (in apart) side by side into d (nr floats a k), columns
+ * [k0, k1): 8 and then 4 at a time through transpose_rows, the last ones
+ * one by one. */
+static void transpose_n(float *restrict d, size_t nr, const float *restrict w, size_t in, size_t k0, size_t k1,
+                        size_t n)
+{
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        transpose_rows(d + j, nr, w + j * in, in, k0, k1, 8);
+    for (; j + 4 <= n; j += 4)
+        transpose_rows(d + j, nr, w + j * in, in, k0, k1, 4);
+    for (; j < n; j++) {
+        const float *src = w + j * in;
+        for (size_t k = k0; k < k1; k++)
+            d[(k - k0) * nr + j] = src[k];
+    }
 }
 
 /* dst[k][0..NR) = B[k0+k, j0..j0+nj), zero-padded to NR, for k < kc. */
@@ -301,19 +321,14 @@ static void pack_b_panel(float *restrict dst, const float *restrict B, size_t rs
     } else {
         /* A transpose, in blocks of 16 k so that the 16 x NR block written
          * stays in L1 while the nj source rows are read 64 bytes at a time;
-         * 8 rows at a time through SSE registers where 8 are left. */
+         * an edge panel's block zeroed first, in one run (its padding
+         * column by column cost more than the copy: the forward product of
+         * a few samples packs X^T 16 wide every step). */
         for (size_t kb = 0; kb < kc; kb += 16) {
-            size_t ke = kb + 16 < kc ? kb + 16 : kc, j = 0;
-            for (; j + 8 <= nj; j += 8)
-                transpose8(dst + kb * nr + j, nr, B + k0 + (j0 + j) * csb, csb, kb, ke);
-            for (; j < nj; j++) {
-                const float *src = B + k0 + (j0 + j) * csb;
-                for (size_t k = kb; k < ke; k++)
-                    dst[k * nr + j] = src[k];
-            }
-            for (; j < nr; j++)
-                for (size_t k = kb; k < ke; k++)
-                    dst[k * nr + j] = 0.0f;
+            size_t ke = kb + 16 < kc ? kb + 16 : kc;
+            if (nj < nr)
+                memset(dst + kb * nr, 0, (ke - kb) * nr * sizeof *dst);
+            transpose_n(dst + kb * nr, nr, B + k0 + j0 * csb, csb, kb, ke, nj);
         }
     }
 }
@@ -330,18 +345,18 @@ static void pack_a_panel(float *restrict dst, const float *restrict A, size_t rs
             for (; r < mr; r++) dst[k * mr + r] = 0.0f;
         }
     } else {
-        size_t r = 0;
-        /* rows side by side: 8 at a time through SSE registers where 8 are left */
-        for (; csa == 1 && r + 8 <= ni; r += 8)
-            transpose8(dst + r, mr, A + (i0 + r) * rsa + k0, rsa, 0, kc);
-        for (; r < ni; r++) {
+        /* rows side by side (an edge panel zeroed first, in one run) */
+        if (ni < mr)
+            memset(dst, 0, kc * mr * sizeof *dst);
+        if (csa == 1) {
+            transpose_n(dst, mr, A + i0 * rsa + k0, rsa, 0, kc, ni);
+            return;
+        }
+        for (size_t r = 0; r < ni; r++) {
             const float *src = A + (i0 + r) * rsa + k0 * csa;
             for (size_t k = 0; k < kc; k++)
                 dst[k * mr + r] = src[k * csa];
         }
-        for (; r < mr; r++)
-            for (size_t k = 0; k < kc; k++)
-                dst[k * mr + r] = 0.0f;
     }
 }
 
@@ -898,7 +913,7 @@ static void wpack_group(float *restrict wp, int fwd, const float *restrict W, si
         size_t r = ra;
         /* whole tiles of 8 rows: 8 floats side by side in the copy */
         for (; nr % 8 == 0 && r + 8 <= rb && r * in + t0 >= lo && (r + 8) * in <= hi && r % 8 == 0; r += 8)
-            transpose8(wp + pack_at(K, N, t0, r, nr, KC), nr, W + r * in, in, t0, t1);
+            transpose_rows(wp + pack_at(K, N, t0, r, nr, KC), nr, W + r * in, in, t0, t1, 8);
         for (; r < rb; r++) {
             const size_t c0 = r * in + t0 < lo ? lo - r * in : t0;
             const size_t c1 = r * in + t1 > hi ? (hi > r * in ? hi - r * in : 0) : t1;
