@@ -670,7 +670,8 @@ void dpt_kern_bias_grad_cols_fixed(int64_t *restrict dbq, int accumulate, double
  * input gradient) costs a pass over W's bytes each way. Where the chosen
  * kernel can read operands in place (dpt_ukernel_s), the forward product is
  * computed as Z^T = W X^T with W's rows as the A panels, for any batch
- * (forward_w_in_place; with AVX-512 by default up to 32 rows); with a few
+ * (forward_w_in_place; with AVX-512 by default up to 32 rows; the node's
+ * team's column ranges too, dpt_kern_forward_act_cols); with a few
  * rows (n <= SMALL_N), where the products are bound by reading W, the
  * input gradient too reads W's rows as B's (for larger batches a B panel
  * of W in place, rows in*4 bytes apart, conflicts in L1 when in is a
@@ -725,12 +726,13 @@ static int forward_w_in_place(size_t n, size_t in, size_t out)
     return small_batch(n) || (out + (size_t)dpt_umr - 1) / (size_t)dpt_umr >= 2 * (size_t)omp_get_max_threads();
 }
 
-static void forward_inplace(float *restrict Z, const float *restrict X, const float *restrict W, size_t n,
-                            size_t in, size_t out)
+static void forward_inplace(float *restrict Z, size_t ldz, const float *restrict X, const float *restrict W,
+                            size_t n, size_t in, size_t out)
 {
     const size_t mr = (size_t)dpt_umr, nr_tile = (size_t)dpt_unr, nbmax = forward_block(in);
     if (in == 0) {
-        memset(Z, 0, n * out * sizeof *Z);
+        for (size_t r = 0; r < n; r++)
+            memset(Z + r * ldz, 0, out * sizeof *Z);
         return;
     }
     const int solo = solo_buf != NULL;
@@ -780,7 +782,7 @@ static void forward_inplace(float *restrict Z, const float *restrict X, const fl
                     const float *t = tiles + q * DPT_MR * DPT_NR;
                     for (size_t j = 0; j < nj; j++)
                         for (size_t r = 0; r < ni; r++)
-                            Z[(j0 + j) * out + i0 + r] = t[r * DPT_NR + j];
+                            Z[(j0 + j) * ldz + i0 + r] = t[r * DPT_NR + j];
                 }
             }
         }
@@ -1018,7 +1020,7 @@ void dpt_kern_forward(float *restrict Z, const float *restrict X, const float *r
 {
 #ifndef DPT_USE_CBLAS
     if (forward_w_in_place(n, in, out))
-        TIMED(DPT_KT_FORWARD, forward_inplace(Z, X, W, n, in, out));
+        TIMED(DPT_KT_FORWARD, forward_inplace(Z, out, X, W, n, in, out));
     else
 #endif
         w_product(DPT_KT_FORWARD, 1, Z, out, X, in, W, in, NULL, n, out, in);
@@ -1086,7 +1088,7 @@ void dpt_kern_forward_act(float *restrict A, float *restrict zsave, const float 
 {
 #ifndef DPT_USE_CBLAS
     if (forward_w_in_place(n, in, out))
-        TIMED(DPT_KT_FORWARD, forward_inplace(A, X, W, n, in, out));
+        TIMED(DPT_KT_FORWARD, forward_inplace(A, out, X, W, n, in, out));
     else
 #endif
         w_product(DPT_KT_FORWARD, 1, A, out, X, in, W, in, Wp, n, out, in);
@@ -1103,7 +1105,12 @@ void dpt_kern_forward_act_cols(float *restrict A, size_t lda, const float *restr
     assert(f != DPT_ACT_SOFTMAX);
     if (c0 >= c1)
         return;
-    w_product(DPT_KT_FORWARD, 1, A + c0, lda, X, in, W + c0 * in, in, NULL, n, c1 - c0, in);
+#ifndef DPT_USE_CBLAS
+    if (forward_w_in_place(n, in, c1 - c0))
+        TIMED(DPT_KT_FORWARD, forward_inplace(A + c0, lda, X, W + c0 * in, n, in, c1 - c0));
+    else
+#endif
+        w_product(DPT_KT_FORWARD, 1, A + c0, lda, X, in, W + c0 * in, in, NULL, n, c1 - c0, in);
 #pragma omp parallel for schedule(static) if (n * (c1 - c0) > 65536)
     for (size_t r = 0; r < n; r++)
         bias_act_row(A + r * lda + c0, NULL, b + c0, f, c1 - c0);
