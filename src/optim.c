@@ -1,6 +1,7 @@
 #include "dptrain/optim.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,144 +83,137 @@ static double nadam_mu(double beta1, int64_t t)
     return beta1 * (1.0 - 0.5 * pow(0.96, 0.004 * (double)t));
 }
 
-/* The update rules, one loop each: element i of w, g and the state vectors
- * is touched by one thread (a contiguous range each: race-free); g holds
- * sums that are divided by count in the same pass. Return 0 if a g/count is
- * not finite. */
+/* The constants of one step of the update rules. */
+typedef struct {
+    DptOptKind kind;
+    float lr, count;
+    float a;                          /* momentum, nesterov: alpha */
+    float eps, rho, one_m_rho;        /* adagrad, rmsprop (and eps for adam, nadam) */
+    float b1, b2, m1, m2, c1, c2;     /* adam, nadam: the betas, 1 - the betas, bias corrections */
+    float cg, cm;                     /* nadam: the gradient's and the first moment's weights */
+} StepConsts;
 
-static int step_sgd(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count, size_t lo,
-                    size_t hi)
+/* The update rules, one loop each, over elements [lo, hi) of w, g and the
+ * state vectors s0, s1; g holds sums that are divided by count in the same
+ * pass. Returns 1 if a g/count is not finite.
+ * Built twice, for AVX2 and for x86-64's baseline, the better chosen when
+ * the program loads: the loops are bound by that division, which AVX2 does
+ * 8 floats at a time (2-core Intel Xeon, 40,000 elements of sgd: 6.5 us
+ * against 8.3). Each element goes through the same IEEE operations in the
+ * same order in either build (ISO C: no multiply-add is fused unless
+ * written), so the bits do not depend on which runs. */
+__attribute__((target_clones("avx2", "default")))
+static int update_span(const StepConsts *c, float *restrict w, const float *restrict g, float *restrict s0,
+                       float *restrict s1, size_t lo, size_t hi)
 {
     int bad = 0;
-#pragma omp parallel for schedule(static) reduction(| : bad) if (hi - lo > 65536)
-    for (size_t i = lo; i < hi; i++) {
-        const float gi = g[i] / count;
-        bad |= !isfinite(gi);
-        w[i] -= lr * gi;
-    }
-    return !bad;
-}
-
-/* Momentum as the method states it, and Nesterov's look-ahead form of it. */
-static int step_momentum(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count, size_t lo,
-                         size_t hi, int nesterov)
-{
-    int bad = 0;
-    float *restrict v = o->state[0];
-    const float a = (float)o->h.momentum;
-    if (nesterov) {
-#pragma omp parallel for schedule(static) reduction(| : bad) if (hi - lo > 65536)
+    const float lr = c->lr, count = c->count;
+    switch (c->kind) {
+    case DPT_OPT_SGD:
         for (size_t i = lo; i < hi; i++) {
             const float gi = g[i] / count;
             bad |= !isfinite(gi);
-            v[i] = a * v[i] - lr * gi;
-            w[i] += a * v[i] - lr * gi;
+            w[i] -= lr * gi;
         }
-    } else {
-#pragma omp parallel for schedule(static) reduction(| : bad) if (hi - lo > 65536)
+        break;
+    case DPT_OPT_MOMENTUM: {
+        /* Momentum as the method states it: v = alpha v - eta g, w += v */
+        const float a = c->a;
         for (size_t i = lo; i < hi; i++) {
             const float gi = g[i] / count;
             bad |= !isfinite(gi);
-            v[i] = a * v[i] - lr * gi;
-            w[i] += v[i];
+            s0[i] = a * s0[i] - lr * gi;
+            w[i] += s0[i];
         }
+        break;
     }
-    return !bad;
-}
-
-/* Adagrad (G += g^2) and RMSprop (E = rho E + (1 - rho) g^2), epsilon outside the root. */
-static int step_adagrad(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count, size_t lo,
-                        size_t hi)
-{
-    int bad = 0;
-    float *restrict s0 = o->state[0];
-    const float eps = (float)o->h.eps;
-#pragma omp parallel for schedule(static) reduction(| : bad) if (hi - lo > 65536)
-    for (size_t i = lo; i < hi; i++) {
-        const float gi = g[i] / count;
-        bad |= !isfinite(gi);
-        s0[i] += gi * gi;
-        w[i] -= lr * gi / (sqrtf(s0[i]) + eps);
+    case DPT_OPT_NESTEROV: {
+        /* and Nesterov's look-ahead form of it */
+        const float a = c->a;
+        for (size_t i = lo; i < hi; i++) {
+            const float gi = g[i] / count;
+            bad |= !isfinite(gi);
+            s0[i] = a * s0[i] - lr * gi;
+            w[i] += a * s0[i] - lr * gi;
+        }
+        break;
     }
-    return !bad;
-}
-
-static int step_rmsprop(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count, size_t lo,
-                        size_t hi)
-{
-    int bad = 0;
-    float *restrict s0 = o->state[0];
-    const float rho = (float)o->h.decay, one_m_rho = (float)(1.0 - o->h.decay), eps = (float)o->h.eps;
-#pragma omp parallel for schedule(static) reduction(| : bad) if (hi - lo > 65536)
-    for (size_t i = lo; i < hi; i++) {
-        const float gi = g[i] / count;
-        bad |= !isfinite(gi);
-        s0[i] = rho * s0[i] + one_m_rho * gi * gi;
-        w[i] -= lr * gi / (sqrtf(s0[i]) + eps);
+    case DPT_OPT_ADAGRAD: {
+        /* G += g^2, epsilon outside the root */
+        const float eps = c->eps;
+        for (size_t i = lo; i < hi; i++) {
+            const float gi = g[i] / count;
+            bad |= !isfinite(gi);
+            s0[i] += gi * gi;
+            w[i] -= lr * gi / (sqrtf(s0[i]) + eps);
+        }
+        break;
     }
-    return !bad;
-}
-
-static int step_adam(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count, size_t lo,
-                     size_t hi)
-{
-    int bad = 0;
-    float *restrict s0 = o->state[0];
-    float *restrict s1 = o->state[1];
-    const float b1 = (float)o->h.beta1, b2 = (float)o->h.beta2, eps = (float)o->h.eps;
-    const float m1 = (float)(1.0 - o->h.beta1), m2 = (float)(1.0 - o->h.beta2);
-    const float c1 = (float)(1.0 / (1.0 - pow(o->h.beta1, (double)o->t)));
-    const float c2 = (float)(1.0 / (1.0 - pow(o->h.beta2, (double)o->t)));
-#pragma omp parallel for schedule(static) reduction(| : bad) if (hi - lo > 65536)
-    for (size_t i = lo; i < hi; i++) {
-        const float gi = g[i] / count;
-        bad |= !isfinite(gi);
-        s0[i] = b1 * s0[i] + m1 * gi;
-        s1[i] = b2 * s1[i] + m2 * gi * gi;
-        w[i] -= lr * (s0[i] * c1) / (sqrtf(s1[i] * c2) + eps);
+    case DPT_OPT_RMSPROP: {
+        /* E = rho E + (1 - rho) g^2, epsilon outside the root */
+        const float rho = c->rho, one_m_rho = c->one_m_rho, eps = c->eps;
+        for (size_t i = lo; i < hi; i++) {
+            const float gi = g[i] / count;
+            bad |= !isfinite(gi);
+            s0[i] = rho * s0[i] + one_m_rho * gi * gi;
+            w[i] -= lr * gi / (sqrtf(s0[i]) + eps);
+        }
+        break;
     }
-    return !bad;
-}
-
-static int step_nadam(DptOptim *o, float *restrict w, const float *restrict g, float lr, float count, size_t lo,
-                      size_t hi)
-{
-    int bad = 0;
-    float *restrict s0 = o->state[0];
-    float *restrict s1 = o->state[1];
-    const double mu_t = nadam_mu(o->h.beta1, o->t), mu_next = nadam_mu(o->h.beta1, o->t + 1);
-    o->mu_prod *= mu_t;
-    const float b1 = (float)o->h.beta1, b2 = (float)o->h.beta2, eps = (float)o->h.eps;
-    const float m1 = (float)(1.0 - o->h.beta1), m2 = (float)(1.0 - o->h.beta2);
-    const float cg = (float)((1.0 - mu_t) / (1.0 - o->mu_prod));
-    const float cm = (float)(mu_next / (1.0 - o->mu_prod * mu_next));
-    const float c2 = (float)(1.0 / (1.0 - pow(o->h.beta2, (double)o->t)));
-#pragma omp parallel for schedule(static) reduction(| : bad) if (hi - lo > 65536)
-    for (size_t i = lo; i < hi; i++) {
-        const float gi = g[i] / count;
-        bad |= !isfinite(gi);
-        s0[i] = b1 * s0[i] + m1 * gi;
-        s1[i] = b2 * s1[i] + m2 * gi * gi;
-        w[i] -= lr * (cg * gi + cm * s0[i]) / (sqrtf(s1[i] * c2) + eps);
+    case DPT_OPT_ADAM: {
+        const float b1 = c->b1, b2 = c->b2, m1 = c->m1, m2 = c->m2, c1 = c->c1, c2 = c->c2, eps = c->eps;
+        for (size_t i = lo; i < hi; i++) {
+            const float gi = g[i] / count;
+            bad |= !isfinite(gi);
+            s0[i] = b1 * s0[i] + m1 * gi;
+            s1[i] = b2 * s1[i] + m2 * gi * gi;
+            w[i] -= lr * (s0[i] * c1) / (sqrtf(s1[i] * c2) + eps);
+        }
+        break;
     }
-    return !bad;
+    case DPT_OPT_NADAM: {
+        const float b1 = c->b1, b2 = c->b2, m1 = c->m1, m2 = c->m2, cg = c->cg, cm = c->cm, c2 = c->c2;
+        const float eps = c->eps;
+        for (size_t i = lo; i < hi; i++) {
+            const float gi = g[i] / count;
+            bad |= !isfinite(gi);
+            s0[i] = b1 * s0[i] + m1 * gi;
+            s1[i] = b2 * s1[i] + m2 * gi * gi;
+            w[i] -= lr * (cg * gi + cm * s0[i]) / (sqrtf(s1[i] * c2) + eps);
+        }
+        break;
+    }
+    }
+    return bad;
 }
 
 int dpt_optim_step_range(DptOptim *o, float *restrict w, const float *restrict g, double eta, float count, size_t lo,
                          size_t hi)
 {
-    const float lr = (float)eta;
+    const DptOptHyper *h = &o->h;
+    StepConsts c = {.kind = h->kind, .lr = (float)eta, .count = count, .a = (float)h->momentum,
+                    .eps = (float)h->eps, .rho = (float)h->decay, .one_m_rho = (float)(1.0 - h->decay),
+                    .b1 = (float)h->beta1, .b2 = (float)h->beta2, .m1 = (float)(1.0 - h->beta1),
+                    .m2 = (float)(1.0 - h->beta2)};
     o->t++;
-    switch (o->h.kind) {
-    case DPT_OPT_SGD: return step_sgd(o, w, g, lr, count, lo, hi);
-    case DPT_OPT_MOMENTUM: return step_momentum(o, w, g, lr, count, lo, hi, 0);
-    case DPT_OPT_NESTEROV: return step_momentum(o, w, g, lr, count, lo, hi, 1);
-    case DPT_OPT_ADAGRAD: return step_adagrad(o, w, g, lr, count, lo, hi);
-    case DPT_OPT_RMSPROP: return step_rmsprop(o, w, g, lr, count, lo, hi);
-    case DPT_OPT_ADAM: return step_adam(o, w, g, lr, count, lo, hi);
-    case DPT_OPT_NADAM: return step_nadam(o, w, g, lr, count, lo, hi);
+    if (h->kind == DPT_OPT_ADAM || h->kind == DPT_OPT_NADAM)
+        c.c2 = (float)(1.0 / (1.0 - pow(h->beta2, (double)o->t)));
+    if (h->kind == DPT_OPT_ADAM)
+        c.c1 = (float)(1.0 / (1.0 - pow(h->beta1, (double)o->t)));
+    if (h->kind == DPT_OPT_NADAM) {
+        const double mu_t = nadam_mu(h->beta1, o->t), mu_next = nadam_mu(h->beta1, o->t + 1);
+        o->mu_prod *= mu_t;
+        c.cg = (float)((1.0 - mu_t) / (1.0 - o->mu_prod));
+        c.cm = (float)(mu_next / (1.0 - o->mu_prod * mu_next));
     }
-    return 1;
+    /* Element i is one thread's (a contiguous range each: race-free). */
+    int bad = 0;
+#pragma omp parallel reduction(| : bad) if (hi - lo > 65536)
+    {
+        const size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num(), n = hi - lo;
+        bad |= update_span(&c, w, g, o->state[0], o->state[1], lo + n * t / nt, lo + n * (t + 1) / nt);
+    }
+    return !bad;
 }
 
 int dpt_optim_step_scaled(DptOptim *o, float *restrict w, const float *restrict g, double eta, float count)

@@ -214,13 +214,93 @@ static void test_norm(void **state)
     free(g);
 }
 
+/* The update rules written out element by element, in this file's own
+ * build (x86-64's baseline), for test_update_bitwise. */
+static void ref_update(const DptOptHyper *h, int64_t t, double mu_prod, float lr, float count, float *w,
+                       const float *g, float *s0, float *s1, size_t n)
+{
+    const float a = (float)h->momentum, eps = (float)h->eps, rho = (float)h->decay, rho1 = (float)(1.0 - h->decay);
+    const float b1 = (float)h->beta1, b2 = (float)h->beta2, m1 = (float)(1.0 - h->beta1), m2 = (float)(1.0 - h->beta2);
+    const float c1 = (float)(1.0 / (1.0 - pow(h->beta1, (double)t)));
+    const float c2 = (float)(1.0 / (1.0 - pow(h->beta2, (double)t)));
+    const double mu_t = h->beta1 * (1.0 - 0.5 * pow(0.96, 0.004 * (double)t));
+    const double mu_next = h->beta1 * (1.0 - 0.5 * pow(0.96, 0.004 * (double)(t + 1)));
+    const double prod = mu_prod * mu_t;
+    const float cg = (float)((1.0 - mu_t) / (1.0 - prod)), cm = (float)(mu_next / (1.0 - prod * mu_next));
+    for (size_t i = 0; i < n; i++) {
+        const float gi = g[i] / count;
+        switch (h->kind) {
+        case DPT_OPT_SGD: w[i] -= lr * gi; break;
+        case DPT_OPT_MOMENTUM: s0[i] = a * s0[i] - lr * gi; w[i] += s0[i]; break;
+        case DPT_OPT_NESTEROV: s0[i] = a * s0[i] - lr * gi; w[i] += a * s0[i] - lr * gi; break;
+        case DPT_OPT_ADAGRAD: s0[i] += gi * gi; w[i] -= lr * gi / (sqrtf(s0[i]) + eps); break;
+        case DPT_OPT_RMSPROP:
+            s0[i] = rho * s0[i] + rho1 * gi * gi;
+            w[i] -= lr * gi / (sqrtf(s0[i]) + eps);
+            break;
+        case DPT_OPT_ADAM:
+            s0[i] = b1 * s0[i] + m1 * gi;
+            s1[i] = b2 * s1[i] + m2 * gi * gi;
+            w[i] -= lr * (s0[i] * c1) / (sqrtf(s1[i] * c2) + eps);
+            break;
+        case DPT_OPT_NADAM:
+            s0[i] = b1 * s0[i] + m1 * gi;
+            s1[i] = b2 * s1[i] + m2 * gi * gi;
+            w[i] -= lr * (cg * gi + cm * s0[i]) / (sqrtf(s1[i] * c2) + eps);
+            break;
+        }
+    }
+}
+
+/* The trainer's update loops (built for AVX2 too, chosen at load time)
+ * give, bit for bit, the rules written out above in the baseline build:
+ * every optimiser, three steps with the states carried, gradient sums
+ * divided by a count that is not a power of two, on 1 and 3 threads, over
+ * more elements than one thread takes alone. */
+static void test_update_bitwise(void **state)
+{
+    (void)state;
+    enum { N = 70001, STEPS = 3 };
+    float *w1 = malloc(N * 4), *w2 = malloc(N * 4), *g = malloc(N * 4), *s[2] = {calloc(N, 4), calloc(N, 4)};
+    for (int k = 0; k < 7; k++) {
+        DptOptHyper h = {.kind = (DptOptKind)k, .momentum = 0.9, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
+                         .decay = 0.9};
+        DptOptim o;
+        assert_int_equal(dpt_optim_init(&o, &h, N), DPT_OK);
+        for (int j = 0; j < o.n_state; j++)
+            memset(s[j], 0, N * 4);
+        tu_fill(w1, N, 61, -1, 1);
+        memcpy(w2, w1, N * 4);
+        for (int t = 1; t <= STEPS; t++) {
+            tu_fill(g, N, 62 + (uint64_t)t, -3, 3);
+            const double mu_prod = o.mu_prod;
+            omp_set_num_threads(t == 2 ? 3 : 1);
+            assert_int_equal(dpt_optim_step_range(&o, w1, g, 0.05, 10.0f, 0, N), 1);
+            ref_update(&h, t, mu_prod, 0.05f, 10.0f, w2, g, s[0], s[1], N);
+            assert_memory_equal(w1, w2, N * 4);
+            for (int j = 0; j < o.n_state; j++)
+                assert_memory_equal(o.state[j], s[j], N * 4);
+        }
+        /* a sum that is not finite is reported */
+        g[500] = INFINITY;
+        assert_int_equal(dpt_optim_step_range(&o, w1, g, 0.05, 10.0f, 0, N), 0);
+        dpt_optim_free(&o);
+    }
+    omp_set_num_threads(1);
+    free(w1);
+    free(w2);
+    free(g);
+    free(s[0]);
+    free(s[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgd),     cmocka_unit_test(test_momentum), cmocka_unit_test(test_nesterov),
         cmocka_unit_test(test_adagrad), cmocka_unit_test(test_rmsprop),  cmocka_unit_test(test_adam),
         cmocka_unit_test(test_nadam),   cmocka_unit_test(test_names),    cmocka_unit_test(test_against_reference),
-        cmocka_unit_test(test_schedules), cmocka_unit_test(test_norm),
+        cmocka_unit_test(test_schedules), cmocka_unit_test(test_norm), cmocka_unit_test(test_update_bitwise),
     };
     assert_int_equal(dpt_kern_init(), DPT_OK);
     return cmocka_run_group_tests(tests, NULL, NULL);
