@@ -395,5 +395,10 @@ for r in 1 2; do for v in a b; do
 done; done
 torch_threads
 }
+# The next call (written 2026-11-29; part LOOP checked on the 2-core Xeon, where its 16-rank rows
+# cannot run): PARTS="LOOP A E B ddp D16 CORES" measures what issues 12 and 16 still lack on this
+# host after the A-panel loop (threads against PyTorch + MKL at 1-16, the spread of one command,
+# weak and strong scaling at 1 and 16 ranks with DDP, deterministic mode's cost, the cores' speeds);
+# about five minutes by the durations of earlier calls.
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
