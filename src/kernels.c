@@ -1015,15 +1015,25 @@ static void w_product(int kt, int fwd, float *C, size_t ldc, const float *A, siz
 #endif
 }
 
+/* Z[n, out] (rows ldz apart) = X[n, in] W[out, in]^T: W read in place where
+ * forward_w_in_place says so, else through the packed path (Wp: W^T kept
+ * packed, or NULL). */
+static void forward_product(float *Z, size_t ldz, const float *X, const float *W, const float *Wp, size_t n,
+                            size_t in, size_t out)
+{
+#ifndef DPT_USE_CBLAS
+    if (forward_w_in_place(n, in, out)) {
+        TIMED(DPT_KT_FORWARD, forward_inplace(Z, ldz, X, W, n, in, out));
+        return;
+    }
+#endif
+    w_product(DPT_KT_FORWARD, 1, Z, ldz, X, in, W, in, Wp, n, out, in);
+}
+
 void dpt_kern_forward(float *restrict Z, const float *restrict X, const float *restrict W,
                       const float *restrict b, size_t n, size_t in, size_t out)
 {
-#ifndef DPT_USE_CBLAS
-    if (forward_w_in_place(n, in, out))
-        TIMED(DPT_KT_FORWARD, forward_inplace(Z, out, X, W, n, in, out));
-    else
-#endif
-        w_product(DPT_KT_FORWARD, 1, Z, out, X, in, W, in, NULL, n, out, in);
+    forward_product(Z, out, X, W, NULL, n, in, out);
     /* Rows are independent: each thread adds the bias to its own rows. */
 #pragma omp parallel for schedule(static) if (n * out > 65536)
     for (size_t r = 0; r < n; r++)
@@ -1086,12 +1096,7 @@ void dpt_kern_forward_act(float *restrict A, float *restrict zsave, const float 
                           const float *restrict Wp, const float *restrict b, DptAct f, size_t n, size_t in,
                           size_t out)
 {
-#ifndef DPT_USE_CBLAS
-    if (forward_w_in_place(n, in, out))
-        TIMED(DPT_KT_FORWARD, forward_inplace(A, out, X, W, n, in, out));
-    else
-#endif
-        w_product(DPT_KT_FORWARD, 1, A, out, X, in, W, in, Wp, n, out, in);
+    forward_product(A, out, X, W, Wp, n, in, out);
     /* One pass per row: bias, saved pre-activation, activation. Rows are
      * independent, so each thread owns its rows. */
 #pragma omp parallel for schedule(static) if (n * out > 65536)
@@ -1105,12 +1110,7 @@ void dpt_kern_forward_act_cols(float *restrict A, size_t lda, const float *restr
     assert(f != DPT_ACT_SOFTMAX);
     if (c0 >= c1)
         return;
-#ifndef DPT_USE_CBLAS
-    if (forward_w_in_place(n, in, c1 - c0))
-        TIMED(DPT_KT_FORWARD, forward_inplace(A + c0, lda, X, W + c0 * in, n, in, c1 - c0));
-    else
-#endif
-        w_product(DPT_KT_FORWARD, 1, A + c0, lda, X, in, W + c0 * in, in, NULL, n, c1 - c0, in);
+    forward_product(A + c0, lda, X, W + c0 * in, NULL, n, in, c1 - c0);
 #pragma omp parallel for schedule(static) if (n * (c1 - c0) > 65536)
     for (size_t r = 0; r < n; r++)
         bias_act_row(A + r * lda + c0, NULL, b + c0, f, c1 - c0);
