@@ -100,7 +100,7 @@ typedef struct {
  * the program loads: the loops are bound by that division, which AVX2 does
  * 8 floats at a time (2-core Intel Xeon, 40,000 elements of sgd: 6.5 us
  * against 8.3). Each element goes through the same IEEE operations in the
- * same order in either build (ISO C: no multiply-add is fused unless
+ * same order in either build (-ffp-contract=off: no multiply-add is fused unless
  * written), so the bits do not depend on which runs. */
 __attribute__((target_clones("avx2", "default")))
 static int update_span(const StepConsts *c, float *restrict w, const float *restrict g, float *restrict s0,
