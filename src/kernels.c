@@ -55,6 +55,7 @@ enum { L1D_DEFAULT = 32768 };
 static size_t l1d_bytes = L1D_DEFAULT;
 static int l1d_known;
 static DptLoop loop_forced;
+static int wgrad_units_env = -1;   /* DPT_WGRAD_UNITS: unset -1 (by_rows's rule), 0 off, else on */
 static enum { LOOP_RULE, LOOP_ENV, LOOP_ENV_BAD, LOOP_SET } loop_from;
 /* A product of fewer multiply-adds (M N K) than this runs on the calling
  * thread alone: waking the team would cost more than it saves (2-core Intel
@@ -130,6 +131,9 @@ static void choose_block_rows(void)
         l1d_bytes = (size_t)l1;
         l1d_known = 1;
     }
+    const char *units = getenv("DPT_WGRAD_UNITS");
+    if (units && *units)
+        wgrad_units_env = units[0] == '0' && units[1] == '\0' ? 0 : 1;
     const char *loop = getenv("DPT_LOOP");
     if (loop && *loop) {
         const int ok = !strcmp(loop, "a") || !strcmp(loop, "b");
@@ -377,6 +381,7 @@ typedef struct {
     size_t block;      /* fixed point only: rows of a block (<= KC) */
     float lim;         /* fixed point only: dpt_fixed_limit(scale) */
     uint64_t qsub;     /* fixed point only: the blocks of all K times dpt_ufixed_bias */
+    int units;         /* a weight gradient: a team may split C by rows (gemm_rows) */
 } GemmOut;
 
 /* An edge tile's ni x nj corner into C (row stride ldc): stored on the first
@@ -468,6 +473,137 @@ static int own_panels(DptLoop loop, size_t n_panels, size_t nt)
  * floats (512 KiB with AVX-512) stay in L2 beside the A block. */
 enum { QC = 16 };
 
+/* The weight gradient on a team: each thread takes whole A panels (rows of
+ * C, the layer's units, contiguous as the update splits them) and runs
+ * each, packed on its own stack, across every B panel of the slab, packed
+ * once for the team (or kept packed: Bp). Split by B panels instead (the
+ * other products' way), each thread wrote half of every row of C from an
+ * A block packed by both, two barriers a block. On
+ * 2 threads of a 2-core AMD EPYC Zen 4 VM, the cores sharing a cache
+ * (docs/measurements/amd2-2026-11-29): [784,1024,1024,10]'s two weight
+ * gradients alone (build/bench_threads) 0.092-0.121 ms against
+ * 0.244-0.250 at 10 rows, 0.254-0.327 against 0.346-0.482 at 32,
+ * 0.972-1.241 against 1.088-1.366 at 128, 8.31-10.55 against 9.32-11.30 at
+ * 1024; training 1.33-1.47x at batch 10, 1.08-1.11x at 32, 1.02-1.05x at
+ * 128 and 1024, 0.99-1.02x at 256, [784,100,10] at batch 10 1.13-1.18x
+ * (ab-rows*.log; with the cores apart, 1.12x and 1.49x at 128 and 10).
+ * Where a thread gets fewer than ROWS_MIN_PANELS panels the split's
+ * imbalance (13 panels of [784,100,10]'s first layer: 7 and 6) cost more
+ * than it saved from 32 rows up (0.95-1.0x), so there only products of a
+ * few rows, bound by C's stores, take it. The forward and input-gradient
+ * products measured slower so split (0.251 -> 0.302 ms, 0.387 -> 0.527 at
+ * 32 rows) and keep theirs. Where B's slab (KC x N floats) fits 1 MiB and
+ * every thread gets two A panels or more; DPT_WGRAD_UNITS=0/1 overrides
+ * the rule (1: wherever it can). */
+enum { ROWS_MAX_N = 1024, ROWS_MIN_PANELS = 8, ROWS_FEW_K = 16 };
+
+static int by_rows(const GemmOut *o, size_t M, size_t N, size_t K, size_t mr)
+{
+    const size_t nt = (size_t)omp_get_num_threads(), panels = (M + mr - 1) / mr;
+    if (!o->units || nt < 2 || N > ROWS_MAX_N || panels < 2 * nt || wgrad_units_env == 0)
+        return 0;
+    return wgrad_units_env == 1 || panels >= ROWS_MIN_PANELS * nt || K <= ROWS_FEW_K;
+}
+
+static void gemm_rows(const GemmOut *o, const float *A, size_t rsa, size_t csa, const float *B, size_t rsb,
+                      size_t csb, size_t M, size_t N, size_t K, size_t kcmax, const float *Bp, float *pack_b,
+                      float *tile, int64_t *qtile)
+{
+    const size_t mr = (size_t)dpt_umr, nr = (size_t)dpt_unr, n_panels_b = (N + nr - 1) / nr;
+    float pa[DPT_MR * KC] __attribute__((aligned(64)));
+    size_t q0, q1, p0, p1;
+    panel_range(n_panels_b, &q0, &q1);
+    panel_range((M + mr - 1) / mr, &p0, &p1);
+    for (size_t pc = 0; pc < K; pc += kcmax) {
+        const size_t kc = K - pc < kcmax ? K - pc : kcmax;
+        const float *pb = Bp ? Bp + pc * n_panels_b * nr : pack_b;
+        if (!Bp) {
+            /* the slab before is read by every thread until each is done with it */
+            if (pc > 0) {
+#pragma omp barrier
+            }
+            for (size_t q = q0; q < q1; q++)
+                pack_b_panel(pack_b + q * nr * kc, B, rsb, csb, pc, kc, q * nr, N - q * nr < nr ? N - q * nr : nr,
+                             nr);
+#pragma omp barrier
+        }
+        for (size_t p = p0; p < p1; p++) {
+            const size_t i0 = p * mr, ni = M - i0 < mr ? M - i0 : mr;
+            pack_a_panel(pa, A, rsa, csa, pc, kc, i0, ni, mr);
+            for (size_t q = 0; q < n_panels_b; q++)
+                gemm_tile(o, pa, pb + q * nr * kc, kc, pc, i0, q * nr, ni, N - q * nr < nr ? N - q * nr : nr, tile,
+                          qtile, mr, nr);
+        }
+    }
+}
+
+/* gemm_run's blocked loops on the calling thread's share of the team (or
+ * on it alone): B panels packed per slab and column block, A per block of
+ * rows, tiles shared out (DPT_LOOP_A: each thread's own B panels). */
+static void gemm_blocks(const GemmOut *o, const float *A, size_t rsa, size_t csa, const float *B, size_t rsb,
+                        size_t csb, size_t M, size_t N, size_t K, size_t kcmax, const float *Bp, float *pack_a,
+                        float *pack_b, float *tile, int64_t *qtile)
+{
+    const size_t mr = (size_t)dpt_umr, nr = (size_t)dpt_unr, mcmax = (mc_rows + mr - 1) / mr * mr, ncmax = NC / nr * nr;
+    const DptLoop loop = loop_for(nr);
+    for (size_t jc = 0; jc < N; jc += ncmax) {
+        size_t nc = N - jc < ncmax ? N - jc : ncmax;
+        size_t n_panels_b = (nc + nr - 1) / nr;
+        for (size_t pc = 0; pc < K; pc += kcmax) {
+            size_t kc = K - pc < kcmax ? K - pc : kcmax;
+            /* Pack B[pc:pc+kc, jc:jc+nc] in NR-wide panels, zero-padded
+             * (unless the caller keeps them packed). Race-free: each
+             * thread writes its whole panels [q0, q1). With panels of its
+             * own it also computes their tiles, so they stay in its
+             * caches; otherwise the barrier of A's packing below has
+             * every panel packed before any tile is computed. */
+            const float *pb = Bp ? Bp + jc * K + pc * n_panels_b * nr : pack_b;
+            const int own = own_panels(loop, n_panels_b, (size_t)omp_get_num_threads());
+            size_t q0, q1;
+            panel_range(n_panels_b, &q0, &q1);
+            for (size_t q = q0; q < q1 && !Bp; q++) {
+                size_t j0 = jc + q * nr;
+                pack_b_panel(pack_b + q * nr * kc, B, rsb, csb, pc, kc, j0, N - j0 < nr ? N - j0 : nr, nr);
+            }
+            for (size_t ic = 0; ic < M; ic += mcmax) {
+                size_t mc = M - ic < mcmax ? M - ic : mcmax;
+                size_t n_panels_a = (mc + mr - 1) / mr;
+                /* Pack A[ic:ic+mc, pc:pc+kc] in MR-tall panels, zero-padded. */
+#pragma omp for schedule(static)
+                for (size_t p = 0; p < n_panels_a; p++) {
+                    size_t i0 = ic + p * mr;
+                    pack_a_panel(pack_a + p * mr * kc, A, rsa, csa, pc, kc, i0, M - i0 < mr ? M - i0 : mr, mr);
+                }
+                /* Tiles of C: each thread owns whole tiles, so writes never overlap. */
+                if (own) {
+                    /* its B panels QC at a time, each A panel across them */
+                    for (size_t qc = q0; qc < q1; qc += QC) {
+                        const size_t qe = q1 - qc < QC ? q1 : qc + QC;
+                        for (size_t p = 0; p < n_panels_a; p++)
+                            for (size_t q = qc; q < qe; q++) {
+                                size_t i0 = ic + p * mr, j0 = jc + q * nr;
+                                gemm_tile(o, pack_a + p * mr * kc, pb + q * nr * kc, kc, pc, i0, j0,
+                                          M - i0 < mr ? M - i0 : mr, N - j0 < nr ? N - j0 : nr, tile, qtile,
+                                          mr, nr);
+                            }
+                    }
+                    /* every thread reads all of the A block: it is packed again only after all are done */
+#pragma omp barrier
+                    continue;
+                }
+#pragma omp for collapse(2) schedule(static)
+                for (size_t q = 0; q < n_panels_b; q++) {
+                    for (size_t p = 0; p < n_panels_a; p++) {
+                        size_t i0 = ic + p * mr, j0 = jc + q * nr;
+                        gemm_tile(o, pack_a + p * mr * kc, pb + q * nr * kc, kc, pc, i0, j0,
+                                  M - i0 < mr ? M - i0 : mr, N - j0 < nr ? N - j0 : nr, tile, qtile, mr, nr);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* C = A B from packed panels. Bp: B already packed as gemm_run packs it
  * (dpt_kern_wpack's layout), or NULL to pack it here. */
 static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, const float *B, size_t rsb,
@@ -489,71 +625,17 @@ static void gemm_run(const GemmOut *o, const float *A, size_t rsa, size_t csa, c
     }
     dpt_kern_init();
     const size_t kcmax = o->Cq || o->Cf ? KC / o->block * o->block : KC;
-    const size_t mr = (size_t)dpt_umr, nr = (size_t)dpt_unr, mcmax = (mc_rows + mr - 1) / mr * mr, ncmax = NC / nr * nr;
     const int small = M * N * K < PAR_MIN_WORK;
-    const DptLoop loop = loop_for(nr);
     const int solo = solo_buf != NULL;
     float *const pack_a = buf_a(), *const pack_b = buf_b();
 #pragma omp parallel if (!small && !solo)
     {
         float tile[DPT_MR * DPT_NR] __attribute__((aligned(64)));
         int64_t qtile[DPT_MR * DPT_NR] __attribute__((aligned(64)));
-        for (size_t jc = 0; jc < N; jc += ncmax) {
-            size_t nc = N - jc < ncmax ? N - jc : ncmax;
-            size_t n_panels_b = (nc + nr - 1) / nr;
-            for (size_t pc = 0; pc < K; pc += kcmax) {
-                size_t kc = K - pc < kcmax ? K - pc : kcmax;
-                /* Pack B[pc:pc+kc, jc:jc+nc] in NR-wide panels, zero-padded
-                 * (unless the caller keeps them packed). Race-free: each
-                 * thread writes its whole panels [q0, q1). With panels of its
-                 * own it also computes their tiles, so they stay in its
-                 * caches; otherwise the barrier of A's packing below has
-                 * every panel packed before any tile is computed. */
-                const float *pb = Bp ? Bp + jc * K + pc * n_panels_b * nr : pack_b;
-                const int own = own_panels(loop, n_panels_b, (size_t)omp_get_num_threads());
-                size_t q0, q1;
-                panel_range(n_panels_b, &q0, &q1);
-                for (size_t q = q0; q < q1 && !Bp; q++) {
-                    size_t j0 = jc + q * nr;
-                    pack_b_panel(pack_b + q * nr * kc, B, rsb, csb, pc, kc, j0, N - j0 < nr ? N - j0 : nr, nr);
-                }
-                for (size_t ic = 0; ic < M; ic += mcmax) {
-                    size_t mc = M - ic < mcmax ? M - ic : mcmax;
-                    size_t n_panels_a = (mc + mr - 1) / mr;
-                    /* Pack A[ic:ic+mc, pc:pc+kc] in MR-tall panels, zero-padded. */
-#pragma omp for schedule(static)
-                    for (size_t p = 0; p < n_panels_a; p++) {
-                        size_t i0 = ic + p * mr;
-                        pack_a_panel(pack_a + p * mr * kc, A, rsa, csa, pc, kc, i0, M - i0 < mr ? M - i0 : mr, mr);
-                    }
-                    /* Tiles of C: each thread owns whole tiles, so writes never overlap. */
-                    if (own) {
-                        /* its B panels QC at a time, each A panel across them */
-                        for (size_t qc = q0; qc < q1; qc += QC) {
-                            const size_t qe = q1 - qc < QC ? q1 : qc + QC;
-                            for (size_t p = 0; p < n_panels_a; p++)
-                                for (size_t q = qc; q < qe; q++) {
-                                    size_t i0 = ic + p * mr, j0 = jc + q * nr;
-                                    gemm_tile(o, pack_a + p * mr * kc, pb + q * nr * kc, kc, pc, i0, j0,
-                                              M - i0 < mr ? M - i0 : mr, N - j0 < nr ? N - j0 : nr, tile, qtile,
-                                              mr, nr);
-                                }
-                        }
-                        /* every thread reads all of the A block: it is packed again only after all are done */
-#pragma omp barrier
-                        continue;
-                    }
-#pragma omp for collapse(2) schedule(static)
-                    for (size_t q = 0; q < n_panels_b; q++) {
-                        for (size_t p = 0; p < n_panels_a; p++) {
-                            size_t i0 = ic + p * mr, j0 = jc + q * nr;
-                            gemm_tile(o, pack_a + p * mr * kc, pb + q * nr * kc, kc, pc, i0, j0,
-                                      M - i0 < mr ? M - i0 : mr, N - j0 < nr ? N - j0 : nr, tile, qtile, mr, nr);
-                        }
-                    }
-                }
-            }
-        }
+        if (by_rows(o, M, N, K, (size_t)dpt_umr))
+            gemm_rows(o, A, rsa, csa, B, rsb, csb, M, N, K, kcmax, Bp, pack_b, tile, qtile);
+        else
+            gemm_blocks(o, A, rsa, csa, B, rsb, csb, M, N, K, kcmax, Bp, pack_a, pack_b, tile, qtile);
     }
 }
 
@@ -571,7 +653,8 @@ static GemmOut fixed_wgrad_out(int64_t *dWq, int accumulate, double scale, size_
 {
     dpt_kern_init();
     return (GemmOut){.Cq = dWq, .ldc = in, .accumulate = accumulate, .scale = scale, .block = block,
-                     .lim = dpt_fixed_limit(scale), .qsub = (uint64_t)((n + block - 1) / block) * dpt_ufixed_bias};
+                     .lim = dpt_fixed_limit(scale), .qsub = (uint64_t)((n + block - 1) / block) * dpt_ufixed_bias,
+                     .units = 1};
 }
 
 void dpt_kern_weight_grad_fixed(int64_t *restrict dWq, int accumulate, double scale, const float *restrict D,
@@ -976,7 +1059,7 @@ void dpt_kern_rowpack(float *restrict bp, const float *restrict rows, size_t K, 
 void dpt_kern_weight_grad_rows(float *restrict dW, int accumulate, const float *restrict D, size_t ldd,
                                const float *restrict Bp, size_t n, size_t in, size_t m)
 {
-    GemmOut o = {.C = dW, .ldc = in, .accumulate = accumulate};
+    GemmOut o = {.C = dW, .ldc = in, .accumulate = accumulate, .units = 1};
     TIMED(DPT_KT_WGRAD, gemm_run(&o, D, 1, ldd, NULL, 0, 0, m, in, n, Bp));
 }
 
@@ -1123,7 +1206,8 @@ void dpt_kern_weight_grad(float *restrict dW, int accumulate, const float *restr
     TIMED(DPT_KT_WGRAD, cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)n,
                     1.0f, D, (int)out, A, (int)in, accumulate ? 1.0f : 0.0f, dW, (int)in));
 #else
-    TIMED(DPT_KT_WGRAD, dpt_gemm(dW, in, accumulate, D, 1, out, A, in, 1, out, in, n));
+    GemmOut o = {.C = dW, .ldc = in, .accumulate = accumulate, .units = 1};
+    TIMED(DPT_KT_WGRAD, gemm_run(&o, D, 1, out, A, in, 1, out, in, n, NULL));
 #endif
 }
 

@@ -659,11 +659,14 @@ static void test_wpack_bitwise(void **state)
  * bits, for every product and kernel, across slabs, column blocks
  * (N > 2048), ragged panels, with B packed per call and kept packed (W, the
  * node's rows), in float and fixed point (int64 sums, accumulated, and one
- * slab stored as floats). */
+ * slab stored as floats); the weight gradients, whose threads take whole
+ * rows of units (gemm_rows), of 10, 32 and 300 rows (two slabs), ragged
+ * both ways. */
 static void test_team_sizes_bitwise(void **state)
 {
     (void)state;
-    const Shape sh[] = {{45, 300, 70}, {64, 40, 2100}, {300, 2100, 40}, {130, 257, 513}, {24, 9, 24}};
+    const Shape sh[] = {{45, 300, 70}, {64, 40, 2100}, {300, 2100, 40}, {130, 257, 513}, {24, 9, 24},
+                        {10, 300, 130}, {32, 257, 197}, {300, 500, 197}};
     const double scale = 0x1p40;
     const size_t blk = 8;
     int saved = omp_get_max_threads();

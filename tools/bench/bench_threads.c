@@ -41,7 +41,9 @@ static void run(const Product *p, const Bufs *B, size_t m)
     const size_t in = p->in, out = p->out;
     if (p->kind == 0)
         dpt_kern_forward_act(B->Z, NULL, B->X, B->W, NULL, B->b, DPT_ACT_LINEAR, m, in, out);
-    else if (p->kind == 1)
+    else if (p->kind == 1 && m == out)   /* the whole product as training runs it */
+        dpt_kern_weight_grad(B->dW, 0, B->D, B->X, B->n, in, out);
+    else if (p->kind == 1)   /* a share of the units, on one thread */
         dpt_gemm(B->dW, in, 0, B->D, 1, out, B->X, in, 1, m, in, B->n);
     else
         dpt_kern_input_grad(B->dA, B->D, B->W, NULL, m, in, out);
