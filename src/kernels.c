@@ -484,9 +484,10 @@ enum { QC = 16 };
  * gradients alone (build/bench_threads) 0.092-0.121 ms against
  * 0.244-0.250 at 10 rows, 0.254-0.327 against 0.346-0.482 at 32,
  * 0.972-1.241 against 1.088-1.366 at 128, 8.31-10.55 against 9.32-11.30 at
- * 1024; training 1.33-1.47x at batch 10, 1.08-1.11x at 32, 1.02-1.05x at
- * 128 and 1024, 0.99-1.02x at 256, [784,100,10] at batch 10 1.13-1.18x
- * (ab-rows*.log; with the cores apart, 1.12x and 1.49x at 128 and 10).
+ * 1024; training 1.30-1.54x at batch 10, 1.01-1.11x at 32, 1.01-1.05x at
+ * 128 and 1024, 0.99-1.02x at 256, [784,100,10] at batch 10 1.13-1.21x
+ * (ab-rows*.log; with the cores apart 1.12x at 128, [784,100,10] at 10
+ * 1.44-1.49x).
  * Where a thread gets fewer than ROWS_MIN_PANELS panels the split's
  * imbalance (13 panels of [784,100,10]'s first layer: 7 and 6) cost more
  * than it saved from 32 rows up (0.95-1.0x), so there only products of a
