@@ -395,10 +395,22 @@ for r in 1 2; do for v in a b; do
 done; done
 torch_threads
 }
+# Added 2026-11-29 (later, on a 2-core AMD EPYC Zen 4 VM), not yet run: PARTS="WU": the weight
+# gradient on a team split by units (gemm_rows, the default where each thread gets 8 panels of 8
+# units or the product has at most 16 rows) against the split by B panels before it
+# (DPT_WGRAD_UNITS=0): 1 x 2, 1 x 4 and 1 x 16 at batch 32, 128 and 256 (threads as ranks are off
+# below 32 rows a thread), interleaved, twice. On the 2-core VM 1.30-1.54x at batch 10, 1.01-1.11x
+# at 32, 1.01-1.05x at 128, 0.99-1.02x at 256.
+part_WU() {
+echo "== WU. weight gradient split by units / by B panels (DPT_WGRAD_UNITS) (t=$(( $(date +%s) - T0 )))"
+for r in 1 2; do for T in 2 4 16; do for Bt in 32 128 256; do for v in 1 0; do
+  DPT_WGRAD_UNITS=$v plain wu$r-$v-$T-$Bt $T $Bt $(( 40 * 1024 / Bt ))
+done; done; done; done
+}
 # The next call (written 2026-11-29; part LOOP checked on the 2-core Xeon, where its 16-rank rows
 # cannot run): PARTS="LOOP A E B ddp D16 CORES" measures what issues 12 and 16 still lack on this
 # host after the A-panel loop (threads against PyTorch + MKL at 1-16, the spread of one command,
 # weak and strong scaling at 1 and 16 ranks with DDP, deterministic mode's cost, the cores' speeds);
-# about five minutes by the durations of earlier calls.
+# about five minutes by the durations of earlier calls. Then PARTS="WU" (about a minute).
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
