@@ -961,6 +961,12 @@ int dpt_kern_panel_width(void)
     return dpt_unr;
 }
 
+int dpt_kern_panel_rows(void)
+{
+    dpt_kern_init();
+    return dpt_umr;
+}
+
 size_t dpt_kern_wpack_floats(size_t in, size_t out, int fwd, size_t rows)
 {
 #ifdef DPT_USE_CBLAS

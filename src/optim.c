@@ -75,6 +75,7 @@ void dpt_optim_free(DptOptim *o)
         return;
     for (int i = 0; i < 2 && !o->borrowed; i++)
         free(o->state[i]);
+    free(o->blocks);
     memset(o, 0, sizeof *o);
 }
 
@@ -206,14 +207,48 @@ int dpt_optim_step_range(DptOptim *o, float *restrict w, const float *restrict g
         c.cg = (float)((1.0 - mu_t) / (1.0 - o->mu_prod));
         c.cm = (float)(mu_next / (1.0 - o->mu_prod * mu_next));
     }
-    /* Element i is one thread's (a contiguous range each: race-free). */
+    /* Element i is one thread's (race-free): of every block its rows, or
+     * a contiguous range of [lo, hi). */
+    const int by_blocks = o->n_blocks > 0 && lo == 0 && hi == o->n;
     int bad = 0;
 #pragma omp parallel reduction(| : bad) if (hi - lo > 65536)
     {
         const size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num(), n = hi - lo;
-        bad |= update_span(&c, w, g, o->state[0], o->state[1], lo + n * t / nt, lo + n * (t + 1) / nt);
+        if (!by_blocks)
+            bad |= update_span(&c, w, g, o->state[0], o->state[1], lo + n * t / nt, lo + n * (t + 1) / nt);
+        for (int k = 0; by_blocks && k < o->n_blocks; k++) {
+            const DptOptBlock *b = &o->blocks[k];
+            const size_t groups = (b->rows + o->group - 1) / o->group;
+            size_t r0 = groups * t / nt * o->group, r1 = groups * (t + 1) / nt * o->group;
+            r0 = r0 < b->rows ? r0 : b->rows;
+            r1 = r1 < b->rows ? r1 : b->rows;
+            if (r0 < r1)
+                bad |= update_span(&c, w, g, o->state[0], o->state[1], b->off + r0 * b->cols, b->off + r1 * b->cols);
+        }
     }
     return !bad;
+}
+
+DptStatus dpt_optim_set_blocks(DptOptim *o, const DptOptBlock *b, int n, size_t group)
+{
+    size_t end = 0;
+    for (int k = 0; k < n; k++) {
+        if (b[k].off != end)
+            return dpt_err(DPT_EINTERNAL, "optimiser: block %d starts at %zu, not at %zu", k, b[k].off, end);
+        end += b[k].rows * b[k].cols;
+    }
+    if (n < 1 || end != o->n || group == 0)
+        return dpt_err(DPT_EINTERNAL, "optimiser: %d blocks of %zu parameters for %zu, rows by %zu", n, end, o->n,
+                       group);
+    DptOptBlock *copy = malloc((size_t)n * sizeof *copy);
+    if (!copy)
+        return dpt_err(DPT_ENOMEM, "out of memory for the optimiser's %d blocks", n);
+    memcpy(copy, b, (size_t)n * sizeof *copy);
+    free(o->blocks);
+    o->blocks = copy;
+    o->n_blocks = n;
+    o->group = group;
+    return DPT_OK;
 }
 
 int dpt_optim_step_scaled(DptOptim *o, float *restrict w, const float *restrict g, double eta, float count)

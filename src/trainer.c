@@ -68,6 +68,22 @@ static DptStatus load_init_from(const DptConfig *c, DptArch *arch, float **loade
  * and the arithmetic of every element is that of the replicated update. With
  * --reduce mpi (or one rank on every node) every rank holds its own copy.
  * Collective. */
+/* The update's threads take a layer's units as the weight gradient's and
+ * the forward product's do (whole panels of them: dpt_optim_set_blocks),
+ * so that each reads the rows of dW it wrote and writes the rows of W it
+ * reads next. */
+static DptStatus split_update_by_units(Trainer *t)
+{
+    const DptArch *a = &t->arch;
+    DptOptBlock b[2 * DPT_MAX_LAYERS];
+    for (int l = 0; l < a->n_layers; l++) {
+        const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
+        b[2 * l] = (DptOptBlock){.off = a->w_off[l], .rows = out, .cols = in};
+        b[2 * l + 1] = (DptOptBlock){.off = a->b_off[l], .rows = out, .cols = 1};
+    }
+    return dpt_optim_set_blocks(&t->opt, b, 2 * a->n_layers, (size_t)dpt_kern_panel_rows());
+}
+
 static DptStatus alloc_model(Trainer *t)
 {
     const DptConfig *c = t->cfg;
@@ -80,7 +96,8 @@ static DptStatus alloc_model(Trainer *t)
     t->own_hi = n;
     if (!t->shared_model) {
         t->params = dpt_aligned_alloc(n * sizeof(float), "parameters");
-        return t->params ? dpt_optim_init(&t->opt, &c->opt, n) : DPT_ENOMEM;
+        DPT_TRY(t->params ? dpt_optim_init(&t->opt, &c->opt, n) : DPT_ENOMEM);
+        return split_update_by_units(t);
     }
     const size_t stride = (n + 15) / 16 * 16, lines = stride / 16, k = (size_t)d->node_size, j = (size_t)d->node_rank;
     const size_t vectors = 1 + (size_t)dpt_optim_state_count(c->opt.kind);
@@ -94,7 +111,7 @@ static DptStatus alloc_model(Trainer *t)
         memset(t->params + v * stride + t->own_lo, 0, (t->own_hi > t->own_lo ? t->own_hi - t->own_lo : 0) * sizeof(float));
     dpt_optim_init_in(&t->opt, &c->opt, n, t->params + stride, stride);
     dpt_dist_node_barrier(d);
-    return DPT_OK;
+    return split_update_by_units(t);
 }
 
 /* Architecture and initial parameters: from --init-from (read by rank 0) or

@@ -294,13 +294,74 @@ static void test_update_bitwise(void **state)
     free(s[1]);
 }
 
+/* The update split between threads by the units of each layer
+ * (dpt_optim_set_blocks) gives the rules' bits for every element: layers
+ * whose units do not divide into the threads' groups, on 1-4 threads, the
+ * optimisers with no state, one and two vectors; a range short of the
+ * whole vector still split flat. Blocks that leave a gap or do not cover
+ * the vector are refused. */
+static void test_update_blocks(void **state)
+{
+    (void)state;
+    const int sizes[] = {700, 97, 37, 5};
+    DptOptBlock b[6];
+    size_t n = 0;
+    for (int l = 0; l < 3; l++) {
+        b[2 * l] = (DptOptBlock){.off = n, .rows = (size_t)sizes[l + 1], .cols = (size_t)sizes[l]};
+        n += (size_t)sizes[l] * (size_t)sizes[l + 1];
+        b[2 * l + 1] = (DptOptBlock){.off = n, .rows = (size_t)sizes[l + 1], .cols = 1};
+        n += (size_t)sizes[l + 1];
+    }
+    assert_true(n > 65536);   /* more than one thread takes part */
+    float *w1 = malloc(n * 4), *w2 = malloc(n * 4), *g = malloc(n * 4), *s[2] = {malloc(n * 4), malloc(n * 4)};
+    const DptOptKind kinds[] = {DPT_OPT_SGD, DPT_OPT_MOMENTUM, DPT_OPT_ADAM};
+    for (int k = 0; k < 3; k++)
+        for (int threads = 1; threads <= 4; threads++) {
+            DptOptHyper h = {.kind = kinds[k], .momentum = 0.9, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+            DptOptim o;
+            assert_int_equal(dpt_optim_init(&o, &h, n), DPT_OK);
+            assert_int_equal(dpt_optim_set_blocks(&o, b, 6, 8), DPT_OK);
+            memset(s[0], 0, n * 4);
+            memset(s[1], 0, n * 4);
+            tu_fill(w1, n, 71, -1, 1);
+            memcpy(w2, w1, n * 4);
+            omp_set_num_threads(threads);
+            for (int t = 1; t <= 3; t++) {
+                tu_fill(g, n, 72 + (uint64_t)t, -3, 3);
+                const double mu_prod = o.mu_prod;
+                if (t < 3) {
+                    assert_int_equal(dpt_optim_step_range(&o, w1, g, 0.05, 3.0f, 0, n), 1);
+                } else {   /* two ranges, each split flat; the second call steps t no further */
+                    assert_int_equal(dpt_optim_step_range(&o, w1, g, 0.05, 3.0f, 0, 70001), 1);
+                    o.t--;
+                    assert_int_equal(dpt_optim_step_range(&o, w1, g, 0.05, 3.0f, 70001, n), 1);
+                }
+                ref_update(&h, t, mu_prod, 0.05f, 3.0f, w2, g, s[0], s[1], n);
+                assert_memory_equal(w1, w2, n * 4);
+                for (int j = 0; j < o.n_state; j++)
+                    assert_memory_equal(o.state[j], s[j], n * 4);
+            }
+            b[3].off++;
+            assert_int_equal(dpt_optim_set_blocks(&o, b, 6, 8), DPT_EINTERNAL);
+            b[3].off--;
+            assert_int_equal(dpt_optim_set_blocks(&o, b, 5, 8), DPT_EINTERNAL);
+            dpt_optim_free(&o);
+        }
+    omp_set_num_threads(1);
+    free(w1);
+    free(w2);
+    free(g);
+    free(s[0]);
+    free(s[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgd),     cmocka_unit_test(test_momentum), cmocka_unit_test(test_nesterov),
         cmocka_unit_test(test_adagrad), cmocka_unit_test(test_rmsprop),  cmocka_unit_test(test_adam),
         cmocka_unit_test(test_nadam),   cmocka_unit_test(test_names),    cmocka_unit_test(test_against_reference),
-        cmocka_unit_test(test_schedules), cmocka_unit_test(test_norm), cmocka_unit_test(test_update_bitwise),
+        cmocka_unit_test(test_schedules), cmocka_unit_test(test_norm), cmocka_unit_test(test_update_bitwise), cmocka_unit_test(test_update_blocks),
     };
     assert_int_equal(dpt_kern_init(), DPT_OK);
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -150,6 +150,9 @@ void dpt_kern_input_grad_act_cols(float *restrict dA, size_t lda, const float *r
 size_t dpt_kern_wpack_floats(size_t in, size_t out, int fwd, size_t rows);
 /* The chosen kernel's panel width (the copies' layout depends on it). */
 int dpt_kern_panel_width(void);
+/* The chosen kernel's panel height: a team's weight gradient and forward
+ * product give each thread whole panels of this many of a layer's units. */
+int dpt_kern_panel_rows(void);
 void dpt_kern_wpack(float *restrict wp, int fwd, const float *restrict W, size_t in, size_t out, size_t lo,
                     size_t hi);
 

@@ -42,6 +42,12 @@ typedef struct {
     double decay;      /* rho, RMSprop's decay of the mean square */
 } DptOptHyper;
 
+/* A matrix of rows x cols parameters at off, row-major: a layer's W, or
+ * its bias as rows x 1 (dpt_optim_set_blocks). */
+typedef struct {
+    size_t off, rows, cols;
+} DptOptBlock;
+
 typedef struct {
     DptOptHyper h;
     size_t n;          /* parameters */
@@ -50,6 +56,9 @@ typedef struct {
     int borrowed;      /* state memory belongs to the caller (dpt_optim_init_in) */
     int64_t t;         /* steps taken */
     double mu_prod;    /* nadam: prod_{i<=t} mu_i */
+    DptOptBlock *blocks;   /* owned; NULL: the threads split the parameters flat */
+    int n_blocks;
+    size_t group;      /* rows a thread takes together */
 } DptOptim;
 
 const char *dpt_optim_name(DptOptKind k);
@@ -76,6 +85,13 @@ int dpt_optim_step_scaled(DptOptim *o, float *restrict w, const float *restrict 
  * once per call. */
 int dpt_optim_step_range(DptOptim *o, float *restrict w, const float *restrict g, double eta, float count, size_t lo,
                          size_t hi);
+/* The whole vector's update split between threads by rows of the blocks
+ * (which tile [0, n) in order): of each block, thread t of T takes groups
+ * [G t / T, G (t + 1) / T) of its G groups of `group` rows, the rows the
+ * weight-gradient and forward products give that thread. The same
+ * arithmetic element by element; a range [lo, hi) short of the whole
+ * vector is still split flat. */
+DptStatus dpt_optim_set_blocks(DptOptim *o, const DptOptBlock *b, int n, size_t group);
 
 /* Learning-rate schedules, as a function of the global step (0-based). */
 typedef enum { DPT_SCHED_CONSTANT = 0, DPT_SCHED_STEP, DPT_SCHED_COSINE } DptSchedKind;
