@@ -474,9 +474,8 @@ static int own_panels(DptLoop loop, size_t n_panels, size_t nt)
 enum { QC = 16 };
 
 /* The weight gradient on a team: each thread takes whole A panels (rows of
- * C, a contiguous range of the layer's units; the update's flat split of
- * the parameters matches it only on nets whose first layer holds nearly
- * all of them, as [784,100,10]'s) and runs
+ * C, a contiguous range of the layer's units, those the update gives it:
+ * dpt_optim_set_blocks) and runs
  * each, packed on its own stack, across every B panel of the slab, packed
  * once for the team (or kept packed: Bp). Split by B panels instead (the
  * other products' way), each thread wrote half of every row of C from an

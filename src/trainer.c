@@ -71,10 +71,13 @@ static DptStatus load_init_from(const DptConfig *c, DptArch *arch, float **loade
 /* The update's threads take a layer's units as the weight gradient's and
  * the forward product's do (whole panels of them: dpt_optim_set_blocks),
  * so that each reads the rows of dW it wrote and writes the rows of W it
- * reads next. */
+ * reads next (DPT_UPDATE_UNITS=0: a contiguous range each instead). */
 static DptStatus split_update_by_units(Trainer *t)
 {
     const DptArch *a = &t->arch;
+    const char *env = getenv("DPT_UPDATE_UNITS");   /* 0: split flat, as before (for comparisons) */
+    if (env && *env && atoi(env) == 0)
+        return DPT_OK;
     DptOptBlock b[2 * DPT_MAX_LAYERS];
     for (int l = 0; l < a->n_layers; l++) {
         const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
