@@ -407,10 +407,25 @@ for r in 1 2; do for T in 2 4 16; do for Bt in 32 128 256; do for v in 1 0; do
   DPT_WGRAD_UNITS=$v plain wu$r-$v-$T-$Bt $T $Bt $(( 40 * 1024 / Bt ))
 done; done; done; done
 }
+# Added 2026-11-29 (later still, on the 2-core AMD EPYC Zen 4 VM), not yet run: PARTS="UPD": the
+# optimiser's update split by each layer's units (the default since d3cc4cd) against the flat split
+# (DPT_UPDATE_UNITS=0): build/bench_update on 2, 4, 8, 16 threads at batch 10 and 128 (both splits in
+# one process), then training 1 x 16 at batch 128 and 1024, interleaved, twice. On the VM: level with
+# its two cores sharing a cache, the update 3.4-3.8x faster with them apart.
+part_UPD() {
+echo "== UPD. update split by units / flat (DPT_UPDATE_UNITS) (t=$(( $(date +%s) - T0 )))"
+cmake --build $B -j16 --target bench_update > "$O/build-upd.txt" 2>&1 || { tail -20 "$O/build-upd.txt"; return; }
+for T in 2 4 8 16; do for Bt in 10 128; do
+  OMP_NUM_THREADS=$T OMP_PROC_BIND=close OMP_PLACES=cores $B/bench_update $Bt 40
+done; done
+for r in 1 2; do for Bt in 128 1024; do for v in 1 0; do
+  DPT_UPDATE_UNITS=$v plain upd$r-$v-16-$Bt 16 $Bt $(( 40 * 1024 / Bt ))
+done; done; done
+}
 # The next call (written 2026-11-29; part LOOP checked on the 2-core Xeon, where its 16-rank rows
 # cannot run): PARTS="LOOP A E B ddp D16 CORES" measures what issues 12 and 16 still lack on this
 # host after the A-panel loop (threads against PyTorch + MKL at 1-16, the spread of one command,
 # weak and strong scaling at 1 and 16 ranks with DDP, deterministic mode's cost, the cores' speeds);
-# about five minutes by the durations of earlier calls. Then PARTS="WU" (about a minute).
+# about five minutes by the durations of earlier calls. Then PARTS="WU UPD" (about two minutes).
 for p in ${PARTS:-A B ddp C D E}; do "part_$p"; done
 echo "all done at $(( $(date +%s) - T0 )) s"
