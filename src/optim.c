@@ -222,11 +222,24 @@ int dpt_optim_step_range(DptOptim *o, float *restrict w, const float *restrict g
             size_t r0 = groups * t / nt * o->group, r1 = groups * (t + 1) / nt * o->group;
             r0 = r0 < b->rows ? r0 : b->rows;
             r1 = r1 < b->rows ? r1 : b->rows;
-            if (r0 < r1)
-                bad |= update_span(&c, w, g, o->state[0], o->state[1], b->off + r0 * b->cols, b->off + r1 * b->cols);
+            /* runs of rows ending on multiples of DPT_OPT_ROWS_DONE, each handed on while in cache */
+            for (size_t a = r0, z; a < r1; a = z) {
+                z = o->rows_done ? (a / DPT_OPT_ROWS_DONE + 1) * DPT_OPT_ROWS_DONE : r1;
+                z = z < r1 ? z : r1;
+                bad |= update_span(&c, w, g, o->state[0], o->state[1], b->off + a * b->cols, b->off + z * b->cols);
+                if (o->rows_done)
+                    o->rows_done(o->rows_ctx, k, a, z);
+            }
         }
     }
     return !bad;
+}
+
+int dpt_optim_set_rows_done(DptOptim *o, void (*fn)(void *ctx, int k, size_t r0, size_t r1), void *ctx)
+{
+    o->rows_done = o->n_blocks > 0 ? fn : NULL;
+    o->rows_ctx = ctx;
+    return o->rows_done != NULL;
 }
 
 DptStatus dpt_optim_set_blocks(DptOptim *o, const DptOptBlock *b, int n, size_t group)

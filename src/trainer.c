@@ -213,11 +213,27 @@ static DptStatus alloc_wpack(Trainer *t, size_t rows)
     return DPT_OK;
 }
 
+/* The optimiser's hook: rows [r0, r1) of block k, just updated by the
+ * calling thread, into the copies of W while they are in its caches (k
+ * odd: a bias, not packed). */
+static void pack_rows_done(void *ctx, int k, size_t r0, size_t r1)
+{
+    const Trainer *t = ctx;
+    const DptArch *a = &t->arch;
+    if (k % 2)
+        return;
+    const size_t in = (size_t)a->sizes[k / 2], w0 = a->w_off[k / 2];
+    dpt_net_wpack(&t->work, a, t->params, w0 + r0 * in, w0 + r1 * in);
+}
+
 DptStatus dpt_trainer_wpack(Trainer *t)
 {
     DPT_TRY(dpt_dist_agree(t->d, alloc_wpack(t, t->step.chunk), NULL));
     if (!t->wp)
         return DPT_OK;
+    /* A rank that updates the whole model packs as it updates; a slice of a
+     * node's shared model is packed in a pass after it (train.c). */
+    t->wp_fused = t->own_lo == 0 && t->own_hi == t->arch.n_params && dpt_optim_set_rows_done(&t->opt, pack_rows_done, t);
     if (t->shared_model)
         dpt_dist_node_barrier(t->d);   /* the parameters, done on every rank */
     dpt_net_wpack(&t->work, &t->arch, t->params, t->own_lo, t->own_hi);

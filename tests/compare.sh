@@ -5,7 +5,7 @@
 # differ bitwise and are
 # the same within a tolerance, named where; in deterministic mode (bitwise);
 # threads as ranks (DPT_TEAM=1) against threads sharing each product
-# (bitwise); other layers (differ); a missing file.
+# (bitwise; W's copies packed in the update or after it); other layers (differ); a missing file.
 # Usage: compare.sh DPTRAIN MPIEXEC
 set -u
 DPTRAIN=$1
@@ -38,6 +38,14 @@ for th in 2 3; do
         DPT_TEAM=$team OMP_NUM_THREADS=$th "$DPTRAIN" train "${B[@]}" --deterministic --save "$T/db$th-$team.h5" </dev/null 2>/dev/null
     done
 done
+# A net of more than 65,536 parameters, whose update runs on both threads,
+# each packing the copies of W from the rows it updates (DPT_UPDATE_UNITS=0:
+# a pass after the update instead), with momentum
+W=(--data "$T/big/d.h5" --layers 20,4000,4 --batch 1100 --epochs 2 --optimizer momentum --quiet)
+for team in 0 1; do
+    DPT_TEAM=$team OMP_NUM_THREADS=2 "$DPTRAIN" train "${W[@]}" --save "$T/w-$team.h5" </dev/null 2>/dev/null
+done
+DPT_UPDATE_UNITS=0 DPT_TEAM=1 OMP_NUM_THREADS=2 "$DPTRAIN" train "${W[@]}" --save "$T/w-flat.h5" </dev/null 2>/dev/null
 for team in 0 1; do
     DPT_SLICED=0 DPT_TEAM=$team OMP_NUM_THREADS=2 "$MPIEXEC" --oversubscribe --bind-to none -n 2 -x DPT_SLICED -x DPT_TEAM -x OMP_NUM_THREADS \
         "$DPTRAIN" train "${A[@]}" --save "$T/r2-$team.h5" </dev/null 2>/dev/null
@@ -64,6 +72,8 @@ for th in 2 3; do
     expect 0 "the same 404 parameters (bitwise)" "$DPTRAIN" compare "$T/db$th-0.h5" "$T/db$th-1.h5"
 done
 expect 0 "the same 404 parameters (bitwise)" "$DPTRAIN" compare "$T/r2-0.h5" "$T/r2-1.h5"
+expect 0 "the same 100004 parameters (bitwise)" "$DPTRAIN" compare "$T/w-0.h5" "$T/w-1.h5"
+expect 0 "the same 100004 parameters (bitwise)" "$DPTRAIN" compare "$T/w-flat.h5" "$T/w-1.h5"
 expect 0 "within the tolerance" "$DPTRAIN" compare "$T/p1.h5" "$T/s2.h5" --rtol 1e-4 --atol 1e-6
 expect 9 "differ: layers 20,16,4" "$DPTRAIN" compare "$T/p1.h5" "$T/other.h5"
 expect 3 "cannot open" "$DPTRAIN" compare "$T/p1.h5" "$T/missing.h5"

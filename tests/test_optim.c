@@ -294,11 +294,30 @@ static void test_update_bitwise(void **state)
     free(s[1]);
 }
 
+/* test_update_blocks's hook: counts the calls for each row of each block,
+ * and checks that a run ends on a multiple of DPT_OPT_ROWS_DONE or at its
+ * thread's last row. */
+typedef struct {
+    int seen[6][700];
+    int bad;
+} RowsSeen;
+
+static void count_rows(void *ctx, int k, size_t r0, size_t r1)
+{
+    RowsSeen *rs = ctx;
+    if (r1 <= r0 || (r1 % DPT_OPT_ROWS_DONE != 0 && r1 - r0 >= DPT_OPT_ROWS_DONE))
+        rs->bad = 1;
+    for (size_t r = r0; r < r1; r++)
+        rs->seen[k][r]++;
+}
+
 /* The update split between threads by the units of each layer
  * (dpt_optim_set_blocks) gives the rules' bits for every element: layers
  * whose units do not divide into the threads' groups, on 1-4 threads, the
  * optimisers with no state, one and two vectors; a range short of the
- * whole vector still split flat. Blocks that leave a gap or do not cover
+ * whole vector still split flat. The rows-done hook sees every row of
+ * every block once a whole-vector step, in runs that end on multiples of
+ * DPT_OPT_ROWS_DONE. Blocks that leave a gap or do not cover
  * the vector are refused. */
 static void test_update_blocks(void **state)
 {
@@ -321,6 +340,9 @@ static void test_update_blocks(void **state)
             DptOptim o;
             assert_int_equal(dpt_optim_init(&o, &h, n), DPT_OK);
             assert_int_equal(dpt_optim_set_blocks(&o, b, 6, 8), DPT_OK);
+            static RowsSeen rs;
+            memset(&rs, 0, sizeof rs);
+            assert_int_equal(dpt_optim_set_rows_done(&o, count_rows, &rs), 1);
             memset(s[0], 0, n * 4);
             memset(s[1], 0, n * 4);
             tu_fill(w1, n, 71, -1, 1);
@@ -341,6 +363,11 @@ static void test_update_blocks(void **state)
                 for (int j = 0; j < o.n_state; j++)
                     assert_memory_equal(o.state[j], s[j], n * 4);
             }
+            /* each row handed on once a whole-vector step (two of them), never in a ranged one */
+            assert_false(rs.bad);
+            for (int k2 = 0; k2 < 6; k2++)
+                for (size_t r = 0; r < b[k2].rows; r++)
+                    assert_int_equal(rs.seen[k2][r], 2);
             b[3].off++;
             assert_int_equal(dpt_optim_set_blocks(&o, b, 6, 8), DPT_EINTERNAL);
             b[3].off--;

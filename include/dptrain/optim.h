@@ -59,6 +59,10 @@ typedef struct {
     DptOptBlock *blocks;   /* owned; NULL: the threads split the parameters flat */
     int n_blocks;
     size_t group;      /* rows a thread takes together */
+    /* Called by the thread that updated them, for rows [r0, r1) of block k
+     * (dpt_optim_set_rows_done); NULL: none. */
+    void (*rows_done)(void *ctx, int k, size_t r0, size_t r1);
+    void *rows_ctx;
 } DptOptim;
 
 const char *dpt_optim_name(DptOptKind k);
@@ -92,6 +96,13 @@ int dpt_optim_step_range(DptOptim *o, float *restrict w, const float *restrict g
  * arithmetic element by element; a range [lo, hi) short of the whole
  * vector is still split flat. */
 DptStatus dpt_optim_set_blocks(DptOptim *o, const DptOptBlock *b, int n, size_t group);
+/* With blocks, and the whole vector updated at once: each thread updates
+ * its rows of a block DPT_OPT_ROWS_DONE rows at a time (on multiples of
+ * it) and after each such run calls fn(ctx, k, r0, r1), the rows still in
+ * its caches (the trainer packs them into its copies of W there). fn must
+ * not start a parallel region. Returns whether fn will be called. */
+enum { DPT_OPT_ROWS_DONE = 32 };
+int dpt_optim_set_rows_done(DptOptim *o, void (*fn)(void *ctx, int k, size_t r0, size_t r1), void *ctx);
 
 /* Learning-rate schedules, as a function of the global step (0-based). */
 typedef enum { DPT_SCHED_CONSTANT = 0, DPT_SCHED_STEP, DPT_SCHED_COSINE } DptSchedKind;
