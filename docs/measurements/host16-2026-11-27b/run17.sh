@@ -410,8 +410,10 @@ done; done; done; done
 # Added 2026-11-29 (later still, on the 2-core AMD EPYC Zen 4 VM), not yet run: PARTS="UPD": the
 # optimiser's update split by each layer's units (the default since d3cc4cd) against the flat split
 # (DPT_UPDATE_UNITS=0): build/bench_update on 2, 4, 8, 16 threads at batch 10 and 128 (both splits in
-# one process), then training 1 x 16 at batch 128 and 1024, interleaved, twice. On the VM: level with
-# its two cores sharing a cache, the update 3.4-3.8x faster with them apart.
+# one process), then training 1 x 16 at batch 128 and 1024, interleaved, twice (threads as ranks are on
+# there, so the default also packs W's copies inside the update, 378f79a; DPT_UPDATE_UNITS=0 packs them in
+# a pass after it). On the VM: level with its two cores sharing a cache, the update 3.4-3.8x faster with
+# them apart; with threads as ranks at 1 x 2 the update 1.15x faster.
 part_UPD() {
 echo "== UPD. update split by units / flat (DPT_UPDATE_UNITS) (t=$(( $(date +%s) - T0 )))"
 cmake --build $B -j16 --target bench_update > "$O/build-upd.txt" 2>&1 || { tail -20 "$O/build-upd.txt"; return; }
