@@ -61,13 +61,6 @@ static DptStatus load_init_from(const DptConfig *c, DptArch *arch, float **loade
     return DPT_OK;
 }
 
-/* The parameters and the optimiser state. With several ranks on a node and
- * the shared-memory reduction, the node keeps one copy of both in a shared
- * window and each rank updates its slice (cut on cache lines): the update
- * costs 1/node_size of a full one, the node's ranks read the same weights,
- * and the arithmetic of every element is that of the replicated update. With
- * --reduce mpi (or one rank on every node) every rank holds its own copy.
- * Collective. */
 /* The update's threads take a layer's units as the weight gradient's and
  * the forward product's do (whole panels of them: dpt_optim_set_blocks),
  * so that each reads the rows of dW it wrote and writes the rows of W it
@@ -87,6 +80,13 @@ static DptStatus split_update_by_units(Trainer *t)
     return dpt_optim_set_blocks(&t->opt, b, 2 * a->n_layers, (size_t)dpt_kern_panel_rows());
 }
 
+/* The parameters and the optimiser state. With several ranks on a node and
+ * the shared-memory reduction, the node keeps one copy of both in a shared
+ * window and each rank updates its slice (cut on cache lines): the update
+ * costs 1/node_size of a full one, the node's ranks read the same weights,
+ * and the arithmetic of every element is that of the replicated update. With
+ * --reduce mpi (or one rank on every node) every rank holds its own copy.
+ * Collective. */
 static DptStatus alloc_model(Trainer *t)
 {
     const DptConfig *c = t->cfg;
