@@ -1029,7 +1029,12 @@ void dpt_kern_wpack(float *restrict wp, int fwd, const float *restrict W, size_t
     /* Race-free: each element has its own place, and a thread takes groups
      * of 32 rows (the forward copy's panels hold 16 or 32 rows of W side by
      * side, so threads do not share its cache lines). */
-#pragma omp parallel for schedule(static) if (hi - lo > 65536 && !omp_in_parallel())
+    if (hi - lo <= 65536 || omp_in_parallel()) {   /* a few rows, or a thread of the update's (no region) */
+        for (size_t g = g0; g < g1; g++)
+            wpack_group(wp, fwd, W, in, out, lo, hi, g);
+        return;
+    }
+#pragma omp parallel for schedule(static)
     for (size_t g = g0; g < g1; g++)
         wpack_group(wp, fwd, W, in, out, lo, hi, g);
 }
