@@ -845,9 +845,12 @@ static void forward_inplace(float *restrict Z, size_t ldz, const float *restrict
                 pack_b_panel(pack_b + q * nr * in, X, 1, in, 0, in, j0, n - j0 < nr ? n - j0 : nr, nr);
             }
             /* Race-free: a row panel of W is one thread's, and with it
-             * Z's columns i0..i0+ni and its own tiles. */
-#pragma omp for schedule(static)
-            for (size_t i0 = 0; i0 < out; i0 += mr) {
+             * Z's columns i0..i0+ni and its own tiles; the panels a thread
+             * takes are those of its weight gradient and its update
+             * (panel_range), so W's rows stay with one core. */
+            size_t p0, p1;
+            panel_range((out + mr - 1) / mr, &p0, &p1);
+            for (size_t i0 = p0 * mr; i0 < p1 * mr && i0 < out; i0 += mr) {
                 const size_t ni = out - i0 < mr ? out - i0 : mr;
                 for (size_t pc = 0; pc < in; pc += KC) {
                     const size_t kc = in - pc < KC ? in - pc : KC;
@@ -870,6 +873,8 @@ static void forward_inplace(float *restrict Z, size_t ldz, const float *restrict
                             Z[(j0 + j) * ldz + i0 + r] = t[r * DPT_NR + j];
                 }
             }
+            /* every thread is done with this block's X^T before the next is packed */
+#pragma omp barrier
         }
     }
 }
