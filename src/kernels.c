@@ -131,9 +131,7 @@ static void choose_block_rows(void)
         l1d_bytes = (size_t)l1;
         l1d_known = 1;
     }
-    const char *units = getenv("DPT_WGRAD_UNITS");   /* read as step.c reads its DPT_* switches */
-    if (units && *units)
-        wgrad_units_env = atoi(units) != 0;
+    wgrad_units_env = dpt_env_switch("DPT_WGRAD_UNITS");
     const char *loop = getenv("DPT_LOOP");
     if (loop && *loop) {
         const int ok = !strcmp(loop, "a") || !strcmp(loop, "b");

@@ -112,6 +112,12 @@ DptStatus dpt_check_writable(const char *what, const char *path)
     return DPT_OK;
 }
 
+int dpt_env_switch(const char *name)
+{
+    const char *env = getenv(name);
+    return env && *env ? atoi(env) != 0 : -1;
+}
+
 int dpt_name_index(const char *const *names, int n, const char *s)
 {
     for (int i = 0; i < n; i++)

@@ -21,13 +21,6 @@ _Static_assert(N_CTRL * sizeof(float) <= CTRL_LINE, "the control words fit a lin
 
 enum { CHUNK_ROWS = 512 };
 
-/* A DPT_* switch: -1 unset (or empty), 0 off, 1 on (any other number). */
-static int env_switch(const char *name)
-{
-    const char *env = getenv(name);
-    return env && *env ? atoi(env) != 0 : -1;
-}
-
 /* ---------------------------------------------------------------- claimed units
  * Workers that share a layer's units (a node's ranks; a rank's threads as
  * ranks) take them in turns while they run instead of in fixed shares, so
@@ -152,9 +145,9 @@ static DptStatus sliced_init(DptStep *s, int shared)
     const DptDist *d = s->d;
     const DptArch *a = s->arch;
     const int L = a->n_layers, k = d->node_size;
-    const int sliced_env = env_switch("DPT_SLICED");
+    const int sliced_env = dpt_env_switch("DPT_SLICED");
     int on = sliced_env >= 0 ? sliced_env : k >= SLICED_RANKS;
-    s->ns_team = env_switch("DPT_NTEAM");
+    s->ns_team = dpt_env_switch("DPT_NTEAM");
     /* several nodes: of equal size, so that node rank j holds the same units on each */
     if (!shared || d->node_size_max < 2 || d->node_size_min != d->node_size_max || dpt_kern_rowpack_floats(1, 1) == 0)
         return DPT_OK;
@@ -169,7 +162,7 @@ static DptStatus sliced_init(DptStep *s, int shared)
         DPT_TRY(dpt_dist_cross_init(&s->ns_cross, d, a->n_params, s->deterministic));
     /* weighted rows (below): one node, default mode; a rank may take up
      * to WROWS_MAX times an even share in one pass */
-    s->ns_wrows = !s->deterministic && d->n_nodes == 1 && env_switch("DPT_WROWS") == 1;
+    s->ns_wrows = !s->deterministic && d->n_nodes == 1 && dpt_env_switch("DPT_WROWS") == 1;
     s->ns_wrows = dpt_dist_same_hash(d, (uint64_t)s->ns_wrows) && s->ns_wrows;
     if (s->ns_wrows)
         s->chunk = s->chunk * WROWS_MAX < CHUNK_ROWS ? s->chunk * WROWS_MAX : CHUNK_ROWS;
@@ -195,7 +188,7 @@ static DptStatus sliced_init(DptStep *s, int shared)
     const size_t bytes = rate_at + 2 * (size_t)k * sizeof(double);
     /* claimed units (above): on one node (across nodes, node rank j's units
      * are the same on every node), from CLAIM_RANKS ranks unless DPT_CLAIM says */
-    const int claim_env = env_switch("DPT_CLAIM");
+    const int claim_env = dpt_env_switch("DPT_CLAIM");
     int claim = d->n_nodes == 1 && (claim_env >= 0 ? claim_env : k >= CLAIM_RANKS);
     claim = dpt_dist_same_hash(d, (uint64_t)claim) && claim;
     s->ns_rank = dpt_calloc((size_t)k, sizeof *s->ns_rank, "node ranks");
@@ -287,7 +280,7 @@ enum { TEAM_MIN_ROWS = 32, TEAM_MIN_THREADS = 4, TEAM_MIN_PARAMS = 1 << 18 };
 static DptStatus team_init(DptStep *s)
 {
     const DptArch *a = s->arch;
-    const int team_env = env_switch("DPT_TEAM");
+    const int team_env = dpt_env_switch("DPT_TEAM");
     const int T = omp_get_max_threads();
     const int on = team_env >= 0 ? team_env
                                  : a->n_params >= TEAM_MIN_PARAMS && T >= TEAM_MIN_THREADS &&
@@ -302,7 +295,7 @@ static DptStatus team_init(DptStep *s)
     s->team_floats = (dpt_kern_solo_floats() + 15) / 16 * 16;
     s->team_buf = dpt_aligned_alloc((size_t)T * s->team_floats * sizeof(float), "threads' packing buffers");
     s->team_mem = dpt_aligned_alloc(total * sizeof(float), "packed activations");
-    const int claim = env_switch("DPT_CLAIM") != 0;   /* threads as ranks claim unless DPT_CLAIM=0 */
+    const int claim = dpt_env_switch("DPT_CLAIM") != 0;   /* threads as ranks claim unless DPT_CLAIM=0 */
     if (claim)
         s->team_ctr = dpt_aligned_alloc((size_t)a->n_layers * CLAIM_LINE * sizeof *s->team_ctr, "claim counters");
     if (!s->team_buf || !s->team_mem || (claim && !s->team_ctr))
@@ -333,7 +326,7 @@ static DptStatus rows_init(DptStep *s, size_t batch)
     const DptDist *d = s->d;
     const DptArch *a = s->arch;
     const int L = a->n_layers;
-    int forced = env_switch("DPT_XROWS");
+    int forced = dpt_env_switch("DPT_XROWS");
     const size_t P = (size_t)d->world_size;
     if (!s->sliced || d->n_nodes < 2 || (batch + P - 1) / P > CHUNK_ROWS)
         return DPT_OK;

@@ -68,8 +68,7 @@ static DptStatus load_init_from(const DptConfig *c, DptArch *arch, float **loade
 static DptStatus split_update_by_units(Trainer *t)
 {
     const DptArch *a = &t->arch;
-    const char *env = getenv("DPT_UPDATE_UNITS");   /* 0: split flat, as before (for comparisons) */
-    if (env && *env && atoi(env) == 0)
+    if (dpt_env_switch("DPT_UPDATE_UNITS") == 0)   /* split flat, as before (for comparisons) */
         return DPT_OK;
     DptOptBlock b[2 * DPT_MAX_LAYERS];
     for (int l = 0; l < a->n_layers; l++) {
@@ -170,8 +169,7 @@ static DptStatus alloc_wpack(Trainer *t, size_t rows)
 {
     const DptDist *d = t->d;
     const int shared = t->shared_model;
-    const char *env = getenv("DPT_WPACK");
-    const int forced = env && *env, on_env = forced && atoi(env) != 0;
+    const int sw = dpt_env_switch("DPT_WPACK"), forced = sw >= 0, on_env = sw == 1;
     /* threads as ranks (step.c) share W like ranks: both copies */
     const int team = t->step.team > 0;
     int on = forced ? on_env : (shared && d->node_size >= WPACK_FWD_RANKS) || team;

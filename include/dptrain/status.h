@@ -70,6 +70,11 @@ DptStatus dpt_check_writable(const char *what, const char *path);
  * name-to-enum parser (activations, costs, optimisers, schedules, ...). */
 int dpt_name_index(const char *const *names, int n, const char *s);
 
+/* An on/off switch from the environment (DPT_TEAM=0/1 and the like): -1
+ * where `name` is unset or empty (the caller's rule decides), else 0 for a
+ * value that reads as the number 0 and 1 for any other. */
+int dpt_env_switch(const char *name);
+
 /* calloc/malloc that record a DPT_ENOMEM message naming what was allocated. */
 void *dpt_calloc(size_t n, size_t size, const char *what);
 void *dpt_aligned_alloc(size_t bytes, const char *what); /* 64-byte aligned, zeroed */
