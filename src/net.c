@@ -201,6 +201,16 @@ void dpt_net_deltas(DptWork *w, const DptArch *arch, const float *params, size_t
     }
 }
 
+int dpt_net_blocks(const DptArch *arch, DptOptBlock *b)
+{
+    for (int l = 0; l < arch->n_layers; l++) {
+        const size_t in = (size_t)arch->sizes[l], out = (size_t)arch->sizes[l + 1];
+        b[2 * l] = (DptOptBlock){.off = arch->w_off[l], .rows = out, .cols = in};
+        b[2 * l + 1] = (DptOptBlock){.off = arch->b_off[l], .rows = out, .cols = 1};
+    }
+    return 2 * arch->n_layers;
+}
+
 void dpt_net_wpack(const DptWork *w, const DptArch *arch, const float *params, size_t lo, size_t hi)
 {
     for (int l = 0; l < arch->n_layers; l++) {

@@ -67,16 +67,11 @@ static DptStatus load_init_from(const DptConfig *c, DptArch *arch, float **loade
  * reads next (DPT_UPDATE_UNITS=0: a contiguous range each instead). */
 static DptStatus split_update_by_units(Trainer *t)
 {
-    const DptArch *a = &t->arch;
     if (dpt_env_switch("DPT_UPDATE_UNITS") == 0)   /* split flat, as before (for comparisons) */
         return DPT_OK;
     DptOptBlock b[2 * DPT_MAX_LAYERS];
-    for (int l = 0; l < a->n_layers; l++) {
-        const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];
-        b[2 * l] = (DptOptBlock){.off = a->w_off[l], .rows = out, .cols = in};
-        b[2 * l + 1] = (DptOptBlock){.off = a->b_off[l], .rows = out, .cols = 1};
-    }
-    return dpt_optim_set_blocks(&t->opt, b, 2 * a->n_layers, (size_t)dpt_kern_panel_rows());
+    const int n = dpt_net_blocks(&t->arch, b);
+    return dpt_optim_set_blocks(&t->opt, b, n, (size_t)dpt_kern_panel_rows());
 }
 
 /* The parameters and the optimiser state. With several ranks on a node and

@@ -20,6 +20,7 @@
 
 #include "dptrain/kernels.h"
 #include "dptrain/loss.h"
+#include "dptrain/optim.h"
 #include "dptrain/rng.h"
 #include "dptrain/status.h"
 
@@ -96,6 +97,11 @@ void dpt_net_backward(DptWork *w, const DptArch *arch, const float *params, floa
 
 /* Only the errors: fills w->delta[l] for every l = L..1 (no parameter gradients). */
 void dpt_net_deltas(DptWork *w, const DptArch *arch, const float *params, size_t n);
+
+/* The parameters as the optimiser's blocks (dpt_optim_set_blocks): of each
+ * layer l, W_l (units x inputs) as block 2 l, b_l (units x 1) as block
+ * 2 l + 1. b holds 2 * DPT_MAX_LAYERS; returns the blocks written. */
+int dpt_net_blocks(const DptArch *arch, DptOptBlock *b);
 
 /* The packed copies of w (wp_fwd, wp_bwd, where set) brought up to date with
  * the elements [lo, hi) of params (flat offsets; the weights among them). */

@@ -69,19 +69,17 @@ int main(int argc, char **argv)
         return 2;
     }
     reps = reps > MAX_REPS ? MAX_REPS : reps;
-    size_t w_off[MAX_L], b_off[MAX_L], np = 0, mx = 0;
-    DptOptBlock blocks[2 * MAX_L];
-    for (int l = 0; l < L; l++) {
-        const size_t in = (size_t)sizes[l], out = (size_t)sizes[l + 1];
-        w_off[l] = np;
-        blocks[2 * l] = (DptOptBlock){.off = np, .rows = out, .cols = in};
-        np += in * out;
-        b_off[l] = np;
-        blocks[2 * l + 1] = (DptOptBlock){.off = np, .rows = out, .cols = 1};
-        np += out;
-        mx = in > mx ? in : mx;
-        mx = out > mx ? out : mx;
+    DptArch arch;
+    if (dpt_arch_init(&arch, sizes, L + 1, DPT_ACT_RELU, DPT_ACT_SOFTMAX, DPT_COST_CCE) != DPT_OK) {
+        fprintf(stderr, "bench_update: %s\n", dpt_err_message());
+        return 2;
     }
+    DptOptBlock blocks[2 * DPT_MAX_LAYERS];
+    const int n_blocks = dpt_net_blocks(&arch, blocks);
+    const size_t np = arch.n_params;
+    size_t mx = 0;
+    for (int l = 0; l <= L; l++)
+        mx = (size_t)sizes[l] > mx ? (size_t)sizes[l] : mx;
     float *X = filled(n * mx, 1), *D = filled(n * mx, 2), *Z = filled(n * mx, 3);
     DptOptHyper h = {.kind = (DptOptKind)kind, .momentum = 0.9, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
                      .decay = 0.9};
@@ -90,7 +88,7 @@ int main(int argc, char **argv)
         m[v].w = filled(np, 10);
         m[v].g = filled(np, 11);
         if (dpt_optim_init(&m[v].o, &h, np) != DPT_OK ||
-            dpt_optim_set_blocks(&m[v].o, blocks, 2 * L, (size_t)dpt_kern_panel_rows()) != DPT_OK) {
+            dpt_optim_set_blocks(&m[v].o, blocks, n_blocks, (size_t)dpt_kern_panel_rows()) != DPT_OK) {
             fprintf(stderr, "bench_update: %s\n", dpt_err_message());
             return 1;
         }
@@ -102,18 +100,17 @@ int main(int argc, char **argv)
             /* split v (0 flat, 1 by units) on copy v ^ (r / 2 & 1), the order swapped every round */
             const int v = (r & 1) ? 1 - k : k;
             Model *M = &m[v ^ ((r >= 0 ? r : -r) / 2 & 1)];
-            const int n_blocks = M->o.n_blocks;
             if (v == 0)
                 M->o.n_blocks = 0;   /* the flat split, for this call */
             for (int l = 0; l < L; l++)
-                dpt_kern_forward_act(Z, NULL, X, M->w + w_off[l], NULL, M->w + b_off[l], DPT_ACT_LINEAR, n,
-                                     (size_t)sizes[l], (size_t)sizes[l + 1]);
+                dpt_kern_forward_act(Z, NULL, X, M->w + arch.w_off[l], NULL, M->w + arch.b_off[l], DPT_ACT_LINEAR,
+                                     n, (size_t)sizes[l], (size_t)sizes[l + 1]);
             for (int l = 0; l < L; l++)
-                dpt_kern_weight_grad(M->g + w_off[l], 0, D, X, n, (size_t)sizes[l], (size_t)sizes[l + 1]);
+                dpt_kern_weight_grad(M->g + arch.w_off[l], 0, D, X, n, (size_t)sizes[l], (size_t)sizes[l + 1]);
             const double t0 = bench_now();
             const int ok = dpt_optim_step_range(&M->o, M->w, M->g, 1e-6, (float)n, 0, np);
             const double dt = bench_now() - t0;
-            M->o.n_blocks = n_blocks;
+            M->o.n_blocks = n_blocks;   /* the same blocks for both copies */
             if (!ok) {
                 fprintf(stderr, "bench_update: a gradient is not finite\n");
                 return 1;
