@@ -333,7 +333,8 @@ static DptStatus update(Run *r, const DptStepResult *res)
     if (ok) {
         r->lr = dpt_schedule_lr(&cfg->sched, r->global_step, (int64_t)t->steps_per_epoch, r->total_steps);
         ok = dpt_optim_step_range(&t->opt, t->params, t->step.grad, r->lr, div, t->own_lo, t->own_hi);
-        if (t->wp && !t->wp_fused)   /* this rank's slice of the packed W, in the node's copy */
+        /* this rank's slice of the packed W, in the node's copy (unless packed in the update) */
+        if (t->wp && !t->opt.rows_done)
             dpt_net_wpack(&t->work, &t->arch, t->params, t->own_lo, t->own_hi);
         /* A shared model: the node's slices agree, and every slice is written
          * before anyone reads the parameters again. */

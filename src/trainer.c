@@ -224,9 +224,11 @@ DptStatus dpt_trainer_wpack(Trainer *t)
     DPT_TRY(dpt_dist_agree(t->d, alloc_wpack(t, t->step.chunk), NULL));
     if (!t->wp)
         return DPT_OK;
-    /* A rank that updates the whole model packs as it updates; a slice of a
-     * node's shared model is packed in a pass after it (train.c). */
-    t->wp_fused = t->own_lo == 0 && t->own_hi == t->arch.n_params && dpt_optim_set_rows_done(&t->opt, pack_rows_done, t);
+    /* A rank that updates the whole model packs as it updates (the
+     * optimiser's hook, then set); a slice of a node's shared model is
+     * packed in a pass after it (train.c). */
+    if (t->own_lo == 0 && t->own_hi == t->arch.n_params)
+        dpt_optim_set_rows_done(&t->opt, pack_rows_done, t);
     if (t->shared_model)
         dpt_dist_node_barrier(t->d);   /* the parameters, done on every rank */
     dpt_net_wpack(&t->work, &t->arch, t->params, t->own_lo, t->own_hi);

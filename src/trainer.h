@@ -31,7 +31,6 @@ typedef struct {
     DptWork work;         /* activations, for steps and evaluation; its wp_* views point into wp */
     float *wp;            /* W kept packed (dpt_net_wpack), beside params and like them node-shared; NULL: off */
     void *wp_win;         /* its window, when shared */
-    int wp_fused;         /* the update packs the rows of W it writes (pack_rows_done), not a pass after it */
     DptStep step;
     DptSplit split[DPT_N_SPLITS];
     void *win[DPT_N_SPLITS];
