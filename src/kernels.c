@@ -1031,13 +1031,9 @@ void dpt_kern_wpack(float *restrict wp, int fwd, const float *restrict W, size_t
     const size_t g0 = lo / in / 32, g1 = ((hi - 1) / in + 1 + 31) / 32;
     /* Race-free: each element has its own place, and a thread takes groups
      * of 32 rows (the forward copy's panels hold 16 or 32 rows of W side by
-     * side, so threads do not share its cache lines). */
-    if (hi - lo <= 65536 || omp_in_parallel()) {   /* a few rows, or a thread of the update's (no region) */
-        for (size_t g = g0; g < g1; g++)
-            wpack_group(wp, fwd, W, in, out, lo, hi, g);
-        return;
-    }
-#pragma omp parallel for schedule(static)
+     * side, so threads do not share its cache lines). A thread of the
+     * update's (dpt_optim_set_rows_done) packs its rows alone. */
+#pragma omp parallel for schedule(static) if (hi - lo > 65536 && !omp_in_parallel())
     for (size_t g = g0; g < g1; g++)
         wpack_group(wp, fwd, W, in, out, lo, hi, g);
 }
