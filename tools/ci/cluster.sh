@@ -1,5 +1,5 @@
 #!/bin/bash
-# The cluster-workflow job that CI runs: a real single-node SLURM cluster
+# The cluster-workflow job that CI runs: a real SLURM cluster of namespaced hosts
 # (tools/ci/slurm.sh: training job, preemption and requeue, scaling study) and
 # several hosts in network namespaces (tools/ci/netns.sh: training across them
 # over TCP gives the same model as on one host).

@@ -7,8 +7,10 @@
 #                  is named node<i>; writes $NS_DIR/hosts and the rsh agent
 #                  $NS_DIR/nsrsh (`nsrsh [options] HOST COMMAND...`, for mpirun)
 #   ns_exec I CMD  runs CMD on host I: in its network namespace, with its own
-#                  hostname, /etc/hosts and /tmp (UTS and mount namespaces);
-#                  the rest of the file system (/sys/fs/cgroup, /run/munge)
+#                  hostname, /etc/hosts, /tmp and /dev/shm (UTS and mount
+#                  namespaces: Open MPI's shared-memory files, which name
+#                  their host, stay on it as on separate machines); the rest
+#                  of the file system (/sys/fs/cgroup, /run/munge)
 #                  is the machine's (nsenter, not `ip netns exec`, which
 #                  remounts /sys)
 #   ns_down        removes them (also on exit, through the caller's trap)
@@ -43,7 +45,7 @@ host=\$1; shift
 i=\${host##*.}
 i=\${i#node}
 exec nsenter --net=/run/netns/$NS_PFX-n\$i unshare --uts --mount /bin/sh -c \\
-    "hostname node\$i && mount --bind $NS_DIR/hosts /etc/hosts && mount -t tmpfs tmpfs /tmp && exec \$*"
+    "hostname node\$i && mount --bind $NS_DIR/hosts /etc/hosts && mount -t tmpfs tmpfs /tmp && mount -t tmpfs tmpfs /dev/shm && exec \$*"
 AGENT
     chmod +x "$NS_DIR/nsrsh"
 }
@@ -52,7 +54,7 @@ ns_exec() {
     local i=$1
     shift
     nsenter --net="/run/netns/$NS_PFX-n$i" unshare --uts --mount /bin/sh -c \
-        "hostname node$i && mount --bind $NS_DIR/hosts /etc/hosts && mount -t tmpfs tmpfs /tmp && exec \"\$@\"" sh "$@"
+        "hostname node$i && mount --bind $NS_DIR/hosts /etc/hosts && mount -t tmpfs tmpfs /tmp && mount -t tmpfs tmpfs /dev/shm && exec \"\$@\"" sh "$@"
 }
 
 ns_down() {

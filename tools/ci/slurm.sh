@@ -120,6 +120,9 @@ submit() {
         --export=ALL,DPTRAIN="$DPTRAIN",CKPT_DIR="$ck" "$ROOT/jobs/slurm-train.sbatch" "$@"
 }
 out_of() { cat "$W/$1"-*.out 2>/dev/null; }
+# A failed job's output, whole but for the progress lines: the first error of
+# a failing start (Open MPI's, a backtrace) comes before the ranks' last words.
+show_out() { out_of "$1" | grep -v '^epoch ' | tail -n 150; }
 no_tmp() { [ -z "$(ls "$1" | grep '\.tmp\.')" ]; }
 
 cd "$W"
@@ -160,7 +163,7 @@ line=$(out_of hybrid | grep "rank 0 on node")
 if [ "$s" = COMPLETED ] && printf '%s' "$line" | grep -q "2 threads, CPUs 0-1 (2)" && ! out_of hybrid | grep -q "share cores"; then
     ok "--cpus-per-task=2 under task/affinity: 2 threads on 2 CPUs (${line#  })"
 else
-    bad "hybrid job $j: $s: $line"; out_of hybrid | tail -20
+    bad "hybrid job $j: $s: $line"; show_out hybrid
 fi
 
 # ---- 2. a training job on 2 ranks
@@ -170,7 +173,7 @@ s=$(wait_job "$j" 120)
 if [ "$s" = COMPLETED ] && "$DPTRAIN" compare "$W/straight-brief.h5" "$W/train.h5" >/dev/null; then
     ok "training job on 2 ranks (srun --mpi=pmix): $s, model = the uninterrupted one"
 else
-    bad "training job $j: $s"; out_of train | tail -20
+    bad "training job $j: $s"; show_out train
 fi
 
 # ---- 3. scancel, then a resubmission resumes
@@ -184,14 +187,14 @@ if [ "$s" = CANCELLED ] && [ -n "$last" ] && [ $((step % 100)) -ne 0 ] && no_tmp
    && "$DPTRAIN" info "$W/ck-cancel/$last" >/dev/null; then
     ok "scancel: $s, the stop's checkpoint $last is complete, no temporary file"
 else
-    bad "scancel job $j: $s, newest checkpoint '$last'"; out_of cancel | tail -20; ls "$W/ck-cancel"
+    bad "scancel job $j: $s, newest checkpoint '$last'"; show_out cancel; ls "$W/ck-cancel"
 fi
 j=$(submit cancel2 "$W/ck-cancel" --nodes=1 --ntasks-per-node=2 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/cancel.h5")
 s=$(wait_job "$j" 120)
 if [ "$s" = COMPLETED ] && out_of cancel2 | grep -q "resuming from" && "$DPTRAIN" compare "$W/straight.h5" "$W/cancel.h5" >/dev/null; then
     ok "resubmitted with the same CKPT_DIR: resumed from $last, model bitwise = the uninterrupted run's"
 else
-    bad "resubmission $j: $s"; out_of cancel2 | tail -20
+    bad "resubmission $j: $s"; show_out cancel2
 fi
 
 # ---- 4. the preemption warning: USR1 to the batch shell
@@ -204,7 +207,7 @@ if [ "$s" = COMPLETED ] && [ "${r:-0}" -ge 1 ] && out_of preempt | grep -q "requ
    && out_of preempt | grep -q "resuming from" && "$DPTRAIN" compare "$W/straight.h5" "$W/preempted.h5" >/dev/null; then
     ok "USR1 warning -> checkpoint -> status 75 -> requeue ($r restart) -> resumed -> model bitwise identical"
 else
-    bad "preemption job $j: $s, restarts ${r:-?}"; out_of preempt | tail -20
+    bad "preemption job $j: $s, restarts ${r:-?}"; show_out preempt
 fi
 
 # ---- 5. scontrol requeue of a running job
@@ -217,7 +220,7 @@ if [ "$s" = COMPLETED ] && [ "${r:-0}" -ge 1 ] && out_of requeue | grep -q "resu
    && "$DPTRAIN" compare "$W/straight.h5" "$W/requeued.h5" >/dev/null; then
     ok "scontrol requeue: SIGTERM -> checkpoint -> requeued by SLURM ($r restart) -> resumed -> model bitwise identical"
 else
-    bad "requeue job $j: $s, restarts ${r:-?}"; out_of requeue | tail -20
+    bad "requeue job $j: $s, restarts ${r:-?}"; show_out requeue
 fi
 
 # ---- 6. a time limit: the warning, a checkpoint and a requeue each time, until done.
@@ -238,7 +241,7 @@ if [ "$s" = COMPLETED ] && [ $((requeues + timeouts)) -ge 1 ] \
    && "$DPTRAIN" compare "$W/straight-long.h5" "$W/timelimit.h5" >/dev/null; then
     ok "time limit of 1 minute (--signal=B:USR1@40), a run of ${LONG[1]} epochs (${LONG_S} s uninterrupted): $requeues requeue(s) after the warning, $timeouts stop(s) at the limit, model bitwise = the uninterrupted run's"
 else
-    bad "time-limit job $j: $s, $requeues requeues, $timeouts timeouts"; out_of timelimit | tail -20
+    bad "time-limit job $j: $s, $requeues requeues, $timeouts timeouts"; show_out timelimit
 fi
 
 # ---- 7. across nodes: one rank on each host
@@ -249,7 +252,7 @@ if [ "$NODES" -ge 2 ]; then
        && "$DPTRAIN" compare "$W/straight-brief.h5" "$W/multinode.h5" >/dev/null; then
         ok "sbatch --nodes=2, srun --mpi=pmix: ranks on node1 and node2, model bitwise = one host's"
     else
-        bad "multi-node job $j: $s"; out_of multinode | tail -20
+        bad "multi-node job $j: $s"; show_out multinode
     fi
     # nodes of different sizes: 3 tasks on 2 nodes (2 + 1), the hierarchical reduction
     j=$(submit uneven "$W/ck-uneven" --nodes=2 --ntasks=3 --distribution=block -- "${JOB[@]}" "${BRIEF[@]}" \
@@ -259,7 +262,7 @@ if [ "$NODES" -ge 2 ]; then
        && out_of uneven | grep -q "^reduction:.*hierarchical" && "$DPTRAIN" compare "$W/straight-brief.h5" "$W/uneven.h5" >/dev/null; then
         ok "sbatch --nodes=2 --ntasks=3: ranks 0-1 on node1, 2 on node2, hierarchical, model bitwise = one host's"
     else
-        bad "uneven multi-node job $j: $s"; out_of uneven | tail -20
+        bad "uneven multi-node job $j: $s"; show_out uneven
     fi
 fi
 
