@@ -13,6 +13,8 @@
 # SBATCH_EXTRA passes more sbatch options (partition, account, ...). Each rank
 # gets its threads' CPUs (srun -c: since SLURM 22.05 srun does not inherit
 # --cpus-per-task), so a hybrid layout measures cores, not time-slicing.
+# SLURM_PMIX_FENCE=tree, as in jobs/slurm-train.sbatch: one PMIx fence
+# algorithm on every node, for a safe start across nodes.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 study=$1 nodes_list=$2 ranks_list=$3 threads=$4
@@ -28,6 +30,7 @@ for nodes in $nodes_list; do
         sbatch ${SBATCH_EXTRA:-} --job-name="scal-$study-$name" --nodes="$nodes" --ntasks-per-node="$rpn" \
             --cpus-per-task="$threads" --output="$out/$name.out" --wrap \
             "OMP_NUM_THREADS=$threads OMP_PROC_BIND=close OMP_PLACES=cores SRUN_CPUS_PER_TASK=$threads \
+             SLURM_PMIX_FENCE=${SLURM_PMIX_FENCE:-tree} \
              srun --mpi=pmix -c $threads --cpu-bind=cores $DPTRAIN train $* \
              --quiet --metrics $out/$name.jsonl"
     done

@@ -23,6 +23,7 @@
 #      model as on one host;
 #   8. a strong-scaling study through jobs/slurm-scaling.sh, reported by
 #      tools/scaling/scaling.py.
+# STARTS=N runs none of these: N starts of the 2 + 1 job instead (below).
 # Stops every daemon it started. Needs root and build/dptrain.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -132,6 +133,24 @@ awk 'BEGIN { srand(3); for (i = 0; i < 4000; i++) { s = 0; line = "";
 "$DPTRAIN" convert csv d.csv -o d.h5 >/dev/null
 ARGS=(--data "$W/d.h5" --layers 16,512,512,4 --hidden tanh --optimizer momentum --lr 0.02 --batch 32 --deterministic)
 JOB=("${ARGS[@]}" --checkpoint-every 100)   # in jobs (the script adds --checkpoint-dir)
+
+# STARTS=N: only start a job of 3 tasks on 2 nodes (2 + 1) N times, one epoch
+# each, and count the starts that fail: the race of SLURM's PMIx fences that
+# jobs/slurm-train.sbatch avoids with SLURM_PMIX_FENCE=tree ("Start-up across
+# nodes" there); SLURM_PMIX_FENCE=mixed in the environment gives SLURM's own
+# choice back, to see the race.
+if [ -n "${STARTS:-}" ] && [ "$NODES" -ge 2 ]; then
+    failed=0
+    for k in $(seq "$STARTS"); do
+        j=$(submit "start$k" "$W/ck-start$k" --nodes=2 --ntasks=3 --distribution=block -- "${JOB[@]}" \
+            --epochs 1 --save "$W/start.h5")
+        s=$(wait_job "$j" 60)
+        is_final "$j" || { S scancel "$j"; wait_until 60 is_final "$j"; s="$s, cancelled after 60 s"; }
+        [ "$s" = COMPLETED ] || { failed=$((failed + 1)); echo "start $k: job $j $s"; show_out "start$k"; }
+    done
+    echo "$failed of $STARTS starts failed (SLURM_PMIX_FENCE=${SLURM_PMIX_FENCE:-tree, from the job script})"
+    exit 0
+fi
 # The runs' lengths come from this machine's pace (12 epochs took 5 s on one
 # 2-core machine, 1.7 s on another): SHORT about 8 s, so that a job is still
 # running when a case signals it after its first checkpoint, 12 epochs at
