@@ -138,7 +138,7 @@ JOB=("${ARGS[@]}" --checkpoint-every 100)   # in jobs (the script adds --checkpo
 # each, and count the starts that fail: the race of SLURM's PMIx fences that
 # jobs/slurm-train.sbatch avoids with SLURM_PMIX_FENCE=tree ("Start-up across
 # nodes" there); SLURM_PMIX_FENCE=mixed in the environment gives SLURM's own
-# choice back, to see the race.
+# choice back, to see the race. Exits 1 if any start failed.
 if [ -n "${STARTS:-}" ] && [ "$NODES" -ge 2 ]; then
     failed=0
     for k in $(seq "$STARTS"); do
@@ -149,7 +149,7 @@ if [ -n "${STARTS:-}" ] && [ "$NODES" -ge 2 ]; then
         [ "$s" = COMPLETED ] || { failed=$((failed + 1)); echo "start $k: job $j $s"; show_out "start$k"; }
     done
     echo "$failed of $STARTS starts failed (SLURM_PMIX_FENCE=${SLURM_PMIX_FENCE:-tree, from the job script})"
-    exit 0
+    exit $((failed > 0))
 fi
 # The runs' lengths come from this machine's pace (12 epochs took 5 s on one
 # 2-core machine, 1.7 s on another): SHORT about 8 s, so that a job is still
