@@ -19,6 +19,8 @@
 # is under /var/tmp, and the callers copy their binaries there.
 NS_PFX=${NS_PFX:-dptns$$}
 NS_DIR=${NS_DIR:-$(mktemp -d /var/tmp/dptns.XXXXXX)}
+# A host's own files (both ns_exec and nsrsh): /etc/hosts, /tmp, /dev/shm.
+NS_MOUNTS="mount --bind $NS_DIR/hosts /etc/hosts && mount -t tmpfs tmpfs /tmp && mount -t tmpfs tmpfs /dev/shm"
 NS_N=0
 
 ns_up() {
@@ -45,7 +47,7 @@ host=\$1; shift
 i=\${host##*.}
 i=\${i#node}
 exec nsenter --net=/run/netns/$NS_PFX-n\$i unshare --uts --mount /bin/sh -c \\
-    "hostname node\$i && mount --bind $NS_DIR/hosts /etc/hosts && mount -t tmpfs tmpfs /tmp && mount -t tmpfs tmpfs /dev/shm && exec \$*"
+    "hostname node\$i && $NS_MOUNTS && exec \$*"
 AGENT
     chmod +x "$NS_DIR/nsrsh"
 }
@@ -54,7 +56,7 @@ ns_exec() {
     local i=$1
     shift
     nsenter --net="/run/netns/$NS_PFX-n$i" unshare --uts --mount /bin/sh -c \
-        "hostname node$i && mount --bind $NS_DIR/hosts /etc/hosts && mount -t tmpfs tmpfs /tmp && mount -t tmpfs tmpfs /dev/shm && exec \"\$@\"" sh "$@"
+        "hostname node$i && $NS_MOUNTS && exec \"\$@\"" sh "$@"
 }
 
 ns_down() {

@@ -133,6 +133,7 @@ awk 'BEGIN { srand(3); for (i = 0; i < 4000; i++) { s = 0; line = "";
 "$DPTRAIN" convert csv d.csv -o d.h5 >/dev/null
 ARGS=(--data "$W/d.h5" --layers 16,512,512,4 --hidden tanh --optimizer momentum --lr 0.02 --batch 32 --deterministic)
 JOB=("${ARGS[@]}" --checkpoint-every 100)   # in jobs (the script adds --checkpoint-dir)
+UNEVEN=(--nodes=2 --ntasks=3 --distribution=block)   # 2 + 1 tasks on 2 nodes
 
 # STARTS=N: only start a job of 3 tasks on 2 nodes (2 + 1) N times, one epoch
 # each, and count the starts that fail: the race of SLURM's PMIx fences that
@@ -142,8 +143,7 @@ JOB=("${ARGS[@]}" --checkpoint-every 100)   # in jobs (the script adds --checkpo
 if [ -n "${STARTS:-}" ] && [ "$NODES" -ge 2 ]; then
     failed=0
     for k in $(seq "$STARTS"); do
-        j=$(submit "start$k" "$W/ck-start$k" --nodes=2 --ntasks=3 --distribution=block -- "${JOB[@]}" \
-            --epochs 1 --save "$W/start.h5")
+        j=$(submit "start$k" "$W/ck-start$k" "${UNEVEN[@]}" -- "${JOB[@]}" --epochs 1 --save "$W/start.h5")
         s=$(wait_job "$j" 60)
         is_final "$j" || { S scancel "$j"; wait_until 60 is_final "$j"; s="$s, cancelled after 60 s"; }
         [ "$s" = COMPLETED ] || { failed=$((failed + 1)); echo "start $k: job $j $s"; show_out "start$k"; }
@@ -274,7 +274,7 @@ if [ "$NODES" -ge 2 ]; then
         bad "multi-node job $j: $s"; show_out multinode
     fi
     # nodes of different sizes: 3 tasks on 2 nodes (2 + 1), the hierarchical reduction
-    j=$(submit uneven "$W/ck-uneven" --nodes=2 --ntasks=3 --distribution=block -- "${JOB[@]}" "${BRIEF[@]}" \
+    j=$(submit uneven "$W/ck-uneven" "${UNEVEN[@]}" -- "${JOB[@]}" "${BRIEF[@]}" \
         --no-quiet --save "$W/uneven.h5")
     s=$(wait_job "$j" 180)
     if [ "$s" = COMPLETED ] && out_of uneven | grep -q "rank 1 on node1" && out_of uneven | grep -q "rank 2 on node2" \
