@@ -7,15 +7,21 @@ bad() { fail=$((fail + 1)); echo "FAIL $*"; }
 finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; }
 
 # wait_until SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds
-# or SECONDS pass; the status says which.
+# or SECONDS of wall time pass (a slow COMMAND does not stretch the bound);
+# the status says which.
 wait_until() {
-    local secs=$1 i
+    local end=$((SECONDS + $1))
     shift
-    for i in $(seq $((secs * 10))); do
-        "$@" && return 0
+    until "$@"; do
+        [ "$SECONDS" -lt "$end" ] || return 1
         sleep 0.1
     done
-    "$@"
+}
+# Is no process of the given pids alive any more?
+all_gone() {
+    local p
+    for p; do kill -0 "$p" 2>/dev/null && return 1; done
+    return 0
 }
 # The newest pid of a dptrain rank (not the launcher) whose command line
 # contains PATTERN, once it runs (30 s at most).

@@ -45,8 +45,11 @@ W=$NS_DIR/work
 started_munge=0
 cleanup() {
     ip netns exec "$NS_PFX-n1" env SLURM_CONF="$SL/slurm.conf" scontrol shutdown >/dev/null 2>&1 || true
-    for f in "$SL"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
-    [ "$started_munge" = 1 ] && pkill -u munge munged 2>/dev/null
+    local f pids=""
+    for f in "$SL"/*.pid; do [ -f "$f" ] && pids="$pids $(cat "$f")"; done
+    [ "$started_munge" = 1 ] && pids="$pids $(pgrep -u munge -x munged)"
+    # shellcheck disable=SC2086
+    [ -n "$pids" ] && { kill $pids 2>/dev/null; wait_until 20 all_gone $pids; }
     ns_down
 }
 trap cleanup EXIT
