@@ -7,7 +7,8 @@
 # --reduce mpi (flat MPI_Allreduce); "nt0"/"nt1" = new without/with the
 # node's team (DPT_NTEAM); "mpiov"/"oldmpiov" = new/old --reduce mpi --overlap
 # (the flat path's buckets by MPI_Iallreduce); "sfb" = the rows-for-gradient timing mock-up
-# (/tmp/sfbhack: sfb-mockup.patch here applied to f3fc8a3 and built; its models are not used); "nx" = new without rows across nodes (DPT_XROWS=0). NODES hosts, ROUNDS rounds, EXTRA more
+# (/tmp/sfbhack: sfb-mockup.patch here applied to f3fc8a3 and built; its models are not used); "nx" = new without rows across nodes (DPT_XROWS=0); "local" = new with all 2*NODES ranks on the first host (no TCP at all: the step
+# no cross-node path can beat on these cores, added 2026-11-29 for amd2-2026-11-29d). NODES hosts, ROUNDS rounds, EXTRA more
 # options (--deterministic). Prints per run: round, variant, samples/s,
 # allreduce wait ms/step, compute ms/step (means over ranks).
 set -euo pipefail
@@ -34,6 +35,7 @@ HOSTS2=$(seq -s, -f '10.213.0.%g:2' "$NODES")
 TRUN=(--data "$T/d.h5" --layers ${LAYERS:-16,1024,1024,4} --batch "${BATCH:-256}" --epochs 1 --max-steps 100 --quiet)
 for round in $(seq ${ROUNDS:-6}); do
   for v in ${VARIANTS:-old new1 new2 mpi}; do
+    hosts=$HOSTS2
     case $v in
       old) bin=old; opts=(--reduce shm); env=() ;;
       new) bin=new; opts=(--reduce shm); env=() ;;
@@ -42,10 +44,11 @@ for round in $(seq ${ROUNDS:-6}); do
       oldmpi) bin=old; opts=(--reduce mpi); env=() ;;
       nx) bin=new; opts=(--reduce shm); env=(-x DPT_XROWS=0) ;;
       sfb) bin=sfbhack; opts=(--reduce shm); env=(-x DPT_HACK_SFB=1) ;;
+      local) bin=new; opts=(--reduce shm); env=(); hosts=10.213.0.1:$((2*NODES)) ;;
       mpiov) bin=new; opts=(--reduce mpi --overlap); env=() ;;
       oldmpiov) bin=old; opts=(--reduce mpi --overlap); env=() ;;
     esac
-    timeout 300 ip netns exec "$NS_PFX-n1" mpirun -np $((2*NODES)) --host "$HOSTS2" "${NET[@]}" "${env[@]}" "$T/$bin" train "${TRUN[@]}" "${opts[@]}" ${EXTRA:-} --metrics "$T/t.jsonl" </dev/null || true   # the mock-up fails the replica check at the end
+    timeout 300 ip netns exec "$NS_PFX-n1" mpirun -np $((2*NODES)) --host "$hosts" "${NET[@]}" "${env[@]}" "$T/$bin" train "${TRUN[@]}" "${opts[@]}" ${EXTRA:-} --metrics "$T/t.jsonl" </dev/null || true   # the mock-up fails the replica check at the end
     python3 -c "
 import json; e=[json.loads(l) for l in open('$T/t.jsonl')][-1]
 print('$round $v %.0f %.2f %.2f' % (e['samples_per_s'], 1e3 * e['time']['allreduce']['mean'] / e['step'], 1e3 * e['time']['compute']['mean'] / e['step']))"
