@@ -8,7 +8,9 @@
 # node's team (DPT_NTEAM); "mpiov"/"oldmpiov" = new/old --reduce mpi --overlap
 # (the flat path's buckets by MPI_Iallreduce); "sfb" = the rows-for-gradient timing mock-up
 # (/tmp/sfbhack: sfb-mockup.patch here applied to f3fc8a3 and built; its models are not used); "nx" = new without rows across nodes (DPT_XROWS=0); "local" = new with all 2*NODES ranks on the first host (no TCP at all: the step
-# no cross-node path can beat on these cores, added 2026-11-29 for amd2-2026-11-29d). NODES hosts, ROUNDS rounds, EXTRA more
+# no cross-node path can beat on these cores); "eag"/"mpieag" = new/mpi with Open MPI's TCP eager limit and
+# send size at 1 MiB (large messages without the rendezvous), "pt" = new with the TCP BTL's progress thread
+# (these three also added 2026-11-29 for amd2-2026-11-29d). NODES hosts, ROUNDS rounds, EXTRA more
 # options (--deterministic). Prints per run: round, variant, samples/s,
 # allreduce wait ms/step, compute ms/step (means over ranks).
 set -euo pipefail
@@ -45,6 +47,9 @@ for round in $(seq ${ROUNDS:-6}); do
       nx) bin=new; opts=(--reduce shm); env=(-x DPT_XROWS=0) ;;
       sfb) bin=sfbhack; opts=(--reduce shm); env=(-x DPT_HACK_SFB=1) ;;
       local) bin=new; opts=(--reduce shm); env=(); hosts=10.213.0.1:$((2*NODES)) ;;
+      eag) bin=new; opts=(--reduce shm); env=(--mca btl_tcp_eager_limit 1048576 --mca btl_tcp_max_send_size 1048576) ;;
+      mpieag) bin=new; opts=(--reduce mpi); env=(--mca btl_tcp_eager_limit 1048576 --mca btl_tcp_max_send_size 1048576) ;;
+      pt) bin=new; opts=(--reduce shm); env=(--mca btl_tcp_progress_thread 1) ;;
       mpiov) bin=new; opts=(--reduce mpi --overlap); env=() ;;
       oldmpiov) bin=old; opts=(--reduce mpi --overlap); env=() ;;
     esac
