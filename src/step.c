@@ -7,6 +7,7 @@
 
 #include "dptrain/kernels.h"
 #include "dptrain/optim.h"
+#include "dptrain/rng.h"
 
 /* Control words appended to the gradient buffer, reduced in the same call.
  * Counts travel as two floats (value mod 4096, value / 4096) so that the float
@@ -334,6 +335,15 @@ static DptStatus rows_init(DptStep *s, size_t batch)
         forced = -1;   /* ranks told different things: the rule, the same everywhere */
     if (forced == 0)
         return DPT_OK;
+    /* Every node computes the layer's whole gradient itself, so the nodes'
+     * copies agree only if every node runs the same micro-kernel; nodes of
+     * different CPUs may not (whatever DPT_XROWS says): their gradient sums
+     * cross instead, which every rank adds up in the same order. */
+    const char *kern = dpt_kern_name();
+    if (!dpt_dist_same_hash(d, dpt_hash_bytes(DPT_HASH_INIT, kern, strlen(kern)))) {
+        s->xr_kernels_differ = 1;
+        return DPT_OK;
+    }
     size_t at_d[DPT_MAX_LAYERS + 1], at_a[DPT_MAX_LAYERS], at_p[DPT_MAX_LAYERS], total = 0;
     for (int l = 0; l < L; l++) {
         const size_t in = (size_t)a->sizes[l], out = (size_t)a->sizes[l + 1];

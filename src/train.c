@@ -222,6 +222,9 @@ static void print_header(const Trainer *t)
                      "units' gradient sums, every node computing the layer's gradient over all rows (where the rows "
                      "are at most half the gradient; DPT_XROWS=0/1 overrides)\n", which);
     }
+    if (t->step.xr_kernels_differ)
+        dpt_log_info("across nodes: the ranks' micro-kernels differ (nodes of different CPUs, or DPT_KERNEL), so "
+                     "each node's gradient sums cross, not rows (rank 0's kernel: %s)\n", dpt_kern_name());
     if (t->step.team)
         dpt_log_info("threads as ranks: each of the %d threads computes its rows, then its units of the weight "
                      "gradient over all of them (DPT_TEAM)%s\n", t->step.team,

@@ -101,6 +101,7 @@ typedef struct {
     uint64_t ns_steps;                     /* node-sliced steps taken */
     /* several nodes, default mode: layers whose rows cross nodes instead of their gradient (step.c, "rows") */
     int xr_on;                             /* some layer does */
+    int xr_kernels_differ;                 /* none: the ranks' micro-kernels differ (nodes of different CPUs) */
     unsigned char xr[DPT_MAX_LAYERS];      /* layer l does */
     void *xr_win;                          /* the node-shared window behind the three below */
     float *xr_delta[DPT_MAX_LAYERS + 1];   /* [step rows, sizes[l]] every node's errors, node after node */
