@@ -38,13 +38,39 @@ DptStatus dpt_ckptdir_lock(const char *dir, int *lock_fd)
     if (fd < 0)
         return dpt_err(DPT_EOUTPUT, "--checkpoint-dir %s: cannot create the lock file (%s)", dir, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        const int e = errno;
+        if (e == EWOULDBLOCK) {
+            /* the holder wrote "pid host" into the file (unless it has only just locked it) */
+            char who[160] = "";
+            const ssize_t got = pread(fd, who, sizeof who - 1, 0);
+            who[got > 0 ? got : 0] = '\0';
+            who[strcspn(who, "\n")] = '\0';
+            char *host = strchr(who, ' ');
+            if (host)
+                *host++ = '\0';
+            close(fd);
+            if (who[0] && host && host[0])
+                return dpt_err(DPT_EOUTPUT, "--checkpoint-dir %s: in use by another run (pid %s on %s holds %s)", dir,
+                               who, host, path);
+            return dpt_err(DPT_EOUTPUT, "--checkpoint-dir %s: in use by another run (lock %s is held)", dir, path);
+        }
+        /* No locks on this file system (Lustre mounted noflock: ENOSYS; NFS
+         * without its lock daemon: ENOLCK): refusing would leave the user
+         * no checkpoints at all, and the run identity in every checkpoint
+         * still keeps another run's files from being pruned or resumed. */
         close(fd);
-        return dpt_err(DPT_EOUTPUT, "--checkpoint-dir %s: in use by another run (lock %s is held)", dir, path);
+        dpt_log_warn("--checkpoint-dir %s: its file system does not lock files (flock: %s); continuing without "
+                     "the lock, so nothing stops a second run from checkpointing here at the same time",
+                     dir, strerror(e));
+        return DPT_OK;
     }
-    char pid[64];
-    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || write(fd, pid, (size_t)n) != n) {
-        /* the pid is informational only */
+    char who[300], host[256] = "";
+    if (gethostname(host, sizeof host) != 0)
+        host[0] = '\0';
+    host[sizeof host - 1] = '\0';
+    const int n = snprintf(who, sizeof who, "%ld %s\n", (long)getpid(), host[0] ? host : "?");
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, who, (size_t)n, 0) != n) {
+        /* who holds it is informational only */
     }
     *lock_fd = fd;
     return DPT_OK;

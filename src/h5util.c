@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dptrain/log.h"
+
 void dpt_h5_init(void)
 {
     static int done;
@@ -24,6 +26,65 @@ void dpt_h5_init(void)
         H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
         done = 1;
     }
+}
+
+/* HDF5 1.10.7 and later lock every file they open (flock) and fail the
+ * open where the file system refuses the lock: ENOSYS (Lustre mounted
+ * noflock) is let pass by default, ENOLCK (NFS without its lock daemon) is
+ * not. dptrain needs none of those locks (checkpoints and datasets are
+ * written to a temporary file and renamed; inputs are only read), so where
+ * the user has not chosen (HDF5_USE_FILE_LOCKING) an open that failed is
+ * tried once more without them, with one warning. Returns the fapl for that
+ * try, or H5I_INVALID_HID for none. */
+static hid_t unlocked_fapl(hid_t base)
+{
+#if H5_VERSION_GE(1, 10, 7)
+    if (getenv("HDF5_USE_FILE_LOCKING"))
+        return H5I_INVALID_HID;
+    hid_t fapl = base == H5P_DEFAULT ? H5Pcreate(H5P_FILE_ACCESS) : H5Pcopy(base);
+    if (fapl >= 0 && H5Pset_file_locking(fapl, 0, 1) < 0) {
+        H5Pclose(fapl);
+        fapl = H5I_INVALID_HID;
+    }
+    return fapl;
+#else
+    (void)base;
+    return H5I_INVALID_HID;
+#endif
+}
+
+static void warn_unlocked(const char *path)
+{
+    static int warned;
+    if (!warned++)
+        dpt_log_warn("%s: the file system refused HDF5's file lock; opened without it (dptrain does not need it; "
+                     "HDF5_USE_FILE_LOCKING=FALSE does the same without this warning)", path);
+}
+
+hid_t dpt_h5_fopen_read(const char *path, hid_t fapl)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    hid_t u = f < 0 ? unlocked_fapl(fapl) : H5I_INVALID_HID;
+    if (u >= 0) {
+        f = H5Fopen(path, H5F_ACC_RDONLY, u);
+        H5Pclose(u);
+        if (f >= 0)
+            warn_unlocked(path);
+    }
+    return f;
+}
+
+hid_t dpt_h5_fcreate(const char *path, hid_t fapl)
+{
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    hid_t u = f < 0 ? unlocked_fapl(fapl) : H5I_INVALID_HID;
+    if (u >= 0) {
+        f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, u);
+        H5Pclose(u);
+        if (f >= 0)
+            warn_unlocked(path);
+    }
+    return f;
 }
 
 DptStatus dpt_h5_open_read(const char *path, hid_t *f)
@@ -43,7 +104,7 @@ DptStatus dpt_h5_open_read(const char *path, hid_t *f)
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0)
         return dpt_err(DPT_EINPUT, "%s: not an HDF5 file", path);
-    *f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    *f = dpt_h5_fopen_read(path, H5P_DEFAULT);
     if (*f < 0)
         return dpt_err(DPT_EINPUT, "%s: cannot open as HDF5 (truncated or damaged?)", path);
     return DPT_OK;
@@ -481,7 +542,7 @@ DptStatus dpt_h5_create_tmp(const char *out, char *tmp, size_t tmp_len, hid_t *f
         return dpt_err(DPT_EOUTPUT, "%s: path too long", out);
     dpt_h5_net_file(out, 1);
     hid_t fapl = dpt_h5_create_fapl();
-    *f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    *f = dpt_h5_fcreate(tmp, fapl);
     H5Pclose(fapl);
     if (*f < 0) {
         char dir[4096];

@@ -23,6 +23,10 @@ void dpt_h5_init(void);
 /* Opens an existing HDF5 file read-only, with a clear message for a missing,
  * empty, unreadable or non-HDF5 file. Silences HDF5's own error printing. */
 DptStatus dpt_h5_open_read(const char *path, hid_t *f);
+/* H5Fopen read-only / H5Fcreate (truncating) with fapl; where the file
+ * system refuses HDF5's file lock, tried again without it (h5util.c). */
+hid_t dpt_h5_fopen_read(const char *path, hid_t fapl);
+hid_t dpt_h5_fcreate(const char *path, hid_t fapl);
 /* Like dpt_h5_open_read, from a file image in memory (core driver). */
 DptStatus dpt_h5_open_image(const void *buf, size_t len, hid_t *f);
 /* The file the crash net names (h5net.c): every open and create says which

@@ -131,7 +131,7 @@ DptStatus dpt_trace_open(DptTrace **out, const char *path, const DptArch *arch, 
     dpt_h5_init();
     dpt_h5_net_file(path, 1);
     hid_t fapl = dpt_h5_create_fapl();
-    t->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    t->file = dpt_h5_fcreate(path, fapl);
     H5Pclose(fapl);
     if (t->file < 0)
         return dpt_err(DPT_EOUTPUT, "--trace %s: cannot create", path);

@@ -9,11 +9,12 @@
 #     architecture, other format version, not HDF5, empty, missing: a clear
 #     message and status 3 on every rank, and --resume latest falls back to the
 #     newest good checkpoint, naming the ones it skips.
-# Usage: ckpt_recovery.sh DPTRAIN MAKE_BAD_DATA MPIEXEC
+# Usage: ckpt_recovery.sh DPTRAIN MAKE_BAD_DATA MPIEXEC [NOLOCK_SO]
 set -u
 DPTRAIN=$1
 HELPER=$2
 MPIEXEC=${3:-mpiexec}
+NOLOCK=${4:-}   # a library whose flock() fails as without file locks
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -142,10 +143,36 @@ wait_until 60 lock_held "$T/shared" || bad "lock: the first run did not take the
 out=$("$DPTRAIN" train "${ARGS[@]}" --checkpoint-dir "$T/shared" 2>&1 </dev/null)
 rc=$?
 kill -TERM $job 2>/dev/null; wait $job 2>/dev/null
-if [ "$rc" -eq 4 ] && printf '%s' "$out" | grep -q "in use by another run"; then
-    ok "lock: a second run on the same checkpoint directory is refused"
+if [ "$rc" -eq 4 ] && printf '%s' "$out" | grep -q "in use by another run (pid $job on $(hostname) holds"; then
+    ok "lock: a second run on the same checkpoint directory is refused, naming the holder (pid $job)"
 else
     bad "lock: status $rc: $out"
+fi
+
+# a file system without locks (flock fails with ENOSYS, as on Lustre
+# mounted noflock, or ENOLCK, as on NFS without its lock daemon): a warning,
+# and the run checkpoints and resumes as anywhere else; HDF5's own lock on
+# the files it opens is refused too (it lets ENOSYS pass, not ENOLCK), and
+# dptrain opens them without it
+if [ -n "$NOLOCK" ]; then
+    for e in 38:ENOSYS 37:ENOLCK; do
+        out=$(LD_PRELOAD=$NOLOCK ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0 DPT_TEST_FLOCK_ERRNO=${e%%:*} \
+              "$DPTRAIN" train "${ARGS[@]}" --epochs 1 --max-steps 40 --checkpoint-every 20 \
+              --checkpoint-dir "$T/nolock-${e#*:}" 2>&1 </dev/null)
+        rc=$?
+        out2=$(LD_PRELOAD=$NOLOCK ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0 DPT_TEST_FLOCK_ERRNO=${e%%:*} \
+               "$DPTRAIN" train "${ARGS[@]}" --no-quiet --epochs 1 --max-steps 60 --checkpoint-dir "$T/nolock-${e#*:}" \
+               --resume latest 2>&1 </dev/null)
+        rc2=$?
+        if [ "$rc" -eq 0 ] && [ "$rc2" -eq 0 ] && printf '%s' "$out" | grep -q "does not lock files (flock: " \
+           && [ "$(ckpts "$T/nolock-${e#*:}" | tr '\n' ' ')" = "ckpt-000000020.h5 ckpt-000000040.h5 ckpt-000000060.h5 " ] \
+           && printf '%s' "$out2" | grep -q "^resuming from .*ckpt-000000040.h5" \
+           && { [ "${e#*:}" = ENOSYS ] || printf '%s' "$out" | grep -q "refused HDF5's file lock; opened without it"; }; then
+            ok "lock: no file locks (flock ${e#*:}): a warning, checkpoints at 20 and 40, resumed from 40 to 60"
+        else
+            bad "lock: no file locks (flock ${e#*:}): status $rc / $rc2: $(printf '%s\n%s' "$out" "$out2" | head -6)"
+        fi
+    done
 fi
 
 # disk full while writing checkpoints: a 96 KiB tmpfs, a checkpoint every 20 steps, all kept

@@ -15,8 +15,11 @@
 #include "dptrain/status.h"
 
 /* Creates DIR if needed, checks that it is writable, and takes an exclusive
- * lock on DIR/.dptrain.lock (flock) so that two runs cannot write into the
- * same directory; *lock_fd must be closed at the end (dpt_ckptdir_unlock). */
+ * lock on DIR/.dptrain.lock (flock; the file then names the holder's pid
+ * and host) so that two runs cannot write into the same directory;
+ * *lock_fd must be closed at the end (dpt_ckptdir_unlock). A lock held
+ * elsewhere is an error naming its holder; a file system without locks
+ * gives a warning and *lock_fd = -1 (no lock, the run goes on). */
 DptStatus dpt_ckptdir_lock(const char *dir, int *lock_fd);
 void dpt_ckptdir_unlock(int *lock_fd);
 void dpt_ckptdir_path(const char *dir, int64_t global_step, char *buf, size_t len);
