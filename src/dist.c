@@ -26,6 +26,26 @@ static void count_nodes(DptDist *d)
     d->node_size_min = -v[2];
 }
 
+/* The processes the launcher says it started, where it says so: Open MPI's
+ * mpirun (OMPI_COMM_WORLD_SIZE, trusted first: inside an allocation its
+ * daemons are an srun step of their own), a PMI launcher (PMI_SIZE), or
+ * srun (SLURM_STEP_NUM_TASKS, with SLURM_PROCID); 0 where none says. The
+ * variable's name goes to *var. */
+static long launched_tasks(const char **var)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        const char *v = getenv(vars[i]);
+        if (!v || !v[0] || (i == 2 && !getenv("SLURM_PROCID")))
+            continue;
+        char *end;
+        const long n = strtol(v, &end, 10);
+        *var = vars[i];
+        return *end == '\0' && n > 0 ? n : 0;
+    }
+    return 0;
+}
+
 DptStatus dpt_dist_init(DptDist *d, int *argc, char ***argv)
 {
     int inited = 0, provided = 0;
@@ -45,6 +65,21 @@ DptStatus dpt_dist_init(DptDist *d, int *argc, char ***argv)
     if (provided < MPI_THREAD_FUNNELED)
         return dpt_err(DPT_EMPI, "the MPI library provides thread level %d; dptrain needs MPI_THREAD_FUNNELED",
                        provided);
+    /* Started as several processes that MPI did not join into one job
+     * (srun without the MPI plugin this Open MPI speaks, or another MPI's
+     * launcher): each would train alone, all of them into the same files. */
+    const char *var = "";
+    const long tasks = launched_tasks(&var);
+    if (d->world_size == 1 && tasks > 1) {
+        char lib[MPI_MAX_LIBRARY_VERSION_STRING] = "";
+        int len = 0;
+        MPI_Get_library_version(lib, &len);
+        lib[strcspn(lib, ",\n")] = '\0';   /* "Open MPI v4.1.4, package: ..." */
+        return dpt_err(DPT_EMPI, "%s=%ld, but MPI made this process a job of its own (1 rank), so each of the %ld "
+                       "would train alone: under srun pass --mpi=pmix (srun --mpi=list shows what the cluster has), "
+                       "or start dptrain with the mpirun of the MPI it was built with (%s)", var, tasks, tasks,
+                       lib[0] ? lib : "see dptrain --version");
+    }
     if (node_comm == MPI_COMM_NULL)
         MPI_Comm_split_type(world_comm, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &node_comm);
     MPI_Comm_rank(node_comm, &d->node_rank);
