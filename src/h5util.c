@@ -31,8 +31,9 @@ void dpt_h5_init(void)
 /* HDF5 1.10.7 and later lock every file they open (flock) and fail the
  * open where the file system refuses the lock: ENOSYS (Lustre mounted
  * noflock) is let pass by default, ENOLCK (NFS without its lock daemon) is
- * not. dptrain needs none of those locks (checkpoints and datasets are
- * written to a temporary file and renamed; inputs are only read), so where
+ * not. dptrain needs none of those locks (models, checkpoints and datasets
+ * are written to a temporary file and renamed, a trace by the one process
+ * that creates it; inputs are only read), so where
  * the user has not chosen (HDF5_USE_FILE_LOCKING) an open that failed is
  * tried once more without them, with one warning. Returns the fapl for that
  * try, or H5I_INVALID_HID for none. */
