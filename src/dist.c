@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "dist_comm.h"
 
@@ -258,22 +259,61 @@ int dpt_dist_same_hash(const DptDist *d, uint64_t hash)
     return v[0] == ~v[1];
 }
 
+/* A node-shared region (an MPI-3 window), or a private one (win unused). */
+typedef struct {
+    MPI_Win win;
+    void *priv;
+} Region;
+
+/* Open MPI 4.1 backs a shared window by a file in /dev/shm; one larger than
+ * the space left there fails on node rank 0 alone (MPI_ERR_INTERN, fatal by
+ * default; returned, the other ranks wait inside MPI_Win_allocate_shared for
+ * ever). So node rank 0 checks the space
+ * first (with 64 KiB and 1/64 to spare for the window's own state), and
+ * every rank agrees before any allocates. */
+static int shm_room(size_t bytes, unsigned long long *avail)
+{
+    struct statvfs sv;
+    if (statvfs("/dev/shm", &sv) != 0)
+        return 1;   /* no /dev/shm: Open MPI uses its session directory */
+    *avail = (unsigned long long)sv.f_bavail * (unsigned long long)sv.f_frsize;
+    return *avail >= (unsigned long long)bytes + bytes / 64 + (64u << 10);
+}
+
 DptStatus dpt_dist_shared_alloc(const DptDist *d, size_t bytes, void **ptr, void **handle)
 {
-    MPI_Win *win = malloc(sizeof *win);
-    if (!win)
-        return dpt_err(DPT_ENOMEM, "cannot allocate a window handle");
+    unsigned long long avail = 0;
+    DptStatus st = DPT_OK;
+    if (d->node_rank == 0 && !shm_room(bytes, &avail))
+        st = dpt_err(DPT_ENOMEM, "cannot allocate %zu bytes of node-shared memory: /dev/shm has %llu bytes free "
+                     "(a container's default is 64 MiB: docker run --shm-size, or fewer ranks a node)", bytes, avail);
+    DPT_TRY(dpt_dist_agree(d, st, NULL));
+    Region *r = calloc(1, sizeof *r);
+    st = r ? DPT_OK : dpt_err(DPT_ENOMEM, "cannot allocate a window handle");
+    DPT_TRY(dpt_dist_agree(d, st, NULL));
     MPI_Aint size = d->node_rank == 0 ? (MPI_Aint)(bytes ? bytes : 1) : 0;
     void *base = NULL;
-    int rc = MPI_Win_allocate_shared(size, 1, MPI_INFO_NULL, node_comm, &base, win);
+    int rc = MPI_Win_allocate_shared(size, 1, MPI_INFO_NULL, node_comm, &base, &r->win);
     if (rc != MPI_SUCCESS) {
-        free(win);
+        free(r);
         return dpt_err(DPT_ENOMEM, "cannot allocate %zu bytes of node-shared memory", bytes);
     }
     MPI_Aint qsize;
     int disp;
-    MPI_Win_shared_query(*win, 0, &qsize, &disp, ptr);
-    *handle = win;
+    MPI_Win_shared_query(r->win, 0, &qsize, &disp, ptr);
+    *handle = r;
+    return DPT_OK;
+}
+
+DptStatus dpt_dist_private_alloc(size_t bytes, void **ptr, void **handle)
+{
+    Region *r = calloc(1, sizeof *r);
+    if (!r || posix_memalign(&r->priv, 64, bytes ? bytes : 1) != 0) {
+        free(r);
+        return dpt_err(DPT_ENOMEM, "cannot allocate %zu bytes", bytes);
+    }
+    *ptr = r->priv;
+    *handle = r;
     return DPT_OK;
 }
 
@@ -281,12 +321,14 @@ void dpt_dist_shared_free(void **handle)
 {
     if (!handle || !*handle)
         return;
-    MPI_Win *win = *handle;
+    Region *r = *handle;
     int fin = 0;
     MPI_Finalized(&fin);
-    if (!fin)
-        MPI_Win_free(win);
-    free(win);
+    if (r->priv)
+        free(r->priv);
+    else if (!fin)
+        MPI_Win_free(&r->win);
+    free(r);
     *handle = NULL;
 }
 

@@ -23,15 +23,25 @@ DptStatus dpt_infer_load_split(const DptDist *d, const char *path, const char *s
     if (!info.present)
         return DPT_OK;
     void *mem = NULL;
-    st = dpt_dist_shared_alloc(d, dpt_data_bytes(&info), &mem, win);
+    const size_t bytes = dpt_data_bytes(&info);
+    st = dpt_dist_shared_alloc(d, bytes, &mem, win);   /* agreed */
+    const int own = st == DPT_ENOMEM && d->node_size > 1;
+    if (own) {
+        /* The node's shared memory cannot hold the split: a copy on every
+         * rank (more memory and reading, the same run). */
+        if (d->rank == dpt_dist_reporter())
+            dpt_log_warn("%s; every rank reads its own copy of the %s split instead", dpt_err_message(), split);
+        dpt_err_clear();
+        st = dpt_dist_private_alloc(bytes, &mem, win);
+    }
     DPT_TRY(dpt_dist_agree(d, st, NULL));
-    st = DPT_OK;
-    if (d->node_rank == 0) {
+    if (d->node_rank == 0 || own) {
         st = dpt_data_load(path, split, &info, mem, s);
         if (st == DPT_OK)
             st = dpt_data_validate(s, path, split, arch->sizes[0], arch->sizes[arch->n_layers]);
     }
-    dpt_dist_node_barrier(d);
+    if (!own)
+        dpt_dist_node_barrier(d);
     DPT_TRY(dpt_dist_agree(d, st, NULL));
     dpt_data_attach(s, &info, mem);
     return DPT_OK;

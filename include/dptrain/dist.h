@@ -131,9 +131,14 @@ void dpt_dist_peers_recv(DptPeers *p, int from, int tag, void *buf, size_t bytes
 void dpt_dist_peers_wait(DptPeers *p);
 void dpt_dist_peers_free(DptPeers **p);
 
-/* Collective over the node. Memory shared by the ranks of a node, allocated by
- * node rank 0; *ptr is valid on every rank of the node. */
+/* Collective. Memory shared by the ranks of a node, allocated by node rank
+ * 0; *ptr is valid on every rank of the node. Where a node's /dev/shm cannot
+ * hold it, every rank returns DPT_ENOMEM (node rank 0 with the message) and
+ * none allocates. */
 DptStatus dpt_dist_shared_alloc(const DptDist *d, size_t bytes, void **ptr, void **handle);
+/* Not collective: this rank's own memory behind the same kind of handle. */
+DptStatus dpt_dist_private_alloc(size_t bytes, void **ptr, void **handle);
+/* Frees either kind (NULL-safe). */
 void dpt_dist_shared_free(void **handle);
 void dpt_dist_node_barrier(const DptDist *d);
 /* Collective over the node: bytes of node-shared memory zeroed, each rank
