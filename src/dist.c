@@ -271,10 +271,12 @@ typedef struct {
  * ever). So node rank 0 checks the space
  * first (with 64 KiB and 1/64 to spare for the window's own state), and
  * every rank agrees before any allocates. */
-static int shm_room(size_t bytes, unsigned long long *avail)
+static int shm_room(size_t bytes, unsigned long long *avail, const char **where)
 {
+    const char *dir = getenv("OMPI_MCA_osc_sm_backing_directory");   /* where the user moved them */
+    *where = dir && dir[0] ? dir : "/dev/shm";
     struct statvfs sv;
-    if (statvfs("/dev/shm", &sv) != 0)
+    if (statvfs(*where, &sv) != 0)
         return 1;   /* no /dev/shm: Open MPI uses its session directory */
     *avail = (unsigned long long)sv.f_bavail * (unsigned long long)sv.f_frsize;
     return *avail >= (unsigned long long)bytes + bytes / 64 + (64u << 10);
@@ -283,10 +285,12 @@ static int shm_room(size_t bytes, unsigned long long *avail)
 DptStatus dpt_dist_shared_alloc(const DptDist *d, size_t bytes, void **ptr, void **handle)
 {
     unsigned long long avail = 0;
+    const char *where = "";
     DptStatus st = DPT_OK;
-    if (d->node_rank == 0 && !shm_room(bytes, &avail))
-        st = dpt_err(DPT_ENOMEM, "cannot allocate %zu bytes of node-shared memory: /dev/shm has %llu bytes free "
-                     "(a container's default is 64 MiB: docker run --shm-size, or fewer ranks a node)", bytes, avail);
+    if (d->node_rank == 0 && !shm_room(bytes, &avail, &where))
+        st = dpt_err(DPT_ENOMEM, "cannot allocate %zu bytes of node-shared memory: %s has %llu bytes free "
+                     "(a container's default /dev/shm is 64 MiB: docker run --shm-size, fewer ranks a node, or "
+                     "OMPI_MCA_osc_sm_backing_directory=<a larger local directory>)", bytes, where, avail);
     DPT_TRY(dpt_dist_agree(d, st, NULL));
     Region *r = calloc(1, sizeof *r);
     st = r ? DPT_OK : dpt_err(DPT_ENOMEM, "cannot allocate a window handle");
