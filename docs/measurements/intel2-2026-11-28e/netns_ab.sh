@@ -36,7 +36,7 @@ NET=(--mca plm_rsh_agent "$NS_DIR/nsrsh" --mca btl tcp,vader,self --mca btl_tcp_
 HOSTS2=$(seq -s, -f '10.213.0.%g:2' "$NODES")
 TRUN=(--data "$T/d.h5" --layers ${LAYERS:-16,1024,1024,4} --batch "${BATCH:-256}" --epochs 1 --max-steps 100 --quiet)
 for round in $(seq ${ROUNDS:-6}); do
-  for v in ${VARIANTS:-old new1 new2 mpi}; do
+  for v in ${VARIANTS:-new mpi}; do
     hosts=$HOSTS2
     case $v in
       old) bin=old; opts=(--reduce shm); env=() ;;
