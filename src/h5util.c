@@ -62,12 +62,20 @@ static void warn_unlocked(const char *path)
                      "HDF5_USE_FILE_LOCKING=FALSE does the same without this warning)", path);
 }
 
-hid_t dpt_h5_fopen_read(const char *path, hid_t fapl)
+/* Opens PATH read-only, or creates it (truncating) where create is set. */
+static hid_t open_or_create(const char *path, int create, hid_t fapl)
 {
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    return create ? H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl) : H5Fopen(path, H5F_ACC_RDONLY, fapl);
+}
+
+/* open_or_create, and where that fails once more without HDF5's file locks
+ * (above). */
+static hid_t open_retrying(const char *path, int create, hid_t fapl)
+{
+    hid_t f = open_or_create(path, create, fapl);
     hid_t u = f < 0 ? unlocked_fapl(fapl) : H5I_INVALID_HID;
     if (u >= 0) {
-        f = H5Fopen(path, H5F_ACC_RDONLY, u);
+        f = open_or_create(path, create, u);
         H5Pclose(u);
         if (f >= 0)
             warn_unlocked(path);
@@ -75,18 +83,9 @@ hid_t dpt_h5_fopen_read(const char *path, hid_t fapl)
     return f;
 }
 
-hid_t dpt_h5_fcreate(const char *path, hid_t fapl)
-{
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    hid_t u = f < 0 ? unlocked_fapl(fapl) : H5I_INVALID_HID;
-    if (u >= 0) {
-        f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, u);
-        H5Pclose(u);
-        if (f >= 0)
-            warn_unlocked(path);
-    }
-    return f;
-}
+hid_t dpt_h5_fopen_read(const char *path, hid_t fapl) { return open_retrying(path, 0, fapl); }
+
+hid_t dpt_h5_fcreate(const char *path, hid_t fapl) { return open_retrying(path, 1, fapl); }
 
 DptStatus dpt_h5_open_read(const char *path, hid_t *f)
 {
