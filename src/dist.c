@@ -34,14 +34,16 @@ static void count_nodes(DptDist *d)
  * variable's name goes to *var. */
 static long launched_tasks(const char **var)
 {
-    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"};
+    static const struct {
+        const char *count, *with;   /* the count, and a variable that must be set beside it (or NULL) */
+    } vars[] = {{"OMPI_COMM_WORLD_SIZE", NULL}, {"PMI_SIZE", NULL}, {"SLURM_STEP_NUM_TASKS", "SLURM_PROCID"}};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
-        const char *v = getenv(vars[i]);
-        if (!v || !v[0] || (i == 2 && !getenv("SLURM_PROCID")))
+        const char *v = getenv(vars[i].count);
+        if (!v || !v[0] || (vars[i].with && !getenv(vars[i].with)))
             continue;
         char *end;
         const long n = strtol(v, &end, 10);
-        *var = vars[i];
+        *var = vars[i].count;
         return *end == '\0' && n > 0 ? n : 0;
     }
     return 0;
@@ -286,15 +288,17 @@ DptStatus dpt_dist_shared_alloc(const DptDist *d, size_t bytes, void **ptr, void
 {
     unsigned long long avail = 0;
     const char *where = "";
-    DptStatus st = DPT_OK;
-    if (d->node_rank == 0 && !shm_room(bytes, &avail, &where))
+    Region *r = calloc(1, sizeof *r);
+    DptStatus st = r ? DPT_OK : dpt_err(DPT_ENOMEM, "cannot allocate a window handle");
+    if (st == DPT_OK && d->node_rank == 0 && !shm_room(bytes, &avail, &where))
         st = dpt_err(DPT_ENOMEM, "cannot allocate %zu bytes of node-shared memory: %s has %llu bytes free "
                      "(a container's default /dev/shm is 64 MiB: docker run --shm-size, fewer ranks a node, or "
                      "OMPI_MCA_osc_sm_backing_directory=<a larger local directory>)", bytes, where, avail);
-    DPT_TRY(dpt_dist_agree(d, st, NULL));
-    Region *r = calloc(1, sizeof *r);
-    st = r ? DPT_OK : dpt_err(DPT_ENOMEM, "cannot allocate a window handle");
-    DPT_TRY(dpt_dist_agree(d, st, NULL));
+    st = dpt_dist_agree(d, st, NULL);
+    if (st != DPT_OK) {
+        free(r);
+        return st;
+    }
     MPI_Aint size = d->node_rank == 0 ? (MPI_Aint)(bytes ? bytes : 1) : 0;
     void *base = NULL;
     int rc = MPI_Win_allocate_shared(size, 1, MPI_INFO_NULL, node_comm, &base, &r->win);
