@@ -154,15 +154,19 @@ fi
 # and the run checkpoints and resumes as anywhere else; HDF5's own lock on
 # the files it opens is refused too (it lets ENOSYS pass, not ENOLCK), and
 # dptrain opens them without it
+# nolock ERRNO ARGS...: dptrain train on a file system whose flock fails with ERRNO
+nolock() {
+    local e=$1
+    shift
+    LD_PRELOAD=$NOLOCK ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0 DPT_TEST_FLOCK_ERRNO=$e \
+        "$DPTRAIN" train "${ARGS[@]}" "$@" 2>&1 </dev/null
+}
 if [ -n "$NOLOCK" ]; then
     for e in 38:ENOSYS 37:ENOLCK; do
-        out=$(LD_PRELOAD=$NOLOCK ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0 DPT_TEST_FLOCK_ERRNO=${e%%:*} \
-              "$DPTRAIN" train "${ARGS[@]}" --epochs 1 --max-steps 40 --checkpoint-every 20 \
-              --checkpoint-dir "$T/nolock-${e#*:}" 2>&1 </dev/null)
+        out=$(nolock "${e%%:*}" --epochs 1 --max-steps 40 --checkpoint-every 20 --checkpoint-dir "$T/nolock-${e#*:}")
         rc=$?
-        out2=$(LD_PRELOAD=$NOLOCK ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0 DPT_TEST_FLOCK_ERRNO=${e%%:*} \
-               "$DPTRAIN" train "${ARGS[@]}" --no-quiet --epochs 1 --max-steps 60 --checkpoint-dir "$T/nolock-${e#*:}" \
-               --resume latest 2>&1 </dev/null)
+        out2=$(nolock "${e%%:*}" --no-quiet --epochs 1 --max-steps 60 --checkpoint-dir "$T/nolock-${e#*:}" \
+               --resume latest)
         rc2=$?
         if [ "$rc" -eq 0 ] && [ "$rc2" -eq 0 ] && printf '%s' "$out" | grep -q "does not lock files (flock: " \
            && [ "$(ckpts "$T/nolock-${e#*:}" | tr '\n' ' ')" = "ckpt-000000020.h5 ckpt-000000040.h5 ckpt-000000060.h5 " ] \
@@ -181,10 +185,16 @@ fi
 # reads its own copy, the model is the one of a normal run, bit for bit;
 # 8 KiB: not even the model's windows fit, status 5 and one line, no hang.
 SMALL=(--data "$T/d.h5" --layers 20,64,4 --epochs 2 --quiet)
+# small_shm SIZE ARGS...: 2 ranks of dptrain train with a tmpfs of SIZE over /dev/shm
+small_shm() {
+    local size=$1
+    shift
+    timeout 120 unshare -m sh -c 'mount -t tmpfs -o size="$0" tmpfs /dev/shm && exec "$@"' "$size" \
+        "${MPI[@]}" -n 2 "$DPTRAIN" train "${SMALL[@]}" "$@" 2>&1 </dev/null
+}
 if "${MPI[@]}" -n 2 "$DPTRAIN" train "${SMALL[@]}" --save "$T/shm-normal.h5" </dev/null >/dev/null 2>&1 \
    && unshare -m true 2>/dev/null; then
-    out=$(timeout 120 unshare -m sh -c 'mount -t tmpfs -o size=200k tmpfs /dev/shm && exec "$@"' sh \
-          "${MPI[@]}" -n 2 "$DPTRAIN" train "${SMALL[@]}" --save "$T/shm-small.h5" 2>&1 </dev/null)
+    out=$(small_shm 200k --save "$T/shm-small.h5")
     rc=$?
     if [ "$rc" -eq 0 ] && printf '%s' "$out" | grep -q "/dev/shm has .* bytes free.*every rank reads its own copy of the train split" \
        && "$DPTRAIN" compare "$T/shm-normal.h5" "$T/shm-small.h5" >/dev/null; then
@@ -192,8 +202,7 @@ if "${MPI[@]}" -n 2 "$DPTRAIN" train "${SMALL[@]}" --save "$T/shm-normal.h5" </d
     else
         bad "small /dev/shm (200 KiB): status $rc: $(printf '%s' "$out" | grep dptrain | head -3)"
     fi
-    out=$(timeout 120 unshare -m sh -c 'mount -t tmpfs -o size=8k tmpfs /dev/shm && exec "$@"' sh \
-          "${MPI[@]}" -n 2 "$DPTRAIN" train "${SMALL[@]}" 2>&1 </dev/null)
+    out=$(small_shm 8k)
     rc=$?
     if [ "$rc" -eq 5 ] && [ "$(printf '%s\n' "$out" | grep -c '^dptrain: error: ')" -eq 1 ] \
        && printf '%s' "$out" | grep -q "^dptrain: error: cannot allocate .* bytes of node-shared memory: /dev/shm has"; then

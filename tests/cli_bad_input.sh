@@ -123,22 +123,11 @@ EOF
 # (MPICH's mpiexec sets PMI_SIZE; srun without a matching MPI plugin,
 # SLURM_STEP_NUM_TASKS): each is a job of one rank, and would train alone.
 # Status 8 and one line naming the variable, not N lone runs.
-while IFS='|' read -r vars frag; do
-    # shellcheck disable=SC2086
-    out=$(env $vars timeout 60 "$DPTRAIN" $TRAIN --batch 2 --data "$G" 2>&1 >/dev/null </dev/null)
-    rc=$?
-    lines=$(printf '%s\n' "$out" | grep -c "^dptrain: error: ")
-    if [ "$rc" -eq 8 ] && [ "$lines" -eq 1 ] && printf '%s' "$out" | grep -qF -- "$frag"; then
-        pass=$((pass + 1))
-    else
-        fail=$((fail + 1))
-        echo "FAIL $vars dptrain $TRAIN: status $rc, $lines error line(s)"
-        printf '%s\n' "$out" | sed 's/^/       | /' | head -8
-    fi
-done <<'EOF'
-PMI_SIZE=3 PMI_RANK=1|PMI_SIZE=3, but MPI made this process a job of its own (1 rank), so each of the 3 would train alone
-SLURM_STEP_NUM_TASKS=4 SLURM_PROCID=2|SLURM_STEP_NUM_TASKS=4, but MPI made this process a job of its own
-EOF
+run_case "env PMI_SIZE=3 PMI_RANK=1" 8 \
+    "PMI_SIZE=3, but MPI made this process a job of its own (1 rank), so each of the 3 would train alone" \
+    "$TRAIN --batch 2 --data $G"
+run_case "env SLURM_STEP_NUM_TASKS=4 SLURM_PROCID=2" 8 \
+    "SLURM_STEP_NUM_TASKS=4, but MPI made this process a job of its own" "$TRAIN --batch 2 --data $G"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
