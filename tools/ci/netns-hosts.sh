@@ -13,6 +13,12 @@
 #                  of the file system (/sys/fs/cgroup, /run/munge)
 #                  is the machine's (nsenter, not `ip netns exec`, which
 #                  remounts /sys)
+#   ns_fail I      host I fails as a machine that loses its power: its link
+#                  goes down (nothing more reaches the others, not even a TCP
+#                  reset) and every process on it stops (SIGSTOP)
+#   ns_revive I    after ns_fail: its processes are killed (waiting for them
+#                  with tests/lib.sh's wait_until) and its link comes up; the
+#                  caller starts again what the host runs
 #   ns_down        removes them (also on exit, through the caller's trap)
 #
 # Files a host reads must live outside /tmp (each host has its own): NS_DIR
@@ -57,6 +63,26 @@ ns_exec() {
     shift
     nsenter --net="/run/netns/$NS_PFX-n$i" unshare --uts --mount /bin/sh -c \
         "hostname node$i && $NS_MOUNTS && exec \"\$@\"" sh "$@"
+}
+
+ns_fail() {
+    ip -n "$NS_PFX-br" link set "v$1-$$" down
+    local k
+    for k in 1 2 3; do   # again, for a process forked meanwhile
+        ip netns pids "$NS_PFX-n$1" | xargs -r kill -STOP
+    done
+}
+
+ns_revive() {
+    local pids
+    pids=$(ip netns pids "$NS_PFX-n$1")
+    if [ -n "$pids" ]; then
+        # shellcheck disable=SC2086
+        kill -KILL $pids 2>/dev/null
+        # shellcheck disable=SC2086
+        wait_until 20 all_gone $pids
+    fi
+    ip -n "$NS_PFX-br" link set "v$1-$$" up
 }
 
 ns_down() {

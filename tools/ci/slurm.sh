@@ -23,11 +23,19 @@
 #      model as on one host;
 #   8. a strong-scaling study through jobs/slurm-scaling.sh, reported by
 #      tools/scaling/scaling.py.
-# STARTS=N runs none of these: N starts of the 2 + 1 job instead (below).
+#   9. a node fails in the middle of a 2-node job (its link goes down and its
+#      processes freeze, as when it loses power): SLURM declares it down and
+#      requeues the job; the node comes back, the job resumes from the newest
+#      complete checkpoint: the same model.
+# CASES="3 9" runs only those (and the reference runs they need); all by
+# default. STARTS=N runs none of these: N starts of the 2 + 1 job instead
+# (below).
 # Stops every daemon it started. Needs root and build/dptrain.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 NODES=${NODES:-2}
+CASES=${CASES:-1 2 3 4 5 6 7 8 9}
+want() { [[ " $CASES " == *" $1 "* ]]; }
 missing=()
 for p in slurm-wlm munge iproute2 util-linux python3-matplotlib; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -173,132 +181,186 @@ epochs_for() { awk -v a="$t0" -v b="$t1" -v s="$1" -v m="$2" -v k="$BRIEF_EPOCHS
                    'BEGIN { e = int(k * s / (b - a)) + 1; print e < m ? m : e }'; }
 SHORT=(--epochs "$(epochs_for 8 "$BRIEF_EPOCHS")")
 LONG=(--epochs "$(epochs_for 100 150)")
-"$ROOT/tools/launch.sh" 2 1 "$DPTRAIN" train "${ARGS[@]}" "${SHORT[@]}" --quiet --save "$W/straight.h5" </dev/null
-t0=$(date +%s)
-"$ROOT/tools/launch.sh" 2 1 "$DPTRAIN" train "${ARGS[@]}" "${LONG[@]}" --quiet --save "$W/straight-long.h5" </dev/null
-LONG_S=$(( $(date +%s) - t0 ))
-
-# ---- 1. hybrid: threads get their CPUs
-j=$(submit hybrid "$W/ck-hybrid" --nodes=1 --ntasks-per-node=1 --cpus-per-task=2 -- "${JOB[@]}" --epochs 1)
-s=$(wait_job "$j" 120)
-line=$(out_of hybrid | grep "rank 0 on node")
-if [ "$s" = COMPLETED ] && printf '%s' "$line" | grep -q "2 threads, CPUs 0-1 (2)" && ! out_of hybrid | grep -q "share cores"; then
-    ok "--cpus-per-task=2 under task/affinity: 2 threads on 2 CPUs (${line#  })"
-else
-    bad "hybrid job $j: $s: $line"; show_out hybrid
+if want 3 || want 4 || want 5; then
+    "$ROOT/tools/launch.sh" 2 1 "$DPTRAIN" train "${ARGS[@]}" "${SHORT[@]}" --quiet --save "$W/straight.h5" </dev/null
+fi
+if want 6; then
+    t0=$(date +%s)
+    "$ROOT/tools/launch.sh" 2 1 "$DPTRAIN" train "${ARGS[@]}" "${LONG[@]}" --quiet --save "$W/straight-long.h5" </dev/null
+    LONG_S=$(( $(date +%s) - t0 ))
 fi
 
-# ---- 2. a training job on 2 ranks
-j=$(submit train "$W/ck-train" --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 -- "${JOB[@]}" "${BRIEF[@]}" \
-    --save "$W/train.h5")
-s=$(wait_job "$j" 120)
-if [ "$s" = COMPLETED ] && "$DPTRAIN" compare "$W/straight-brief.h5" "$W/train.h5" >/dev/null; then
-    ok "training job on 2 ranks (srun --mpi=pmix): $s, model = the uninterrupted one"
-else
-    bad "training job $j: $s"; show_out train
-fi
-
-# ---- 3. scancel, then a resubmission resumes
-j=$(submit cancel "$W/ck-cancel" --nodes=1 --ntasks-per-node=2 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/cancel.h5")
-wait_until 120 has_ckpt "$W/ck-cancel"
-S scancel "$j"
-s=$(wait_job "$j" 60)
-last=$(ckpts "$W/ck-cancel" | tail -1)
-step=$(echo "$last" | sed 's/ckpt-0*\([0-9]*\)\.h5/\1/')
-if [ "$s" = CANCELLED ] && [ -n "$last" ] && [ $((step % 100)) -ne 0 ] && no_tmp "$W/ck-cancel" \
-   && "$DPTRAIN" info "$W/ck-cancel/$last" >/dev/null; then
-    ok "scancel: $s, the stop's checkpoint $last is complete, no temporary file"
-else
-    bad "scancel job $j: $s, newest checkpoint '$last'"; show_out cancel; ls "$W/ck-cancel"
-fi
-j=$(submit cancel2 "$W/ck-cancel" --nodes=1 --ntasks-per-node=2 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/cancel.h5")
-s=$(wait_job "$j" 120)
-if [ "$s" = COMPLETED ] && out_of cancel2 | grep -q "resuming from" && "$DPTRAIN" compare "$W/straight.h5" "$W/cancel.h5" >/dev/null; then
-    ok "resubmitted with the same CKPT_DIR: resumed from $last, model bitwise = the uninterrupted run's"
-else
-    bad "resubmission $j: $s"; show_out cancel2
-fi
-
-# ---- 4. the preemption warning: USR1 to the batch shell
-j=$(submit preempt "$W/ck-preempt" --nodes=1 --ntasks-per-node=2 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/preempted.h5")
-wait_until 120 has_ckpt "$W/ck-preempt"
-S scancel --signal=USR1 --batch "$j"
-s=$(wait_job "$j" 300)
-r=$(restarts_of "$j")
-if [ "$s" = COMPLETED ] && [ "${r:-0}" -ge 1 ] && out_of preempt | grep -q "requeueing" \
-   && out_of preempt | grep -q "resuming from" && "$DPTRAIN" compare "$W/straight.h5" "$W/preempted.h5" >/dev/null; then
-    ok "USR1 warning -> checkpoint -> status 75 -> requeue ($r restart) -> resumed -> model bitwise identical"
-else
-    bad "preemption job $j: $s, restarts ${r:-?}"; show_out preempt
-fi
-
-# ---- 5. scontrol requeue of a running job
-j=$(submit requeue "$W/ck-requeue" --nodes=1 --ntasks-per-node=2 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/requeued.h5")
-wait_until 120 has_ckpt "$W/ck-requeue"
-S scontrol requeue "$j"
-s=$(wait_job "$j" 300)
-r=$(restarts_of "$j")
-if [ "$s" = COMPLETED ] && [ "${r:-0}" -ge 1 ] && out_of requeue | grep -q "resuming from" \
-   && "$DPTRAIN" compare "$W/straight.h5" "$W/requeued.h5" >/dev/null; then
-    ok "scontrol requeue: SIGTERM -> checkpoint -> requeued by SLURM ($r restart) -> resumed -> model bitwise identical"
-else
-    bad "requeue job $j: $s, restarts ${r:-?}"; show_out requeue
-fi
-
-# ---- 6. a time limit: the warning, a checkpoint and a requeue each time, until done.
-# SLURM checks time limits about every 30 s, so the warning comes 20-50 s into
-# each start; if a start reaches its limit first, SIGTERM stops it (state
-# TIMEOUT, with a checkpoint) and the job is resubmitted, as a user would.
-timeouts=0 requeues=0 s=""
-for attempt in 1 2 3 4 5 6; do
-    j=$(submit timelimit "$W/ck-time" --nodes=1 --ntasks-per-node=2 --time=1 --signal=B:USR1@40 -- "${JOB[@]}" \
-        "${LONG[@]}" --save "$W/timelimit.h5")
-    s=$(wait_job "$j" 600)
-    requeues=$((requeues + $(restarts_of "$j")))
-    [ "$s" = TIMEOUT ] || break
-    timeouts=$((timeouts + 1))
-    no_tmp "$W/ck-time" && has_ckpt "$W/ck-time" || { bad "time limit reached: no complete checkpoint"; break; }
-done
-if [ "$s" = COMPLETED ] && [ $((requeues + timeouts)) -ge 1 ] \
-   && "$DPTRAIN" compare "$W/straight-long.h5" "$W/timelimit.h5" >/dev/null; then
-    ok "time limit of 1 minute (--signal=B:USR1@40), a run of ${LONG[1]} epochs (${LONG_S} s uninterrupted): $requeues requeue(s) after the warning, $timeouts stop(s) at the limit, model bitwise = the uninterrupted run's"
-else
-    bad "time-limit job $j: $s, $requeues requeues, $timeouts timeouts"; show_out timelimit
-fi
-
-# ---- 7. across nodes: one rank on each host
-if [ "$NODES" -ge 2 ]; then
-    j=$(submit multinode "$W/ck-multi" --nodes=2 --ntasks-per-node=1 -- "${JOB[@]}" "${BRIEF[@]}" --save "$W/multinode.h5")
-    s=$(wait_job "$j" 180)
-    if [ "$s" = COMPLETED ] && out_of multinode | grep -q "rank 0 on node1" && out_of multinode | grep -q "rank 1 on node2" \
-       && "$DPTRAIN" compare "$W/straight-brief.h5" "$W/multinode.h5" >/dev/null; then
-        ok "sbatch --nodes=2, srun --mpi=pmix: ranks on node1 and node2, model bitwise = one host's"
+# 1. hybrid: threads get their CPUs
+case_1() {
+    j=$(submit hybrid "$W/ck-hybrid" --nodes=1 --ntasks-per-node=1 --cpus-per-task=2 -- "${JOB[@]}" --epochs 1)
+    s=$(wait_job "$j" 120)
+    line=$(out_of hybrid | grep "rank 0 on node")
+    if [ "$s" = COMPLETED ] && printf '%s' "$line" | grep -q "2 threads, CPUs 0-1 (2)" && ! out_of hybrid | grep -q "share cores"; then
+        ok "--cpus-per-task=2 under task/affinity: 2 threads on 2 CPUs (${line#  })"
     else
-        bad "multi-node job $j: $s"; show_out multinode
+        bad "hybrid job $j: $s: $line"; show_out hybrid
     fi
-    # nodes of different sizes: 3 tasks on 2 nodes (2 + 1), the hierarchical reduction
-    j=$(submit uneven "$W/ck-uneven" "${UNEVEN[@]}" -- "${JOB[@]}" "${BRIEF[@]}" \
-        --no-quiet --save "$W/uneven.h5")
-    s=$(wait_job "$j" 180)
-    if [ "$s" = COMPLETED ] && out_of uneven | grep -q "rank 1 on node1" && out_of uneven | grep -q "rank 2 on node2" \
-       && out_of uneven | grep -q "^reduction:.*hierarchical" && "$DPTRAIN" compare "$W/straight-brief.h5" "$W/uneven.h5" >/dev/null; then
-        ok "sbatch --nodes=2 --ntasks=3: ranks 0-1 on node1, 2 on node2, hierarchical, model bitwise = one host's"
-    else
-        bad "uneven multi-node job $j: $s"; show_out uneven
-    fi
-fi
+}
 
-# ---- 8. a strong-scaling study through SLURM
-SBATCH_EXTRA="--export=ALL" DPTRAIN="$DPTRAIN" SCALING_OUT="$W/scaling" S "$ROOT/jobs/slurm-scaling.sh" strong-ci \
-    "1" "1 2" 1 -- --data "$W/d.h5" --layers 16,256,256,4 --batch 64 --epochs 1 --max-steps 200 >/dev/null
-queue_empty() { [ "$(S squeue -h | wc -l)" -eq 0 ]; }
-wait_until 180 queue_empty
-if "$ROOT/tools/scaling/scaling.py" report "$W/scaling/strong-ci" --label "(SLURM, 1 node, CI)" \
-    --bytes $(( 4 * (16 * 256 + 256 + 256 * 256 + 256 + 256 * 4 + 4 + 8) )); then
-    ok "scaling study through SLURM: scaling.{csv,txt,png}"
-else
-    bad "scaling study"; ls -R "$W/scaling"
-fi
+# 2. a training job on 2 ranks
+case_2() {
+    j=$(submit train "$W/ck-train" --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 -- "${JOB[@]}" "${BRIEF[@]}" \
+        --save "$W/train.h5")
+    s=$(wait_job "$j" 120)
+    if [ "$s" = COMPLETED ] && "$DPTRAIN" compare "$W/straight-brief.h5" "$W/train.h5" >/dev/null; then
+        ok "training job on 2 ranks (srun --mpi=pmix): $s, model = the uninterrupted one"
+    else
+        bad "training job $j: $s"; show_out train
+    fi
+}
+
+# 3. scancel, then a resubmission resumes
+case_3() {
+    j=$(submit cancel "$W/ck-cancel" --nodes=1 --ntasks-per-node=2 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/cancel.h5")
+    wait_until 120 has_ckpt "$W/ck-cancel"
+    S scancel "$j"
+    s=$(wait_job "$j" 60)
+    last=$(ckpts "$W/ck-cancel" | tail -1)
+    step=$(echo "$last" | sed 's/ckpt-0*\([0-9]*\)\.h5/\1/')
+    if [ "$s" = CANCELLED ] && [ -n "$last" ] && [ $((step % 100)) -ne 0 ] && no_tmp "$W/ck-cancel" \
+       && "$DPTRAIN" info "$W/ck-cancel/$last" >/dev/null; then
+        ok "scancel: $s, the stop's checkpoint $last is complete, no temporary file"
+    else
+        bad "scancel job $j: $s, newest checkpoint '$last'"; show_out cancel; ls "$W/ck-cancel"
+    fi
+    j=$(submit cancel2 "$W/ck-cancel" --nodes=1 --ntasks-per-node=2 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/cancel.h5")
+    s=$(wait_job "$j" 120)
+    if [ "$s" = COMPLETED ] && out_of cancel2 | grep -q "resuming from" && "$DPTRAIN" compare "$W/straight.h5" "$W/cancel.h5" >/dev/null; then
+        ok "resubmitted with the same CKPT_DIR: resumed from $last, model bitwise = the uninterrupted run's"
+    else
+        bad "resubmission $j: $s"; show_out cancel2
+    fi
+}
+
+# 4. the preemption warning: USR1 to the batch shell
+case_4() {
+    j=$(submit preempt "$W/ck-preempt" --nodes=1 --ntasks-per-node=2 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/preempted.h5")
+    wait_until 120 has_ckpt "$W/ck-preempt"
+    S scancel --signal=USR1 --batch "$j"
+    s=$(wait_job "$j" 300)
+    r=$(restarts_of "$j")
+    if [ "$s" = COMPLETED ] && [ "${r:-0}" -ge 1 ] && out_of preempt | grep -q "requeueing" \
+       && out_of preempt | grep -q "resuming from" && "$DPTRAIN" compare "$W/straight.h5" "$W/preempted.h5" >/dev/null; then
+        ok "USR1 warning -> checkpoint -> status 75 -> requeue ($r restart) -> resumed -> model bitwise identical"
+    else
+        bad "preemption job $j: $s, restarts ${r:-?}"; show_out preempt
+    fi
+}
+
+# 5. scontrol requeue of a running job
+case_5() {
+    j=$(submit requeue "$W/ck-requeue" --nodes=1 --ntasks-per-node=2 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/requeued.h5")
+    wait_until 120 has_ckpt "$W/ck-requeue"
+    S scontrol requeue "$j"
+    s=$(wait_job "$j" 300)
+    r=$(restarts_of "$j")
+    if [ "$s" = COMPLETED ] && [ "${r:-0}" -ge 1 ] && out_of requeue | grep -q "resuming from" \
+       && "$DPTRAIN" compare "$W/straight.h5" "$W/requeued.h5" >/dev/null; then
+        ok "scontrol requeue: SIGTERM -> checkpoint -> requeued by SLURM ($r restart) -> resumed -> model bitwise identical"
+    else
+        bad "requeue job $j: $s, restarts ${r:-?}"; show_out requeue
+    fi
+}
+
+# 6. a time limit: the warning, a checkpoint and a requeue each time, until done.
+case_6() {
+    # SLURM checks time limits about every 30 s, so the warning comes 20-50 s into
+    # each start; if a start reaches its limit first, SIGTERM stops it (state
+    # TIMEOUT, with a checkpoint) and the job is resubmitted, as a user would.
+    timeouts=0 requeues=0 s=""
+    for attempt in 1 2 3 4 5 6; do
+        j=$(submit timelimit "$W/ck-time" --nodes=1 --ntasks-per-node=2 --time=1 --signal=B:USR1@40 -- "${JOB[@]}" \
+            "${LONG[@]}" --save "$W/timelimit.h5")
+        s=$(wait_job "$j" 600)
+        requeues=$((requeues + $(restarts_of "$j")))
+        [ "$s" = TIMEOUT ] || break
+        timeouts=$((timeouts + 1))
+        no_tmp "$W/ck-time" && has_ckpt "$W/ck-time" || { bad "time limit reached: no complete checkpoint"; break; }
+    done
+    if [ "$s" = COMPLETED ] && [ $((requeues + timeouts)) -ge 1 ] \
+       && "$DPTRAIN" compare "$W/straight-long.h5" "$W/timelimit.h5" >/dev/null; then
+        ok "time limit of 1 minute (--signal=B:USR1@40), a run of ${LONG[1]} epochs (${LONG_S} s uninterrupted): $requeues requeue(s) after the warning, $timeouts stop(s) at the limit, model bitwise = the uninterrupted run's"
+    else
+        bad "time-limit job $j: $s, $requeues requeues, $timeouts timeouts"; show_out timelimit
+    fi
+}
+
+# 7. across nodes: one rank on each host
+case_7() {
+    if [ "$NODES" -ge 2 ]; then
+        j=$(submit multinode "$W/ck-multi" --nodes=2 --ntasks-per-node=1 -- "${JOB[@]}" "${BRIEF[@]}" --save "$W/multinode.h5")
+        s=$(wait_job "$j" 180)
+        if [ "$s" = COMPLETED ] && out_of multinode | grep -q "rank 0 on node1" && out_of multinode | grep -q "rank 1 on node2" \
+           && "$DPTRAIN" compare "$W/straight-brief.h5" "$W/multinode.h5" >/dev/null; then
+            ok "sbatch --nodes=2, srun --mpi=pmix: ranks on node1 and node2, model bitwise = one host's"
+        else
+            bad "multi-node job $j: $s"; show_out multinode
+        fi
+        # nodes of different sizes: 3 tasks on 2 nodes (2 + 1), the hierarchical reduction
+        j=$(submit uneven "$W/ck-uneven" "${UNEVEN[@]}" -- "${JOB[@]}" "${BRIEF[@]}" \
+            --no-quiet --save "$W/uneven.h5")
+        s=$(wait_job "$j" 180)
+        if [ "$s" = COMPLETED ] && out_of uneven | grep -q "rank 1 on node1" && out_of uneven | grep -q "rank 2 on node2" \
+           && out_of uneven | grep -q "^reduction:.*hierarchical" && "$DPTRAIN" compare "$W/straight-brief.h5" "$W/uneven.h5" >/dev/null; then
+            ok "sbatch --nodes=2 --ntasks=3: ranks 0-1 on node1, 2 on node2, hierarchical, model bitwise = one host's"
+        else
+            bad "uneven multi-node job $j: $s"; show_out uneven
+        fi
+    fi
+}
+
+# 8. a strong-scaling study through SLURM
+case_8() {
+    SBATCH_EXTRA="--export=ALL" DPTRAIN="$DPTRAIN" SCALING_OUT="$W/scaling" S "$ROOT/jobs/slurm-scaling.sh" strong-ci \
+        "1" "1 2" 1 -- --data "$W/d.h5" --layers 16,256,256,4 --batch 64 --epochs 1 --max-steps 200 >/dev/null
+    queue_empty() { [ "$(S squeue -h | wc -l)" -eq 0 ]; }
+    wait_until 180 queue_empty
+    if "$ROOT/tools/scaling/scaling.py" report "$W/scaling/strong-ci" --label "(SLURM, 1 node, CI)" \
+        --bytes $(( 4 * (16 * 256 + 256 + 256 * 256 + 256 + 256 * 4 + 4 + 8) )); then
+        ok "scaling study through SLURM: scaling.{csv,txt,png}"
+    else
+        bad "scaling study"; ls -R "$W/scaling"
+    fi
+}
+
+# 9. a node fails: node2 stops answering in the middle of a 2-node job. Last,
+# since it shortens SLURM's patience with a silent node (SlurmdTimeout, 300 s
+# by default) to 10 s for the rest of the run.
+node_down() { case "$(S sinfo -h -n "$1" -o %T 2>/dev/null)" in down*) return 0;; esac; return 1; }
+requeued() { local r; r=$(restarts_of "$1"); [ "$(state_of "$1")" = PENDING ] && [ "${r:-0}" -ge 1 ]; }
+case_9() {
+    [ "$NODES" -ge 2 ] || return 0
+    sed -i '/^SlurmdTimeout=/d' "$SL/slurm.conf"
+    echo "SlurmdTimeout=10" >> "$SL/slurm.conf"
+    S scontrol reconfigure
+    local ck=$W/ck-nodefail t0 newest
+    j=$(submit nodefail "$ck" --nodes=2 --ntasks-per-node=1 -- "${JOB[@]}" "${BRIEF[@]}" --save "$W/nodefail.h5")
+    wait_until 180 has_ckpt "$ck"
+    t0=$SECONDS
+    ns_fail 2
+    if ! wait_until 120 node_down node2 || ! wait_until 180 requeued "$j"; then
+        bad "node failure: node2 $(S sinfo -h -n node2 -o %T), job $j $(state_of "$j") after $((SECONDS - t0)) s"
+        show_out nodefail; ns_revive 2; return
+    fi
+    newest=$(ckpts "$ck" | tail -1)
+    echo "node2 failed; down and job $j requeued after $((SECONDS - t0)) s; newest checkpoint $newest"
+    ns_revive 2
+    ns_exec 2 slurmd -N node2 -f "$SL/slurm.conf"
+    s=$(wait_job "$j" 300)
+    if [ "$s" = COMPLETED ] && out_of nodefail | grep -q "resuming from $ck/$newest" && no_tmp "$ck" \
+       && "$DPTRAIN" compare "$W/straight-brief.h5" "$W/nodefail.h5" >/dev/null; then
+        ok "node failure (link down, processes frozen): node2 down, job requeued by SLURM ($(restarts_of "$j") restart), $(out_of nodefail | grep -c "starting it again") new start(s) of a step that failed to launch, resumed from $newest, model bitwise = the uninterrupted run's ($((SECONDS - t0)) s from the failure)"
+    else
+        bad "node-failure job $j: $s, newest checkpoint at the failure $newest"; show_out nodefail; ls "$ck"
+    fi
+}
+
+for c in $CASES; do "case_$c"; done
 if [ "$fail" -gt 0 ]; then
     for f in "$SL"/log/*.log; do echo "== $f"; tail -n 40 "$f"; done
 fi
