@@ -64,6 +64,7 @@ static const Option options[] = {
     {"checkpoint-dir", T_STR, F(checkpoint_dir), "DIR", "write checkpoints (ckpt-<step>.h5) to DIR"},
     {"checkpoint-every", T_INT, F(checkpoint_every), "N", "steps between checkpoints (0: only at stops and the end)"},
     {"checkpoint-epoch", T_FLAG, F(checkpoint_epoch), NULL, "also write a checkpoint at the end of every epoch"},
+    {"checkpoint-minutes", T_DOUBLE, F(checkpoint_minutes), "M", "also write a checkpoint once M minutes of wall time have passed since the last (0: off)"},
     {"signal-grace", T_DOUBLE, F(signal_grace), "S", "seconds after a stop request (SIGTERM/SIGINT/SIGUSR1) during which repeats are ignored; a later one ends at once"},
     {"keep", T_INT, F(keep), "N", "newest checkpoints kept (older ones removed once a new one is complete)"},
     {"resume", T_STR, F(resume), "FILE|latest", "continue from a checkpoint (latest: the newest good one in --checkpoint-dir)"},
@@ -427,14 +428,17 @@ DptStatus dpt_config_validate(const DptConfig *c)
                        (long long)c->det_block);
     if (c->checkpoint_every < 0)
         return dpt_err(DPT_EUSAGE, "--checkpoint-every %lld: expected 0 or more steps", (long long)c->checkpoint_every);
+    if (c->checkpoint_minutes < 0 || c->checkpoint_minutes > 525600)
+        return dpt_err(DPT_EUSAGE, "--checkpoint-minutes %g: expected 0 (off) up to 525600 (a year)",
+                       c->checkpoint_minutes);
     if (c->signal_grace < 0 || c->signal_grace > 86400)
         return dpt_err(DPT_EUSAGE, "--signal-grace %g: expected 0..86400 seconds", c->signal_grace);
     if (c->keep < 1 || c->keep > 4096)
         return dpt_err(DPT_EUSAGE, "--keep %lld: expected 1..4096", (long long)c->keep);
     if (strcmp(c->resume, "latest") == 0 && !c->checkpoint_dir[0])
         return dpt_err(DPT_EUSAGE, "--resume latest needs --checkpoint-dir");
-    if ((c->checkpoint_every > 0 || c->checkpoint_epoch) && !c->checkpoint_dir[0])
-        return dpt_err(DPT_EUSAGE, "--checkpoint-every and --checkpoint-epoch need --checkpoint-dir");
+    if ((c->checkpoint_every > 0 || c->checkpoint_epoch || c->checkpoint_minutes > 0) && !c->checkpoint_dir[0])
+        return dpt_err(DPT_EUSAGE, "--checkpoint-every, --checkpoint-epoch and --checkpoint-minutes need --checkpoint-dir");
     if (c->trace_every < 1)
         return dpt_err(DPT_EUSAGE, "--trace-every %lld: expected 1 or more", (long long)c->trace_every);
     if ((c->trace_params[0] || c->trace_project || c->trace_every != 1) && !c->trace[0])

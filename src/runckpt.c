@@ -13,6 +13,7 @@
 #include "dptrain/log.h"
 #include "dptrain/metrics.h"
 #include "dptrain/rng.h"
+#include "dptrain/stop.h"
 
 /* ---------------------------------------------------------------- history */
 
@@ -38,11 +39,26 @@ DptStatus dpt_runckpt_record(DptRunCkpt *c, const char *line)
 
 /* ---------------------------------------------------------------- writing */
 
-int dpt_runckpt_due(const DptRunCkpt *c, int64_t global_step, int stopping)
+int dpt_runckpt_ask(DptRunCkpt *c)
+{
+    const DptConfig *cfg = c->cfg;
+    c->saves_asked = dpt_stop_save_signals();
+    if (!cfg->checkpoint_dir[0]) {
+        if (c->saves_asked != 0 && !c->saves_warned && c->d->rank == 0) {
+            dpt_log_warn("SIGUSR2 asks for a checkpoint, but this run has no --checkpoint-dir: nothing is written");
+            c->saves_warned = 1;
+        }
+        return 0;
+    }
+    return c->saves_asked != c->saves_done ||
+           (cfg->checkpoint_minutes > 0 && dpt_clock() - c->last_clock >= 60.0 * cfg->checkpoint_minutes);
+}
+
+int dpt_runckpt_due(const DptRunCkpt *c, int64_t global_step, int forced)
 {
     const DptConfig *cfg = c->cfg;
     return cfg->checkpoint_dir[0] &&
-           (stopping || (cfg->checkpoint_every > 0 && global_step % cfg->checkpoint_every == 0));
+           (forced || (cfg->checkpoint_every > 0 && global_step % cfg->checkpoint_every == 0));
 }
 
 DptStatus dpt_runckpt_write(DptRunCkpt *c, int64_t epoch, int64_t step, int64_t global_step, const double sums[3])
@@ -64,8 +80,11 @@ DptStatus dpt_runckpt_write(DptRunCkpt *c, int64_t epoch, int64_t step, int64_t 
     }
     st = dpt_dist_agree(c->d, st, NULL);
     c->write_s = dpt_clock() - t0;
-    if (st == DPT_OK)
+    if (st == DPT_OK) {
         c->last_step = global_step;
+        c->last_clock = dpt_clock();
+        c->saves_done = c->saves_asked;   /* a SIGUSR2 since the step asked stays pending */
+    }
     return st;
 }
 
@@ -235,6 +254,8 @@ DptStatus dpt_runckpt_open(DptRunCkpt *c, const DptConfig *cfg, const DptDist *d
     c->batch = batch;
     c->lock_fd = -1;
     c->last_step = -1;
+    c->last_clock = dpt_clock();
+    c->saves_asked = c->saves_done = dpt_stop_save_signals();
     const char *dir = cfg->checkpoint_dir;
     if (dir[0])
         DPT_TRY(dpt_dist_agree(d, d->rank == 0 ? dpt_ckptdir_lock(dir, &c->lock_fd) : DPT_OK, NULL));

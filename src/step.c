@@ -12,9 +12,9 @@
 /* Control words appended to the gradient buffer, reduced in the same call.
  * Counts travel as two floats (value mod 4096, value / 4096) so that the float
  * sums stay exact (below 2^24) for up to 4095 ranks and 2^36 samples. */
-enum { C_COUNT_LO, C_COUNT_HI, C_CORRECT_LO, C_CORRECT_HI, C_LOSS, C_NONFINITE, C_STOP, C_PAD, N_CTRL };
+enum { C_COUNT_LO, C_COUNT_HI, C_CORRECT_LO, C_CORRECT_HI, C_LOSS, C_NONFINITE, C_STOP, C_SAVE, N_CTRL };
 /* Deterministic mode: the control words are int64 and exact. */
-enum { Q_COUNT, Q_CORRECT, Q_LOSS, Q_NONFINITE, Q_STOP, N_CTRLQ };
+enum { Q_COUNT, Q_CORRECT, Q_LOSS, Q_NONFINITE, Q_STOP, Q_SAVE, N_CTRLQ };
 /* The node-sliced step's control words go through the node's window, a
  * cache line a rank (step_sliced). */
 enum { CTRL_LINE = 64 };
@@ -500,7 +500,7 @@ void dpt_step_free(DptStep *s)
 
 /* ---------------------------------------------------------------- the control words */
 
-static void encode_ctrl(float *ctrl, int64_t count, int64_t correct, double loss, int nonfinite, int stop)
+static void encode_ctrl(float *ctrl, int64_t count, int64_t correct, double loss, int nonfinite, int ask)
 {
     ctrl[C_COUNT_LO] = (float)(count % 4096);
     ctrl[C_COUNT_HI] = (float)(count / 4096);
@@ -508,8 +508,8 @@ static void encode_ctrl(float *ctrl, int64_t count, int64_t correct, double loss
     ctrl[C_CORRECT_HI] = (float)(correct / 4096);
     ctrl[C_LOSS] = (float)loss;
     ctrl[C_NONFINITE] = nonfinite ? 1.0f : 0.0f;
-    ctrl[C_STOP] = stop ? 1.0f : 0.0f;
-    ctrl[C_PAD] = 0.0f;
+    ctrl[C_STOP] = ask & DPT_ASK_STOP ? 1.0f : 0.0f;
+    ctrl[C_SAVE] = ask & DPT_ASK_SAVE ? 1.0f : 0.0f;
 }
 
 static DptStepResult decode_ctrl(const float *ctrl)
@@ -520,6 +520,7 @@ static DptStepResult decode_ctrl(const float *ctrl)
     r.loss = ctrl[C_LOSS];
     r.nonfinite = ctrl[C_NONFINITE] != 0.0f;
     r.stop = ctrl[C_STOP] > 0.0f;
+    r.save = ctrl[C_SAVE] > 0.0f;
     return r;
 }
 
@@ -648,7 +649,7 @@ static double team_pass(DptStep *s, DptWork *w, const float *params, const DptSp
 /* Gradient sums over this rank's slice of idx[0..cnt), in passes of at most
  * s->chunk rows, reduced with the control words. */
 static DptStepResult step_default(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx,
-                                  size_t cnt, int stop, DptTimers *tm)
+                                  size_t cnt, int ask, DptTimers *tm)
 {
     const DptDist *d = s->d;
     const DptArch *a = s->arch;
@@ -660,7 +661,7 @@ static DptStepResult step_default(DptStep *s, const float *params, const DptSpli
     DptLayerHook hook = s->overlap ? bucket_hook : NULL;
     double loss = 0.0;
     int64_t correct = 0;
-    encode_ctrl(ctrl, 0, 0, 0.0, 0, stop);
+    encode_ctrl(ctrl, 0, 0, 0.0, 0, ask);
     if (lo == hi) {
         /* An empty slice still takes part in every reduction, in the same order. */
         dpt_timer_start(tm, DPT_T_COMPUTE);
@@ -675,7 +676,7 @@ static DptStepResult step_default(DptStep *s, const float *params, const DptSpli
             loss += team_pass(s, w, params, train, idx + c0, n, c0 > lo, &right, tm);
             correct += right;
             if (last) {
-                encode_ctrl(ctrl, (int64_t)(hi - lo), correct, loss, !isfinite(loss), stop);
+                encode_ctrl(ctrl, (int64_t)(hi - lo), correct, loss, !isfinite(loss), ask);
                 all_buckets_ready(s);
             }
             dpt_timer_stop(tm, DPT_T_COMPUTE);
@@ -685,7 +686,7 @@ static DptStepResult step_default(DptStep *s, const float *params, const DptSpli
         loss += dpt_net_loss(w, a, n, 1, &right);
         correct += right;
         if (last)   /* before the last backward pass: the control words travel with the last layer */
-            encode_ctrl(ctrl, (int64_t)(hi - lo), correct, loss, !isfinite(loss), stop);
+            encode_ctrl(ctrl, (int64_t)(hi - lo), correct, loss, !isfinite(loss), ask);
         dpt_net_backward(w, a, params, s->sum, n, c0 > lo, last ? hook : NULL, s);
         dpt_timer_stop(tm, DPT_T_COMPUTE);
     }
@@ -778,7 +779,7 @@ static void block_bounds(DptStep *s, const DptWork *w, size_t n)
 }
 
 /* The scales, and this rank's exact control words into cq. */
-static void fixed_point_ctrl(DptStep *s, const DptWork *w, size_t n, size_t n_blocks, int64_t correct, int stop,
+static void fixed_point_ctrl(DptStep *s, const DptWork *w, size_t n, size_t n_blocks, int64_t correct, int ask,
                              int64_t *cq)
 {
     const int L = s->arch->n_layers;
@@ -797,7 +798,8 @@ static void fixed_point_ctrl(DptStep *s, const DptWork *w, size_t n, size_t n_bl
         cq[Q_LOSS] += isfinite(sum) ? llrint(sum * s->scales[2 * L]) : 0;
     }
     cq[Q_NONFINITE] = bad;
-    cq[Q_STOP] = stop ? 1 : 0;
+    cq[Q_STOP] = ask & DPT_ASK_STOP ? 1 : 0;
+    cq[Q_SAVE] = ask & DPT_ASK_SAVE ? 1 : 0;
 }
 
 /* Threads as ranks, deterministic mode: each thread its units' fixed-point
@@ -823,7 +825,7 @@ static void team_fixed_sums(DptStep *s, size_t n, int bad, float *wf)
  * rank, one slab): every sum as a float there too, the same bits as the
  * reduced int64 converted (nobody else adds to them); the weights' int64
  * are never written. */
-static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t correct, int stop, float *wf)
+static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t correct, int ask, float *wf)
 {
     const DptArch *a = s->arch;
     DptWork *w = s->work;
@@ -831,7 +833,7 @@ static void fixed_point_sums(DptStep *s, size_t n, size_t n_blocks, int64_t corr
     const size_t blk = s->det_block;
     int64_t *q = s->sumq;
     /* The control words first: they travel in the last layer's bucket. */
-    fixed_point_ctrl(s, w, n, n_blocks, correct, stop, q + a->n_params);
+    fixed_point_ctrl(s, w, n, n_blocks, correct, ask, q + a->n_params);
     const int bad = s->bounds[2 * L + 1] != 0.0;
     if (s->team) {
         team_fixed_sums(s, n, bad, wf);
@@ -912,12 +914,13 @@ static DptStepResult from_fixed_point(DptStep *s, const int64_t *q, const int64_
     r.loss = (float)((double)cq[Q_LOSS] / s->scales[2 * L]);
     r.nonfinite = cq[Q_NONFINITE] != 0;
     r.stop = cq[Q_STOP] != 0;
+    r.save = cq[Q_SAVE] != 0;
     return r;
 }
 
 /* Two collectives: the maximum of the bounds (for the scales), then the integer sum. */
 static DptStepResult step_deterministic(DptStep *s, const float *params, const DptSplit *train,
-                                        const uint32_t *idx, size_t cnt, int stop, DptTimers *tm)
+                                        const uint32_t *idx, size_t cnt, int ask, DptTimers *tm)
 {
     const DptDist *d = s->d;
     const DptArch *a = s->arch;
@@ -948,7 +951,7 @@ static DptStepResult step_deterministic(DptStep *s, const float *params, const D
     dpt_timer_start(tm, DPT_T_COMPUTE);
     s->sumq = dpt_dist_reducer_begin(s->red);
     float *wf = d->world_size == 1 && n <= dpt_kern_fixed_float_rows(blk) ? s->avg : NULL;
-    fixed_point_sums(s, n, nb, correct, stop, wf);
+    fixed_point_sums(s, n, nb, correct, ask, wf);
     dpt_timer_stop(tm, DPT_T_COMPUTE);
 
     dpt_timer_start(tm, DPT_T_REDUCE);
@@ -1360,7 +1363,7 @@ static void wrows_rate(DptStep *s, size_t n, double t0)
 }
 
 static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx,
-                                 size_t cnt, int stop, DptTimers *tm)
+                                 size_t cnt, int ask, DptTimers *tm)
 {
     const DptArch *a = s->arch;
     float *g = s->ns_grad, *ctrl = NULL;
@@ -1402,7 +1405,7 @@ static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit
         if (p == 0 && s->ns_wrows)
             wrows_rate(s, n, t0);
         if (p + 1 == passes)
-            encode_ctrl(ctrl_mine(s), (int64_t)(hi - lo), correct, loss, !isfinite(loss), stop);
+            encode_ctrl(ctrl_mine(s), (int64_t)(hi - lo), correct, loss, !isfinite(loss), ask);
         if (n > 0 || team)
             dpt_timer_stop(tm, DPT_T_COMPUTE);
         node_barrier(s, tm);
@@ -1428,7 +1431,7 @@ static DptStepResult step_sliced(DptStep *s, const float *params, const DptSplit
 }
 
 static DptStepResult step_sliced_deterministic(DptStep *s, const float *params, const DptSplit *train,
-                                               const uint32_t *idx, size_t cnt, int stop, DptTimers *tm)
+                                               const uint32_t *idx, size_t cnt, int ask, DptTimers *tm)
 {
     const DptDist *d = s->d;
     const DptArch *a = s->arch;
@@ -1468,7 +1471,7 @@ static DptStepResult step_sliced_deterministic(DptStep *s, const float *params, 
     dpt_timer_stop(tm, DPT_T_REDUCE);
 
     dpt_timer_start(tm, DPT_T_COMPUTE);
-    fixed_point_ctrl(s, &v, n, nb, correct, stop, cq);
+    fixed_point_ctrl(s, &v, n, nb, correct, ask, cq);
     const int bad = s->bounds[2 * L + 1] != 0.0;
     for (int l = L - 1, xr_in = 0; l >= 0; l--) {
         if (xr && s->xr[l]) {
@@ -1489,13 +1492,13 @@ static DptStepResult step_sliced_deterministic(DptStep *s, const float *params, 
 }
 
 DptStepResult dpt_step_gradient(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx,
-                                size_t cnt, int stop, DptTimers *tm)
+                                size_t cnt, int ask, DptTimers *tm)
 {
     if (s->sliced)
-        return s->deterministic ? step_sliced_deterministic(s, params, train, idx, cnt, stop, tm)
-                                : step_sliced(s, params, train, idx, cnt, stop, tm);
-    return s->deterministic ? step_deterministic(s, params, train, idx, cnt, stop, tm)
-                            : step_default(s, params, train, idx, cnt, stop, tm);
+        return s->deterministic ? step_sliced_deterministic(s, params, train, idx, cnt, ask, tm)
+                                : step_sliced(s, params, train, idx, cnt, ask, tm);
+    return s->deterministic ? step_deterministic(s, params, train, idx, cnt, ask, tm)
+                            : step_default(s, params, train, idx, cnt, ask, tm);
 }
 
 /* ---------------------------------------------------------------- averaging */

@@ -4,11 +4,14 @@
 #include <time.h>
 #include <unistd.h>
 
-static const int stop_signals[3] = {SIGTERM, SIGINT, SIGUSR1};
+/* The stop signals, then SIGUSR2 (a checkpoint request). */
+static const int stop_signals[4] = {SIGTERM, SIGINT, SIGUSR1, SIGUSR2};
+enum { N_SIGNALS = 4 };
 
 /* Written only by the handler (after install); read by the step. */
 static volatile sig_atomic_t requested;
 static volatile sig_atomic_t first_s;      /* CLOCK_MONOTONIC seconds of the first request */
+static volatile sig_atomic_t saves;        /* SIGUSR2 arrivals (the handlers block each other) */
 static double grace;
 static int announce_first;
 static int installed;      /* handlers in place (by an outer dpt_stop_install) */
@@ -23,6 +26,10 @@ static long now_s(void)
 /* Async-signal-safe: clock_gettime, write, signal, raise only. */
 static void on_signal(int sig)
 {
+    if (sig == SIGUSR2) {
+        saves = saves + 1;
+        return;
+    }
     if (!requested) {
         requested = sig;
         first_s = (sig_atomic_t)now_s();
@@ -52,10 +59,10 @@ void dpt_stop_install(DptStopGuard *g, double grace_s, int announce)
     sa.sa_handler = on_signal;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < N_SIGNALS; i++)
         sigaddset(&sa.sa_mask, stop_signals[i]);
     requested = 0;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < N_SIGNALS; i++)
         sigaction(stop_signals[i], &sa, &g->old[i]);
     installed = 1;
 }
@@ -64,7 +71,7 @@ void dpt_stop_restore(const DptStopGuard *g)
 {
     if (g->nested)
         return;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < N_SIGNALS; i++)
         sigaction(stop_signals[i], &g->old[i], NULL);
     installed = 0;
 }
@@ -72,4 +79,9 @@ void dpt_stop_restore(const DptStopGuard *g)
 int dpt_stop_requested(void)
 {
     return requested;
+}
+
+unsigned dpt_stop_save_signals(void)
+{
+    return (unsigned)saves;
 }

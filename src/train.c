@@ -375,11 +375,14 @@ static DptStatus after_step(Run *r, const DptStepResult *res)
         return dpt_err(DPT_EREPLICA, "ranks hold different parameters after global step %lld", (long long)r->global_step);
     r->stopped = res->stop;
     r->reached_max = cfg->max_steps > 0 && r->global_step >= cfg->max_steps;
-    if (dpt_runckpt_due(&r->ck, r->global_step, r->stopped || r->reached_max)) {
+    if (dpt_runckpt_due(&r->ck, r->global_step, r->stopped || r->reached_max || res->save)) {
         dpt_timer_start(&t->timers, DPT_T_CKPT);
         DptStatus st = dpt_runckpt_write(&r->ck, r->epoch, (int64_t)r->step, r->global_step, r->sums);
         dpt_timer_stop(&t->timers, DPT_T_CKPT);
         DPT_TRY(st);
+        if (res->save && !r->stopped)
+            dpt_log_info("checkpoint %s written after global step %lld (--checkpoint-minutes or SIGUSR2)\n",
+                         r->ck.last_path, (long long)r->global_step);
     }
     log_line(r, res);
     if (!r->stopped && !r->reached_max) {
@@ -418,8 +421,9 @@ static DptStatus run_steps(Run *r)
     begin_epoch(r);
     while (r->step < t->steps_per_epoch) {
         size_t first = r->step * t->batch, cnt = t->n_train - first < t->batch ? t->n_train - first : t->batch;
+        const int ask = (dpt_stop_requested() ? DPT_ASK_STOP : 0) | (dpt_runckpt_ask(&r->ck) ? DPT_ASK_SAVE : 0);
         DptStepResult res = dpt_step_gradient(&t->step, t->params, &t->split[DPT_SPLIT_TRAIN], t->perm + first, cnt,
-                                              dpt_stop_requested() != 0, &t->timers);
+                                              ask, &t->timers);
         /* The trace sees the reduced sums before the update averages them. */
         r->traced = r->trace && dpt_trace_wants(r->trace, r->global_step + 1);
         if (r->traced)

@@ -6,6 +6,9 @@
 #     send them) still ends in one checkpoint and status 75 (test_stop.c: a
 #     repeat after --signal-grace ends the process at once); Ctrl-C or SIGTERM
 #     to jobs/train-local.sh ends with 75;
+#  1b. a checkpoint asked for while training goes on (SIGUSR2 to one rank;
+#     --checkpoint-minutes): every rank writes after the same step, the run
+#     ends as it would have, and resumes from it to the same model;
 #  2. a checkpoint directory belongs to one run: a second, new run into it is
 #     refused and deletes nothing; resuming an older checkpoint sets the newer
 #     ones aside (kept, untouched); resuming with --epochs at or below the
@@ -60,6 +63,39 @@ if [ "$rc" -eq 75 ] && [ -z "$(ls "$T/loc" | grep '\.tmp\.')" ]; then
     ok "SIGTERM then Ctrl-C to jobs/train-local.sh: status 75, checkpoint $(ckpts "$T/loc" | tail -1)"
 else
     bad "jobs/train-local.sh stopped: status $rc"; tail -5 "$T/loc.err"
+fi
+
+# ---- 1b. checkpoints asked for while training goes on (deterministic mode:
+# a checkpoint written or not changes nothing in the model)
+LEN=(--epochs 2000 --max-steps 60000)   # about 4 s on 2 cores
+"${MPI[@]}" -n 2 "$DPTRAIN" train "${ARGS[@]}" "${LEN[@]}" --save "$T/ask-ref.h5" </dev/null
+"${MPI[@]}" -n 2 "$DPTRAIN" train "${ARGS[@]}" "${LEN[@]}" --no-quiet --no-progress --checkpoint-dir "$T/usr2" \
+    --keep 10 --save "$T/usr2.h5" </dev/null >"$T/usr2.out" 2>&1 &
+job=$!
+wait_until 60 lock_held "$T/usr2"
+kill -USR2 "$(rank_pid "$T/usr2")"   # one rank of the two
+wait $job
+rc=$?
+first=$(ckpts "$T/usr2" | head -1)
+if [ "$rc" -eq 0 ] && [ "$(ckpts "$T/usr2" | wc -l)" -eq 2 ] && [ "$first" != ckpt-000060000.h5 ] \
+   && grep -q "^checkpoint .*$first written after global step" "$T/usr2.out" && same "$T/ask-ref.h5" "$T/usr2.h5" \
+   && "${MPI[@]}" -n 2 "$DPTRAIN" train "${ARGS[@]}" "${LEN[@]}" --checkpoint-dir "$T/usr2" \
+          --resume "$T/usr2/$first" --save "$T/usr2-resumed.h5" </dev/null 2>/dev/null \
+   && same "$T/ask-ref.h5" "$T/usr2-resumed.h5"; then
+    ok "SIGUSR2 to one rank: every rank checkpoints ($first) and goes on (status 0, the uninterrupted model); resumed from it, the same model"
+else
+    bad "SIGUSR2: status $rc, checkpoints: $(ckpts "$T/usr2" | tr '\n' ' ')"; tail -5 "$T/usr2.out"
+fi
+"${MPI[@]}" -n 2 "$DPTRAIN" train "${ARGS[@]}" "${LEN[@]}" --checkpoint-dir "$T/min" --checkpoint-minutes 0.005 \
+    --keep 100 --save "$T/min.h5" </dev/null
+rc=$?
+n=$(ckpts "$T/min" | wc -l)
+all_load=1
+for f in $(ckpts "$T/min"); do "$DPTRAIN" info "$T/min/$f" >/dev/null || all_load=0; done
+if [ "$rc" -eq 0 ] && [ "$n" -ge 3 ] && [ "$all_load" = 1 ] && same "$T/ask-ref.h5" "$T/min.h5"; then
+    ok "--checkpoint-minutes 0.005 (0.3 s): $n checkpoints, all complete, the uninterrupted model"
+else
+    bad "--checkpoint-minutes: status $rc, $n checkpoints (3 or more expected), all complete: $all_load"
 fi
 
 # ---- 2. one run per checkpoint directory

@@ -107,6 +107,9 @@ static void test_bad_values(void **state)
     expect_error("--data d.h5", "--layers is required");
     expect_error("--data d.h5 --layers 2,2 --trace-every 5", "need --trace FILE.h5");
     expect_error("--data d.h5 --layers 2,2 --checkpoint-every 5", "need --checkpoint-dir");
+    expect_error("--data d.h5 --layers 2,2 --checkpoint-minutes 30", "need --checkpoint-dir");
+    expect_error("--data d.h5 --layers 2,2 --checkpoint-dir c --checkpoint-minutes -1", "--checkpoint-minutes -1");
+    expect_error("--data d.h5 --layers 2,2 --checkpoint-dir c --checkpoint-minutes inf", "expected a finite number");
     expect_error("--data d.h5 --layers 2,2 --keep 0", "--keep 0");
     expect_error("--data d.h5 --layers 2,2 --config /nonexistent.ini", "cannot open");
     dpt_err_clear();

@@ -302,12 +302,17 @@ static void test_step_result(void **state)
                                        kind ? DPT_REDUCE_SHM : DPT_REDUCE_MPI, &rows), DPT_OK);
         assert_int_equal(dpt_work_init(&w, &arch, rows), DPT_OK);
         step.work = &w;
-        DptStepResult r = dpt_step_gradient(&step, params, &split, idx, B, world_rank == world_size - 1, &tm);
+        /* the last rank asks to stop; the first, in half the variants (both modes), for a checkpoint */
+        const int ask_save = v < 3;
+        DptStepResult r = dpt_step_gradient(&step, params, &split, idx, B,
+                                            (world_rank == world_size - 1 ? DPT_ASK_STOP : 0) |
+                                                (world_rank == 0 && ask_save ? DPT_ASK_SAVE : 0), &tm);
         assert_true(r.count == (double)B);
         assert_true(r.correct == (double)correct_ref);
         assert_true(fabs(r.loss - loss_ref) <= 1e-5 * fabs(loss_ref));
         assert_int_equal(r.nonfinite, 0);
         assert_int_equal(r.stop, 1);
+        assert_int_equal(r.save, ask_save);
         dpt_work_free(&w);
         dpt_step_free(&step);
     }

@@ -1,5 +1,6 @@
 /* stop: repeated stop signals within the grace period are one request; a
- * repeat after it ends the process with the signal's default action. Each
+ * repeat after it ends the process with the signal's default action; SIGUSR2
+ * is counted as a checkpoint request and stops nothing. Each
  * case runs in a child process (raise() runs the handler before it returns,
  * so two signals cannot merge into one). */
 #include <setjmp.h>
@@ -70,6 +71,28 @@ static void test_restore_gives_back_the_old_disposition(void **state)
     assert_ptr_equal(before.sa_handler, after.sa_handler);
 }
 
+/* SIGUSR2 asks for a checkpoint: each one counts, none is a stop request,
+ * and none ends the process, even after the grace period. */
+static void test_usr2_counts_and_does_not_stop(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    if (pid == 0) {
+        DptStopGuard g;
+        dpt_stop_install(&g, 0.0, 0);
+        const unsigned before = dpt_stop_save_signals();
+        for (int i = 0; i < 3; i++)
+            raise(SIGUSR2);
+        const int ok = dpt_stop_save_signals() - before == 3 && dpt_stop_requested() == 0;
+        dpt_stop_restore(&g);
+        _exit(ok ? 10 : 9);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 10);
+}
+
 /* main installs before MPI starts; the run's own install inside it keeps a
  * request that came in between, and its restore leaves main's handlers. */
 static void test_nested_install_keeps_the_request(void **state)
@@ -97,6 +120,7 @@ int main(void)
         cmocka_unit_test(test_repeat_after_grace_kills),
         cmocka_unit_test(test_restore_gives_back_the_old_disposition),
         cmocka_unit_test(test_nested_install_keeps_the_request),
+        cmocka_unit_test(test_usr2_counts_and_does_not_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,6 +63,7 @@ typedef struct {
     const char *checkpoint_dir;
     int64_t checkpoint_every;
     int checkpoint_epoch;               /* also checkpoint at the end of every epoch */
+    double checkpoint_minutes;          /* also checkpoint when this much wall time passed since the last (0: off) */
     int64_t keep;
     double signal_grace;                /* seconds during which repeated stop signals are ignored */
     const char *resume;

@@ -38,6 +38,10 @@ typedef struct {
     char run_id[DPT_RUN_ID_LEN];/* rank 0: this run's identity */
     double write_s;             /* seconds of the last write */
     const DptDataMeta *meta;    /* rank 0: class names and standardisation of the data, kept in checkpoints */
+    double last_clock;          /* dpt_clock() of the newest write (or of the open), for --checkpoint-minutes */
+    unsigned saves_asked;       /* SIGUSR2 arrivals counted when this rank last asked for a checkpoint */
+    unsigned saves_done;        /* ... and when the newest checkpoint was written */
+    int saves_warned;           /* rank 0 said that SIGUSR2 has nothing to do without --checkpoint-dir */
 } DptRunCkpt;
 
 /* Takes --checkpoint-dir (if any), resumes from --resume (if any) into
@@ -45,8 +49,13 @@ typedef struct {
  * and claims the directory for it. Collective. */
 DptStatus dpt_runckpt_open(DptRunCkpt *c, const DptConfig *cfg, const DptDist *d, const DptArch *arch, float *params,
                            DptOptim *opt, int shared_model, int64_t batch, DptTrainState *ts);
-/* Is a checkpoint due after global_step (cadence, a stop, the last step)? */
-int dpt_runckpt_due(const DptRunCkpt *c, int64_t global_step, int stopping);
+/* Does this rank ask for a checkpoint after the coming step: --checkpoint-minutes
+ * have passed since the last, or a SIGUSR2 came since? Its answer goes into
+ * the step's control words (DPT_ASK_SAVE), so that all ranks agree. */
+int dpt_runckpt_ask(DptRunCkpt *c);
+/* Is a checkpoint due after global_step (cadence; a stop, the last step or a
+ * rank's request: forced)? */
+int dpt_runckpt_due(const DptRunCkpt *c, int64_t global_step, int forced);
 /* Writes the state at (epoch in progress, steps of it taken, global step,
  * the epoch's loss/correct/count sums so far), then prunes. Collective. */
 DptStatus dpt_runckpt_write(DptRunCkpt *c, int64_t epoch, int64_t step, int64_t global_step, const double sums[3]);

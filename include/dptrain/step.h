@@ -2,7 +2,7 @@
  * step: one data-parallel step, from the rank's slice of the global batch to
  * the reduced gradient. It owns the gradient buffer, the control words that
  * travel with it (sample count, correct count, loss sum, non-finite flag,
- * stop request: encoded and decoded here only), the reduction (one
+ * stop and checkpoint requests: encoded and decoded here only), the reduction (one
  * allreduce, per-layer buckets with --overlap, or the exact fixed-point path
  * of --deterministic) and the averaging by the global count.
  *
@@ -56,7 +56,11 @@ typedef struct {
     double loss;       /* cost summed over the samples */
     int nonfinite;     /* a rank saw a non-finite loss or gradient */
     int stop;          /* a rank has a stop request */
+    int save;          /* a rank asks for a checkpoint after this step (and training goes on) */
 } DptStepResult;
+
+/* What a rank asks of every rank through a step's control words. */
+enum { DPT_ASK_STOP = 1, DPT_ASK_SAVE = 2 };
 
 typedef struct {
     const DptDist *d;
@@ -145,10 +149,10 @@ void dpt_step_free(DptStep *s);
 
 /* The gradient sums of the step whose samples are idx[0..cnt) of `train`
  * (this rank takes its slice), reduced over all ranks (s->grad), and the
- * step's decoded control words. stop: this rank's stop request. Times data,
+ * step's decoded control words. ask: this rank's requests (DPT_ASK_*). Times data,
  * compute and reduction in tm. Collective. */
 DptStepResult dpt_step_gradient(DptStep *s, const float *params, const DptSplit *train, const uint32_t *idx,
-                                size_t cnt, int stop, DptTimers *tm);
+                                size_t cnt, int ask, DptTimers *tm);
 
 /* The reduced sums of every element (s->grad), for those who read them all
  * before dpt_step_average (the trace); in deterministic mode this converts

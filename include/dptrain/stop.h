@@ -10,7 +10,13 @@
  * ignored; only a repeat after the grace period (a person pressing Ctrl-C
  * again) ends the process at once, with the signal's default action.
  * Handlers use SA_RESTART, so interrupted system calls (a checkpoint write)
- * resume. Not collective; process-wide state.
+ * resume.
+ *
+ * SIGUSR2 asks for a checkpoint without stopping (`scancel --signal=USR2`,
+ * `kill -USR2` to mpirun, which forwards it): every arrival is counted, and
+ * the trainer carries the request in the next step's control words, so every
+ * rank writes after the same step and training goes on.
+ * Not collective; process-wide state.
  */
 #ifndef DPT_STOP_H
 #define DPT_STOP_H
@@ -18,7 +24,7 @@
 #include <signal.h>
 
 typedef struct {
-    struct sigaction old[3];   /* the dispositions replaced, restored by dpt_stop_restore */
+    struct sigaction old[4];   /* the dispositions replaced, restored by dpt_stop_restore */
     int nested;                /* installed inside another install: restore leaves them */
 } DptStopGuard;
 
@@ -31,5 +37,7 @@ void dpt_stop_install(DptStopGuard *g, double grace_s, int announce);
 void dpt_stop_restore(const DptStopGuard *g);
 /* The signal number of the pending request, 0 if none. */
 int dpt_stop_requested(void);
+/* How many SIGUSR2 (checkpoint requests) arrived since the first install. */
+unsigned dpt_stop_save_signals(void);
 
 #endif

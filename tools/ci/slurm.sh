@@ -26,7 +26,9 @@
 #   9. a node fails in the middle of a 2-node job (its link goes down and its
 #      processes freeze, as when it loses power): SLURM declares it down and
 #      requeues the job; the node comes back, the job resumes from the newest
-#      complete checkpoint: the same model.
+#      complete checkpoint: the same model;
+#  10. scancel --signal=USR2: a checkpoint of every rank after the same step,
+#      and the job goes on to the same model.
 # CASES="3 9" runs only those (and the reference runs they need); all by
 # default. STARTS=N runs none of these: N starts of the 2 + 1 job instead
 # (below).
@@ -34,7 +36,7 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 NODES=${NODES:-2}
-CASES=${CASES:-1 2 3 4 5 6 7 8 9}
+CASES=${CASES:-1 2 3 4 5 6 7 8 9 10}
 want() { [[ " $CASES " == *" $1 "* ]]; }
 missing=()
 for p in slurm-wlm munge iproute2 util-linux python3-matplotlib; do
@@ -181,7 +183,7 @@ epochs_for() { awk -v a="$t0" -v b="$t1" -v s="$1" -v m="$2" -v k="$BRIEF_EPOCHS
                    'BEGIN { e = int(k * s / (b - a)) + 1; print e < m ? m : e }'; }
 SHORT=(--epochs "$(epochs_for 8 "$BRIEF_EPOCHS")")
 LONG=(--epochs "$(epochs_for 100 150)")
-if want 3 || want 4 || want 5; then
+if want 3 || want 4 || want 5 || want 10; then
     "$ROOT/tools/launch.sh" 2 1 "$DPTRAIN" train "${ARGS[@]}" "${SHORT[@]}" --quiet --save "$W/straight.h5" </dev/null
 fi
 if want 6; then
@@ -328,9 +330,9 @@ case_8() {
     fi
 }
 
-# 9. a node fails: node2 stops answering in the middle of a 2-node job. Last,
-# since it shortens SLURM's patience with a silent node (SlurmdTimeout, 300 s
-# by default) to 10 s for the rest of the run.
+# 9. a node fails: node2 stops answering in the middle of a 2-node job.
+# SLURM's patience with a silent node (SlurmdTimeout, 300 s by default) is
+# 10 s during this case.
 node_down() { case "$(S sinfo -h -n "$1" -o %T 2>/dev/null)" in down*) return 0;; esac; return 1; }
 requeued() { local r; r=$(restarts_of "$1"); [ "$(state_of "$1")" = PENDING ] && [ "${r:-0}" -ge 1 ]; }
 case_9() {
@@ -352,11 +354,31 @@ case_9() {
     ns_revive 2
     ns_exec 2 slurmd -N node2 -f "$SL/slurm.conf"
     s=$(wait_job "$j" 300)
+    sed -i '/^SlurmdTimeout=/d' "$SL/slurm.conf"   # SLURM's default again
+    S scontrol reconfigure
     if [ "$s" = COMPLETED ] && out_of nodefail | grep -q "resuming from $ck/$newest" && no_tmp "$ck" \
        && "$DPTRAIN" compare "$W/straight-brief.h5" "$W/nodefail.h5" >/dev/null; then
         ok "node failure (link down, processes frozen): node2 down, job requeued by SLURM ($(restarts_of "$j") restart), $(out_of nodefail | grep -c "starting it again") new start(s) of a step that failed to launch, resumed from $newest, model bitwise = the uninterrupted run's ($((SECONDS - t0)) s from the failure)"
     else
         bad "node-failure job $j: $s, newest checkpoint at the failure $newest"; show_out nodefail; ls "$ck"
+    fi
+}
+
+# 10. a checkpoint now, and the job goes on: scancel --signal=USR2 (to the
+# tasks, not the batch shell)
+case_10() {
+    local ck=$W/ck-usr2 first
+    j=$(submit usr2 "$ck" --nodes=1 --ntasks-per-node=2 -- "${JOB[@]}" --checkpoint-every 0 "${SHORT[@]}" \
+        --save "$W/usr2.h5")
+    wait_until 120 is_running "$j" && wait_until 60 lock_held "$ck"
+    S scancel --signal=USR2 "$j"
+    s=$(wait_job "$j" 120)
+    first=$(ckpts "$ck" | head -1)
+    if [ "$s" = COMPLETED ] && [ "$(ckpts "$ck" | wc -l)" -eq 2 ] && out_of usr2 | grep -q "^checkpoint .*$first written" \
+       && "$DPTRAIN" compare "$W/straight.h5" "$W/usr2.h5" >/dev/null; then
+        ok "scancel --signal=USR2: checkpoint $first written by every rank after the same step, the job went on: $s, model bitwise = the uninterrupted run's"
+    else
+        bad "USR2 job $j: $s, checkpoints: $(ckpts "$ck" | tr '\n' ' ')"; show_out usr2
     fi
 }
 
