@@ -290,7 +290,10 @@ DptStatus dpt_dist_shared_alloc(const DptDist *d, size_t bytes, void **ptr, void
     const char *where = "";
     Region *r = calloc(1, sizeof *r);
     DptStatus st = r ? DPT_OK : dpt_err(DPT_ENOMEM, "cannot allocate a window handle");
-    if (st == DPT_OK && d->node_rank == 0 && !shm_room(bytes, &avail, &where))
+    /* A node of one rank needs no room there: Open MPI keeps a window of one
+     * process in that process's memory (measured: 252 KB, and Fashion-MNIST's
+     * 220 MB, on an 8 KiB and a 16 MiB /dev/shm). */
+    if (st == DPT_OK && d->node_rank == 0 && d->node_size > 1 && !shm_room(bytes, &avail, &where))
         st = dpt_err(DPT_ENOMEM, "cannot allocate %zu bytes of node-shared memory: %s has %llu bytes free "
                      "(a container's default /dev/shm is 64 MiB: docker run --shm-size, fewer ranks a node, or "
                      "OMPI_MCA_osc_sm_backing_directory=<a larger local directory>)", bytes, where, avail);
