@@ -10,7 +10,9 @@
 # and the script exits with their status, 75. (Sent to a bare mpirun, SIGINT
 # and SIGTERM take Open MPI's abort path: the ranks still checkpoint, but
 # mpirun itself exits with 1.) A second Ctrl-C after the grace period
-# (--signal-grace, 30 s) ends the ranks at once.
+# (--signal-grace, 30 s) ends the ranks at once. SIGUSR2 to this script
+# reaches the ranks as it is: a checkpoint after the next step, and training
+# goes on.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NP=${NP:-2}
@@ -23,6 +25,8 @@ launcher=$!
 set +m
 forward() { kill -USR1 "$launcher" 2>/dev/null; }
 trap forward INT TERM USR1
+# SIGUSR2 (a checkpoint now, and training goes on) passes through as it is.
+trap 'kill -USR2 "$launcher" 2>/dev/null' USR2
 # wait returns early when a trap runs: wait again until mpirun has ended.
 while :; do
     wait "$launcher"

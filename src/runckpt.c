@@ -255,7 +255,7 @@ DptStatus dpt_runckpt_open(DptRunCkpt *c, const DptConfig *cfg, const DptDist *d
     c->lock_fd = -1;
     c->last_step = -1;
     c->last_clock = dpt_clock();
-    c->saves_asked = c->saves_done = dpt_stop_save_signals();
+    c->saves_asked = c->saves_done = 0;   /* a SIGUSR2 during the start is answered after the first step */
     const char *dir = cfg->checkpoint_dir;
     if (dir[0])
         DPT_TRY(dpt_dist_agree(d, d->rank == 0 ? dpt_ckptdir_lock(dir, &c->lock_fd) : DPT_OK, NULL));

@@ -86,6 +86,23 @@ if [ "$rc" -eq 0 ] && [ "$(ckpts "$T/usr2" | wc -l)" -eq 2 ] && [ "$first" != ck
 else
     bad "SIGUSR2: status $rc, checkpoints: $(ckpts "$T/usr2" | tr '\n' ' ')"; tail -5 "$T/usr2.out"
 fi
+(DPTRAIN=$DPTRAIN NP=2 exec "$JOBS/train-local.sh" "${ARGS[@]}" --epochs 2000 --checkpoint-dir "$T/loc2" \
+    </dev/null >/dev/null 2>"$T/loc2.err") &
+job=$!
+wait_until 60 lock_held "$T/loc2"
+kill -USR2 $job
+wait_until 60 has_ckpt "$T/loc2"
+got=$?
+kill -TERM $job
+wait $job
+rc=$?
+if [ "$got" -eq 0 ] && [ "$rc" -eq 75 ] && [ "$(ckpts "$T/loc2" | wc -l)" -eq 2 ]; then
+    ok "SIGUSR2 to jobs/train-local.sh: a checkpoint ($(ckpts "$T/loc2" | head -1)) and training went on; SIGTERM then: 75"
+else
+    bad "SIGUSR2 to jobs/train-local.sh: checkpoint seen: $got, status $rc, checkpoints: $(ckpts "$T/loc2" | tr '\n' ' ')"
+    tail -5 "$T/loc2.err"
+    pkill -KILL -f "dptrain train .*$T/loc2"   # ranks the script's death left running
+fi
 "${MPI[@]}" -n 2 "$DPTRAIN" train "${ARGS[@]}" "${LEN[@]}" --checkpoint-dir "$T/min" --checkpoint-minutes 0.005 \
     --keep 100 --save "$T/min.h5" </dev/null
 rc=$?

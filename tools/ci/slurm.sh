@@ -152,16 +152,22 @@ UNEVEN=(--nodes=2 --ntasks=3 --distribution=block)   # 2 + 1 tasks on 2 nodes
 # each, and count the starts that fail: the race of SLURM's PMIx fences that
 # jobs/slurm-train.sbatch avoids with SLURM_PMIX_FENCE=tree ("Start-up across
 # nodes" there); SLURM_PMIX_FENCE=mixed in the environment gives SLURM's own
-# choice back, to see the race. Exits 1 if any start failed.
+# choice back, to see the race. Also counts the jobs whose step the script
+# started again (it does so for a step that fails before training begins).
+# Exits 1 if any job failed.
 if [ -n "${STARTS:-}" ] && [ "$NODES" -ge 2 ]; then
-    failed=0
+    failed=0 again=0
     for k in $(seq "$STARTS"); do
         j=$(submit "start$k" "$W/ck-start$k" "${UNEVEN[@]}" -- "${JOB[@]}" --epochs 1 --save "$W/start.h5")
         s=$(wait_job "$j" 60)
         is_final "$j" || { S scancel "$j"; wait_until 60 is_final "$j"; s="$s, cancelled after 60 s"; }
         [ "$s" = COMPLETED ] || { failed=$((failed + 1)); echo "start $k: job $j $s"; show_out "start$k"; }
+        if out_of "start$k" | grep -q "starting it again"; then
+            again=$((again + 1)); echo "start $k: job $j $s after a new start of its step"; show_out "start$k"
+        fi
     done
-    echo "$failed of $STARTS starts failed (SLURM_PMIX_FENCE=${SLURM_PMIX_FENCE:-tree, from the job script})"
+    echo "$failed of $STARTS jobs failed, $again needed a new start of their step" \
+         "(SLURM_PMIX_FENCE=${SLURM_PMIX_FENCE:-tree, from the job script})"
     exit $((failed > 0))
 fi
 # The runs' lengths come from this machine's pace (12 epochs took 5 s on one
