@@ -13,6 +13,19 @@
 #include "dptrain/ckpt.h"
 #include "dptrain/log.h"
 
+/* "pid host" into the lock file: who holds it (informational only). */
+static void write_holder(int fd)
+{
+    char who[300], host[256] = "";
+    if (gethostname(host, sizeof host) != 0)
+        host[0] = '\0';
+    host[sizeof host - 1] = '\0';
+    const int n = snprintf(who, sizeof who, "%ld %s\n", (long)getpid(), host[0] ? host : "?");
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, who, (size_t)n, 0) != n) {
+        /* informational only */
+    }
+}
+
 DptStatus dpt_ckptdir_lock(const char *dir, int *lock_fd)
 {
     char path[4096];
@@ -58,20 +71,14 @@ DptStatus dpt_ckptdir_lock(const char *dir, int *lock_fd)
          * without its lock daemon: ENOLCK): refusing would leave the user
          * no checkpoints at all, and the run identity in every checkpoint
          * still keeps another run's files from being pruned or resumed. */
+        write_holder(fd);   /* still the sign that a run began (jobs/slurm-train.sbatch reads it) */
         close(fd);
         dpt_log_warn("--checkpoint-dir %s: its file system does not lock files (flock: %s); continuing without "
                      "the lock, so nothing stops a second run from checkpointing here at the same time",
                      dir, strerror(e));
         return DPT_OK;
     }
-    char who[300], host[256] = "";
-    if (gethostname(host, sizeof host) != 0)
-        host[0] = '\0';
-    host[sizeof host - 1] = '\0';
-    const int n = snprintf(who, sizeof who, "%ld %s\n", (long)getpid(), host[0] ? host : "?");
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, who, (size_t)n, 0) != n) {
-        /* who holds it is informational only */
-    }
+    write_holder(fd);
     *lock_fd = fd;
     return DPT_OK;
 }

@@ -171,8 +171,9 @@ if [ -n "$NOLOCK" ]; then
         if [ "$rc" -eq 0 ] && [ "$rc2" -eq 0 ] && printf '%s' "$out" | grep -q "does not lock files (flock: " \
            && [ "$(ckpts "$T/nolock-${e#*:}" | tr '\n' ' ')" = "ckpt-000000020.h5 ckpt-000000040.h5 ckpt-000000060.h5 " ] \
            && printf '%s' "$out2" | grep -q "^resuming from .*ckpt-000000040.h5" \
+           && grep -q "^[0-9][0-9]* ." "$T/nolock-${e#*:}/.dptrain.lock" \
            && { [ "${e#*:}" = ENOSYS ] || printf '%s' "$out" | grep -q "refused HDF5's file lock; opened without it"; }; then
-            ok "lock: no file locks (flock ${e#*:}): a warning, checkpoints at 20 and 40, resumed from 40 to 60"
+            ok "lock: no file locks (flock ${e#*:}): a warning, checkpoints at 20 and 40, resumed from 40 to 60; the lock file names the run (\"$(cat "$T/nolock-${e#*:}/.dptrain.lock")\")"
         else
             bad "lock: no file locks (flock ${e#*:}): status $rc / $rc2: $(printf '%s\n%s' "$out" "$out2" | head -6)"
         fi
