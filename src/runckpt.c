@@ -42,15 +42,15 @@ DptStatus dpt_runckpt_record(DptRunCkpt *c, const char *line)
 int dpt_runckpt_ask(DptRunCkpt *c)
 {
     const DptConfig *cfg = c->cfg;
-    c->saves_asked = dpt_stop_save_signals();
+    const unsigned saves = dpt_stop_save_signals();
     if (!cfg->checkpoint_dir[0]) {
-        if (c->saves_asked != 0 && !c->saves_warned && c->d->rank == 0) {
+        if (saves != 0 && !c->saves_warned && c->d->rank == 0) {
             dpt_log_warn("SIGUSR2 asks for a checkpoint, but this run has no --checkpoint-dir: nothing is written");
             c->saves_warned = 1;
         }
         return 0;
     }
-    return c->saves_asked != c->saves_done ||
+    return saves != c->saves_done ||
            (cfg->checkpoint_minutes > 0 && dpt_clock() - c->last_clock >= 60.0 * cfg->checkpoint_minutes);
 }
 
@@ -83,7 +83,11 @@ DptStatus dpt_runckpt_write(DptRunCkpt *c, int64_t epoch, int64_t step, int64_t 
     if (st == DPT_OK) {
         c->last_step = global_step;
         c->last_clock = dpt_clock();
-        c->saves_done = c->saves_asked;   /* a SIGUSR2 since the step asked stays pending */
+        /* Every SIGUSR2 so far is answered by this checkpoint: one that came
+         * during the step (a launcher forwards one request to the ranks at
+         * slightly different times, so some ranks see it only then) would
+         * otherwise ask for a second checkpoint a step later. */
+        c->saves_done = dpt_stop_save_signals();
     }
     return st;
 }
@@ -255,7 +259,7 @@ DptStatus dpt_runckpt_open(DptRunCkpt *c, const DptConfig *cfg, const DptDist *d
     c->lock_fd = -1;
     c->last_step = -1;
     c->last_clock = dpt_clock();
-    c->saves_asked = c->saves_done = 0;   /* a SIGUSR2 during the start is answered after the first step */
+    c->saves_done = 0;   /* a SIGUSR2 during the start is answered after the first step */
     const char *dir = cfg->checkpoint_dir;
     if (dir[0])
         DPT_TRY(dpt_dist_agree(d, d->rank == 0 ? dpt_ckptdir_lock(dir, &c->lock_fd) : DPT_OK, NULL));

@@ -62,6 +62,7 @@ void dpt_stop_install(DptStopGuard *g, double grace_s, int announce)
     for (int i = 0; i < N_SIGNALS; i++)
         sigaddset(&sa.sa_mask, stop_signals[i]);
     requested = 0;
+    saves = 0;
     for (int i = 0; i < N_SIGNALS; i++)
         sigaction(stop_signals[i], &sa, &g->old[i]);
     installed = 1;

@@ -5,8 +5,10 @@
  * training gives the same bits for every P and thread count, and empty slices
  * do not hang. Assertions run after the collectives, on world rank 0. */
 #include <math.h>
+#include <signal.h>
 #include <mpi.h>
 #include <omp.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include "dptrain/config.h"
@@ -261,6 +263,57 @@ static void test_replica_mismatch_detected(void **state)
     if (dpt_dist_reporter() == world_rank)
         assert_non_null(strstr(dpt_err_message(), "ranks hold different parameters after global step 6"));
     dpt_err_clear();
+}
+
+/* Checkpoint requests (SIGUSR2, raised here by the test hook, which runs
+ * after a step and before its checkpoint): rank 0's signal after step 3 is
+ * answered by every rank after step 4; the last rank's copy of that request,
+ * arriving only after step 4 (a launcher forwards one signal to the ranks at
+ * slightly different times), is answered by the same checkpoint and asks for
+ * no second one; the last rank's signal after step 8, a new request, gives
+ * one after step 9. On one rank the same three signals give the same. */
+static void usr2_hook(void *ctx, int64_t global_step, float *params, size_t n)
+{
+    (void)ctx;
+    (void)params;
+    (void)n;
+    if ((global_step == 3 && world_rank == 0) || ((global_step == 4 || global_step == 8) && world_rank == world_size - 1))
+        raise(SIGUSR2);
+}
+
+static void test_checkpoint_requests(void **state)
+{
+    (void)state;
+    char dir[64], cmd[128];
+    snprintf(dir, sizeof dir, "usr2-%d", world_size);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (world_rank == 0)
+        assert_int_equal(system(cmd), 0);
+    MPI_Barrier(MPI_COMM_WORLD);
+    DptConfig c;
+    base_config(&c);
+    c.batch = 5;
+    c.epochs = 2; /* 37 samples: 8 steps an epoch, 16 in all */
+    c.keep = 100;
+    for (int det = 0; det < 2; det++) {
+        c.deterministic = det;
+        assert_int_equal(dpt_config_set(&c, "checkpoint-dir", dir), DPT_OK);
+        dpt_train_set_test_hook(usr2_hook, NULL);
+        DptStatus st = dpt_train_run(&c, &dist, NULL, NULL);
+        dpt_train_set_test_hook(NULL, NULL);
+        assert_int_equal(st, DPT_OK);
+        if (world_rank == 0) {
+            char found[256] = "", name[128];
+            for (int k = 1; k <= 16; k++) {
+                snprintf(name, sizeof name, "%s/ckpt-%09d.h5", dir, k);
+                if (access(name, F_OK) == 0)
+                    snprintf(found + strlen(found), sizeof found - strlen(found), "%d ", k);
+            }
+            assert_string_equal(found, "4 9 16 ");
+            assert_int_equal(system(cmd), 0);
+        }
+        MPI_Barrier(MPI_COMM_WORLD);
+    }
 }
 
 /* The step's decoded result over all ranks, in both modes: the count, the
@@ -865,6 +918,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_error_agreed),
         cmocka_unit_test(test_replica_mismatch_detected),
         cmocka_unit_test(test_resume_equivalence),
+        cmocka_unit_test(test_checkpoint_requests),
         cmocka_unit_test(test_step_result),
         cmocka_unit_test(test_reducer_node_layouts),
         cmocka_unit_test(test_cross_ranges),

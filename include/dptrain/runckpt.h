@@ -39,8 +39,7 @@ typedef struct {
     double write_s;             /* seconds of the last write */
     const DptDataMeta *meta;    /* rank 0: class names and standardisation of the data, kept in checkpoints */
     double last_clock;          /* dpt_clock() of the newest write (or of the open), for --checkpoint-minutes */
-    unsigned saves_asked;       /* SIGUSR2 arrivals counted when this rank last asked for a checkpoint */
-    unsigned saves_done;        /* ... and when the newest checkpoint was written */
+    unsigned saves_done;        /* SIGUSR2 arrivals counted when the newest checkpoint was written */
     int saves_warned;           /* rank 0 said that SIGUSR2 has nothing to do without --checkpoint-dir */
 } DptRunCkpt;
 

@@ -37,7 +37,8 @@ void dpt_stop_install(DptStopGuard *g, double grace_s, int announce);
 void dpt_stop_restore(const DptStopGuard *g);
 /* The signal number of the pending request, 0 if none. */
 int dpt_stop_requested(void);
-/* How many SIGUSR2 (checkpoint requests) arrived since the first install. */
+/* How many SIGUSR2 (checkpoint requests) arrived since the outermost install
+ * (an install inside another keeps the count, as it keeps a stop request). */
 unsigned dpt_stop_save_signals(void);
 
 #endif
