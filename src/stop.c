@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 /* The stop signals, then SIGUSR2 (a checkpoint request). */
-static const int stop_signals[4] = {SIGTERM, SIGINT, SIGUSR1, SIGUSR2};
-enum { N_SIGNALS = 4 };
+static const int stop_signals[] = {SIGTERM, SIGINT, SIGUSR1, SIGUSR2};
+enum { N_SIGNALS = sizeof stop_signals / sizeof stop_signals[0] };
+_Static_assert(N_SIGNALS == sizeof ((DptStopGuard *)0)->old / sizeof ((DptStopGuard *)0)->old[0],
+               "DptStopGuard keeps one old disposition a signal");
 
 /* Written only by the handler (after install); read by the step. */
 static volatile sig_atomic_t requested;

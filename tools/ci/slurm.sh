@@ -222,11 +222,20 @@ case_2() {
     fi
 }
 
+# signalled NAME SAVE COMMAND...: a job of 2 ranks on one node, SHORT, into
+# $W/ck-NAME, saving SAVE; once its first checkpoint is written, COMMAND...
+# with the job's id (in $j) added.
+signalled() {
+    local name=$1 save=$2
+    shift 2
+    j=$(submit "$name" "$W/ck-$name" --nodes=1 --ntasks-per-node=2 -- "${JOB[@]}" "${SHORT[@]}" --save "$save")
+    wait_until 120 has_ckpt "$W/ck-$name"
+    S "$@" "$j"
+}
+
 # 3. scancel, then a resubmission resumes
 case_3() {
-    j=$(submit cancel "$W/ck-cancel" --nodes=1 --ntasks-per-node=2 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/cancel.h5")
-    wait_until 120 has_ckpt "$W/ck-cancel"
-    S scancel "$j"
+    signalled cancel "$W/cancel.h5" scancel
     s=$(wait_job "$j" 60)
     last=$(ckpts "$W/ck-cancel" | tail -1)
     step=$(echo "$last" | sed 's/ckpt-0*\([0-9]*\)\.h5/\1/')
@@ -247,9 +256,7 @@ case_3() {
 
 # 4. the preemption warning: USR1 to the batch shell
 case_4() {
-    j=$(submit preempt "$W/ck-preempt" --nodes=1 --ntasks-per-node=2 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/preempted.h5")
-    wait_until 120 has_ckpt "$W/ck-preempt"
-    S scancel --signal=USR1 --batch "$j"
+    signalled preempt "$W/preempted.h5" scancel --signal=USR1 --batch
     s=$(wait_job "$j" 300)
     r=$(restarts_of "$j")
     if [ "$s" = COMPLETED ] && [ "${r:-0}" -ge 1 ] && out_of preempt | grep -q "requeueing" \
@@ -262,9 +269,7 @@ case_4() {
 
 # 5. scontrol requeue of a running job
 case_5() {
-    j=$(submit requeue "$W/ck-requeue" --nodes=1 --ntasks-per-node=2 -- "${JOB[@]}" "${SHORT[@]}" --save "$W/requeued.h5")
-    wait_until 120 has_ckpt "$W/ck-requeue"
-    S scontrol requeue "$j"
+    signalled requeue "$W/requeued.h5" scontrol requeue
     s=$(wait_job "$j" 300)
     r=$(restarts_of "$j")
     if [ "$s" = COMPLETED ] && [ "${r:-0}" -ge 1 ] && out_of requeue | grep -q "resuming from" \
